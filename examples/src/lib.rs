@@ -1,0 +1,1 @@
+//! Runnable programs live next to this crate root, one `[[example]]` each.

@@ -1,0 +1,197 @@
+//! `FunctionSpec`: every parameter of `#[modal::function]`, as data, and its run-time validation.
+
+use super::rules;
+use super::{Image, Retries, Schedule, Secret, Volume};
+
+/// A GPU request as written (`"H100"`, `"A100-80GB:2"`), validated when the app starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuConfig(pub String);
+
+impl From<&str> for GpuConfig {
+    fn from(s: &str) -> Self {
+        GpuConfig(s.to_owned())
+    }
+}
+
+impl From<String> for GpuConfig {
+    fn from(s: String) -> Self {
+        GpuConfig(s)
+    }
+}
+
+/// The parameters of one function, as the `#[modal::function]` macro collected them.
+///
+/// Literal values were already validated at compile time; values given as expressions are
+/// validated by [`FunctionSpec::validate`] when the app starts.
+#[derive(Debug, Clone, PartialEq)]
+#[doc(hidden)]
+pub struct FunctionSpec {
+    pub tag: String,
+    pub image: Option<Image>,
+    pub schedule: Option<Schedule>,
+    pub env: Vec<(String, String)>,
+    pub secrets: Vec<Secret>,
+    /// Ranked alternatives.
+    pub gpu: Vec<GpuConfig>,
+    pub serialized: bool,
+    pub network_file_systems: bool,
+    pub volumes: Vec<(String, Volume)>,
+    /// `(request, limit)` in cores.
+    pub cpu: Option<(f64, Option<f64>)>,
+    /// `(request, limit)` in MiB.
+    pub memory: Option<(u64, Option<u64>)>,
+    pub ephemeral_disk: Option<u64>,
+    pub min_containers: Option<u64>,
+    pub max_containers: Option<u64>,
+    pub buffer_containers: Option<u64>,
+    pub scaledown_window: Option<u64>,
+    pub proxy: bool,
+    pub retries: Option<Retries>,
+    pub timeout: u64,
+    pub startup_timeout: Option<u64>,
+    pub is_generator: Option<bool>,
+    pub cloud: Option<String>,
+    pub region: Vec<String>,
+    pub routing_region: Option<String>,
+    pub nonpreemptible: bool,
+    pub enable_memory_snapshot: bool,
+    pub block_network: bool,
+    pub restrict_modal_access: bool,
+    pub single_use_containers: bool,
+    pub i6pn: Option<bool>,
+    pub include_source: Option<bool>,
+    pub experimental_options: Vec<(String, String)>,
+    pub experimental_restrict_output: bool,
+    pub max_inputs: Option<u64>,
+    /// Whether the function takes arguments (a schedule needs one that does not).
+    pub takes_arguments: bool,
+}
+
+impl FunctionSpec {
+    /// A spec with Modal's defaults for the function tagged `tag`.
+    pub fn new(tag: &str) -> Self {
+        FunctionSpec {
+            tag: tag.to_owned(),
+            image: None,
+            schedule: None,
+            env: Vec::new(),
+            secrets: Vec::new(),
+            gpu: Vec::new(),
+            serialized: false,
+            network_file_systems: false,
+            volumes: Vec::new(),
+            cpu: None,
+            memory: None,
+            ephemeral_disk: None,
+            min_containers: None,
+            max_containers: None,
+            buffer_containers: None,
+            scaledown_window: None,
+            proxy: false,
+            retries: None,
+            timeout: rules::DEFAULT_TIMEOUT_SECS,
+            startup_timeout: None,
+            is_generator: None,
+            cloud: None,
+            region: Vec::new(),
+            routing_region: None,
+            nonpreemptible: false,
+            enable_memory_snapshot: false,
+            block_network: false,
+            restrict_modal_access: false,
+            single_use_containers: false,
+            i6pn: None,
+            include_source: None,
+            experimental_options: Vec::new(),
+            experimental_restrict_output: false,
+            max_inputs: None,
+            takes_arguments: false,
+        }
+    }
+
+    /// The parsed GPU alternatives, in preference order.
+    pub(crate) fn gpu_rules(&self) -> Result<Vec<rules::GpuRule>, String> {
+        self.gpu.iter().map(|g| rules::parse_gpu(&g.0)).collect()
+    }
+
+    /// Checks the values that could not be checked at compile time; one message per problem.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let mut check = |r: Result<(), String>| {
+            if let Err(e) = r {
+                errors.push(e);
+            }
+        };
+        check(rules::check_function_name(&self.tag));
+        check(rules::check_timeout(self.timeout));
+        if let Some(s) = self.startup_timeout {
+            check(rules::check_startup_timeout(s));
+        }
+        if let Some(s) = self.scaledown_window {
+            check(rules::check_scaledown_window(s));
+        }
+        check(rules::check_container_counts(self.min_containers, self.max_containers));
+        if let Some((req, lim)) = self.cpu {
+            check(rules::check_cpu(req, lim));
+        }
+        if let Some((req, lim)) = self.memory {
+            check(rules::check_memory(req, lim));
+        }
+        if let Some(r) = &self.retries {
+            check(r.validate());
+        }
+        if let Some(n) = self.max_inputs {
+            check(rules::check_max_inputs(n));
+        }
+        if let Some(c) = &self.cloud {
+            check(rules::check_cloud(c));
+        }
+        if let Err(e) = self.gpu_rules() {
+            check(Err(e));
+        }
+        if self.schedule.is_some() && self.takes_arguments {
+            check(Err(format!(
+                "function `{}` has a schedule, so it must take no arguments",
+                self.tag
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (path, _) in &self.volumes {
+            if !seen.insert(path) {
+                check(Err(format!("volume mount path `{path}` is used twice")));
+            }
+        }
+        errors
+    }
+
+    /// Whether containers run a single input and exit.
+    pub(crate) fn single_use(&self) -> bool {
+        self.single_use_containers || self.max_inputs == Some(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expression_values_are_validated() {
+        let mut spec = FunctionSpec::new("f");
+        spec.gpu = vec!["H100:9".into()];
+        spec.timeout = 0;
+        spec.retries = Some(Retries::new(3).backoff_coefficient(20.0));
+        spec.schedule = Some(crate::Period::days(1).into());
+        spec.takes_arguments = true;
+        let errors = spec.validate();
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert!(errors.iter().any(|e| e.contains("between 1 and 8")));
+        assert!(errors.iter().any(|e| e.contains("timeout")));
+        assert!(errors.iter().any(|e| e.contains("backoff_coefficient")));
+        assert!(errors.iter().any(|e| e.contains("must take no arguments")));
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(FunctionSpec::new("square").validate().is_empty());
+    }
+}

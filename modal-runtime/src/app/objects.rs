@@ -1,0 +1,293 @@
+//! Objects a function can depend on: images, secrets and volumes, as declarations.
+
+use std::path::{Path, PathBuf};
+
+/// A container image definition: a base and the build steps on top of it.
+///
+/// The local process runtime runs containers from the host's filesystem, so an app or function
+/// that names an image fails to start with an error that says so (rather than ignoring it).
+///
+/// ```
+/// let image = modal::Image::debian_slim().apt_install(["curl"]).env([("MODE", "fast")]);
+/// assert_eq!(image.steps().len(), 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    steps: Vec<String>,
+}
+
+impl Image {
+    /// A slim Debian base.
+    pub fn debian_slim() -> Self {
+        Image { steps: vec!["FROM debian:bookworm-slim".into()] }
+    }
+
+    /// Any image from a registry, by reference.
+    pub fn from_registry(reference: impl Into<String>) -> Self {
+        Image { steps: vec![format!("FROM {}", reference.into())] }
+    }
+
+    /// Installs Debian packages.
+    pub fn apt_install<S: Into<String>>(mut self, packages: impl IntoIterator<Item = S>) -> Self {
+        let pkgs: Vec<String> = packages.into_iter().map(Into::into).collect();
+        self.steps.push(format!("RUN apt-get update && apt-get install -y {}", pkgs.join(" ")));
+        self
+    }
+
+    /// Runs shell commands, one layer each.
+    pub fn run_commands<S: Into<String>>(mut self, commands: impl IntoIterator<Item = S>) -> Self {
+        self.steps
+            .extend(commands.into_iter().map(|c| format!("RUN {}", c.into())));
+        self
+    }
+
+    /// Sets environment variables in the image.
+    pub fn env<K: Into<String>, V: Into<String>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        for (k, v) in vars {
+            self.steps.push(format!("ENV {}={}", k.into(), v.into()));
+        }
+        self
+    }
+
+    /// The build steps, Dockerfile-style.
+    pub fn steps(&self) -> &[String] {
+        &self.steps
+    }
+}
+
+/// A persistent volume, by name.
+///
+/// ```
+/// let v = modal::Volume::from_name("weights").create_if_missing(true);
+/// assert_eq!(v.name(), "weights");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    name: String,
+    create_if_missing: bool,
+}
+
+impl Volume {
+    /// The volume called `name`.
+    pub fn from_name(name: impl Into<String>) -> Self {
+        Volume { name: name.into(), create_if_missing: false }
+    }
+
+    /// Creates the volume when it does not exist yet.
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = create;
+        self
+    }
+
+    /// The volume's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Environment variables injected into the containers of the functions that ask for them.
+///
+/// ```
+/// let s = modal::Secret::from_dict([("API_KEY", Some("abc")), ("UNUSED", None)]);
+/// assert_eq!(s.resolve().unwrap(), vec![("API_KEY".to_string(), "abc".to_string())]);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    source: SecretSource,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum SecretSource {
+    Dict(Vec<(String, String)>),
+    Named { name: String, environment_name: Option<String>, required_keys: Vec<String> },
+    LocalEnviron(Vec<String>),
+    Dotenv { path: Option<PathBuf>, filename: String },
+}
+
+impl std::fmt::Debug for Secret {
+    // Never prints values: only where the secret comes from and its key names.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            SecretSource::Dict(kv) => f
+                .debug_struct("Secret::from_dict")
+                .field("keys", &kv.iter().map(|(k, _)| k).collect::<Vec<_>>())
+                .finish(),
+            SecretSource::Named { name, .. } => {
+                f.debug_struct("Secret::from_name").field("name", name).finish()
+            }
+            SecretSource::LocalEnviron(keys) => {
+                f.debug_struct("Secret::from_local_environ").field("keys", keys).finish()
+            }
+            SecretSource::Dotenv { filename, .. } => {
+                f.debug_struct("Secret::from_dotenv").field("filename", filename).finish()
+            }
+        }
+    }
+}
+
+/// A value accepted by [`Secret::from_dict`]: a string, or an `Option` whose `None` is dropped.
+pub trait SecretValue {
+    /// The value, or `None` to leave the key out.
+    fn into_secret_value(self) -> Option<String>;
+}
+
+impl SecretValue for &str {
+    fn into_secret_value(self) -> Option<String> {
+        Some(self.to_owned())
+    }
+}
+
+impl SecretValue for String {
+    fn into_secret_value(self) -> Option<String> {
+        Some(self)
+    }
+}
+
+impl<T: SecretValue> SecretValue for Option<T> {
+    fn into_secret_value(self) -> Option<String> {
+        self.and_then(SecretValue::into_secret_value)
+    }
+}
+
+impl Secret {
+    /// A secret from literal values; `None` values are dropped.
+    pub fn from_dict<K: Into<String>, V: SecretValue>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        let kv = pairs
+            .into_iter()
+            .filter_map(|(k, v)| v.into_secret_value().map(|v| (k.into(), v)))
+            .collect();
+        Secret { source: SecretSource::Dict(kv) }
+    }
+
+    /// A secret stored on the control plane under `name`.
+    pub fn from_name(name: impl Into<String>) -> Self {
+        Secret {
+            source: SecretSource::Named {
+                name: name.into(),
+                environment_name: None,
+                required_keys: Vec::new(),
+            },
+        }
+    }
+
+    /// For a named secret: the environment to look it up in.
+    pub fn environment_name(mut self, env: impl Into<String>) -> Self {
+        if let SecretSource::Named { environment_name, .. } = &mut self.source {
+            *environment_name = Some(env.into());
+        }
+        self
+    }
+
+    /// For a named secret: keys it must contain.
+    pub fn required_keys<S: Into<String>>(mut self, keys: impl IntoIterator<Item = S>) -> Self {
+        if let SecretSource::Named { required_keys, .. } = &mut self.source {
+            required_keys.extend(keys.into_iter().map(Into::into));
+        }
+        self
+    }
+
+    /// The named variables of the local environment, read when the app starts.
+    pub fn from_local_environ<S: Into<String>>(keys: impl IntoIterator<Item = S>) -> Self {
+        Secret {
+            source: SecretSource::LocalEnviron(keys.into_iter().map(Into::into).collect()),
+        }
+    }
+
+    /// The variables of a `.env` file, searched upward from `path` (or the working directory).
+    pub fn from_dotenv(path: Option<&Path>) -> Self {
+        Secret {
+            source: SecretSource::Dotenv {
+                path: path.map(Path::to_path_buf),
+                filename: ".env".into(),
+            },
+        }
+    }
+
+    /// The name of a named secret.
+    pub fn name(&self) -> Option<&str> {
+        match &self.source {
+            SecretSource::Named { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The secret's variables, resolved on the calling machine.
+    ///
+    /// Named secrets live on the control plane and cannot be resolved locally.
+    pub fn resolve(&self) -> Result<Vec<(String, String)>, String> {
+        match &self.source {
+            SecretSource::Dict(kv) => Ok(kv.clone()),
+            SecretSource::LocalEnviron(keys) => keys
+                .iter()
+                .map(|k| {
+                    std::env::var(k)
+                        .map(|v| (k.clone(), v))
+                        .map_err(|_| format!("Secret::from_local_environ: `{k}` is not set in the local environment"))
+                })
+                .collect(),
+            SecretSource::Dotenv { path, filename } => {
+                let start = match path {
+                    Some(p) => p.clone(),
+                    None => std::env::current_dir().map_err(|e| e.to_string())?,
+                };
+                let file = find_upward(&start, filename).ok_or_else(|| {
+                    format!("Secret::from_dotenv: no `{filename}` in {} or above", start.display())
+                })?;
+                let iter = dotenvy::from_path_iter(&file)
+                    .map_err(|e| format!("Secret::from_dotenv: {}: {e}", file.display()))?;
+                iter.map(|item| {
+                    item.map_err(|e| format!("Secret::from_dotenv: {}: {e}", file.display()))
+                })
+                .collect()
+            }
+            SecretSource::Named { name, .. } => Err(format!(
+                "Secret::from_name(\"{name}\") needs a control plane with a secret store"
+            )),
+        }
+    }
+}
+
+fn find_upward(start: &Path, filename: &str) -> Option<PathBuf> {
+    let mut dir = Some(start);
+    while let Some(d) = dir {
+        let candidate = d.join(filename);
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        dir = d.parent();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_values() {
+        let s = Secret::from_dict([("TOKEN", "hunter2")]);
+        let shown = format!("{s:?}");
+        assert!(shown.contains("TOKEN"));
+        assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn dotenv_is_found_upward() {
+        let dir = std::env::temp_dir().join(format!("modal-dotenv-{}", std::process::id()));
+        let nested = dir.join("a/b");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::write(dir.join(".env"), "A=1\nB=two\n").unwrap();
+        let got = Secret::from_dotenv(Some(&nested)).resolve().unwrap();
+        assert_eq!(got, vec![("A".into(), "1".into()), ("B".into(), "two".into())]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_local_environ_key_is_an_error() {
+        let err = Secret::from_local_environ(["MODAL_TEST_SURELY_UNSET_VAR"]).resolve().unwrap_err();
+        assert!(err.contains("MODAL_TEST_SURELY_UNSET_VAR"));
+    }
+}

@@ -1,0 +1,71 @@
+//! Client handles: the connection to a control plane, app runs, typed function handles, calls.
+
+mod call;
+mod function;
+mod map;
+pub(crate) mod run;
+
+use tokio::sync::OnceCell;
+
+pub use call::FunctionCall;
+pub use function::Function;
+pub use map::{ForEach, MapCall};
+pub use run::{AppRun, RunBuilder};
+
+use crate::error::{Error, Result};
+use crate::wire::{self, pb};
+
+/// A connection to a control plane.
+#[derive(Clone)]
+pub(crate) struct Client {
+    pub(crate) api: pb::client_api_client::ClientApiClient<tonic::transport::Channel>,
+    /// Whether the control plane lives in this process.
+    pub(crate) embedded: bool,
+}
+
+static DEFAULT: OnceCell<Client> = OnceCell::const_new();
+
+impl Client {
+    /// The process's client: the control plane at `MODAL_SERVER_URL`, or, when that is not set,
+    /// an embedded one started on a loopback port together with a local worker.
+    pub(crate) async fn from_env() -> Result<Client> {
+        DEFAULT
+            .get_or_try_init(|| async {
+                match std::env::var("MODAL_SERVER_URL") {
+                    Ok(url) if !url.is_empty() => Client::connect(&url, false).await,
+                    _ => Client::embedded().await,
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    async fn connect(url: &str, embedded: bool) -> Result<Client> {
+        let channel = wire::connect(url, false)
+            .await
+            .map_err(|message| Error::Connect { url: url.to_owned(), message })?;
+        let api = pb::client_api_client::ClientApiClient::new(channel)
+            .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
+        Ok(Client { api, embedded })
+    }
+
+    async fn embedded() -> Result<Client> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| Error::Connect {
+            url: "127.0.0.1:0".into(),
+            message: format!("cannot bind the embedded control plane: {e}"),
+        })?;
+        let plane = crate::server::serve(listener).map_err(|e| Error::Connect {
+            url: "127.0.0.1:0".into(),
+            message: e.to_string(),
+        })?;
+        let url = plane.url();
+        let worker = crate::worker::WorkerConfig::local(url.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::worker::run(worker).await {
+                tracing::error!("local worker stopped: {e}");
+            }
+        });
+        Client::connect(&url, true).await
+    }
+}

@@ -1,0 +1,317 @@
+//! Running an app: validate it, create it on the control plane, register its functions, stream
+//! its logs, keep it alive, and end it so that no container outlives it.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+
+use super::Client;
+use crate::app::{App, support};
+use crate::error::{Error, Result};
+use crate::output::Output;
+use crate::registry::{self, Bound, FunctionRegistration};
+use crate::wire::{self, pb};
+
+/// How often a running app tells the control plane its client is alive.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How long to wait for the last logs after the app stopped.
+const LOGS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options for running an app; `.await` it (or call [`start`](RunBuilder::start)) to start the app.
+///
+/// ```no_run
+/// # use modal::prelude::*;
+/// # modal::app!(APP = App::new("example"));
+/// # async fn demo() -> modal::Result<()> {
+/// let run = APP.run().environment_name("dev").await?;
+/// // ... call functions ...
+/// run.stop().await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "an app starts only when the builder is awaited"]
+pub struct RunBuilder {
+    app: &'static App,
+    detach: bool,
+    interactive: bool,
+    environment_name: Option<String>,
+    output: bool,
+}
+
+impl App {
+    /// Starts building a run of this app (Modal's `app.run()`).
+    pub fn run(&'static self) -> RunBuilder {
+        RunBuilder { app: self, detach: false, interactive: false, environment_name: None, output: true }
+    }
+}
+
+impl RunBuilder {
+    /// Keep the app running after this client exits (needs a standalone control plane).
+    pub fn detach(mut self, detach: bool) -> Self {
+        self.detach = detach;
+        self
+    }
+
+    /// Interactive mode (a terminal attached to containers).
+    pub fn interactive(mut self, interactive: bool) -> Self {
+        self.interactive = interactive;
+        self
+    }
+
+    /// The environment to run in (default: `MODAL_ENVIRONMENT`, else `main`).
+    pub fn environment_name(mut self, name: impl Into<String>) -> Self {
+        self.environment_name = Some(name.into());
+        self
+    }
+
+    /// Whether to print progress and stream the containers' logs to this terminal (default on).
+    pub fn output(mut self, on: bool) -> Self {
+        self.output = on;
+        self
+    }
+
+    /// Validates the app, creates it on the control plane and registers its functions.
+    pub async fn start(self) -> Result<AppRun> {
+        let app = self.app;
+        if crate::container::is_container() {
+            return Err(Error::Invalid(format!(
+                "App::run for `{}` was called inside a container: the program's main must hand over to modal first (`#[modal::main]`, `#[modal::local_entrypoint]` on `main`, or `modal::main()`)",
+                app.name()
+            )));
+        }
+        if app.is_active() {
+            return Err(Error::Invalid(format!("app `{}` is already running", app.name())));
+        }
+        let started = Instant::now();
+        let output = Output::new(self.output);
+        let definitions = definitions(app, self.interactive)?;
+        let client = Client::from_env().await?;
+        if self.detach && client.embedded {
+            return Err(Error::Invalid(
+                "`detach` needs a standalone control plane (set MODAL_SERVER_URL): the embedded one ends with this program".into(),
+            ));
+        }
+        let environment_name = self
+            .environment_name
+            .or_else(|| std::env::var("MODAL_ENVIRONMENT").ok())
+            .unwrap_or_else(|| "main".into());
+        let mut api = client.api.clone();
+        let app_id = api
+            .app_create(pb::AppCreateRequest {
+                name: app.name().to_owned(),
+                description: app.description(),
+                environment_name,
+                state: if self.detach { pb::AppState::Detached } else { pb::AppState::Ephemeral } as i32,
+                tags: app.tag_map().iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            })
+            .await?
+            .into_inner()
+            .app_id;
+        app.set_active(Some(app_id.clone()));
+        output.initialized(app.name(), &app_id);
+
+        let logs = api
+            .app_get_logs(pb::AppGetLogsRequest { app_id: app_id.clone() })
+            .await?
+            .into_inner();
+        let log_task = tokio::spawn(stream_logs(logs, output.clone()));
+        let published = api
+            .app_publish(pb::AppPublishRequest {
+                app_id: app_id.clone(),
+                functions: definitions.iter().map(|(_, d)| d.clone()).collect(),
+            })
+            .await;
+        let ids = match published {
+            Ok(r) => r.into_inner().function_ids,
+            Err(status) => {
+                let _ = disconnect(&client, &app_id, pb::DisconnectReason::LocalException, status.message()).await;
+                app.set_active(None);
+                return Err(status.into());
+            }
+        };
+        for (reg, def) in &definitions {
+            if let Some(id) = ids.get(&def.tag) {
+                reg.bound.set(Some(Bound { client: client.clone(), function_id: id.clone() }));
+            }
+        }
+        let tags: Vec<&str> = definitions.iter().map(|(_, d)| d.tag.as_str()).collect();
+        output.created(&tags);
+
+        let heartbeat = tokio::spawn(heartbeats(client.clone(), app_id.clone()));
+        let ctrl_c = tokio::spawn(interrupt(client.clone(), app_id.clone(), output.clone()));
+        tracing::debug!(%app_id, elapsed = ?started.elapsed(), "app started");
+        Ok(AppRun {
+            app,
+            app_id,
+            client,
+            started,
+            registrations: definitions.into_iter().map(|(r, _)| r).collect(),
+            tasks: vec![heartbeat, ctrl_c],
+            log_task: Some(log_task),
+            output,
+        })
+    }
+}
+
+impl IntoFuture for RunBuilder {
+    type Output = Result<AppRun>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<AppRun>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.start())
+    }
+}
+
+/// Every function of the app, validated and turned into its wire definition; all problems at once.
+fn definitions(
+    app: &'static App,
+    interactive: bool,
+) -> Result<Vec<(&'static FunctionRegistration, pb::FunctionDefinition)>> {
+    let mut errors: Vec<String> = app.config_errors().to_vec();
+    if interactive {
+        errors.push(format!("`interactive` is not supported by {}", support::RUNTIME));
+    }
+    let functions = registry::functions_of(app).map_err(|e| Error::InvalidApp {
+        app: app.name().to_owned(),
+        errors: vec![e.to_string()],
+    })?;
+    let exe = std::env::current_exe().map_err(|e| Error::Invalid(format!("cannot find this program's executable: {e}")))?;
+    let hash = crate::binhash::current_exe_hash().map_err(Error::Invalid)?;
+    let mut app_secret_env = Vec::new();
+    for s in &app.secrets {
+        match s.resolve() {
+            Ok(kv) => app_secret_env.extend(kv),
+            Err(e) => errors.push(e),
+        }
+    }
+    let mut out = Vec::new();
+    for reg in functions {
+        let spec = (reg.spec)();
+        let tag = registry::identity(app, reg).tag;
+        errors.extend(spec.validate().into_iter().map(|e| format!("function `{tag}`: {e}")));
+        errors.extend(support::unsupported(app, &spec));
+        let mut secret_env = app_secret_env.clone();
+        for s in &spec.secrets {
+            match s.resolve() {
+                Ok(kv) => secret_env.extend(kv),
+                Err(e) => errors.push(format!("function `{tag}`: {e}")),
+            }
+        }
+        let def = wire::function_definition(&spec, reg.implementation, hash, &exe.to_string_lossy(), secret_env);
+        out.push((reg, def));
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::InvalidApp { app: app.name().to_owned(), errors })
+    }
+}
+
+/// A running app. End it with [`stop`](AppRun::stop); dropping it leaves the control plane to
+/// reap the app once heartbeats stop (an embedded control plane ends with the program anyway).
+pub struct AppRun {
+    app: &'static App,
+    app_id: String,
+    client: Client,
+    started: Instant,
+    registrations: Vec<&'static FunctionRegistration>,
+    tasks: Vec<JoinHandle<()>>,
+    log_task: Option<JoinHandle<()>>,
+    output: Output,
+}
+
+impl std::fmt::Debug for AppRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppRun").field("app", &self.app.name()).field("app_id", &self.app_id).finish()
+    }
+}
+
+impl AppRun {
+    /// The running app's id (`ap-…`).
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
+    /// Ends the run: stops every container, waits for the last logs, prints the completion line.
+    pub async fn stop(self) -> Result<()> {
+        self.finish(pb::DisconnectReason::EntrypointCompleted, "").await
+    }
+
+    /// Ends the run after the entrypoint failed with `error`.
+    pub(crate) async fn fail(self, error: &str) -> Result<()> {
+        self.finish(pb::DisconnectReason::LocalException, error).await
+    }
+
+    async fn finish(mut self, reason: pb::DisconnectReason, exception: &str) -> Result<()> {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        let result = disconnect(&self.client, &self.app_id, reason, exception).await;
+        if let Some(logs) = self.log_task.take() {
+            let _ = tokio::time::timeout(LOGS_TIMEOUT, logs).await;
+        }
+        for reg in &self.registrations {
+            reg.bound.set(None);
+        }
+        self.app.set_active(None);
+        match reason {
+            pb::DisconnectReason::EntrypointCompleted => self.output.completed(self.started.elapsed()),
+            _ => self.output.aborted(),
+        }
+        result
+    }
+}
+
+impl Drop for AppRun {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn disconnect(client: &Client, app_id: &str, reason: pb::DisconnectReason, exception: &str) -> Result<()> {
+    let mut api = client.api.clone();
+    let exception: String = exception.chars().take(1000).collect();
+    api.app_client_disconnect(pb::AppClientDisconnectRequest {
+        app_id: app_id.to_owned(),
+        reason: reason as i32,
+        exception,
+    })
+    .await?;
+    Ok(())
+}
+
+async fn stream_logs(mut logs: tonic::Streaming<pb::LogBatch>, output: Output) {
+    while let Some(Ok(batch)) = logs.next().await {
+        for entry in &batch.entries {
+            output.log(entry);
+        }
+        if batch.app_done {
+            return;
+        }
+    }
+}
+
+async fn heartbeats(client: Client, app_id: String) {
+    let mut api = client.api.clone();
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        if let Err(e) = api.app_heartbeat(pb::AppHeartbeatRequest { app_id: app_id.clone() }).await {
+            tracing::warn!("heartbeat for app {app_id} failed: {}", e.message());
+        }
+    }
+}
+
+/// On Ctrl-C: stop the app (every container with it), then exit like an interrupted program.
+async fn interrupt(client: Client, app_id: String, output: Output) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    output.disconnecting();
+    let _ = disconnect(&client, &app_id, pb::DisconnectReason::KeyboardInterrupt, "").await;
+    output.aborted();
+    std::process::exit(130);
+}

@@ -1,0 +1,86 @@
+//! Runs one input of the container's function: sync on a worker thread or async on the runtime,
+//! turning a panic into a result with its message, location and backtrace.
+
+use std::any::Any;
+use std::backtrace::Backtrace;
+use std::cell::RefCell;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+
+use crate::registry::Outcome;
+use crate::wire::{self, pb};
+
+struct PanicRecord {
+    message: String,
+    location: String,
+    backtrace: String,
+}
+
+thread_local! {
+    static LAST_PANIC: RefCell<Option<PanicRecord>> = const { RefCell::new(None) };
+}
+
+/// Records every panic's location and backtrace for the result, then lets the default hook
+/// print it to the container's stderr (which goes to the app's logs).
+pub(crate) fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_default();
+        let record = PanicRecord {
+            message: payload_message(info.payload()),
+            location,
+            backtrace: Backtrace::force_capture().to_string(),
+        };
+        LAST_PANIC.with(|p| *p.borrow_mut() = Some(record));
+        default(info);
+    }));
+}
+
+fn payload_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+fn panic_result(payload: &(dyn Any + Send), task_id: &str) -> pb::CallResult {
+    let record = LAST_PANIC.with(|p| p.borrow_mut().take());
+    let (message, location, backtrace) = match record {
+        Some(r) => (r.message, r.location, r.backtrace),
+        None => (payload_message(payload), String::new(), String::new()),
+    };
+    pb::CallResult {
+        status: pb::ResultStatus::Panic as i32,
+        message,
+        location,
+        backtrace,
+        task_id: task_id.to_owned(),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn run_sync(f: fn(&[u8]) -> Outcome, input: &[u8], task_id: &str) -> pb::CallResult {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| f(input))) {
+        Ok(outcome) => wire::outcome_result(outcome, task_id),
+        Err(payload) => panic_result(payload.as_ref(), task_id),
+    }
+}
+
+pub(crate) async fn run_async(
+    f: fn(bytes::Bytes) -> crate::registry::OutcomeFuture,
+    input: bytes::Bytes,
+    task_id: String,
+) -> pb::CallResult {
+    // The panic is caught in the same poll that raised it, so the record is on this thread.
+    match AssertUnwindSafe(async move { f(input).await }).catch_unwind().await {
+        Ok(outcome) => wire::outcome_result(outcome, &task_id),
+        Err(payload) => panic_result(payload.as_ref(), &task_id),
+    }
+}

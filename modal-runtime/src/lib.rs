@@ -1,0 +1,61 @@
+//! modal-rs: Modal's programming model for Rust, self-hosted.
+//!
+//! Annotate functions with `#[modal::function(app = APP, ...)]`; `cargo run` starts an
+//! ephemeral app in which `.remote()`, `.spawn()` and `.map()` run the functions in containers
+//! that execute this same binary. With no control plane configured (`MODAL_SERVER_URL`), one is
+//! embedded in the program, with a local worker whose containers are child processes.
+//!
+//! ```no_run
+//! use modal::prelude::*;
+//!
+//! modal::app!(APP = App::new("hello"));
+//!
+//! #[modal::function(app = APP, retries = 2, timeout = 60)]
+//! fn square(x: i64) -> i64 {
+//!     x * x
+//! }
+//!
+//! #[modal::local_entrypoint(app = APP)]
+//! async fn main(n: i64) -> modal::Result<()> {
+//!     let squares: Vec<i64> = square.map(0..n).try_collect().await?;
+//!     println!("{}", squares.iter().sum::<i64>());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The attribute is `#[modal::function(app = APP, ...)]` rather than Modal's `@app.function(...)`
+//! because a Rust attribute is a path, not an expression: the app is named as a parameter.
+
+mod app;
+mod binhash;
+mod cli;
+mod client;
+mod codec;
+mod container;
+mod error;
+mod ids;
+mod output;
+mod registry;
+mod server;
+mod telemetry;
+mod wire;
+mod worker;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use app::{App, Cron, Image, Period, Retries, Schedule, Secret, Volume};
+pub use app::objects::SecretValue;
+pub use cli::args::CliArg;
+pub use cli::main;
+pub use client::{AppRun, ForEach, Function, FunctionCall, MapCall, RunBuilder};
+pub use error::{Error, FailureKind, RemoteFailure, Result};
+pub use modal_macros::{app, function, local_entrypoint, main};
+pub use registry::Identity;
+
+/// What most programs need: `use modal::prelude::*;`.
+pub mod prelude {
+    pub use crate::{App, Cron, FunctionCall, Image, Period, Retries, Secret, Volume};
+    pub use futures::{StreamExt, TryStreamExt};
+}

@@ -1,0 +1,154 @@
+//! Terminal output of a run, in the manner of `modal run`: status lines on stderr, the
+//! containers' output prefixed by function, and map progress. The one library module that prints.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::wire::pb;
+
+/// Whether the current run prints (set by the run; read by maps started during it).
+static ENABLED: AtomicBool = AtomicBool::new(false);
+/// The progress bar on screen, so log lines can be printed above it.
+static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+fn above_bar(print: impl FnOnce()) {
+    let bar = BAR.lock().ok().and_then(|b| b.clone());
+    match bar {
+        Some(bar) => bar.suspend(print),
+        None => print(),
+    }
+}
+
+/// A run's terminal output.
+#[derive(Clone)]
+pub(crate) struct Output {
+    enabled: bool,
+}
+
+impl Output {
+    pub(crate) fn new(enabled: bool) -> Self {
+        ENABLED.store(enabled, Ordering::SeqCst);
+        Output { enabled }
+    }
+
+    fn status(&self, line: &str) {
+        if self.enabled {
+            above_bar(|| eprintln!("{line}"));
+        }
+    }
+
+    pub(crate) fn initialized(&self, name: &str, app_id: &str) {
+        self.status(&format!("✓ Initialized. App `{name}` is {app_id}."));
+    }
+
+    pub(crate) fn created(&self, functions: &[&str]) {
+        if !self.enabled {
+            return;
+        }
+        let mut text = String::from("✓ Created objects.");
+        for (i, f) in functions.iter().enumerate() {
+            let branch = if i + 1 == functions.len() { "└──" } else { "├──" };
+            text.push_str(&format!("\n{branch} 🔨 Created function {f}."));
+        }
+        self.status(&text);
+    }
+
+    /// One line of a container's output (stdout to stdout, the rest to stderr).
+    pub(crate) fn log(&self, entry: &pb::LogEntry) {
+        if !self.enabled {
+            return;
+        }
+        let source = pb::LogSource::try_from(entry.source).unwrap_or(pb::LogSource::Stdout);
+        above_bar(|| match source {
+            pb::LogSource::Stdout => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "[{}] {}", entry.function_tag, entry.data);
+            }
+            _ => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "[{}] {}", entry.function_tag, entry.data);
+            }
+        });
+    }
+
+    pub(crate) fn completed(&self, elapsed: Duration) {
+        self.status(&format!("✓ App completed. ({:.2}s)", elapsed.as_secs_f64()));
+    }
+
+    pub(crate) fn aborted(&self) {
+        self.status("App aborted.");
+    }
+
+    pub(crate) fn disconnecting(&self) {
+        self.status("Disconnecting from the control plane - this will terminate the app's containers.");
+    }
+}
+
+/// Progress of one map: a bar on a terminal, a plain line at the end otherwise.
+pub(crate) struct Progress {
+    tag: &'static str,
+    started: Instant,
+    bar: Option<ProgressBar>,
+    enabled: bool,
+    done: std::cell::Cell<usize>,
+}
+
+impl Progress {
+    pub(crate) fn start(tag: &'static str) -> Self {
+        let enabled = ENABLED.load(Ordering::SeqCst);
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(0);
+            if let Ok(style) =
+                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, {elapsed})")
+            {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message(format!("{tag}.map"));
+            if let Ok(mut slot) = BAR.lock() {
+                *slot = Some(bar.clone());
+            }
+            bar
+        });
+        Progress { tag, started: Instant::now(), bar, enabled, done: std::cell::Cell::new(0) }
+    }
+
+    pub(crate) fn set_total(&self, n: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(n as u64);
+        }
+    }
+
+    pub(crate) fn advance(&self, n: usize) {
+        self.done.set(self.done.get() + n);
+        if let Some(bar) = &self.bar {
+            bar.inc(n as u64);
+        }
+    }
+
+    pub(crate) fn finish(self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if self.enabled {
+            let secs = self.started.elapsed().as_secs_f64();
+            eprintln!("✓ {}.map: {} inputs in {secs:.2}s", self.tag, self.done.get());
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+            if let Ok(mut slot) = BAR.lock() {
+                *slot = None;
+            }
+        }
+    }
+}

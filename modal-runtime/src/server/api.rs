@@ -1,0 +1,302 @@
+//! The gRPC services: each handler checks its request, hands a command to the event loop and
+//! turns the reply into a response.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::event_loop::{Command, Reply};
+use crate::wire::pb;
+
+/// Longest a single request waits for a result before answering "not yet".
+const MAX_WAIT: Duration = Duration::from_secs(55);
+
+#[derive(Clone)]
+pub(crate) struct Api {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+impl Api {
+    pub(crate) fn new(commands: mpsc::UnboundedSender<Command>) -> Self {
+        Api { commands }
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), Status> {
+        self.commands
+            .send(cmd)
+            .map_err(|_| Status::unavailable("the control plane is shutting down"))
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx))?;
+        rx.await
+            .map_err(|_| Status::unavailable("the control plane is shutting down"))?
+    }
+}
+
+async fn wait_result(
+    rx: oneshot::Receiver<pb::CallResult>,
+    wait: Duration,
+) -> Option<pb::CallResult> {
+    match tokio::time::timeout(wait.min(MAX_WAIT), rx).await {
+        Ok(Ok(r)) => Some(r),
+        _ => None,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::client_api_server::ClientApi for Api {
+    async fn app_create(
+        &self,
+        req: Request<pb::AppCreateRequest>,
+    ) -> Result<Response<pb::AppCreateResponse>, Status> {
+        let req = req.into_inner();
+        let app_id = self.ask(|reply| Command::AppCreate { req, reply }).await?;
+        Ok(Response::new(pb::AppCreateResponse { app_id }))
+    }
+
+    async fn app_publish(
+        &self,
+        req: Request<pb::AppPublishRequest>,
+    ) -> Result<Response<pb::AppPublishResponse>, Status> {
+        let req = req.into_inner();
+        Ok(Response::new(self.ask(|reply| Command::AppPublish { req, reply }).await?))
+    }
+
+    async fn app_client_disconnect(
+        &self,
+        req: Request<pb::AppClientDisconnectRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let app_id = req.into_inner().app_id;
+        let done = self.ask(|reply| Command::AppDisconnect { app_id, reply }).await?;
+        // Containers get a grace period, then are killed: this returns once all are gone.
+        let _ = tokio::time::timeout(Duration::from_secs(15), done).await;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn app_heartbeat(
+        &self,
+        req: Request<pb::AppHeartbeatRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let app_id = req.into_inner().app_id;
+        self.ask(|reply| Command::AppHeartbeat { app_id, reply }).await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    type AppGetLogsStream = BoxStream<pb::LogBatch>;
+
+    async fn app_get_logs(
+        &self,
+        req: Request<pb::AppGetLogsRequest>,
+    ) -> Result<Response<Self::AppGetLogsStream>, Status> {
+        let app_id = req.into_inner().app_id;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.ask(|reply| Command::SubscribeLogs { app_id, tx, reply }).await?;
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx).map(Ok))))
+    }
+
+    async fn function_call(
+        &self,
+        req: Request<pb::FunctionCallRequest>,
+    ) -> Result<Response<pb::FunctionCallResponse>, Status> {
+        let req = req.into_inner();
+        let input = req.input.ok_or_else(|| Status::invalid_argument("missing input"))?;
+        let (call_id, rx) = self
+            .ask(|reply| Command::Invoke { function_id: req.function_id, input, wait: req.wait, reply })
+            .await?;
+        let result = match rx {
+            Some(rx) => wait_result(rx, Duration::from_millis(u64::from(req.wait_ms))).await,
+            None => None,
+        };
+        Ok(Response::new(pb::FunctionCallResponse { call_id, result }))
+    }
+
+    async fn function_call_get(
+        &self,
+        req: Request<pb::FunctionCallGetRequest>,
+    ) -> Result<Response<pb::FunctionCallGetResponse>, Status> {
+        let req = req.into_inner();
+        let call_id = req.call_id;
+        let result = match self.ask(|reply| Command::CallGet { call_id, reply }).await? {
+            Ok(r) => Some(r),
+            Err(rx) => wait_result(rx, Duration::from_millis(u64::from(req.timeout_ms))).await,
+        };
+        Ok(Response::new(pb::FunctionCallGetResponse { result }))
+    }
+
+    async fn function_call_cancel(
+        &self,
+        req: Request<pb::FunctionCallCancelRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let req = req.into_inner();
+        self.ask(|reply| Command::CallCancel {
+            call_id: req.call_id,
+            terminate_containers: req.terminate_containers,
+            reply,
+        })
+        .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    type FunctionMapStream = BoxStream<pb::MapResponse>;
+
+    async fn function_map(
+        &self,
+        req: Request<Streaming<pb::MapRequest>>,
+    ) -> Result<Response<Self::FunctionMapStream>, Status> {
+        let mut inbound = req.into_inner();
+        let start = match inbound.message().await? {
+            Some(pb::MapRequest { request: Some(pb::map_request::Request::Start(s)) }) => s,
+            _ => return Err(Status::invalid_argument("a map stream starts with MapStart")),
+        };
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let function_id = start.function_id;
+        let call_id = self
+            .ask(|reply| Command::MapStart { function_id, out: out_tx, reply })
+            .await?;
+        let api = self.clone();
+        let id = call_id.clone();
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(pb::MapRequest { request: Some(pb::map_request::Request::Inputs(batch)) })) => {
+                        let last = batch.last;
+                        if api
+                            .send(Command::MapInputs { call_id: id.clone(), inputs: batch.inputs, last })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    // The client half-closed: inputs are done; outputs keep flowing.
+                    Ok(None) => return,
+                    Err(_) => {
+                        let _ = api.send(Command::MapAbandoned { call_id: id.clone() });
+                        return;
+                    }
+                }
+            }
+        });
+        let guard = AbandonGuard { api: self.clone(), call_id: call_id.clone(), finished: false };
+        let first = futures::stream::once(async move {
+            Ok(pb::MapResponse { call_id, outputs: Vec::new() })
+        });
+        let outputs = UnboundedReceiverStream::new(out_rx)
+            .ready_chunks(1024)
+            .map(move |outputs| {
+                let _keep = &guard;
+                Ok(pb::MapResponse { call_id: String::new(), outputs })
+            });
+        Ok(Response::new(Box::pin(first.chain(outputs))))
+    }
+}
+
+/// Cancels a map's remaining inputs when its response stream is dropped before the end.
+struct AbandonGuard {
+    api: Api,
+    call_id: String,
+    finished: bool,
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            // A no-op for a call that already finished: the event loop no longer knows it.
+            let _ = self.api.send(Command::MapAbandoned { call_id: std::mem::take(&mut self.call_id) });
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::container_api_server::ContainerApi for Api {
+    type ContainerConnectStream = BoxStream<pb::ContainerCommand>;
+
+    async fn container_connect(
+        &self,
+        req: Request<Streaming<pb::ContainerMessage>>,
+    ) -> Result<Response<Self::ContainerConnectStream>, Status> {
+        let mut inbound = req.into_inner();
+        use pb::container_message::Message;
+        let hello = match inbound.message().await? {
+            Some(pb::ContainerMessage { message: Some(Message::Hello(h)) }) => h,
+            Some(pb::ContainerMessage { message: Some(Message::InitFailure(f)) }) => {
+                return Err(Status::invalid_argument(format!(
+                    "a container stream starts with its hello, got an init failure: {}",
+                    f.message
+                )));
+            }
+            _ => return Err(Status::invalid_argument("a container stream starts with its hello")),
+        };
+        let task_id = hello.task_id.clone();
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.ask(|reply| Command::ContainerHello { hello, tx, reply }).await?;
+        let api = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let msg = match inbound.message().await {
+                    Ok(Some(m)) => m.message,
+                    Ok(None) | Err(_) => break,
+                };
+                let cmd = match msg {
+                    Some(Message::Outputs(batch)) => {
+                        Command::ContainerOutputs { task_id: task_id.clone(), items: batch.items }
+                    }
+                    Some(Message::InitFailure(f)) => {
+                        Command::ContainerInitFailure { task_id: task_id.clone(), message: f.message }
+                    }
+                    Some(Message::Hello(_)) | None => continue,
+                };
+                if api.send(cmd).is_err() {
+                    return;
+                }
+            }
+            let _ = api.send(Command::ContainerDisconnected { task_id });
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx).map(Ok))))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::worker_api_server::WorkerApi for Api {
+    type WorkerConnectStream = BoxStream<pb::WorkerCommand>;
+
+    async fn worker_connect(
+        &self,
+        req: Request<Streaming<pb::WorkerMessage>>,
+    ) -> Result<Response<Self::WorkerConnectStream>, Status> {
+        let mut inbound = req.into_inner();
+        let info = match inbound.message().await? {
+            Some(pb::WorkerMessage { message: Some(pb::worker_message::Message::Register(r)) }) => r,
+            _ => return Err(Status::invalid_argument("a worker stream starts with its registration")),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let worker_id = self.ask(|reply| Command::WorkerRegister { info, tx, reply }).await?;
+        let api = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(pb::WorkerMessage { message: Some(message) })) => {
+                        if api
+                            .send(Command::WorkerMessage { worker_id: worker_id.clone(), message })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let _ = api.send(Command::WorkerDisconnected { worker_id });
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx).map(Ok))))
+    }
+}

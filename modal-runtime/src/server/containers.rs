@@ -1,0 +1,586 @@
+//! Containers and workers on the control plane: the scheduling pass (feed ready containers,
+//! start new ones), container lifecycle from start request to exit, and worker bookkeeping.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use super::scheduler::{self, GpuView, Load, Placement, Request, WorkerView};
+use super::state::{InputState, Reservation, State, StopReason, TaskRec, TaskState, Timer, WorkerRec};
+use crate::ids::new_id;
+use crate::wire::{self, pb};
+
+const EWMA_ALPHA: f64 = 0.2;
+
+fn ewma(prev: Option<Duration>, sample: Duration) -> Duration {
+    match prev {
+        None => sample,
+        Some(p) => p.mul_f64(1.0 - EWMA_ALPHA) + sample.mul_f64(EWMA_ALPHA),
+    }
+}
+
+fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(9)) => "SIGKILL".into(),
+        (None, Some(15)) => "SIGTERM".into(),
+        (None, Some(s)) => format!("signal {s}"),
+        (None, None) => "its worker went away".into(),
+    }
+}
+
+impl State {
+    /// One scheduling pass over the functions whose queues or containers changed.
+    pub(super) fn schedule(&mut self, now: Instant) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let dirty: Vec<String> = self.dirty.drain().collect();
+        for function_id in dirty {
+            self.dispatch(&function_id, now);
+            self.autoscale(&function_id, now);
+        }
+    }
+
+    /// Sends queued inputs to the function's ready containers, least loaded first.
+    fn dispatch(&mut self, function_id: &str, now: Instant) {
+        let Some(f) = self.functions.get_mut(function_id) else { return };
+        if f.queue.is_empty() {
+            return;
+        }
+        let concurrency = f.concurrency();
+        let single_use = f.def.single_use_containers;
+        let slots = if single_use { 1 } else { concurrency + scheduler::prefetch_depth(f.exec_ewma) };
+        let mut batches: HashMap<String, Vec<pb::InputItem>> = HashMap::new();
+        let mut started = Vec::new();
+        loop {
+            let best = f
+                .tasks
+                .iter()
+                .filter_map(|id| self.tasks.get(id).map(|t| (id, t)))
+                .filter(|(_, t)| t.accepting() && t.load() < slots)
+                .min_by_key(|(_, t)| t.load())
+                .map(|(id, _)| id.clone());
+            let Some(task_id) = best else { break };
+            let Some(input_id) = f.queue.pop_front() else { break };
+            let Some(input) = self.inputs.get_mut(&input_id) else { continue };
+            if input.state != InputState::Queued {
+                continue;
+            }
+            let Some(task) = self.tasks.get_mut(&task_id) else { continue };
+            if task.running.len() < concurrency {
+                task.running.push(input_id.clone());
+                started.push((input_id.clone(), task_id.clone()));
+            } else {
+                task.prefetched.push_back(input_id.clone());
+                input.state = InputState::Prefetched(task_id.clone());
+            }
+            if single_use {
+                task.stop = Some(StopReason::SingleUse);
+            }
+            batches.entry(task_id).or_default().push(pb::InputItem {
+                input_id,
+                input: Some(input.payload.clone()),
+                attempt: input.attempt,
+            });
+        }
+        for (input_id, task_id) in started {
+            self.input_started(&input_id, &task_id, now);
+        }
+        for (task_id, items) in batches {
+            if let Some(tx) = self.tasks.get(&task_id).and_then(|t| t.tx.as_ref()) {
+                let _ = tx.send(pb::ContainerCommand {
+                    command: Some(pb::container_command::Command::Inputs(pb::InputBatch { items })),
+                });
+            }
+        }
+    }
+
+    fn worker_views(&self) -> Vec<WorkerView> {
+        let mut views: Vec<WorkerView> = self
+            .workers
+            .iter()
+            .map(|(id, w)| WorkerView {
+                id: id.clone(),
+                milli_cpu: w.info.milli_cpu,
+                memory_mb: w.info.memory_mb,
+                used_milli_cpu: w.used_milli_cpu,
+                used_memory_mb: w.used_memory_mb,
+                gpus: w
+                    .info
+                    .gpus
+                    .iter()
+                    .map(|g| GpuView {
+                        index: g.index,
+                        name: g.name.clone(),
+                        memory_mb: g.memory_mb,
+                        busy: w.busy_gpus.contains(&g.index),
+                    })
+                    .collect(),
+            })
+            .collect();
+        views.sort_by(|a, b| a.id.cmp(&b.id));
+        views
+    }
+
+    /// Starts as many containers as the autoscaler asks for and the workers can hold.
+    fn autoscale(&mut self, function_id: &str, now: Instant) {
+        let Some(f) = self.functions.get(function_id) else { return };
+        let app_running = self
+            .apps
+            .get(&f.app_id)
+            .is_some_and(|a| !matches!(a.state, pb::AppState::Stopping | pb::AppState::Stopped));
+        if !app_running {
+            return;
+        }
+        let mut load = Load {
+            queued: f.queue.len(),
+            in_containers: 0,
+            ready: 0,
+            starting: 0,
+            concurrency: f.concurrency(),
+            exec: f.exec_ewma,
+            startup: f.startup_ewma,
+            min_containers: usize::try_from(f.def.autoscaler.map(|a| a.min_containers).unwrap_or(0)).unwrap_or(0),
+            max_containers: f.def.autoscaler.and_then(|a| a.max_containers).and_then(|m| usize::try_from(m).ok()),
+            buffer_containers: usize::try_from(f.def.autoscaler.map(|a| a.buffer_containers).unwrap_or(0)).unwrap_or(0),
+        };
+        for t in f.tasks.iter().filter_map(|id| self.tasks.get(id)) {
+            load.in_containers += t.load();
+            if t.stop.is_some() {
+                continue;
+            }
+            match t.state {
+                TaskState::Ready => load.ready += 1,
+                TaskState::Starting => load.starting += 1,
+            }
+        }
+        let wanted = scheduler::containers_to_start(&load);
+        if wanted == 0 {
+            return;
+        }
+        let resources = f.def.resources.unwrap_or_default();
+        let request = Request {
+            milli_cpu: if resources.milli_cpu == 0 { scheduler::DEFAULT_MILLI_CPU } else { resources.milli_cpu },
+            memory_mb: if resources.memory_mb == 0 { scheduler::DEFAULT_MEMORY_MB } else { resources.memory_mb },
+            gpu: f.def.gpu.iter().map(|g| (g.kind.clone(), g.count)).collect(),
+        };
+        for _ in 0..wanted {
+            match scheduler::place(&request, &self.worker_views()) {
+                Placement::On { worker, gpus } => self.start_task(function_id, &worker, &request, gpus, now),
+                Placement::Wait => break,
+                Placement::Never(why) => {
+                    self.fail_queued(function_id, pb::ResultStatus::InternalFailure, &why, "", false, now);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn start_task(&mut self, function_id: &str, worker_id: &str, request: &Request, gpus: Vec<u32>, now: Instant) {
+        let Some(f) = self.functions.get_mut(function_id) else { return };
+        let Some(worker) = self.workers.get_mut(worker_id) else { return };
+        let Some(app) = self.apps.get(&f.app_id) else { return };
+        let task_id = new_id("ta-");
+        worker.used_milli_cpu += request.milli_cpu;
+        worker.used_memory_mb += request.memory_mb;
+        worker.busy_gpus.extend(gpus.iter().copied());
+        let spec = pb::ContainerSpec {
+            task_id: task_id.clone(),
+            app_id: f.app_id.clone(),
+            app_name: app.name.clone(),
+            function_id: function_id.to_owned(),
+            definition: Some(f.def.clone()),
+            server_url: self.server_url.clone(),
+            gpu_indices: gpus.clone(),
+        };
+        let _ = worker.tx.send(pb::WorkerCommand {
+            command: Some(pb::worker_command::Command::Start(pb::StartContainer { spec: Some(spec) })),
+        });
+        f.tasks.push(task_id.clone());
+        let startup = Duration::from_secs(u64::from(f.def.startup_timeout_secs.max(1)));
+        self.tasks.insert(
+            task_id.clone(),
+            TaskRec {
+                function_id: function_id.to_owned(),
+                app_id: f.app_id.clone(),
+                worker_id: worker_id.to_owned(),
+                state: TaskState::Starting,
+                tx: None,
+                running: Vec::new(),
+                prefetched: Default::default(),
+                created: now,
+                idle_since: now,
+                served: 0,
+                stop: None,
+                reservation: Reservation {
+                    milli_cpu: request.milli_cpu,
+                    memory_mb: request.memory_mb,
+                    gpus,
+                },
+            },
+        );
+        tracing::debug!(%task_id, %function_id, %worker_id, "starting container");
+        self.set_timer(now + startup, Timer::StartupDeadline { task_id });
+    }
+
+    /// Asks a container to stop: the container itself first, its worker after `grace_ms`.
+    pub(super) fn stop_task(&mut self, task_id: &str, reason: StopReason, grace_ms: u32) {
+        let Some(task) = self.tasks.get_mut(task_id) else { return };
+        if task.stop.is_none() || reason == StopReason::Timeout || reason == StopReason::AppStopped {
+            task.stop = Some(reason.clone());
+        }
+        if let Some(tx) = &task.tx {
+            let _ = tx.send(pb::ContainerCommand {
+                command: Some(pb::container_command::Command::Shutdown(pb::ContainerShutdown {
+                    reason: format!("{reason:?}"),
+                })),
+            });
+        }
+        if let Some(w) = self.workers.get(&task.worker_id) {
+            let _ = w.tx.send(pb::WorkerCommand {
+                command: Some(pb::worker_command::Command::Stop(pb::StopContainer {
+                    task_id: task_id.to_owned(),
+                    grace_ms,
+                })),
+            });
+        }
+    }
+
+    /// Ends the current attempt of every queued input of a function with `status`.
+    /// With `retry`, each may be retried per the function's policy; otherwise the result is final.
+    fn fail_queued(
+        &mut self,
+        function_id: &str,
+        status: pb::ResultStatus,
+        message: &str,
+        task_id: &str,
+        retry: bool,
+        now: Instant,
+    ) {
+        let Some(f) = self.functions.get_mut(function_id) else { return };
+        let queued: Vec<String> = f.queue.drain(..).collect();
+        for input_id in queued {
+            let result = wire::failure(status, message, task_id);
+            if retry {
+                self.attempt_ended(&input_id, result, now);
+            } else {
+                self.finish_input(&input_id, result);
+            }
+        }
+    }
+
+    pub(super) fn container_hello(
+        &mut self,
+        hello: pb::ContainerHello,
+        tx: mpsc::UnboundedSender<pb::ContainerCommand>,
+    ) -> Result<(), Status> {
+        let now = Instant::now();
+        let task = self
+            .tasks
+            .get(&hello.task_id)
+            .ok_or_else(|| Status::not_found(format!("container {} is not known to this control plane", hello.task_id)))?;
+        if task.state != TaskState::Starting {
+            return Err(Status::already_exists(format!("container {} is already connected", hello.task_id)));
+        }
+        let function_id = task.function_id.clone();
+        let expected = self.functions.get(&function_id).map(|f| f.def.binary_hash.clone()).unwrap_or_default();
+        if hello.binary_hash != expected {
+            let msg = format!(
+                "the container's binary (blake3 {}) differs from the one registered for the app (blake3 {expected})",
+                short(&hello.binary_hash)
+            );
+            self.container_init_failure(&hello.task_id, &msg);
+            return Err(Status::failed_precondition(msg));
+        }
+        let Some(task) = self.tasks.get_mut(&hello.task_id) else { return Ok(()) };
+        task.state = TaskState::Ready;
+        task.tx = Some(tx);
+        task.idle_since = now;
+        let startup = now.duration_since(task.created);
+        if let Some(f) = self.functions.get_mut(&function_id) {
+            f.startup_ewma = Some(ewma(f.startup_ewma, startup));
+        }
+        if task.stop.is_some() {
+            let reason = task.stop.clone().unwrap_or(StopReason::AppStopped);
+            self.stop_task(&hello.task_id, reason, 0);
+        }
+        self.dirty.insert(function_id);
+        Ok(())
+    }
+
+    pub(super) fn container_outputs(&mut self, task_id: &str, items: Vec<pb::OutputItem>) {
+        let now = Instant::now();
+        let Some(function_id) = self.tasks.get(task_id).map(|t| t.function_id.clone()) else { return };
+        let concurrency = self.functions.get(&function_id).map(|f| f.concurrency()).unwrap_or(1);
+        for item in items {
+            let Some(input) = self.inputs.get(&item.input_id) else { continue };
+            let InputState::Running { task, started } = &input.state else { continue };
+            if task != task_id {
+                continue;
+            }
+            let exec = now.duration_since(*started);
+            if let Some(f) = self.functions.get_mut(&function_id) {
+                f.exec_ewma = Some(ewma(f.exec_ewma, exec));
+            }
+            let mut promote = Vec::new();
+            if let Some(t) = self.tasks.get_mut(task_id) {
+                t.running.retain(|i| *i != item.input_id);
+                t.served += 1;
+                while t.running.len() < concurrency {
+                    let Some(next) = t.prefetched.pop_front() else { break };
+                    t.running.push(next.clone());
+                    promote.push(next);
+                }
+                if t.load() == 0 {
+                    t.idle_since = now;
+                }
+            }
+            for next in promote {
+                self.input_started(&next, task_id, now);
+            }
+            let mut result = item.result.unwrap_or_default();
+            result.task_id = task_id.to_owned();
+            self.attempt_ended(&item.input_id, result, now);
+        }
+        self.dirty.insert(function_id);
+    }
+
+    pub(super) fn container_init_failure(&mut self, task_id: &str, message: &str) {
+        let now = Instant::now();
+        let Some(task) = self.tasks.get_mut(task_id) else { return };
+        task.stop = Some(StopReason::InitFailure);
+        let function_id = task.function_id.clone();
+        let assigned: Vec<String> = task.running.drain(..).chain(task.prefetched.drain(..)).collect();
+        self.system_log(&function_id, task_id, format!("container {task_id} could not start the function: {message}"));
+        for input_id in assigned {
+            let r = wire::failure(pb::ResultStatus::InitFailure, message, task_id);
+            self.attempt_ended(&input_id, r, now);
+        }
+        if !self.has_other_ready_task(&function_id, task_id) {
+            self.fail_queued(&function_id, pb::ResultStatus::InitFailure, message, task_id, true, now);
+        }
+        self.stop_task(task_id, StopReason::InitFailure, 1000);
+    }
+
+    fn has_other_ready_task(&self, function_id: &str, task_id: &str) -> bool {
+        self.tasks.iter().any(|(id, t)| {
+            id != task_id && t.function_id == function_id && t.state == TaskState::Ready && t.stop.is_none()
+        })
+    }
+
+    pub(super) fn container_disconnected(&mut self, task_id: &str) {
+        let Some(task) = self.tasks.get_mut(task_id) else { return };
+        task.tx = None;
+        if task.stop.is_none() {
+            // It left without being asked: make sure the process is gone too.
+            tracing::warn!(%task_id, "container disconnected unexpectedly");
+            let worker = task.worker_id.clone();
+            if let Some(w) = self.workers.get(&worker) {
+                let _ = w.tx.send(pb::WorkerCommand {
+                    command: Some(pb::worker_command::Command::Stop(pb::StopContainer {
+                        task_id: task_id.to_owned(),
+                        grace_ms: 1000,
+                    })),
+                });
+            }
+        }
+    }
+
+    pub(super) fn startup_deadline(&mut self, task_id: &str) {
+        let Some(task) = self.tasks.get(task_id) else { return };
+        if task.state != TaskState::Starting {
+            return;
+        }
+        let secs = self
+            .functions
+            .get(&task.function_id)
+            .map(|f| f.def.startup_timeout_secs)
+            .unwrap_or(0);
+        let msg = format!("the container did not connect within the startup timeout of {secs} s");
+        self.stop_task(task_id, StopReason::StartupTimeout(msg), 0);
+    }
+
+    /// A container process is gone: release what it held and settle its inputs.
+    fn task_exited(&mut self, task_id: &str, code: Option<i32>, signal: Option<i32>, note: Option<String>) {
+        let now = Instant::now();
+        let Some(task) = self.tasks.remove(task_id) else { return };
+        if let Some(w) = self.workers.get_mut(&task.worker_id) {
+            w.used_milli_cpu = w.used_milli_cpu.saturating_sub(task.reservation.milli_cpu);
+            w.used_memory_mb = w.used_memory_mb.saturating_sub(task.reservation.memory_mb);
+            for g in &task.reservation.gpus {
+                w.busy_gpus.remove(g);
+            }
+        }
+        let function_id = task.function_id.clone();
+        if let Some(f) = self.functions.get_mut(&function_id) {
+            f.tasks.retain(|t| t != task_id);
+        }
+        let how = note.unwrap_or_else(|| describe_exit(code, signal));
+        let expected = matches!(
+            task.stop,
+            Some(StopReason::Idle | StopReason::AppStopped | StopReason::SingleUse | StopReason::Cancelled)
+        );
+        // Inputs that were only waiting inside the container go back to the front of the queue.
+        let mut requeue: Vec<String> = task.prefetched.iter().cloned().collect();
+        match &task.stop {
+            Some(StopReason::Timeout | StopReason::AppStopped | StopReason::Idle) => {
+                requeue.extend(task.running.iter().cloned());
+            }
+            _ => {
+                let msg = format!("container {task_id} exited unexpectedly ({how}) while running the input");
+                for input_id in &task.running {
+                    let r = wire::failure(pb::ResultStatus::InternalFailure, msg.clone(), task_id);
+                    self.attempt_ended(input_id, r, now);
+                }
+            }
+        }
+        if let Some(f) = self.functions.get_mut(&function_id) {
+            for input_id in requeue.into_iter().rev() {
+                if let Some(input) = self.inputs.get_mut(&input_id) {
+                    input.state = InputState::Queued;
+                    f.queue.push_front(input_id);
+                }
+            }
+        }
+        match (&task.state, &task.stop) {
+            (_, Some(StopReason::StartupTimeout(msg))) => {
+                let msg = msg.clone();
+                self.system_log(&function_id, task_id, format!("container {task_id}: {msg}"));
+                if !self.has_other_ready_task(&function_id, task_id) {
+                    self.fail_queued(&function_id, pb::ResultStatus::InitFailure, &msg, task_id, true, now);
+                }
+            }
+            (TaskState::Starting, None) => {
+                let msg = format!(
+                    "container {task_id} exited ({how}) before it connected to the control plane; its output is in the app's logs"
+                );
+                self.system_log(&function_id, task_id, msg.clone());
+                if !self.has_other_ready_task(&function_id, task_id) {
+                    self.fail_queued(&function_id, pb::ResultStatus::InitFailure, &msg, task_id, true, now);
+                }
+            }
+            (TaskState::Ready, None) => {
+                self.system_log(&function_id, task_id, format!("container {task_id} exited unexpectedly ({how})"));
+            }
+            _ if !expected => {}
+            _ => {}
+        }
+        tracing::debug!(%task_id, %how, "container exited");
+        self.dirty.insert(function_id);
+        let app_id = task.app_id;
+        self.check_app_done(&app_id);
+    }
+
+    /// Stops containers idle past their scale-down window, keeping `min_containers`.
+    pub(super) fn scale_down(&mut self, now: Instant) {
+        let mut to_stop = Vec::new();
+        for f in self.functions.values() {
+            let window = Duration::from_secs(u64::from(
+                f.def.autoscaler.map(|a| a.scaledown_window_secs).unwrap_or(60).max(1),
+            ));
+            let min = usize::try_from(f.def.autoscaler.map(|a| a.min_containers).unwrap_or(0)).unwrap_or(0);
+            let live: Vec<&TaskRec> = f
+                .tasks
+                .iter()
+                .filter_map(|id| self.tasks.get(id))
+                .filter(|t| t.stop.is_none())
+                .collect();
+            let mut remaining = live.len();
+            let mut idle: Vec<(&String, &TaskRec)> = f
+                .tasks
+                .iter()
+                .filter_map(|id| self.tasks.get(id).map(|t| (id, t)))
+                .filter(|(_, t)| {
+                    t.stop.is_none()
+                        && t.state == TaskState::Ready
+                        && t.load() == 0
+                        && now.duration_since(t.idle_since) >= window
+                })
+                .collect();
+            idle.sort_by_key(|(_, t)| t.idle_since);
+            for (id, _) in idle {
+                if remaining <= min {
+                    break;
+                }
+                remaining -= 1;
+                to_stop.push(id.clone());
+            }
+        }
+        for id in to_stop {
+            tracing::debug!(task_id = %id, "scaling down idle container");
+            self.stop_task(&id, StopReason::Idle, 2000);
+        }
+    }
+
+    pub(super) fn worker_register(
+        &mut self,
+        info: pb::WorkerRegister,
+        tx: mpsc::UnboundedSender<pb::WorkerCommand>,
+    ) -> String {
+        let worker_id = new_id("wk-");
+        tracing::info!(%worker_id, host = %info.hostname, cpu = info.milli_cpu, mem = info.memory_mb, gpus = info.gpus.len(), "worker registered");
+        self.workers.insert(
+            worker_id.clone(),
+            WorkerRec { tx, info, used_milli_cpu: 0, used_memory_mb: 0, busy_gpus: HashSet::new() },
+        );
+        let waiting: Vec<String> = self
+            .functions
+            .iter()
+            .filter(|(_, f)| !f.queue.is_empty() || f.def.autoscaler.is_some_and(|a| a.min_containers > 0))
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.dirty.extend(waiting);
+        worker_id
+    }
+
+    pub(super) fn worker_message(&mut self, _worker_id: &str, message: pb::worker_message::Message) {
+        use pb::worker_message::Message;
+        match message {
+            Message::Register(_) => {}
+            Message::Exited(e) => self.task_exited(&e.task_id, e.exit_code, e.signal, None),
+            Message::SpawnFailed(f) => {
+                let now = Instant::now();
+                if let Some(task) = self.tasks.get_mut(&f.task_id) {
+                    let msg = format!("could not start a container: {}", f.message);
+                    task.stop = Some(StopReason::StartupTimeout(msg.clone()));
+                    let function_id = task.function_id.clone();
+                    self.fail_queued(&function_id, pb::ResultStatus::InitFailure, &msg, &f.task_id, true, now);
+                }
+                self.task_exited(&f.task_id, None, None, Some(f.message));
+            }
+            Message::Logs(batch) => {
+                let mut by_task: HashMap<String, Vec<(pb::LogSource, String, i64)>> = HashMap::new();
+                for line in batch.lines {
+                    let source = pb::LogSource::try_from(line.source).unwrap_or(pb::LogSource::Stdout);
+                    by_task.entry(line.task_id).or_default().push((source, line.data, line.timestamp_ms));
+                }
+                for (task_id, lines) in by_task {
+                    self.emit_task_logs(&task_id, lines);
+                }
+            }
+        }
+    }
+
+    pub(super) fn worker_disconnected(&mut self, worker_id: &str) {
+        if self.workers.remove(worker_id).is_none() {
+            return;
+        }
+        tracing::warn!(%worker_id, "worker disconnected");
+        let tasks: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.worker_id == worker_id)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for task_id in tasks {
+            self.task_exited(&task_id, None, None, Some(format!("worker {worker_id} disconnected")));
+        }
+    }
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..16).unwrap_or(hash)
+}

@@ -1,0 +1,213 @@
+//! The control plane's authoritative state: plain records, owned and mutated by the event loop alone.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::wire::pb;
+
+pub(crate) type AppId = String;
+pub(crate) type FunctionId = String;
+pub(crate) type CallId = String;
+pub(crate) type InputId = String;
+pub(crate) type TaskId = String;
+pub(crate) type WorkerId = String;
+
+pub(crate) struct AppRec {
+    pub(crate) name: String,
+    pub(crate) state: pb::AppState,
+    pub(crate) functions: Vec<FunctionId>,
+    pub(crate) log_subscribers: Vec<mpsc::UnboundedSender<pb::LogBatch>>,
+    pub(crate) stop_waiters: Vec<oneshot::Sender<()>>,
+    pub(crate) last_heartbeat: Instant,
+}
+
+pub(crate) struct FunctionRec {
+    pub(crate) app_id: AppId,
+    pub(crate) def: pb::FunctionDefinition,
+    /// Inputs waiting for a container, in arrival order.
+    pub(crate) queue: VecDeque<InputId>,
+    pub(crate) tasks: Vec<TaskId>,
+    /// Moving average of how long an input runs in a container.
+    pub(crate) exec_ewma: Option<Duration>,
+    /// Moving average of container start-up (start request to hello).
+    pub(crate) startup_ewma: Option<Duration>,
+}
+
+impl FunctionRec {
+    pub(crate) fn concurrency(&self) -> usize {
+        usize::try_from(self.def.max_concurrent_inputs.max(1)).unwrap_or(1)
+    }
+}
+
+pub(crate) enum CallKind {
+    /// `remote` and `spawn`: one input, a result kept for later reads.
+    Unary {
+        result: Option<pb::CallResult>,
+        waiters: Vec<oneshot::Sender<pb::CallResult>>,
+    },
+    /// `map`: results stream back as they finish.
+    Map {
+        out: mpsc::UnboundedSender<pb::MapOutput>,
+        inputs_closed: bool,
+    },
+}
+
+pub(crate) struct CallRec {
+    pub(crate) function_id: FunctionId,
+    pub(crate) app_id: AppId,
+    pub(crate) kind: CallKind,
+    /// Inputs of this call that have no final result yet.
+    pub(crate) unfinished: HashSet<InputId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InputState {
+    Queued,
+    /// Failed; waiting for its retry delay.
+    RetryWait,
+    /// Sent to a container that will start it after its current inputs.
+    Prefetched(TaskId),
+    Running { task: TaskId, started: Instant },
+}
+
+pub(crate) struct InputRec {
+    pub(crate) call_id: CallId,
+    pub(crate) function_id: FunctionId,
+    pub(crate) idx: u64,
+    pub(crate) payload: pb::Payload,
+    /// Zero-based attempt number.
+    pub(crate) attempt: u32,
+    pub(crate) state: InputState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TaskState {
+    /// Asked of a worker; not connected yet.
+    Starting,
+    /// Connected and taking inputs.
+    Ready,
+}
+
+/// Why the control plane asked a container to stop (so its exit is not a surprise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    Idle,
+    AppStopped,
+    /// One of its inputs ran past the timeout (and got its result already).
+    Timeout,
+    /// It did not connect within the start-up timeout.
+    StartupTimeout(String),
+    /// It reported an init failure.
+    InitFailure,
+    /// An input it ran was cancelled and the container had to be stopped to interrupt it.
+    Cancelled,
+    /// It served its one input (`single_use_containers`).
+    SingleUse,
+}
+
+pub(crate) struct TaskRec {
+    pub(crate) function_id: FunctionId,
+    pub(crate) app_id: AppId,
+    pub(crate) worker_id: WorkerId,
+    pub(crate) state: TaskState,
+    pub(crate) tx: Option<mpsc::UnboundedSender<pb::ContainerCommand>>,
+    pub(crate) running: Vec<InputId>,
+    pub(crate) prefetched: VecDeque<InputId>,
+    pub(crate) created: Instant,
+    pub(crate) idle_since: Instant,
+    pub(crate) served: u64,
+    pub(crate) stop: Option<StopReason>,
+    pub(crate) reservation: Reservation,
+}
+
+impl TaskRec {
+    pub(crate) fn load(&self) -> usize {
+        self.running.len() + self.prefetched.len()
+    }
+
+    /// Whether new inputs may be sent to it.
+    pub(crate) fn accepting(&self) -> bool {
+        self.state == TaskState::Ready && self.stop.is_none() && self.tx.is_some()
+    }
+}
+
+/// Worker resources held by one container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Reservation {
+    pub(crate) milli_cpu: u32,
+    pub(crate) memory_mb: u32,
+    pub(crate) gpus: Vec<u32>,
+}
+
+pub(crate) struct WorkerRec {
+    pub(crate) tx: mpsc::UnboundedSender<pb::WorkerCommand>,
+    pub(crate) info: pb::WorkerRegister,
+    pub(crate) used_milli_cpu: u32,
+    pub(crate) used_memory_mb: u32,
+    pub(crate) busy_gpus: HashSet<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Timer {
+    /// The attempt `attempt` of the input must have finished by now.
+    InputDeadline { input_id: InputId, attempt: u32 },
+    /// The input's retry delay is over.
+    RetryDue { input_id: InputId },
+    /// The container must have connected by now.
+    StartupDeadline { task_id: TaskId },
+}
+
+pub(crate) struct State {
+    /// The address containers connect back to.
+    pub(crate) server_url: String,
+    pub(crate) apps: HashMap<AppId, AppRec>,
+    pub(crate) functions: HashMap<FunctionId, FunctionRec>,
+    pub(crate) calls: HashMap<CallId, CallRec>,
+    pub(crate) inputs: HashMap<InputId, InputRec>,
+    pub(crate) tasks: HashMap<TaskId, TaskRec>,
+    pub(crate) workers: HashMap<WorkerId, WorkerRec>,
+    pub(crate) timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    /// Functions whose queue or containers changed since the last scheduling pass.
+    pub(crate) dirty: HashSet<FunctionId>,
+}
+
+impl State {
+    pub(crate) fn new(server_url: String) -> Self {
+        State {
+            server_url,
+            apps: HashMap::new(),
+            functions: HashMap::new(),
+            calls: HashMap::new(),
+            inputs: HashMap::new(),
+            tasks: HashMap::new(),
+            workers: HashMap::new(),
+            timers: BinaryHeap::new(),
+            dirty: HashSet::new(),
+        }
+    }
+
+    pub(crate) fn set_timer(&mut self, at: Instant, timer: Timer) {
+        self.timers.push(Reverse((at, timer)));
+    }
+
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Removes and returns every timer due at `now`.
+    pub(crate) fn due_timers(&mut self, now: Instant) -> Vec<Timer> {
+        let mut due = Vec::new();
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, t))) = self.timers.pop() {
+                due.push(t);
+            }
+        }
+        due
+    }
+}

@@ -1,0 +1,143 @@
+//! The worker: registers a machine's capacity with the control plane, starts and stops the
+//! containers it is assigned, and forwards their output and exits.
+
+mod process;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use crate::wire::{self, pb};
+
+/// What a worker offers and how it runs containers.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerConfig {
+    pub(crate) server_url: String,
+    pub(crate) milli_cpu: u32,
+    pub(crate) memory_mb: u32,
+    pub(crate) gpus: Vec<pb::GpuDevice>,
+    /// Run containers from this executable instead of the one each function registered.
+    pub(crate) container_exe: Option<PathBuf>,
+}
+
+impl WorkerConfig {
+    /// This machine's CPUs and memory; `MODAL_WORKER_CONTAINER_EXE` overrides the executable.
+    pub(crate) fn local(server_url: String) -> Self {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        WorkerConfig {
+            server_url,
+            milli_cpu: u32::try_from(cpus * 1000).unwrap_or(u32::MAX),
+            memory_mb: total_memory_mb().unwrap_or(4096),
+            gpus: Vec::new(),
+            container_exe: std::env::var_os("MODAL_WORKER_CONTAINER_EXE").map(PathBuf::from),
+        }
+    }
+}
+
+fn total_memory_mb() -> Option<u32> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    u32::try_from(kb / 1024).ok()
+}
+
+/// What a container supervisor reports, in order: output lines, then its exit.
+pub(crate) enum Report {
+    Line(pb::WorkerLogLine),
+    Message(pb::worker_message::Message),
+}
+
+/// Connects to the control plane and serves assignments until the connection ends.
+pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
+    let channel = wire::connect(&config.server_url, true).await?;
+    let mut client = pb::worker_api_client::WorkerApiClient::new(channel)
+        .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<pb::WorkerMessage>();
+    let hostname = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    let _ = out_tx.send(pb::WorkerMessage {
+        message: Some(pb::worker_message::Message::Register(pb::WorkerRegister {
+            hostname,
+            milli_cpu: config.milli_cpu,
+            memory_mb: config.memory_mb,
+            gpus: config.gpus.clone(),
+            runtime: crate::app::support::RUNTIME.into(),
+        })),
+    });
+    let mut commands = client
+        .worker_connect(UnboundedReceiverStream::new(out_rx))
+        .await
+        .map_err(|s| s.message().to_owned())?
+        .into_inner();
+
+    let (report_tx, report_rx) = mpsc::unbounded_channel::<Report>();
+    tokio::spawn(forward_reports(report_rx, out_tx));
+    let mut containers: HashMap<String, mpsc::UnboundedSender<u32>> = HashMap::new();
+    loop {
+        let cmd = match commands.message().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "worker lost the control plane");
+                break;
+            }
+        };
+        containers.retain(|_, stop| !stop.is_closed());
+        match cmd.command {
+            Some(pb::worker_command::Command::Start(start)) => {
+                let Some(spec) = start.spec else { continue };
+                let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+                containers.insert(spec.task_id.clone(), stop_tx);
+                tokio::spawn(process::supervise(spec, config.container_exe.clone(), stop_rx, report_tx.clone()));
+            }
+            Some(pb::worker_command::Command::Stop(stop)) => {
+                if let Some(tx) = containers.get(&stop.task_id) {
+                    let _ = tx.send(stop.grace_ms);
+                }
+            }
+            None => {}
+        }
+    }
+    // Without a control plane no container may outlive this worker.
+    for stop in containers.values() {
+        let _ = stop.send(0);
+    }
+    Ok(())
+}
+
+/// Batches consecutive output lines into one message, keeping them in order with exits.
+async fn forward_reports(
+    mut rx: mpsc::UnboundedReceiver<Report>,
+    out: mpsc::UnboundedSender<pb::WorkerMessage>,
+) {
+    let mut buf = Vec::with_capacity(256);
+    while rx.recv_many(&mut buf, 256).await > 0 {
+        let mut lines = Vec::new();
+        for report in buf.drain(..) {
+            match report {
+                Report::Line(l) => lines.push(l),
+                Report::Message(m) => {
+                    if !lines.is_empty() {
+                        let batch = pb::WorkerLogBatch { lines: std::mem::take(&mut lines) };
+                        let _ = out.send(pb::WorkerMessage { message: Some(pb::worker_message::Message::Logs(batch)) });
+                    }
+                    let _ = out.send(pb::WorkerMessage { message: Some(m) });
+                }
+            }
+        }
+        if !lines.is_empty() {
+            let batch = pb::WorkerLogBatch { lines };
+            if out
+                .send(pb::WorkerMessage { message: Some(pb::worker_message::Message::Logs(batch)) })
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
