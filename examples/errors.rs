@@ -2,10 +2,6 @@
 //!
 //! `cargo run --example errors`
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use modal::prelude::*;
-
 modal::app!(APP = App::new("errors"));
 
 /// A typed error the caller can get back with `Error::user_error`.
@@ -25,15 +21,12 @@ fn divide(a: i64, b: i64) -> i64 {
     a / b
 }
 
-static ATTEMPTS: AtomicU32 = AtomicU32::new(0);
-
 /// Fails on its first two attempts in a container; the control plane retries it.
 #[modal::function(app = APP, retries = 2)]
 fn flaky(marker: String) -> anyhow::Result<String> {
     let path = std::env::temp_dir().join(format!("modal-flaky-{marker}"));
     let n: u32 = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) + 1;
     std::fs::write(&path, n.to_string())?;
-    ATTEMPTS.fetch_add(1, Ordering::Relaxed);
     if n < 3 {
         anyhow::bail!("attempt {n} failed");
     }

@@ -170,13 +170,38 @@ impl State {
         for _ in 0..wanted {
             match scheduler::place(&request, &self.worker_views()) {
                 Placement::On { worker, gpus } => self.start_task(function_id, &worker, &request, gpus, now),
-                Placement::Wait => break,
+                Placement::Wait => {
+                    // Idle containers of other functions give way to waiting work.
+                    if let Some(victim) = self.idle_victim(function_id) {
+                        tracing::debug!(task_id = %victim, %function_id, "stopping an idle container to make room");
+                        self.stop_task(&victim, StopReason::Idle, 500);
+                    }
+                    break;
+                }
                 Placement::Never(why) => {
                     self.fail_queued(function_id, pb::ResultStatus::InternalFailure, &why, "", false, now);
                     break;
                 }
             }
         }
+    }
+
+    /// The longest-idle container of another function that can go without dropping below that
+    /// function's `min_containers`.
+    fn idle_victim(&self, for_function: &str) -> Option<String> {
+        self.tasks
+            .iter()
+            .filter(|(_, t)| {
+                t.function_id != for_function && t.state == TaskState::Ready && t.stop.is_none() && t.load() == 0
+            })
+            .filter(|(_, t)| {
+                let Some(f) = self.functions.get(&t.function_id) else { return false };
+                let min = f.def.autoscaler.map(|a| a.min_containers).unwrap_or(0) as usize;
+                let live = f.tasks.iter().filter(|id| self.tasks.get(*id).is_some_and(|t| t.stop.is_none())).count();
+                live > min
+            })
+            .min_by_key(|(_, t)| t.idle_since)
+            .map(|(id, _)| id.clone())
     }
 
     fn start_task(&mut self, function_id: &str, worker_id: &str, request: &Request, gpus: Vec<u32>, now: Instant) {
@@ -470,6 +495,10 @@ impl State {
         }
         tracing::debug!(%task_id, %how, "container exited");
         self.dirty.insert(function_id);
+        // The capacity it held may let waiting work start.
+        let waiting: Vec<String> =
+            self.functions.iter().filter(|(_, f)| !f.queue.is_empty()).map(|(id, _)| id.clone()).collect();
+        self.dirty.extend(waiting);
         let app_id = task.app_id;
         self.check_app_done(&app_id);
     }

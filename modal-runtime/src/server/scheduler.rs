@@ -194,7 +194,7 @@ pub(crate) fn containers_to_start(l: &Load) -> usize {
             let busy = l.in_containers.div_ceil(c);
             // Containers needed so that the backlog clears within one start-up time.
             let for_backlog = (backlog_work.as_secs_f64() / startup.as_secs_f64() / c as f64).ceil() as usize;
-            if l.queued == 0 { busy } else { busy.max(for_backlog).max(if have == 0 { 1 } else { 0 }) }
+            if l.queued == 0 { busy } else { busy.max(for_backlog).max(usize::from(have == 0)) }
         }
     };
     if l.queued + l.in_containers > 0 {
@@ -204,7 +204,13 @@ pub(crate) fn containers_to_start(l: &Load) -> usize {
     if let Some(max) = l.max_containers {
         wanted = wanted.min(max);
     }
-    wanted.saturating_sub(have)
+    let new = wanted.saturating_sub(have);
+    // Beyond `min_containers`, containers start in waves: never more starting than are ready,
+    // so a burst of quick inputs is measured before it fans out, and slow ones still double
+    // their containers every start-up time.
+    let below_min = l.min_containers.saturating_sub(have);
+    let ramp_room = l.ready.max(1).saturating_sub(l.starting);
+    new.min(below_min.max(ramp_room))
 }
 
 #[cfg(test)]
@@ -317,12 +323,15 @@ mod tests {
 
     #[test]
     fn autoscaling() {
-        // Unknown run time: one slot per input, up to max_containers.
-        assert_eq!(containers_to_start(&Load { queued: 5, ..load() }), 5);
-        assert_eq!(containers_to_start(&Load { queued: 5, max_containers: Some(2), ..load() }), 2);
+        // Unknown run time: one slot per input, started in waves (no more starting than ready).
+        assert_eq!(containers_to_start(&Load { queued: 5, ..load() }), 1);
+        assert_eq!(containers_to_start(&Load { queued: 5, starting: 1, ..load() }), 0);
+        assert_eq!(containers_to_start(&Load { queued: 5, ready: 1, in_containers: 1, ..load() }), 1);
+        assert_eq!(containers_to_start(&Load { queued: 50, ready: 8, in_containers: 8, ..load() }), 8);
+        assert_eq!(containers_to_start(&Load { queued: 50, ready: 8, in_containers: 8, max_containers: Some(10), ..load() }), 2);
         assert_eq!(containers_to_start(&Load { queued: 5, starting: 5, ..load() }), 0);
-        // Idle: only min_containers.
-        assert_eq!(containers_to_start(&Load { min_containers: 2, ..load() }), 2);
+        // Idle: only min_containers, all at once.
+        assert_eq!(containers_to_start(&Load { min_containers: 3, ..load() }), 3);
         assert_eq!(containers_to_start(&load()), 0);
         // Quick inputs: a backlog that clears before a new container could start needs none.
         let quick = Load {
@@ -334,11 +343,13 @@ mod tests {
             ..load()
         };
         assert_eq!(containers_to_start(&quick), 0);
-        // Slow inputs: scale out.
+        // Slow inputs: scale out, doubling.
         let slow = Load { exec: Some(Duration::from_secs(1)), ..quick.clone() };
-        assert_eq!(containers_to_start(&slow), 99);
+        assert_eq!(containers_to_start(&slow), 1);
+        assert_eq!(containers_to_start(&Load { ready: 4, in_containers: 4, ..slow.clone() }), 4);
         // Buffer containers under load; concurrency divides the need.
-        assert_eq!(containers_to_start(&Load { queued: 8, concurrency: 4, buffer_containers: 1, ..load() }), 3);
+        assert_eq!(containers_to_start(&Load { queued: 8, concurrency: 4, buffer_containers: 1, ready: 4, ..load() }), 0);
+        assert_eq!(containers_to_start(&Load { queued: 16, concurrency: 4, buffer_containers: 1, ready: 2, ..load() }), 2);
         // Nothing running yet but quick inputs queued: start one.
         assert_eq!(
             containers_to_start(&Load { queued: 1, exec: Some(Duration::from_micros(5)), ..load() }),

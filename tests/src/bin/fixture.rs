@@ -1,0 +1,118 @@
+//! The app the end-to-end tests run: one entrypoint per scenario, each printing `key: value`
+//! lines that the tests check.
+
+#![allow(clippy::print_stdout)]
+
+use std::time::Duration;
+
+use modal::prelude::*;
+
+modal::app!(APP = App::new("fixture"));
+
+#[modal::function(app = APP)]
+fn square(x: i64) -> i64 {
+    x * x
+}
+
+#[modal::function(app = APP)]
+fn boom(message: String) -> i64 {
+    panic!("boom: {message}");
+}
+
+/// Fails on its first two attempts (counted in a file named by `marker`), then succeeds.
+#[modal::function(app = APP, retries = modal::Retries::new(2).initial_delay(Duration::from_millis(100)))]
+fn flaky(marker: String) -> Result<String, String> {
+    let path = std::env::temp_dir().join(format!("modal-e2e-flaky-{marker}"));
+    let n: u32 = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) + 1;
+    std::fs::write(&path, n.to_string()).map_err(|e| e.to_string())?;
+    if n < 3 { Err(format!("attempt {n} failed")) } else { Ok(format!("attempt {n} succeeded")) }
+}
+
+#[modal::function(app = APP, timeout = 1)]
+fn sleeper(secs: u64) -> u64 {
+    std::thread::sleep(Duration::from_secs(secs));
+    secs
+}
+
+/// Returns `x` after `ms` milliseconds (an async function, to cover that path).
+#[modal::function(app = APP)]
+async fn delayed(x: u64, ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    x
+}
+
+#[modal::function(app = APP, timeout = 600)]
+fn linger(secs: u64) -> u64 {
+    std::thread::sleep(Duration::from_secs(secs));
+    secs
+}
+
+#[modal::local_entrypoint(app = APP)]
+async fn hello_sum() -> modal::Result<()> {
+    let squares: Vec<i64> = square.map(0..1000).try_collect().await?;
+    println!("sum: {}", squares.iter().sum::<i64>());
+    Ok(())
+}
+
+#[modal::local_entrypoint(app = APP)]
+async fn panics() -> modal::Result<()> {
+    let err = boom.remote("kaboom".into()).await.expect_err("boom panics");
+    let r = err.remote().expect("a remote failure");
+    println!("kind: {:?}", r.kind);
+    println!("message: {}", r.message);
+    println!("location: {}", r.location.clone().unwrap_or_default());
+    println!("backtrace: {}", r.backtrace.as_deref().is_some_and(|b| b.contains("boom")));
+    println!("display: {err}");
+    Ok(())
+}
+
+#[modal::local_entrypoint(app = APP)]
+async fn retries(marker: String) -> modal::Result<()> {
+    println!("result: {}", flaky.remote(marker).await?);
+    Ok(())
+}
+
+#[modal::local_entrypoint(app = APP)]
+async fn timeout() -> modal::Result<()> {
+    let err = sleeper.remote(10).await.expect_err("sleeper times out");
+    let r = err.remote().expect("a remote failure");
+    println!("kind: {:?}", r.kind);
+    println!("display: {err}");
+    let task = r.task_id.clone().unwrap_or_default();
+    let gone = modal_tests::wait_until(Duration::from_secs(5), || modal_tests::container(&task).is_none());
+    println!("container gone: {gone}");
+    Ok(())
+}
+
+#[modal::local_entrypoint(app = APP)]
+async fn map_order() -> modal::Result<()> {
+    let ordered: Vec<i64> = square.map(0..1000).try_collect().await?;
+    let want: Vec<i64> = (0..1000).map(|x| x * x).collect();
+    println!("ordered: {}", ordered == want);
+    // Earlier inputs take longer, so they finish last.
+    let inputs: Vec<(u64, u64)> = (0..8).map(|i| (i, (8 - i) * 150)).collect();
+    let unordered: Vec<u64> = delayed.starmap(inputs).order_outputs(false).try_collect().await?;
+    let mut sorted = unordered.clone();
+    sorted.sort_unstable();
+    println!("unordered complete: {}", sorted == (0..8).collect::<Vec<u64>>());
+    println!("unordered differs: {}", unordered != sorted);
+    Ok(())
+}
+
+#[modal::local_entrypoint(app = APP)]
+async fn long(containers: u64) -> modal::Result<()> {
+    println!("app: {}", APP.app_id().unwrap_or_default());
+    let mut calls = Vec::new();
+    for _ in 0..containers {
+        calls.push(linger.spawn(300).await?);
+    }
+    println!("spawned: {}", calls.len());
+    for c in &calls {
+        let _ = c.get(None).await;
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    modal::main()
+}

@@ -1,0 +1,3 @@
+modal::app!(APP = App::new("has space"));
+
+fn main() {}

@@ -1,0 +1,3 @@
+modal::app!(APP = App::new("ui").tags([("team", "a/b")]));
+
+fn main() {}

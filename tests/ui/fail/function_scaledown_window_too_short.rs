@@ -1,0 +1,8 @@
+modal::app!(APP = App::new("ui"));
+
+#[modal::function(app = APP, scaledown_window = 1)]
+fn f(x: i64) -> i64 {
+    x
+}
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[modal::main]
+fn main() {}

@@ -1,0 +1,2 @@
+#[modal::main(flavor = "current_thread")]
+async fn main() {}

@@ -1,0 +1,3 @@
+//! `cargo xtask`: the project's automation (ci, bench, tidy).
+
+fn main() {}
