@@ -53,6 +53,9 @@ pub use client::{AppRun, ForEach, Function, FunctionCall, MapCall, RunBuilder};
 pub use error::{Error, FailureKind, RemoteFailure, Result};
 pub use modal_macros::{app, function, local_entrypoint, main};
 pub use registry::Identity;
+/// Bytes that serde encodes as one block (a `Vec<u8>` is encoded byte by byte): use it for
+/// large binary arguments and results.
+pub use serde_bytes::ByteBuf;
 
 /// What most programs need: `use modal::prelude::*;`.
 pub mod prelude {

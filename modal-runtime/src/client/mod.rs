@@ -5,6 +5,8 @@ mod function;
 mod map;
 pub(crate) mod run;
 
+mod transport;
+
 use tokio::sync::OnceCell;
 
 pub use call::FunctionCall;
@@ -18,7 +20,7 @@ use crate::wire::{self, pb};
 /// A connection to a control plane.
 #[derive(Clone)]
 pub(crate) struct Client {
-    pub(crate) api: pb::client_api_client::ClientApiClient<tonic::transport::Channel>,
+    pub(crate) api: pb::client_api_client::ClientApiClient<transport::Transport>,
     /// Whether the control plane lives in this process.
     pub(crate) embedded: bool,
 }
@@ -32,7 +34,7 @@ impl Client {
         DEFAULT
             .get_or_try_init(|| async {
                 match std::env::var("MODAL_SERVER_URL") {
-                    Ok(url) if !url.is_empty() => Client::connect(&url, false).await,
+                    Ok(url) if !url.is_empty() => Client::connect(&url).await,
                     _ => Client::embedded().await,
                 }
             })
@@ -40,14 +42,18 @@ impl Client {
             .cloned()
     }
 
-    async fn connect(url: &str, embedded: bool) -> Result<Client> {
+    async fn connect(url: &str) -> Result<Client> {
         let channel = wire::connect(url, false)
             .await
             .map_err(|message| Error::Connect { url: url.to_owned(), message })?;
-        let api = pb::client_api_client::ClientApiClient::new(channel)
+        Ok(Client::over(transport::Transport::Remote(channel), false))
+    }
+
+    fn over(transport: transport::Transport, embedded: bool) -> Client {
+        let api = pb::client_api_client::ClientApiClient::new(transport)
             .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
-        Ok(Client { api, embedded })
+        Client { api, embedded }
     }
 
     async fn embedded() -> Result<Client> {
@@ -66,6 +72,7 @@ impl Client {
                 tracing::error!("local worker stopped: {e}");
             }
         });
-        Client::connect(&url, true).await
+        // This program's own calls skip the network: the service is called in-process.
+        Ok(Client::over(transport::Transport::InProcess(plane.client_service), true))
     }
 }

@@ -6,7 +6,6 @@ mod runner;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -189,8 +188,6 @@ enum Running {
     Sync,
 }
 
-type SyncJob = (String, bytes::Bytes);
-
 /// Runs inputs in arrival order, at most `concurrency` at once.
 struct Executor {
     function: &'static FunctionRegistration,
@@ -199,7 +196,6 @@ struct Executor {
     queue: VecDeque<pb::InputItem>,
     running: HashMap<String, Running>,
     done: mpsc::UnboundedSender<(String, pb::CallResult)>,
-    sync_jobs: Option<std::sync::mpsc::Sender<SyncJob>>,
 }
 
 impl Executor {
@@ -209,7 +205,7 @@ impl Executor {
         task_id: String,
         done: mpsc::UnboundedSender<(String, pb::CallResult)>,
     ) -> Self {
-        Executor { function, concurrency, task_id, queue: VecDeque::new(), running: HashMap::new(), done, sync_jobs: None }
+        Executor { function, concurrency, task_id, queue: VecDeque::new(), running: HashMap::new(), done }
     }
 
     fn start_ready(&mut self) {
@@ -236,46 +232,19 @@ impl Executor {
                     self.running.insert(item.input_id, Running::Async(handle));
                 }
                 Invoker::Sync(f) => {
-                    let jobs = self.sync_pool(f);
-                    self.running.insert(item.input_id.clone(), Running::Sync);
-                    let _ = jobs.send((item.input_id, input));
+                    // Run on this worker thread (others keep serving the stream), without a
+                    // hand-off to another thread: the quickest path for short functions.
+                    let done = self.done.clone();
+                    let task_id = self.task_id.clone();
+                    let input_id = item.input_id.clone();
+                    tokio::spawn(async move {
+                        let result = tokio::task::block_in_place(|| runner::run_sync(f, &input, &task_id));
+                        let _ = done.send((input_id, result));
+                    });
+                    self.running.insert(item.input_id, Running::Sync);
                 }
             }
         }
-    }
-
-    /// Threads for a sync function: `concurrency` of them, fed from one queue.
-    fn sync_pool(&mut self, f: fn(&[u8]) -> registry::Outcome) -> std::sync::mpsc::Sender<SyncJob> {
-        if let Some(tx) = &self.sync_jobs {
-            return tx.clone();
-        }
-        let (tx, rx) = std::sync::mpsc::channel::<SyncJob>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..self.concurrency {
-            let rx = Arc::clone(&rx);
-            let done = self.done.clone();
-            let task_id = self.task_id.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("modal-input-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = match rx.lock() {
-                            Ok(guard) => guard.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok((input_id, input)) = job else { return };
-                        let result = runner::run_sync(f, &input, &task_id);
-                        if done.send((input_id, result)).is_err() {
-                            return;
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!("cannot start an input thread: {e}");
-            }
-        }
-        self.sync_jobs = Some(tx.clone());
-        tx
     }
 
     /// Drops cancelled inputs; a running async input is aborted. A running sync input cannot

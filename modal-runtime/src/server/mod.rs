@@ -13,14 +13,18 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::wire::{self, pb};
 
 /// A control plane serving on a bound socket.
 pub(crate) struct ControlPlane {
     pub(crate) addr: SocketAddr,
+    /// The client API as a service, for callers in the same process.
+    pub(crate) client_service: ClientService,
 }
+
+/// The client API service type.
+pub(crate) type ClientService = pb::client_api_server::ClientApiServer<api::Api>;
 
 impl ControlPlane {
     /// The URL clients, workers and containers use.
@@ -44,18 +48,22 @@ pub(crate) fn serve(listener: TcpListener) -> std::io::Result<ControlPlane> {
     let worker = pb::worker_api_server::WorkerApiServer::new(api)
         .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
+    let client_service = client.clone();
     let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .initial_stream_window_size(wire::STREAM_WINDOW)
         .initial_connection_window_size(wire::CONNECTION_WINDOW)
+        .max_frame_size(wire::MAX_FRAME)
         .add_service(client)
         .add_service(container)
         .add_service(worker);
+    // The server's own `tcp_nodelay` applies only to listeners it binds itself.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tokio::spawn(async move {
-        if let Err(e) = router.serve_with_incoming(TcpListenerStream::new(listener)).await {
+        if let Err(e) = router.serve_with_incoming(incoming).await {
             tracing::error!(error = %e, "control plane server stopped");
         }
     });
     tracing::debug!(%addr, "control plane listening");
-    Ok(ControlPlane { addr })
+    Ok(ControlPlane { addr, client_service })
 }

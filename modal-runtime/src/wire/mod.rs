@@ -16,6 +16,8 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 1 << 30;
 /// HTTP/2 flow-control windows: large, so a 16 MiB payload is not throttled to 64 KiB steps.
 pub(crate) const STREAM_WINDOW: u32 = 32 << 20;
 pub(crate) const CONNECTION_WINDOW: u32 = 64 << 20;
+/// HTTP/2 frame size: large frames cut per-frame work on big payloads.
+pub(crate) const MAX_FRAME: u32 = 1 << 20;
 
 /// Opens a channel to a control plane with the shared transport settings.
 pub(crate) async fn connect(url: &str, keepalive: bool) -> Result<tonic::transport::Channel, String> {
@@ -24,6 +26,7 @@ pub(crate) async fn connect(url: &str, keepalive: bool) -> Result<tonic::transpo
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
         .connect_timeout(Duration::from_secs(5));
     if keepalive {
         endpoint = endpoint

@@ -1,0 +1,137 @@
+//! The benchmark `cargo xtask bench` runs: an ephemeral app on the embedded control plane,
+//! measured end to end. Prints one JSON line with the same metric names as the Ray peer
+//! benchmark.
+
+#![allow(clippy::print_stdout)]
+
+use std::time::{Duration, Instant};
+
+use modal::prelude::*;
+
+modal::app!(APP = App::new("bench"));
+
+#[modal::function(app = APP)]
+fn trivial(x: u64) -> u64 {
+    x
+}
+
+#[modal::function(app = APP)]
+fn echo(payload: modal::ByteBuf) -> modal::ByteBuf {
+    payload
+}
+
+#[modal::function(app = APP)]
+fn echo_vec(payload: Vec<u8>) -> Vec<u8> {
+    payload
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e6
+}
+
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+#[modal::main]
+async fn main() -> modal::Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let k = if quick { 10 } else { 1 };
+    let (n_calls, n_warm, n_map) = (2000 / k, 200 / k, 20_000 / k);
+
+    let t0 = Instant::now();
+    let run = APP.run().output(false).await?;
+    let app_start = t0.elapsed();
+
+    let payload_only = std::env::args().any(|a| a == "--payload-only");
+    if payload_only {
+        let payload = modal::ByteBuf::from(vec![7u8; 16 << 20]);
+        for _ in 0..20 {
+            let t = Instant::now();
+            echo.remote(payload.clone()).await?;
+            println!("echo: {:?}", t.elapsed());
+        }
+        run.stop().await?;
+        return Ok(());
+    }
+
+    let t1 = Instant::now();
+    trivial.remote(0).await?;
+    let first_call = t1.elapsed();
+
+    for i in 0..n_warm {
+        trivial.remote(i).await?;
+    }
+    let mut samples = Vec::with_capacity(n_calls as usize);
+    for i in 0..n_calls {
+        let t = Instant::now();
+        let v = trivial.remote(i).await?;
+        samples.push(t.elapsed());
+        assert_eq!(v, i);
+    }
+    samples.sort_unstable();
+
+    let t2 = Instant::now();
+    let out: Vec<u64> = trivial.map(0..n_map).try_collect().await?;
+    let map_secs = t2.elapsed().as_secs_f64();
+    assert_eq!(out.len() as u64, n_map);
+    assert!(out.iter().enumerate().all(|(i, v)| *v == i as u64));
+
+    let rounds = 10;
+    let size = 16 << 20;
+    let moved_mb = (2 * rounds * size) as f64 / (1 << 20) as f64;
+    // The inputs are built before the clock starts, as the peer benchmark does.
+    let inputs: Vec<modal::ByteBuf> = (0..=rounds).map(|_| modal::ByteBuf::from(vec![7u8; size])).collect();
+    let mut inputs = inputs.into_iter();
+    if let Some(warm) = inputs.next() {
+        echo.remote(warm).await?;
+    }
+    let t3 = Instant::now();
+    for payload in inputs {
+        let back = echo.remote(payload).await?;
+        assert_eq!(back.len(), size);
+    }
+    let payload_secs = t3.elapsed().as_secs_f64();
+    let plain: Vec<Vec<u8>> = (0..=rounds).map(|_| vec![7u8; size]).collect();
+    let mut plain = plain.into_iter();
+    if let Some(warm) = plain.next() {
+        echo_vec.remote(warm).await?;
+    }
+    let t4 = Instant::now();
+    for payload in plain {
+        let back = echo_vec.remote(payload).await?;
+        assert_eq!(back.len(), size);
+    }
+    let vec_secs = t4.elapsed().as_secs_f64();
+    let rss = rss_mb();
+    run.stop().await?;
+
+    let json = format!(
+        concat!(
+            "{{\"system\": \"modal-rs\", \"control_plane\": \"embedded\", \"app_start_ms\": {}, \"first_call_ms\": {}, ",
+            "\"call_p50_us\": {}, \"call_p99_us\": {}, \"map_inputs\": {}, \"map_throughput_per_s\": {}, ",
+            "\"payload_mb_per_s\": {}, \"payload_vec_u8_mb_per_s\": {}, \"control_plane_rss_mb\": {}}}"
+        ),
+        round(app_start.as_secs_f64() * 1e3),
+        round(first_call.as_secs_f64() * 1e3),
+        round(percentile(&samples, 50.0)),
+        round(percentile(&samples, 99.0)),
+        n_map,
+        round(n_map as f64 / map_secs),
+        round(moved_mb / payload_secs),
+        round(moved_mb / vec_secs),
+        round(rss),
+    );
+    println!("{json}");
+    Ok(())
+}
