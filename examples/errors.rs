@@ -13,7 +13,11 @@ enum LookupError {
 
 #[modal::function(app = APP)]
 fn find_user(id: u32) -> Result<String, LookupError> {
-    if id == 1 { Ok("ada".into()) } else { Err(LookupError::NotFound(id)) }
+    if id == 1 {
+        Ok("ada".into())
+    } else {
+        Err(LookupError::NotFound(id))
+    }
 }
 
 #[modal::function(app = APP)]
@@ -25,7 +29,11 @@ fn divide(a: i64, b: i64) -> i64 {
 #[modal::function(app = APP, retries = 2)]
 fn flaky(marker: String) -> anyhow::Result<String> {
     let path = std::env::temp_dir().join(format!("modal-flaky-{marker}"));
-    let n: u32 = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) + 1;
+    let n: u32 = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+        + 1;
     std::fs::write(&path, n.to_string())?;
     if n < 3 {
         anyhow::bail!("attempt {n} failed");

@@ -10,7 +10,10 @@ const OTHER: &str = env!("CARGO_BIN_EXE_other");
 /// Runs the fixture with `args` (bounded by `limit`) and returns its output.
 fn run(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
     let mut cmd = Command::new(FIXTURE);
-    cmd.args(args).env_remove("MODAL_SERVER_URL").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .env_remove("MODAL_SERVER_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -29,7 +32,10 @@ fn run(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
 fn fields(out: &Output) -> HashMap<String, String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.split_once(": ").map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .filter_map(|l| {
+            l.split_once(": ")
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
         .collect()
 }
 
@@ -60,7 +66,12 @@ fn hello_example_prints_the_sum_of_squares() {
 fn sum_of_squares_through_map() {
     let out = run(&["run", "hello_sum"], &[], Duration::from_secs(60));
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(fields(&out).get("sum").map(String::as_str), Some("332833500"), "{}", show(&out));
+    assert_eq!(
+        fields(&out).get("sum").map(String::as_str),
+        Some("332833500"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
@@ -68,24 +79,60 @@ fn a_panic_returns_its_message_and_location() {
     let out = run(&["run", "panics"], &[], Duration::from_secs(60));
     assert!(out.status.success(), "{}", show(&out));
     let f = fields(&out);
-    assert_eq!(f.get("kind").map(String::as_str), Some("Panic"), "{}", show(&out));
-    assert_eq!(f.get("message").map(String::as_str), Some("boom: kaboom"), "{}", show(&out));
+    assert_eq!(
+        f.get("kind").map(String::as_str),
+        Some("Panic"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        f.get("message").map(String::as_str),
+        Some("boom: kaboom"),
+        "{}",
+        show(&out)
+    );
     let location = f.get("location").cloned().unwrap_or_default();
-    assert!(location.starts_with("tests/src/bin/fixture.rs:"), "location {location:?}\n{}", show(&out));
-    assert_eq!(f.get("backtrace").map(String::as_str), Some("true"), "{}", show(&out));
+    assert!(
+        location.starts_with("tests/src/bin/fixture.rs:"),
+        "location {location:?}\n{}",
+        show(&out)
+    );
+    assert_eq!(
+        f.get("backtrace").map(String::as_str),
+        Some("true"),
+        "{}",
+        show(&out)
+    );
     // The panic also shows in the streamed logs, prefixed by the function.
-    assert!(String::from_utf8_lossy(&out.stderr).contains("[boom]"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("[boom]"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
 fn retries_succeed_on_the_third_attempt() {
     let marker = format!("{}-{}", std::process::id(), line!());
-    let out = run(&["run", "retries", "--marker", &marker], &[], Duration::from_secs(60));
+    let out = run(
+        &["run", "retries", "--marker", &marker],
+        &[],
+        Duration::from_secs(60),
+    );
     let _ = std::fs::remove_file(std::env::temp_dir().join(format!("modal-e2e-flaky-{marker}")));
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(fields(&out).get("result").map(String::as_str), Some("attempt 3 succeeded"), "{}", show(&out));
+    assert_eq!(
+        fields(&out).get("result").map(String::as_str),
+        Some("attempt 3 succeeded"),
+        "{}",
+        show(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("retry 1/2") && stderr.contains("retry 2/2"), "{}", show(&out));
+    assert!(
+        stderr.contains("retry 1/2") && stderr.contains("retry 2/2"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
@@ -93,9 +140,24 @@ fn a_timeout_stops_the_container() {
     let out = run(&["run", "timeout"], &[], Duration::from_secs(60));
     assert!(out.status.success(), "{}", show(&out));
     let f = fields(&out);
-    assert_eq!(f.get("kind").map(String::as_str), Some("Timeout"), "{}", show(&out));
-    assert!(f.get("display").is_some_and(|d| d.contains("timeout of 1 s")), "{}", show(&out));
-    assert_eq!(f.get("container gone").map(String::as_str), Some("true"), "{}", show(&out));
+    assert_eq!(
+        f.get("kind").map(String::as_str),
+        Some("Timeout"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        f.get("display")
+            .is_some_and(|d| d.contains("timeout of 1 s")),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        f.get("container gone").map(String::as_str),
+        Some("true"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
@@ -103,9 +165,24 @@ fn map_outputs_are_ordered_unless_asked_otherwise() {
     let out = run(&["run", "map_order"], &[], Duration::from_secs(90));
     assert!(out.status.success(), "{}", show(&out));
     let f = fields(&out);
-    assert_eq!(f.get("ordered").map(String::as_str), Some("true"), "{}", show(&out));
-    assert_eq!(f.get("unordered complete").map(String::as_str), Some("true"), "{}", show(&out));
-    assert_eq!(f.get("unordered differs").map(String::as_str), Some("true"), "{}", show(&out));
+    assert_eq!(
+        f.get("ordered").map(String::as_str),
+        Some("true"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        f.get("unordered complete").map(String::as_str),
+        Some("true"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        f.get("unordered differs").map(String::as_str),
+        Some("true"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
@@ -122,34 +199,69 @@ fn no_container_outlives_a_killed_client() {
         .map_while(Result::ok)
         .find_map(|l| l.strip_prefix("app: ").map(str::to_owned))
         .expect("the fixture prints its app id");
-    let started = modal_tests::wait_until(Duration::from_secs(30), || modal_tests::containers_of_app(&app_id).len() == 3);
-    let pids: Vec<i32> = modal_tests::containers_of_app(&app_id).iter().map(|c| c.pid).collect();
+    let started = modal_tests::wait_until(Duration::from_secs(30), || {
+        modal_tests::containers_of_app(&app_id).len() == 3
+    });
+    let pids: Vec<i32> = modal_tests::containers_of_app(&app_id)
+        .iter()
+        .map(|c| c.pid)
+        .collect();
     child.kill().expect("SIGKILL the client");
     let _ = child.wait();
-    assert!(started, "three containers should have started, saw {pids:?}");
-    let gone = modal_tests::wait_until(Duration::from_secs(5), || modal_tests::containers_of_app(&app_id).is_empty());
-    let left: Vec<i32> = modal_tests::containers_of_app(&app_id).iter().map(|c| c.pid).collect();
+    assert!(
+        started,
+        "three containers should have started, saw {pids:?}"
+    );
+    let gone = modal_tests::wait_until(Duration::from_secs(5), || {
+        modal_tests::containers_of_app(&app_id).is_empty()
+    });
+    let left: Vec<i32> = modal_tests::containers_of_app(&app_id)
+        .iter()
+        .map(|c| c.pid)
+        .collect();
     for pid in &left {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
-    assert!(gone, "containers {left:?} outlived the killed client by more than 5 s");
+    assert!(
+        gone,
+        "containers {left:?} outlived the killed client by more than 5 s"
+    );
 }
 
 #[test]
 fn a_container_with_a_different_binary_is_refused() {
-    let out = run(&["run", "hello_sum"], &[("MODAL_WORKER_CONTAINER_EXE", OTHER)], Duration::from_secs(60));
+    let out = run(
+        &["run", "hello_sum"],
+        &[("MODAL_WORKER_CONTAINER_EXE", OTHER)],
+        Duration::from_secs(60),
+    );
     assert!(!out.status.success(), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("could not start"), "{}", show(&out));
-    assert!(stderr.contains("differs from the one registered"), "{}", show(&out));
+    assert!(
+        stderr.contains("differs from the one registered"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
 fn entrypoint_flags_are_checked() {
     let out = run(&["run", "retries"], &[], Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--marker"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--marker"),
+        "{}",
+        show(&out)
+    );
     let out = run(&["run", "nonexistent"], &[], Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing named `nonexistent`"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing named `nonexistent`"),
+        "{}",
+        show(&out)
+    );
 }

@@ -11,7 +11,14 @@ use crate::ctxt::Ctxt;
 use crate::rules;
 
 /// Builder methods of `App`, as on Modal's reference page (plus `include`).
-const OPTIONS: &[&str] = &["tags", "image", "secrets", "volumes", "include_source", "include"];
+const OPTIONS: &[&str] = &[
+    "tags",
+    "image",
+    "secrets",
+    "volumes",
+    "include_source",
+    "include",
+];
 
 struct AppDecl {
     vis: Visibility,
@@ -48,7 +55,10 @@ fn check_builder(cx: &mut Ctxt, expr: &Expr) {
             if !OPTIONS.contains(&method.as_str()) {
                 cx.error_spanned_by(
                     &m.method,
-                    format!("unknown App option `{method}`; expected one of: {}", OPTIONS.join(", ")),
+                    format!(
+                        "unknown App option `{method}`; expected one of: {}",
+                        OPTIONS.join(", ")
+                    ),
                 );
                 return;
             }

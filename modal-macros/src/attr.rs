@@ -37,7 +37,10 @@ pub(crate) fn parse_params(tokens: TokenStream) -> syn::Result<Vec<Param>> {
 
 fn param_from_meta(meta: Meta) -> syn::Result<Param> {
     let key = meta.path().get_ident().cloned().ok_or_else(|| {
-        syn::Error::new_spanned(meta.path(), "expected a parameter name such as `gpu` or `timeout`")
+        syn::Error::new_spanned(
+            meta.path(),
+            "expected a parameter name such as `gpu` or `timeout`",
+        )
     })?;
     let value = match meta {
         Meta::Path(_) => ParamValue::Flag,
@@ -66,7 +69,10 @@ pub(crate) fn check_keys(
         if !allowed.contains(&name.as_str()) {
             cx.error_spanned_by(
                 &p.key,
-                format!("unknown parameter `{name}` for {what}; expected one of: {}", allowed.join(", ")),
+                format!(
+                    "unknown parameter `{name}` for {what}; expected one of: {}",
+                    allowed.join(", ")
+                ),
             );
             continue;
         }
@@ -125,4 +131,3 @@ pub(crate) fn string(expr: &Expr) -> Option<String> {
         _ => None,
     }
 }
-

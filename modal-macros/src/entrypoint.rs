@@ -16,10 +16,19 @@ const PARAMS: &[&str] = &["app", "name"];
 pub(crate) fn expand(attr_tokens: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut cx = Ctxt::new();
     let Ok(f) = syn::parse2::<ItemFn>(item.clone()) else {
-        return Err(syn::Error::new(Span::call_site(), "#[modal::local_entrypoint] goes on a free `fn` or `async fn`"));
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "#[modal::local_entrypoint] goes on a free `fn` or `async fn`",
+        ));
     };
     let params = attr::parse_params(attr_tokens)?;
-    let params = attr::check_keys(&mut cx, params, "#[modal::local_entrypoint]", PARAMS, |_| None);
+    let params = attr::check_keys(
+        &mut cx,
+        params,
+        "#[modal::local_entrypoint]",
+        PARAMS,
+        |_| None,
+    );
     let mut app: Option<Path> = None;
     let mut name = f.sig.ident.to_string();
     for p in &params {
@@ -30,12 +39,17 @@ pub(crate) fn expand(attr_tokens: TokenStream, item: TokenStream) -> syn::Result
         match p.name().as_str() {
             "app" => match e {
                 Expr::Path(ep) => app = Some(ep.path.clone()),
-                other => cx.error_spanned_by(other, "`app` takes the name of the app static declared with `modal::app!`"),
+                other => cx.error_spanned_by(
+                    other,
+                    "`app` takes the name of the app static declared with `modal::app!`",
+                ),
             },
             _ => match attr::string(e) {
                 Some(s) => match rules::check_function_name(&s) {
                     Ok(()) => name = s,
-                    Err(msg) => cx.error_spanned_by(e, msg.replace("function name", "entrypoint name")),
+                    Err(msg) => {
+                        cx.error_spanned_by(e, msg.replace("function name", "entrypoint name"))
+                    }
                 },
                 None => cx.error_spanned_by(e, "`name` takes a string literal"),
             },
@@ -48,11 +62,26 @@ pub(crate) fn expand(attr_tokens: TokenStream, item: TokenStream) -> syn::Result
         ));
     }
     let sig = sig::analyze(&mut cx, &f, "a #[modal::local_entrypoint]");
-    cx.check()?;
+    if let Err(e) = cx.check() {
+        let mut out = e.into_compile_error();
+        if f.sig.ident == "main" {
+            // A stub `main` keeps the compiler from adding "`main` function not found".
+            out.extend(quote!(
+                fn main() {}
+            ));
+        } else {
+            out.extend(item);
+        }
+        return Ok(out);
+    }
     let Some(app) = app else { return Ok(item) };
 
     let is_main = f.sig.ident == "main";
-    let fn_ident = if is_main { format_ident!("__modal_entrypoint_main") } else { f.sig.ident.clone() };
+    let fn_ident = if is_main {
+        format_ident!("__modal_entrypoint_main")
+    } else {
+        f.sig.ident.clone()
+    };
     let mut user_fn = f.clone();
     user_fn.sig.ident = fn_ident.clone();
     let arg_names: Vec<String> = sig.args.iter().map(|a| a.ident.to_string()).collect();

@@ -50,7 +50,12 @@ pub(crate) const PARAMS: &[&str] = &[
     "max_inputs",
 ];
 
-const RETRIES_KEYS: &[&str] = &["max_retries", "backoff_coefficient", "initial_delay", "max_delay"];
+const RETRIES_KEYS: &[&str] = &[
+    "max_retries",
+    "backoff_coefficient",
+    "initial_delay",
+    "max_delay",
+];
 
 /// The validated attribute: the app it belongs to and one spec-field assignment per parameter.
 pub(crate) struct FunctionAttr {
@@ -65,14 +70,21 @@ fn expr_of<'a>(cx: &mut Ctxt, p: &'a Param) -> Option<&'a Expr> {
     match &p.value {
         ParamValue::Expr(e) => Some(e),
         _ => {
-            cx.error_spanned_by(&p.key, format!("`{}` takes a value: `{} = …`", p.name(), p.name()));
+            cx.error_spanned_by(
+                &p.key,
+                format!("`{}` takes a value: `{} = …`", p.name(), p.name()),
+            );
             None
         }
     }
 }
 
 /// A `u64` parameter: literals are range-checked here by `check`, other expressions at app start.
-fn u64_param(cx: &mut Ctxt, p: &Param, check: impl Fn(u64) -> Result<(), String>) -> Option<TokenStream> {
+fn u64_param(
+    cx: &mut Ctxt,
+    p: &Param,
+    check: impl Fn(u64) -> Result<(), String>,
+) -> Option<TokenStream> {
     let e = expr_of(cx, p)?;
     match attr::literal(e) {
         Some(Literal::Int(i)) => {
@@ -112,7 +124,11 @@ fn bool_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
     }
 }
 
-fn string_param(cx: &mut Ctxt, p: &Param, check: impl Fn(&str) -> Result<(), String>) -> Option<TokenStream> {
+fn string_param(
+    cx: &mut Ctxt,
+    p: &Param,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Option<TokenStream> {
     let e = expr_of(cx, p)?;
     match attr::literal(e) {
         Some(Literal::Str(s)) => {
@@ -147,13 +163,18 @@ fn gpu_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
             None if items.len() == 1 && attr::literal(item).is_none() => {
                 return Some(quote_spanned!(e.span()=> ::modal::__private::gpu_list(#e)));
             }
-            None => cx.error_spanned_by(item, "`gpu` takes a string such as \"H100\" or \"A100-80GB:2\", or a list of them"),
+            None => cx.error_spanned_by(
+                item,
+                "`gpu` takes a string such as \"H100\" or \"A100-80GB:2\", or a list of them",
+            ),
         }
     }
     if matches!(e, Expr::Array(a) if a.elems.is_empty()) {
         cx.error_spanned_by(e, "`gpu` needs at least one GPU type");
     }
-    Some(quote!(::std::vec![#(::modal::__private::GpuConfig::from(#literals)),*]))
+    Some(quote!(
+        ::std::vec![#(::modal::__private::GpuConfig::from(#literals)),*]
+    ))
 }
 
 /// `cpu = 1.5` or `cpu = (0.5, 2.0)`.
@@ -168,7 +189,9 @@ fn cpu_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
                 cx.error_spanned_by(e, msg);
                 return None;
             }
-            Some(quote!(::core::option::Option::Some(((#req) as f64, ::core::option::Option::Some((#lim) as f64)))))
+            Some(
+                quote!(::core::option::Option::Some(((#req) as f64, ::core::option::Option::Some((#lim) as f64)))),
+            )
         }
         _ => {
             if let Some(r) = attr::number(e) {
@@ -176,9 +199,13 @@ fn cpu_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
                     cx.error_spanned_by(e, msg);
                     return None;
                 }
-                return Some(quote!(::core::option::Option::Some(((#e) as f64, ::core::option::Option::None))));
+                return Some(
+                    quote!(::core::option::Option::Some(((#e) as f64, ::core::option::Option::None))),
+                );
             }
-            Some(quote_spanned!(e.span()=> ::core::option::Option::Some(::modal::__private::cpu(#e))))
+            Some(
+                quote_spanned!(e.span()=> ::core::option::Option::Some(::modal::__private::cpu(#e))),
+            )
         }
     }
 }
@@ -199,7 +226,9 @@ fn memory_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
                 cx.error_spanned_by(e, msg);
                 return None;
             }
-            Some(quote!(::core::option::Option::Some(((#req) as u64, ::core::option::Option::Some((#lim) as u64)))))
+            Some(
+                quote!(::core::option::Option::Some(((#req) as u64, ::core::option::Option::Some((#lim) as u64)))),
+            )
         }
         _ => match attr::literal(e) {
             Some(_) => match as_u64(e) {
@@ -207,11 +236,16 @@ fn memory_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
                     Some(quote!(::core::option::Option::Some((#r, ::core::option::Option::None))))
                 }
                 _ => {
-                    cx.error_spanned_by(e, "`memory` takes a positive number of MiB, or `(request, limit)`");
+                    cx.error_spanned_by(
+                        e,
+                        "`memory` takes a positive number of MiB, or `(request, limit)`",
+                    );
                     None
                 }
             },
-            None => Some(quote_spanned!(e.span()=> ::core::option::Option::Some(::modal::__private::memory(#e)))),
+            None => Some(
+                quote_spanned!(e.span()=> ::core::option::Option::Some(::modal::__private::memory(#e))),
+            ),
         },
     }
 }
@@ -222,7 +256,9 @@ fn retries_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
     match &p.value {
         ParamValue::Expr(e) => match attr::literal(e) {
             Some(Literal::Int(n)) => {
-                if let Err(msg) = rules::check_retries(i64::try_from(n).unwrap_or(-1), 1.0, 1.0, 60.0) {
+                if let Err(msg) =
+                    rules::check_retries(i64::try_from(n).unwrap_or(-1), 1.0, 1.0, 60.0)
+                {
                     cx.error_spanned_by(e, msg);
                     return None;
                 }
@@ -233,10 +269,18 @@ fn retries_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
                 cx.error_spanned_by(e, "`retries` takes a number of retries, `retries(max_retries = …, …)`, or a `modal::Retries`");
                 None
             }
-            None => Some(quote_spanned!(e.span()=> ::core::option::Option::Some(::core::convert::Into::<::modal::Retries>::into(#e)))),
+            None => Some(
+                quote_spanned!(e.span()=> ::core::option::Option::Some(::core::convert::Into::<::modal::Retries>::into(#e))),
+            ),
         },
         ParamValue::List(items) => {
-            let items = attr::check_keys(cx, items_clone(items), "`retries(…)`", RETRIES_KEYS, |_| None);
+            let items = attr::check_keys(
+                cx,
+                items_clone(items),
+                "`retries(…)`",
+                RETRIES_KEYS,
+                |_| None,
+            );
             let mut max_retries = None;
             let (mut coef, mut initial, mut max_delay) = (2.0f64, 1.0f64, 60.0f64);
             for item in &items {
@@ -294,7 +338,12 @@ fn items_clone(items: &[Param]) -> Vec<Param> {
 }
 
 /// Parses and validates the attribute; every problem goes to `cx`.
-pub(crate) fn parse_attr(cx: &mut Ctxt, tokens: TokenStream, what: &str, allowed: &[&str]) -> Option<FunctionAttr> {
+pub(crate) fn parse_attr(
+    cx: &mut Ctxt,
+    tokens: TokenStream,
+    what: &str,
+    allowed: &[&str],
+) -> Option<FunctionAttr> {
     let params = match attr::parse_params(tokens) {
         Ok(p) => p,
         Err(e) => {
@@ -307,7 +356,9 @@ pub(crate) fn parse_attr(cx: &mut Ctxt, tokens: TokenStream, what: &str, allowed
     let mut name = None;
     let mut assignments = Vec::new();
     let mut has_schedule = None;
-    let mut counts: (Option<(u64, Span)>, Option<(u64, Span)>) = (None, None);
+    // Literal `min_containers` and `max_containers`, to compare once both are known.
+    let mut min_containers: Option<(u64, Span)> = None;
+    let mut max_containers: Option<(u64, Span)> = None;
     for p in &params {
         let key = p.name();
         let field = format_ident!("{}", key.trim_start_matches('_'));
@@ -332,7 +383,7 @@ pub(crate) fn parse_attr(cx: &mut Ctxt, tokens: TokenStream, what: &str, allowed
                 continue;
             }
             "timeout" => u64_param(cx, p, rules::check_timeout),
-            "startup_timeout" => u64_param(cx, p, rules::check_startup_timeout),
+            "startup_timeout" => u64_param(cx, p, rules::check_startup_timeout).map(|v| quote!(Some(#v))),
             "scaledown_window" => u64_param(cx, p, rules::check_scaledown_window).map(|v| quote!(Some(#v))),
             "max_inputs" => u64_param(cx, p, rules::check_max_inputs).map(|v| quote!(Some(#v))),
             "ephemeral_disk" | "buffer_containers" => u64_param(cx, p, |_| Ok(())).map(|v| quote!(Some(#v))),
@@ -342,7 +393,11 @@ pub(crate) fn parse_attr(cx: &mut Ctxt, tokens: TokenStream, what: &str, allowed
                     && let Ok(v) = u64::try_from(i)
                 {
                     let slot = Some((v, e.span()));
-                    if key == "min_containers" { counts.0 = slot } else { counts.1 = slot }
+                    if key == "min_containers" {
+                        min_containers = slot;
+                    } else {
+                        max_containers = slot;
+                    }
                 }
                 u64_param(cx, p, |_| Ok(())).map(|v| quote!(Some(#v)))
             }
@@ -388,7 +443,7 @@ pub(crate) fn parse_attr(cx: &mut Ctxt, tokens: TokenStream, what: &str, allowed
             assignments.push(quote!(spec.#field = #v;));
         }
     }
-    if let (Some((min, _)), Some((max, span))) = counts
+    if let (Some((min, _)), Some((max, span))) = (min_containers, max_containers)
         && let Err(msg) = rules::check_container_counts(Some(min), Some(max))
     {
         cx.push(syn::Error::new(span, msg));
@@ -400,7 +455,12 @@ pub(crate) fn parse_attr(cx: &mut Ctxt, tokens: TokenStream, what: &str, allowed
         ));
         return None;
     };
-    Some(FunctionAttr { app, name, assignments, has_schedule })
+    Some(FunctionAttr {
+        app,
+        name,
+        assignments,
+        has_schedule,
+    })
 }
 
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
@@ -410,7 +470,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         Err(_) => {
             return Err(syn::Error::new(
                 Span::call_site(),
-                "#[modal::function] goes on a free `fn` or `async fn` (for a struct, use `#[modal::cls]`)",
+                "#[modal::function] goes on a free `fn` or `async fn`",
             ));
         }
     };
@@ -428,7 +488,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             ),
         ));
     }
-    cx.check()?;
+    if let Err(e) = cx.check() {
+        // Keep the function so that the rest of the crate still type-checks against it.
+        let mut out = e.into_compile_error();
+        out.extend(item);
+        return Ok(out);
+    }
     let Some(attr) = parsed else { return Ok(item) };
     Ok(generate(&f, &attr, &sig))
 }
@@ -437,11 +502,23 @@ fn generate(f: &ItemFn, attr: &FunctionAttr, sig: &Signature) -> TokenStream {
     let ident = &f.sig.ident;
     let vis = &f.vis;
     let app = &attr.app;
-    let tag = attr.name.as_ref().map(|(n, _)| n.clone()).unwrap_or_else(|| ident.to_string());
+    let tag = attr
+        .name
+        .as_ref()
+        .map(|(n, _)| n.clone())
+        .unwrap_or_else(|| ident.to_string());
     let handle_ty = format_ident!("__modal_handle_{}", ident);
     let impl_ident = format_ident!("__modal_impl_{}", ident);
-    let docs: Vec<&syn::Attribute> = f.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
-    let other_attrs: Vec<&syn::Attribute> = f.attrs.iter().filter(|a| !a.path().is_ident("doc")).collect();
+    let docs: Vec<&syn::Attribute> = f
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .collect();
+    let other_attrs: Vec<&syn::Attribute> = f
+        .attrs
+        .iter()
+        .filter(|a| !a.path().is_ident("doc"))
+        .collect();
     let block = &f.block;
     let asyncness = &f.sig.asyncness;
     let output = &f.sig.output;
@@ -452,14 +529,15 @@ fn generate(f: &ItemFn, attr: &FunctionAttr, sig: &Signature) -> TokenStream {
     let takes_arguments = !sig.args.is_empty();
     let assignments = &attr.assignments;
 
-    let arg_checks = arg_types.iter().map(|t| {
-        quote_spanned!(t.span()=> ::modal::__private::assert_remote_arg::<#t>();)
-    });
+    let arg_checks = arg_types
+        .iter()
+        .map(|t| quote_spanned!(t.span()=> ::modal::__private::assert_remote_arg::<#t>();));
     let ret_span = match &f.sig.output {
         syn::ReturnType::Type(_, t) => t.span(),
         syn::ReturnType::Default => ident.span(),
     };
-    let ret_check = quote_spanned!(ret_span=> ::modal::__private::assert_remote_value::<#value_ty>(););
+    let ret_check =
+        quote_spanned!(ret_span=> ::modal::__private::assert_remote_value::<#value_ty>(););
 
     let call_impl = if sig.is_async {
         quote!(#impl_ident(#(#arg_idents),*).await)
@@ -467,13 +545,18 @@ fn generate(f: &ItemFn, attr: &FunctionAttr, sig: &Signature) -> TokenStream {
         quote!(#impl_ident(#(#arg_idents),*))
     };
     let to_outcome = match &sig.ret {
-        Return::Unit => quote!({ let () = __ret; ::modal::__private::encode_value(&()) }),
+        Return::Unit => quote!({
+            let () = __ret;
+            ::modal::__private::encode_value(&())
+        }),
         Return::Plain(_) => quote!(::modal::__private::encode_value(&__ret)),
         Return::Result { .. } => quote!(match __ret {
             ::core::result::Result::Ok(__v) => ::modal::__private::encode_value(&__v),
             ::core::result::Result::Err(__e) => {
                 #[allow(unused_imports)]
-                use ::modal::__private::{UserErrorViaSerde as _, UserErrorViaDisplay as _, UserErrorViaDebug as _};
+                use ::modal::__private::{
+                    UserErrorViaDebug as _, UserErrorViaDisplay as _, UserErrorViaSerde as _,
+                };
                 (&&&::modal::__private::ErrorProbe(&__e)).__modal_user_error()
             }
         }),

@@ -6,19 +6,43 @@ use quote::quote;
 use syn::ItemFn;
 
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    // On error, a stub `main` keeps the compiler from adding "`main` function not found".
+    check(attr, item).or_else(|e| {
+        let mut out = e.into_compile_error();
+        out.extend(quote!(
+            fn main() {}
+        ));
+        Ok(out)
+    })
+}
+
+fn check(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     if !attr.is_empty() {
-        return Err(syn::Error::new_spanned(attr, "#[modal::main] takes no parameters"));
+        return Err(syn::Error::new_spanned(
+            attr,
+            "#[modal::main] takes no parameters",
+        ));
     }
-    let f: ItemFn = syn::parse2(item)
-        .map_err(|_| syn::Error::new(Span::call_site(), "#[modal::main] goes on `async fn main`"))?;
+    let f: ItemFn = syn::parse2(item).map_err(|_| {
+        syn::Error::new(Span::call_site(), "#[modal::main] goes on `async fn main`")
+    })?;
     if f.sig.ident != "main" {
-        return Err(syn::Error::new_spanned(&f.sig.ident, "#[modal::main] goes on the program's `main` function"));
+        return Err(syn::Error::new_spanned(
+            &f.sig.ident,
+            "#[modal::main] goes on the program's `main` function",
+        ));
     }
     if f.sig.asyncness.is_none() {
-        return Err(syn::Error::new_spanned(f.sig.fn_token, "#[modal::main] needs `async fn main`"));
+        return Err(syn::Error::new_spanned(
+            f.sig.fn_token,
+            "#[modal::main] needs `async fn main`",
+        ));
     }
     if !f.sig.inputs.is_empty() {
-        return Err(syn::Error::new_spanned(&f.sig.inputs, "`main` takes no arguments; use #[modal::local_entrypoint] for flags"));
+        return Err(syn::Error::new_spanned(
+            &f.sig.inputs,
+            "`main` takes no arguments; use #[modal::local_entrypoint] for flags",
+        ));
     }
     let attrs = &f.attrs;
     let output = &f.sig.output;

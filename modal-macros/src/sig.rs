@@ -82,15 +82,19 @@ pub(crate) fn analyze(cx: &mut Ctxt, f: &ItemFn, what: &str) -> Signature {
     let mut args = Vec::new();
     for input in &sig.inputs {
         match input {
-            FnArg::Receiver(r) => cx.error_spanned_by(
-                r,
-                format!("{what} must be a free function; methods go in a class with `#[modal::method]`"),
-            ),
+            FnArg::Receiver(r) => {
+                cx.error_spanned_by(r, format!("{what} must be a free function, not a method"))
+            }
             FnArg::Typed(pt) => {
                 let ident = match &*pt.pat {
-                    Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => pi.ident.clone(),
+                    Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => {
+                        pi.ident.clone()
+                    }
                     other => {
-                        cx.error_spanned_by(other, "arguments must be plain names (`x: T`), not patterns");
+                        cx.error_spanned_by(
+                            other,
+                            "arguments must be plain names (`x: T`), not patterns",
+                        );
                         continue;
                     }
                 };
@@ -101,7 +105,10 @@ pub(crate) fn analyze(cx: &mut Ctxt, f: &ItemFn, what: &str) -> Signature {
                     );
                     continue;
                 }
-                args.push(Arg { ident, ty: (*pt.ty).clone() });
+                args.push(Arg {
+                    ident,
+                    ty: (*pt.ty).clone(),
+                });
             }
         }
     }
@@ -109,12 +116,19 @@ pub(crate) fn analyze(cx: &mut Ctxt, f: &ItemFn, what: &str) -> Signature {
         ReturnType::Default => Return::Unit,
         ReturnType::Type(_, ty) => {
             if let Some(tokens) = borrowed(ty) {
-                cx.error_spanned_by(tokens, "the return type must be owned (no references, lifetimes or `impl Trait`)");
+                cx.error_spanned_by(
+                    tokens,
+                    "the return type must be owned (no references, lifetimes or `impl Trait`)",
+                );
             }
             classify_return(ty)
         }
     };
-    Signature { args, ret, is_async: sig.asyncness.is_some() }
+    Signature {
+        args,
+        ret,
+        is_async: sig.asyncness.is_some(),
+    }
 }
 
 fn classify_return(ty: &Type) -> Return {

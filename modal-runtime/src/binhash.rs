@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 pub(crate) fn current_exe_hash() -> Result<&'static str, String> {
     static HASH: OnceLock<Result<String, String>> = OnceLock::new();
     HASH.get_or_init(|| {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
         file_hash(&exe)
     })
     .as_deref()

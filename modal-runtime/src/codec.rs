@@ -56,6 +56,9 @@ mod tests {
         let bytes = encode(&("a string",)).unwrap();
         assert!(decode::<(i64, i64)>(&bytes).is_err());
         let bytes = encode(&(1u8, 2u8)).unwrap();
-        assert!(matches!(decode::<(u8,)>(&bytes), Err(CodecError::Trailing(1))));
+        assert!(matches!(
+            decode::<(u8,)>(&bytes),
+            Err(CodecError::Trailing(1))
+        ));
     }
 }

@@ -110,21 +110,45 @@ impl fmt::Display for RemoteFailure {
         };
         match self.kind {
             FailureKind::UserError => {
-                let ty = self.error_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
-                write!(f, "function `{f_name}` returned an error{ty}{container}: {}", self.message)?
+                let ty = self
+                    .error_type
+                    .as_deref()
+                    .map(|t| format!(" ({t})"))
+                    .unwrap_or_default();
+                write!(
+                    f,
+                    "function `{f_name}` returned an error{ty}{container}: {}",
+                    self.message
+                )?
             }
             FailureKind::Panic => {
-                let at = self.location.as_deref().map(|l| format!(" at {l}")).unwrap_or_default();
-                write!(f, "function `{f_name}` panicked{container}{at}: {}", self.message)?
+                let at = self
+                    .location
+                    .as_deref()
+                    .map(|l| format!(" at {l}"))
+                    .unwrap_or_default();
+                write!(
+                    f,
+                    "function `{f_name}` panicked{container}{at}: {}",
+                    self.message
+                )?
             }
-            FailureKind::Timeout => write!(f, "function `{f_name}` timed out{container}: {}", self.message)?,
+            FailureKind::Timeout => write!(
+                f,
+                "function `{f_name}` timed out{container}: {}",
+                self.message
+            )?,
             FailureKind::Cancelled => write!(f, "call to `{f_name}` was cancelled")?,
-            FailureKind::InitFailure => {
-                write!(f, "function `{f_name}` could not start{container}: {}", self.message)?
-            }
-            FailureKind::Internal => {
-                write!(f, "internal failure running `{f_name}`{container}: {}", self.message)?
-            }
+            FailureKind::InitFailure => write!(
+                f,
+                "function `{f_name}` could not start{container}: {}",
+                self.message
+            )?,
+            FailureKind::Internal => write!(
+                f,
+                "internal failure running `{f_name}`{container}: {}",
+                self.message
+            )?,
         }
         if self.attempt > 0 {
             write!(f, " (after {} attempts)", self.attempt + 1)?;
@@ -175,6 +199,10 @@ impl From<RemoteFailure> for Error {
 
 impl From<tonic::Status> for Error {
     fn from(s: tonic::Status) -> Self {
-        Error::ControlPlane(format!("{}: {}", crate::wire::code_name(s.code()), s.message()))
+        Error::ControlPlane(format!(
+            "{}: {}",
+            crate::wire::code_name(s.code()),
+            s.message()
+        ))
     }
 }

@@ -45,8 +45,8 @@ mod worker;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use app::{App, Cron, Image, Period, Retries, Schedule, Secret, Volume};
 pub use app::objects::SecretValue;
+pub use app::{App, Cron, Image, Period, Retries, Schedule, Secret, Volume};
 pub use cli::args::CliArg;
 pub use cli::main;
 pub use client::{AppRun, ForEach, Function, FunctionCall, MapCall, RunBuilder};

@@ -53,7 +53,11 @@ impl Output {
         }
         let mut text = String::from("✓ Created objects.");
         for (i, f) in functions.iter().enumerate() {
-            let branch = if i + 1 == functions.len() { "└──" } else { "├──" };
+            let branch = if i + 1 == functions.len() {
+                "└──"
+            } else {
+                "├──"
+            };
             text.push_str(&format!("\n{branch} 🔨 Created function {f}."));
         }
         self.status(&text);
@@ -86,7 +90,9 @@ impl Output {
     }
 
     pub(crate) fn disconnecting(&self) {
-        self.status("Disconnecting from the control plane - this will terminate the app's containers.");
+        self.status(
+            "Disconnecting from the control plane - this will terminate the app's containers.",
+        );
     }
 }
 
@@ -115,7 +121,13 @@ impl Progress {
             }
             bar
         });
-        Progress { tag, started: Instant::now(), bar, enabled, done: std::cell::Cell::new(0) }
+        Progress {
+            tag,
+            started: Instant::now(),
+            bar,
+            enabled,
+            done: std::cell::Cell::new(0),
+        }
     }
 
     pub(crate) fn set_total(&self, n: usize) {
@@ -137,7 +149,11 @@ impl Progress {
         }
         if self.enabled {
             let secs = self.started.elapsed().as_secs_f64();
-            eprintln!("✓ {}.map: {} inputs in {secs:.2}s", self.tag, self.done.get());
+            eprintln!(
+                "✓ {}.map: {} inputs in {secs:.2}s",
+                self.tag,
+                self.done.get()
+            );
         }
     }
 }

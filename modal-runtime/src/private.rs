@@ -15,7 +15,7 @@ pub use crate::app::{FunctionSpec, GpuConfig};
 pub use crate::cli::main_with;
 pub use crate::registry::{
     AppEntry, BoundSlot, EntrypointArgs, EntrypointFuture, EntrypointRegistration, FunctionEntry,
-    FunctionRegistration, Invoker, Outcome, OutcomeFuture, ParamKind, ParamSpec,
+    FunctionRegistration, Invoker, Outcome, OutcomeFuture, ParamKind, ParamSpec, ResultFormatter,
 };
 use crate::{Error, Volume};
 
@@ -70,7 +70,11 @@ pub trait UserErrorViaDisplay {
 }
 impl<E: Display> UserErrorViaDisplay for &ErrorProbe<'_, E> {
     fn __modal_user_error(&self) -> Outcome {
-        Outcome::UserError { type_name: std::any::type_name::<E>(), message: format!("{:#}", self.0), payload: None }
+        Outcome::UserError {
+            type_name: std::any::type_name::<E>(),
+            message: format!("{:#}", self.0),
+            payload: None,
+        }
     }
 }
 /// The error type has only `Debug`.
@@ -80,7 +84,11 @@ pub trait UserErrorViaDebug {
 }
 impl<E: Debug> UserErrorViaDebug for ErrorProbe<'_, E> {
     fn __modal_user_error(&self) -> Outcome {
-        Outcome::UserError { type_name: std::any::type_name::<E>(), message: format!("{:?}", self.0), payload: None }
+        Outcome::UserError {
+            type_name: std::any::type_name::<E>(),
+            message: format!("{:?}", self.0),
+            payload: None,
+        }
     }
 }
 
@@ -96,10 +104,10 @@ impl<R> DescribeProbe<R> {
 /// The return type has `Debug`.
 pub trait DescribeViaDebug {
     /// A formatter for encoded values.
-    fn __modal_describe(&self) -> Option<fn(&[u8]) -> String>;
+    fn __modal_describe(&self) -> Option<ResultFormatter>;
 }
 impl<R: DeserializeOwned + Debug> DescribeViaDebug for &DescribeProbe<R> {
-    fn __modal_describe(&self) -> Option<fn(&[u8]) -> String> {
+    fn __modal_describe(&self) -> Option<ResultFormatter> {
         Some(|bytes| match crate::codec::decode::<R>(bytes) {
             Ok(v) => format!("{v:?}"),
             Err(e) => format!("<undecodable result: {e}>"),
@@ -109,10 +117,10 @@ impl<R: DeserializeOwned + Debug> DescribeViaDebug for &DescribeProbe<R> {
 /// The return type cannot be shown.
 pub trait DescribeNone {
     /// No formatter.
-    fn __modal_describe(&self) -> Option<fn(&[u8]) -> String>;
+    fn __modal_describe(&self) -> Option<ResultFormatter>;
 }
 impl<R> DescribeNone for DescribeProbe<R> {
-    fn __modal_describe(&self) -> Option<fn(&[u8]) -> String> {
+    fn __modal_describe(&self) -> Option<ResultFormatter> {
         None
     }
 }
@@ -132,7 +140,9 @@ pub trait EntryErrorViaModal {
 }
 impl EntryErrorViaModal for &&EntryErrorProbe<Error> {
     fn __modal_entry_error(&self) -> Error {
-        self.0.take().unwrap_or_else(|| Error::Other("entrypoint failed".into()))
+        self.0
+            .take()
+            .unwrap_or_else(|| Error::Other("entrypoint failed".into()))
     }
 }
 /// The error has `Display`.
@@ -269,8 +279,13 @@ impl<S: Into<String>, const N: usize> IntoStrings for [S; N] {
 }
 
 /// `env = [("K", "V")]` and `experimental_options = …`.
-pub fn string_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Vec<(String, String)> {
-    pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect()
+pub fn string_pairs<K: Into<String>, V: Into<String>>(
+    pairs: impl IntoIterator<Item = (K, V)>,
+) -> Vec<(String, String)> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect()
 }
 
 /// `volumes = [("/mnt/data", Volume::from_name("data"))]`.

@@ -48,6 +48,10 @@ pub enum Invoker {
     Async(fn(bytes::Bytes) -> OutcomeFuture),
 }
 
+/// Formats an encoded return value for display.
+#[doc(hidden)]
+pub type ResultFormatter = fn(&[u8]) -> String;
+
 /// One `#[modal::function]`.
 #[doc(hidden)]
 pub struct FunctionRegistration {
@@ -60,7 +64,7 @@ pub struct FunctionRegistration {
     pub spec: fn() -> FunctionSpec,
     pub invoker: Invoker,
     /// Formats an encoded return value with `Debug`, when the return type has it.
-    pub describe_result: fn() -> Option<fn(&[u8]) -> String>,
+    pub describe_result: fn() -> Option<ResultFormatter>,
     /// Where the function is bound while its app runs.
     pub bound: BoundSlot,
 }
@@ -117,7 +121,10 @@ impl fmt::Display for Identity {
 /// The identity of `function` when it runs as part of `app`. Both the client (when it
 /// registers functions) and the container (when it looks its function up) go through this.
 pub(crate) fn identity(app: &App, function: &FunctionRegistration) -> Identity {
-    Identity { app: app.name().to_owned(), tag: function.tag.to_owned() }
+    Identity {
+        app: app.name().to_owned(),
+        tag: function.tag.to_owned(),
+    }
 }
 
 /// Registry lookups that failed.
@@ -126,9 +133,18 @@ pub(crate) enum RegistryError {
     #[error("no app named `{app}` is registered in this binary (registered: {known})")]
     UnknownApp { app: String, known: String },
     #[error("app `{app}` has no function tagged `{tag}` in this binary (functions: {known})")]
-    UnknownFunction { app: String, tag: String, known: String },
+    UnknownFunction {
+        app: String,
+        tag: String,
+        known: String,
+    },
     #[error("app `{app}` has two functions tagged `{tag}`: {first} and {second}")]
-    DuplicateTag { app: String, tag: String, first: String, second: String },
+    DuplicateTag {
+        app: String,
+        tag: String,
+        first: String,
+        second: String,
+    },
 }
 
 /// Every app registered in this binary.
@@ -139,9 +155,7 @@ pub(crate) fn apps() -> impl Iterator<Item = &'static App> {
 /// The functions that run as part of `app`: its own and those of the apps it includes.
 /// A tag declared twice on the app itself is an error; an included function whose tag the app
 /// already has is left out (the including app wins).
-pub(crate) fn functions_of(
-    app: &App,
-) -> Result<Vec<&'static FunctionRegistration>, RegistryError> {
+pub(crate) fn functions_of(app: &App) -> Result<Vec<&'static FunctionRegistration>, RegistryError> {
     let mut own: Vec<&'static FunctionRegistration> = Vec::new();
     let mut included: Vec<&'static FunctionRegistration> = Vec::new();
     for FunctionEntry(reg) in inventory::iter::<FunctionEntry> {
@@ -162,7 +176,11 @@ pub(crate) fn functions_of(
     }
     for reg in included {
         if own.iter().any(|p| p.tag == reg.tag) {
-            tracing::warn!(tag = reg.tag, app = app.name(), "included function is shadowed by the app's own");
+            tracing::warn!(
+                tag = reg.tag,
+                app = app.name(),
+                "included function is shadowed by the app's own"
+            );
         } else {
             own.push(reg);
         }
@@ -176,7 +194,10 @@ pub(crate) fn lookup(identity: &Identity) -> Result<&'static FunctionRegistratio
     let app = apps().find(|a| a.name() == identity.app).ok_or_else(|| {
         let mut known: Vec<&str> = apps().map(App::name).collect();
         known.sort_unstable();
-        RegistryError::UnknownApp { app: identity.app.clone(), known: list(&known) }
+        RegistryError::UnknownApp {
+            app: identity.app.clone(),
+            known: list(&known),
+        }
     })?;
     let functions = functions_of(app)?;
     functions
@@ -194,7 +215,11 @@ pub(crate) fn lookup(identity: &Identity) -> Result<&'static FunctionRegistratio
 }
 
 fn list(items: &[&str]) -> String {
-    if items.is_empty() { "none".into() } else { items.join(", ") }
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
 }
 
 /// How an entrypoint parameter is given on the command line.
@@ -243,7 +268,9 @@ inventory::collect!(EntrypointRegistration);
 
 /// Every entrypoint in this binary, sorted by name.
 pub(crate) fn entrypoints() -> Vec<&'static EntrypointRegistration> {
-    let mut all: Vec<_> = inventory::iter::<EntrypointRegistration>.into_iter().collect();
+    let mut all: Vec<_> = inventory::iter::<EntrypointRegistration>
+        .into_iter()
+        .collect();
     all.sort_by_key(|e| e.name);
     all
 }

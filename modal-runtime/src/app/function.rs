@@ -130,7 +130,10 @@ impl FunctionSpec {
         if let Some(s) = self.scaledown_window {
             check(rules::check_scaledown_window(s));
         }
-        check(rules::check_container_counts(self.min_containers, self.max_containers));
+        check(rules::check_container_counts(
+            self.min_containers,
+            self.max_containers,
+        ));
         if let Some((req, lim)) = self.cpu {
             check(rules::check_cpu(req, lim));
         }

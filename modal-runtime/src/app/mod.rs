@@ -108,7 +108,10 @@ impl App {
     }
 
     /// Volumes mounted into every function of the app, by mount path.
-    pub fn volumes<P: Into<String>>(mut self, volumes: impl IntoIterator<Item = (P, Volume)>) -> Self {
+    pub fn volumes<P: Into<String>>(
+        mut self,
+        volumes: impl IntoIterator<Item = (P, Volume)>,
+    ) -> Self {
         self.volumes
             .extend(volumes.into_iter().map(|(p, v)| (p.into(), v)));
         self

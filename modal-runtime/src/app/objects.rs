@@ -19,18 +19,25 @@ pub struct Image {
 impl Image {
     /// A slim Debian base.
     pub fn debian_slim() -> Self {
-        Image { steps: vec!["FROM debian:bookworm-slim".into()] }
+        Image {
+            steps: vec!["FROM debian:bookworm-slim".into()],
+        }
     }
 
     /// Any image from a registry, by reference.
     pub fn from_registry(reference: impl Into<String>) -> Self {
-        Image { steps: vec![format!("FROM {}", reference.into())] }
+        Image {
+            steps: vec![format!("FROM {}", reference.into())],
+        }
     }
 
     /// Installs Debian packages.
     pub fn apt_install<S: Into<String>>(mut self, packages: impl IntoIterator<Item = S>) -> Self {
         let pkgs: Vec<String> = packages.into_iter().map(Into::into).collect();
-        self.steps.push(format!("RUN apt-get update && apt-get install -y {}", pkgs.join(" ")));
+        self.steps.push(format!(
+            "RUN apt-get update && apt-get install -y {}",
+            pkgs.join(" ")
+        ));
         self
     }
 
@@ -73,7 +80,10 @@ pub struct Volume {
 impl Volume {
     /// The volume called `name`.
     pub fn from_name(name: impl Into<String>) -> Self {
-        Volume { name: name.into(), create_if_missing: false }
+        Volume {
+            name: name.into(),
+            create_if_missing: false,
+        }
     }
 
     /// Creates the volume when it does not exist yet.
@@ -102,9 +112,16 @@ pub struct Secret {
 #[derive(Clone, PartialEq, Eq)]
 enum SecretSource {
     Dict(Vec<(String, String)>),
-    Named { name: String, environment_name: Option<String>, required_keys: Vec<String> },
+    Named {
+        name: String,
+        environment_name: Option<String>,
+        required_keys: Vec<String>,
+    },
     LocalEnviron(Vec<String>),
-    Dotenv { path: Option<PathBuf>, filename: String },
+    Dotenv {
+        path: Option<PathBuf>,
+        filename: String,
+    },
 }
 
 impl std::fmt::Debug for Secret {
@@ -115,15 +132,18 @@ impl std::fmt::Debug for Secret {
                 .debug_struct("Secret::from_dict")
                 .field("keys", &kv.iter().map(|(k, _)| k).collect::<Vec<_>>())
                 .finish(),
-            SecretSource::Named { name, .. } => {
-                f.debug_struct("Secret::from_name").field("name", name).finish()
-            }
-            SecretSource::LocalEnviron(keys) => {
-                f.debug_struct("Secret::from_local_environ").field("keys", keys).finish()
-            }
-            SecretSource::Dotenv { filename, .. } => {
-                f.debug_struct("Secret::from_dotenv").field("filename", filename).finish()
-            }
+            SecretSource::Named { name, .. } => f
+                .debug_struct("Secret::from_name")
+                .field("name", name)
+                .finish(),
+            SecretSource::LocalEnviron(keys) => f
+                .debug_struct("Secret::from_local_environ")
+                .field("keys", keys)
+                .finish(),
+            SecretSource::Dotenv { filename, .. } => f
+                .debug_struct("Secret::from_dotenv")
+                .field("filename", filename)
+                .finish(),
         }
     }
 }
@@ -154,12 +174,16 @@ impl<T: SecretValue> SecretValue for Option<T> {
 
 impl Secret {
     /// A secret from literal values; `None` values are dropped.
-    pub fn from_dict<K: Into<String>, V: SecretValue>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn from_dict<K: Into<String>, V: SecretValue>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         let kv = pairs
             .into_iter()
             .filter_map(|(k, v)| v.into_secret_value().map(|v| (k.into(), v)))
             .collect();
-        Secret { source: SecretSource::Dict(kv) }
+        Secret {
+            source: SecretSource::Dict(kv),
+        }
     }
 
     /// A secret stored on the control plane under `name`.
@@ -175,7 +199,10 @@ impl Secret {
 
     /// For a named secret: the environment to look it up in.
     pub fn environment_name(mut self, env: impl Into<String>) -> Self {
-        if let SecretSource::Named { environment_name, .. } = &mut self.source {
+        if let SecretSource::Named {
+            environment_name, ..
+        } = &mut self.source
+        {
             *environment_name = Some(env.into());
         }
         self
@@ -223,9 +250,11 @@ impl Secret {
             SecretSource::LocalEnviron(keys) => keys
                 .iter()
                 .map(|k| {
-                    std::env::var(k)
-                        .map(|v| (k.clone(), v))
-                        .map_err(|_| format!("Secret::from_local_environ: `{k}` is not set in the local environment"))
+                    std::env::var(k).map(|v| (k.clone(), v)).map_err(|_| {
+                        format!(
+                            "Secret::from_local_environ: `{k}` is not set in the local environment"
+                        )
+                    })
                 })
                 .collect(),
             SecretSource::Dotenv { path, filename } => {
@@ -234,7 +263,10 @@ impl Secret {
                     None => std::env::current_dir().map_err(|e| e.to_string())?,
                 };
                 let file = find_upward(&start, filename).ok_or_else(|| {
-                    format!("Secret::from_dotenv: no `{filename}` in {} or above", start.display())
+                    format!(
+                        "Secret::from_dotenv: no `{filename}` in {} or above",
+                        start.display()
+                    )
                 })?;
                 let iter = dotenvy::from_path_iter(&file)
                     .map_err(|e| format!("Secret::from_dotenv: {}: {e}", file.display()))?;
@@ -281,13 +313,18 @@ mod tests {
         std::fs::create_dir_all(&nested).unwrap();
         std::fs::write(dir.join(".env"), "A=1\nB=two\n").unwrap();
         let got = Secret::from_dotenv(Some(&nested)).resolve().unwrap();
-        assert_eq!(got, vec![("A".into(), "1".into()), ("B".into(), "two".into())]);
+        assert_eq!(
+            got,
+            vec![("A".into(), "1".into()), ("B".into(), "two".into())]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn missing_local_environ_key_is_an_error() {
-        let err = Secret::from_local_environ(["MODAL_TEST_SURELY_UNSET_VAR"]).resolve().unwrap_err();
+        let err = Secret::from_local_environ(["MODAL_TEST_SURELY_UNSET_VAR"])
+            .resolve()
+            .unwrap_err();
         assert!(err.contains("MODAL_TEST_SURELY_UNSET_VAR"));
     }
 }

@@ -38,7 +38,10 @@ impl Retries {
 
     /// `max_retries` retries, a fixed 1 s apart (what `retries = N` means).
     pub fn fixed(max_retries: i64) -> Self {
-        Retries { backoff_coefficient: 1.0, ..Retries::new(max_retries) }
+        Retries {
+            backoff_coefficient: 1.0,
+            ..Retries::new(max_retries)
+        }
     }
 
     /// Multiplier applied to the delay after each retry (1.0–10.0).
@@ -66,7 +69,12 @@ impl Retries {
 
     /// The delay before retry number `n` (1-based): `initial × coefficientⁿ⁻¹`, at most `max_delay`.
     pub fn delay_before_retry(&self, n: u32) -> Duration {
-        backoff_delay(self.initial_delay, self.backoff_coefficient, self.max_delay, n)
+        backoff_delay(
+            self.initial_delay,
+            self.backoff_coefficient,
+            self.max_delay,
+            n,
+        )
     }
 
     pub(crate) fn validate(&self) -> Result<(), String> {
@@ -98,7 +106,12 @@ impl From<u32> for Retries {
 }
 
 /// `initial × coefficientⁿ⁻¹`, capped at `max_delay` (retry numbers are 1-based).
-pub(crate) fn backoff_delay(initial: Duration, coefficient: f64, max_delay: Duration, n: u32) -> Duration {
+pub(crate) fn backoff_delay(
+    initial: Duration,
+    coefficient: f64,
+    max_delay: Duration,
+    n: u32,
+) -> Duration {
     let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
     let secs = initial.as_secs_f64() * coefficient.max(1.0).powi(exponent);
     if !secs.is_finite() || secs >= max_delay.as_secs_f64() {

@@ -183,15 +183,19 @@ pub(crate) fn check_max_inputs(n: u64) -> Result<(), String> {
 /// `cpu = x` or `cpu = (request, limit)`: positive cores, limit ≥ request.
 pub(crate) fn check_cpu(request: f64, limit: Option<f64>) -> Result<(), String> {
     if request.is_nan() || request <= 0.0 {
-        return Err(format!("`cpu` request must be a positive number of cores, got {request}"));
+        return Err(format!(
+            "`cpu` request must be a positive number of cores, got {request:?}"
+        ));
     }
     if let Some(limit) = limit {
         if limit.is_nan() || limit <= 0.0 {
-            return Err(format!("`cpu` limit must be a positive number of cores, got {limit}"));
+            return Err(format!(
+                "`cpu` limit must be a positive number of cores, got {limit:?}"
+            ));
         }
         if limit < request {
             return Err(format!(
-                "`cpu` limit ({limit}) must be greater than or equal to the request ({request})"
+                "`cpu` limit ({limit:?}) must be greater than or equal to the request ({request:?})"
             ));
         }
     }
@@ -227,17 +231,17 @@ pub(crate) fn check_retries(
     }
     if !(1.0..=10.0).contains(&backoff_coefficient) {
         return Err(format!(
-            "`retries` backoff_coefficient must be between 1.0 and 10.0, got {backoff_coefficient}"
+            "`retries` backoff_coefficient must be between 1.0 and 10.0, got {backoff_coefficient:?}"
         ));
     }
     if !(0.0..=60.0).contains(&initial_delay) {
         return Err(format!(
-            "`retries` initial_delay must be between 0 and 60 seconds, got {initial_delay}"
+            "`retries` initial_delay must be between 0 and 60 seconds, got {initial_delay:?}"
         ));
     }
     if !(1.0..=60.0).contains(&max_delay) {
         return Err(format!(
-            "`retries` max_delay must be between 1 and 60 seconds, got {max_delay}"
+            "`retries` max_delay must be between 1 and 60 seconds, got {max_delay:?}"
         ));
     }
     Ok(())
@@ -335,15 +339,25 @@ mod tests {
     fn gpu_specs() {
         assert_eq!(
             parse_gpu("h100").unwrap(),
-            GpuRule { kind: "H100".into(), count: 1 }
+            GpuRule {
+                kind: "H100".into(),
+                count: 1
+            }
         );
         assert_eq!(
             parse_gpu("A100-80GB:4").unwrap(),
-            GpuRule { kind: "A100-80GB".into(), count: 4 }
+            GpuRule {
+                kind: "A100-80GB".into(),
+                count: 4
+            }
         );
         assert_eq!(parse_gpu("h100!:2").unwrap().kind, "H100!");
         assert_eq!(parse_gpu("any").unwrap().kind, "ANY");
-        assert!(parse_gpu("H100:x").unwrap_err().contains("invalid GPU count"));
+        assert!(
+            parse_gpu("H100:x")
+                .unwrap_err()
+                .contains("invalid GPU count")
+        );
         assert!(parse_gpu("H100:9").unwrap_err().contains("between 1 and 8"));
         assert!(parse_gpu("A10:5").unwrap_err().contains("between 1 and 4"));
         assert!(parse_gpu("H100:0").is_err());

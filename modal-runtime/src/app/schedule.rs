@@ -78,7 +78,10 @@ pub struct Cron {
 impl Cron {
     /// A crontab schedule in UTC.
     pub fn new(expression: impl Into<String>) -> Self {
-        Cron { expression: expression.into(), timezone: "UTC".into() }
+        Cron {
+            expression: expression.into(),
+            timezone: "UTC".into(),
+        }
     }
 
     /// The same schedule evaluated in `tz`.

@@ -16,10 +16,16 @@ pub(crate) fn unsupported(app: &App, spec: &FunctionSpec) -> Vec<String> {
         ));
     };
     if spec.image.is_some() || app.image.is_some() {
-        no("image", "containers run the app's own binary on the host filesystem");
+        no(
+            "image",
+            "containers run the app's own binary on the host filesystem",
+        );
     }
     if spec.schedule.is_some() {
-        no("schedule", "schedules need the standalone control plane's scheduler");
+        no(
+            "schedule",
+            "schedules need the standalone control plane's scheduler",
+        );
     }
     if spec.serialized {
         no(
@@ -28,13 +34,19 @@ pub(crate) fn unsupported(app: &App, spec: &FunctionSpec) -> Vec<String> {
         );
     }
     if spec.network_file_systems {
-        no("network_file_systems", "there is no network file system service");
+        no(
+            "network_file_systems",
+            "there is no network file system service",
+        );
     }
     if !spec.volumes.is_empty() || !app.volumes.is_empty() {
         no("volumes", "there is no volume service yet");
     }
     if matches!(spec.cpu, Some((_, Some(_)))) {
-        no("cpu (request, limit)", "CPU limits need cgroup enforcement; give a request only");
+        no(
+            "cpu (request, limit)",
+            "CPU limits need cgroup enforcement; give a request only",
+        );
     }
     if matches!(spec.memory, Some((_, Some(_)))) {
         no(
@@ -61,31 +73,48 @@ pub(crate) fn unsupported(app: &App, spec: &FunctionSpec) -> Vec<String> {
         no("routing_region", "workers are not grouped by region");
     }
     if spec.nonpreemptible {
-        no("nonpreemptible", "workers are not classified by preemptibility");
+        no(
+            "nonpreemptible",
+            "workers are not classified by preemptibility",
+        );
     }
     if spec.enable_memory_snapshot {
-        no("enable_memory_snapshot", "memory snapshots are not available on this platform");
+        no(
+            "enable_memory_snapshot",
+            "memory snapshots are not available on this platform",
+        );
     }
     if spec.block_network {
         no("block_network", "containers share the host's network");
     }
     if spec.restrict_modal_access {
-        no("restrict_modal_access", "container tokens are not scoped yet");
+        no(
+            "restrict_modal_access",
+            "container tokens are not scoped yet",
+        );
     }
     if spec.i6pn == Some(true) {
         no("i6pn", "there is no container network between containers");
     }
-    if spec.include_source == Some(false) || (!app.include_source && spec.include_source.is_none()) {
+    if spec.include_source == Some(false) || (!app.include_source && spec.include_source.is_none())
+    {
         no(
             "include_source = false",
             "a Rust function's code is always part of the binary the container runs",
         );
     }
     if !spec.experimental_options.is_empty() {
-        let keys: Vec<&str> = spec.experimental_options.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = spec
+            .experimental_options
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
         no(
             "experimental_options",
-            &format!("no experimental option is known (given: {})", keys.join(", ")),
+            &format!(
+                "no experimental option is known (given: {})",
+                keys.join(", ")
+            ),
         );
     }
     out

@@ -103,7 +103,8 @@ impl CliArg for NaiveDate {
     const HINT: &'static str = "DATE";
     fn from_cli(value: Option<&str>) -> Result<Self, String> {
         let v = given(value)?;
-        NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| format!("`{v}` is not a date in the format %Y-%m-%d"))
+        NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .map_err(|_| format!("`{v}` is not a date in the format %Y-%m-%d"))
     }
 }
 
@@ -123,29 +124,45 @@ mod tests {
     #[test]
     fn numbers() {
         assert_eq!(i64::from_cli(Some("-3")), Ok(-3));
-        assert!(u8::from_cli(Some("300")).unwrap_err().contains("not a valid INTEGER"));
+        assert!(
+            u8::from_cli(Some("300"))
+                .unwrap_err()
+                .contains("not a valid INTEGER")
+        );
         assert_eq!(f64::from_cli(Some("2.5")), Ok(2.5));
         assert!(i64::from_cli(None).is_err());
     }
 
     #[test]
     fn datetimes_in_modals_three_formats() {
-        let want = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap().and_hms_opt(12, 30, 0).unwrap();
-        assert_eq!(NaiveDateTime::from_cli(Some("2024-05-01T12:30:00")), Ok(want));
-        assert_eq!(NaiveDateTime::from_cli(Some("2024-05-01 12:30:00")), Ok(want));
+        let want = NaiveDate::from_ymd_opt(2024, 5, 1)
+            .unwrap()
+            .and_hms_opt(12, 30, 0)
+            .unwrap();
+        assert_eq!(
+            NaiveDateTime::from_cli(Some("2024-05-01T12:30:00")),
+            Ok(want)
+        );
+        assert_eq!(
+            NaiveDateTime::from_cli(Some("2024-05-01 12:30:00")),
+            Ok(want)
+        );
         assert_eq!(
             NaiveDateTime::from_cli(Some("2024-05-01")),
             Ok(want.date().and_time(chrono::NaiveTime::MIN))
         );
         assert!(NaiveDateTime::from_cli(Some("05/01/2024")).is_err());
-        assert_eq!(DateTime::<Utc>::from_cli(Some("2024-05-01T12:30:00")), Ok(want.and_utc()));
+        assert_eq!(
+            DateTime::<Utc>::from_cli(Some("2024-05-01T12:30:00")),
+            Ok(want.and_utc())
+        );
     }
 
     #[test]
     fn options_and_bools() {
         assert_eq!(<Option<String>>::from_cli(None), Ok(None));
         assert_eq!(<Option<i32>>::from_cli(Some("4")), Ok(Some(4)));
-        assert!(!<Option<i32> as CliArg>::REQUIRED);
+        const { assert!(!<Option<i32> as CliArg>::REQUIRED) };
         assert_eq!(<bool as CliArg>::KIND, ParamKind::Flag);
         assert_eq!(bool::from_cli(Some("false")), Ok(false));
     }

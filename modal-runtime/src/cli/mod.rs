@@ -10,12 +10,17 @@ use std::process::{ExitCode, Termination};
 
 use clap::{Arg, ArgAction, ArgGroup};
 
-use crate::registry::{self, EntrypointArgs, EntrypointRegistration, FunctionRegistration, ParamKind};
+use crate::registry::{
+    self, EntrypointArgs, EntrypointRegistration, FunctionRegistration, ParamKind,
+};
 
 /// What the command line asked for.
 #[derive(Debug, PartialEq, Eq)]
 enum Invocation {
-    Run { name: Option<String>, rest: Vec<String> },
+    Run {
+        name: Option<String>,
+        rest: Vec<String>,
+    },
     Deploy,
     Help,
 }
@@ -27,13 +32,20 @@ fn parse_invocation(args: &[String]) -> Invocation {
         Some("run") => {
             let rest = &args[1..];
             match rest.first() {
-                Some(n) if !n.starts_with('-') => {
-                    Invocation::Run { name: Some(n.clone()), rest: rest[1..].to_vec() }
-                }
-                _ => Invocation::Run { name: None, rest: rest.to_vec() },
+                Some(n) if !n.starts_with('-') => Invocation::Run {
+                    name: Some(n.clone()),
+                    rest: rest[1..].to_vec(),
+                },
+                _ => Invocation::Run {
+                    name: None,
+                    rest: rest.to_vec(),
+                },
             }
         }
-        _ => Invocation::Run { name: None, rest: args.to_vec() },
+        _ => Invocation::Run {
+            name: None,
+            rest: args.to_vec(),
+        },
     }
 }
 
@@ -49,7 +61,10 @@ pub fn main() -> ExitCode {
     crate::telemetry::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let invocation = parse_invocation(&args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("Error: cannot start the async runtime: {e}");
@@ -84,7 +99,10 @@ where
         return code;
     }
     crate::telemetry::init();
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt.block_on(body()).report(),
         Err(e) => {
             eprintln!("Error: cannot start the async runtime: {e}");
@@ -102,7 +120,11 @@ fn all_functions() -> Vec<(&'static crate::app::App, &'static FunctionRegistrati
     let mut out = Vec::new();
     for app in registry::apps() {
         if let Ok(fs) = registry::functions_of(app) {
-            out.extend(fs.into_iter().filter(|f| std::ptr::eq((f.app)(), app)).map(|f| (app, f)));
+            out.extend(
+                fs.into_iter()
+                    .filter(|f| std::ptr::eq((f.app)(), app))
+                    .map(|f| (app, f)),
+            );
         }
     }
     out
@@ -114,13 +136,27 @@ fn select(name: Option<&str>) -> Result<Target, String> {
     let entrypoints = registry::entrypoints();
     let functions = all_functions();
     let listing = || {
-        let mut names: Vec<String> = entrypoints.iter().map(|e| format!("{} (entrypoint)", e.name)).collect();
-        names.extend(functions.iter().map(|(_, f)| format!("{} (function)", f.tag)));
-        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+        let mut names: Vec<String> = entrypoints
+            .iter()
+            .map(|e| format!("{} (entrypoint)", e.name))
+            .collect();
+        names.extend(
+            functions
+                .iter()
+                .map(|(_, f)| format!("{} (function)", f.tag)),
+        );
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
     };
     let mut dup = entrypoints.windows(2).filter(|w| w[0].name == w[1].name);
     if let Some(w) = dup.next() {
-        return Err(format!("two local entrypoints are named `{}`; entrypoint names must be unique", w[0].name));
+        return Err(format!(
+            "two local entrypoints are named `{}`; entrypoint names must be unique",
+            w[0].name
+        ));
     }
     match name {
         Some(n) => {
@@ -130,7 +166,10 @@ fn select(name: Option<&str>) -> Result<Target, String> {
             if let Some((app, f)) = functions.iter().find(|(_, f)| f.tag == n) {
                 return Ok(Target::Function(app, f));
             }
-            Err(format!("nothing named `{n}` to run; available: {}", listing()))
+            Err(format!(
+                "nothing named `{n}` to run; available: {}",
+                listing()
+            ))
         }
         None => {
             if entrypoints.len() == 1 {
@@ -142,7 +181,10 @@ fn select(name: Option<&str>) -> Result<Target, String> {
             if entrypoints.is_empty() && functions.len() == 1 {
                 return Ok(Target::Function(functions[0].0, functions[0].1));
             }
-            Err(format!("choose what to run with `run NAME`; available: {}", listing()))
+            Err(format!(
+                "choose what to run with `run NAME`; available: {}",
+                listing()
+            ))
         }
     }
 }
@@ -171,9 +213,23 @@ fn command(name: &str, params: &[registry::ParamSpec]) -> clap::Command {
             ParamKind::Flag => {
                 let no_id = format!("no-{}", p.name);
                 cmd = cmd
-                    .arg(Arg::new(p.name).long(long.clone()).action(ArgAction::SetTrue).overrides_with(no_id.clone()))
-                    .arg(Arg::new(no_id.clone()).long(format!("no-{long}")).action(ArgAction::SetTrue).overrides_with(p.name))
-                    .group(ArgGroup::new(format!("{}-flag", p.name)).args([p.name.to_owned(), no_id]).required(p.required));
+                    .arg(
+                        Arg::new(p.name)
+                            .long(long.clone())
+                            .action(ArgAction::SetTrue)
+                            .overrides_with(no_id.clone()),
+                    )
+                    .arg(
+                        Arg::new(no_id.clone())
+                            .long(format!("no-{long}"))
+                            .action(ArgAction::SetTrue)
+                            .overrides_with(p.name),
+                    )
+                    .group(
+                        ArgGroup::new(format!("{}-flag", p.name))
+                            .args([p.name.to_owned(), no_id])
+                            .required(p.required),
+                    );
             }
         }
     }
@@ -181,7 +237,11 @@ fn command(name: &str, params: &[registry::ParamSpec]) -> clap::Command {
 }
 
 /// Parses an entrypoint's flags into values by parameter name.
-fn parse_flags(name: &str, params: &[registry::ParamSpec], args: &[String]) -> Result<EntrypointArgs, clap::Error> {
+fn parse_flags(
+    name: &str,
+    params: &[registry::ParamSpec],
+    args: &[String],
+) -> Result<EntrypointArgs, clap::Error> {
     let matches = command(name, params).try_get_matches_from(args)?;
     let mut out = EntrypointArgs::new();
     for p in params {
@@ -261,7 +321,11 @@ async fn run_entrypoint(ep: &'static EntrypointRegistration, rest: &[String]) ->
 }
 
 /// Runs a function that takes no arguments as the entrypoint and prints its result.
-async fn run_function(app: &'static crate::app::App, f: &'static FunctionRegistration, rest: &[String]) -> ExitCode {
+async fn run_function(
+    app: &'static crate::app::App,
+    f: &'static FunctionRegistration,
+    rest: &[String],
+) -> ExitCode {
     if !rest.is_empty() {
         eprintln!(
             "Error: `{}` is run without flags; functions with arguments are called from a `#[modal::local_entrypoint]`",
@@ -347,22 +411,63 @@ mod tests {
 
     #[test]
     fn invocation() {
-        assert_eq!(parse_invocation(&s(&[])), Invocation::Run { name: None, rest: vec![] });
-        assert_eq!(parse_invocation(&s(&["--n", "3"])), Invocation::Run { name: None, rest: s(&["--n", "3"]) });
+        assert_eq!(
+            parse_invocation(&s(&[])),
+            Invocation::Run {
+                name: None,
+                rest: vec![]
+            }
+        );
+        assert_eq!(
+            parse_invocation(&s(&["--n", "3"])),
+            Invocation::Run {
+                name: None,
+                rest: s(&["--n", "3"])
+            }
+        );
         assert_eq!(
             parse_invocation(&s(&["run", "other", "--x"])),
-            Invocation::Run { name: Some("other".into()), rest: s(&["--x"]) }
+            Invocation::Run {
+                name: Some("other".into()),
+                rest: s(&["--x"])
+            }
         );
-        assert_eq!(parse_invocation(&s(&["run", "--x"])), Invocation::Run { name: None, rest: s(&["--x"]) });
+        assert_eq!(
+            parse_invocation(&s(&["run", "--x"])),
+            Invocation::Run {
+                name: None,
+                rest: s(&["--x"])
+            }
+        );
         assert_eq!(parse_invocation(&s(&["deploy"])), Invocation::Deploy);
         assert_eq!(parse_invocation(&s(&["--help"])), Invocation::Help);
     }
 
     const PARAMS: &[ParamSpec] = &[
-        ParamSpec { name: "max_count", kind: ParamKind::Value, required: true, value_hint: "INTEGER" },
-        ParamSpec { name: "verbose", kind: ParamKind::Flag, required: true, value_hint: "" },
-        ParamSpec { name: "label", kind: ParamKind::Value, required: false, value_hint: "TEXT" },
-        ParamSpec { name: "dry_run", kind: ParamKind::Flag, required: false, value_hint: "" },
+        ParamSpec {
+            name: "max_count",
+            kind: ParamKind::Value,
+            required: true,
+            value_hint: "INTEGER",
+        },
+        ParamSpec {
+            name: "verbose",
+            kind: ParamKind::Flag,
+            required: true,
+            value_hint: "",
+        },
+        ParamSpec {
+            name: "label",
+            kind: ParamKind::Value,
+            required: false,
+            value_hint: "TEXT",
+        },
+        ParamSpec {
+            name: "dry_run",
+            kind: ParamKind::Flag,
+            required: false,
+            value_hint: "",
+        },
     ];
 
     #[test]
@@ -372,16 +477,40 @@ mod tests {
         assert_eq!(a.get("verbose").map(String::as_str), Some("true"));
         assert_eq!(a.get("label"), None);
         assert_eq!(a.get("dry_run"), None);
-        let a = parse_flags("main", PARAMS, &s(&["--max-count", "1", "--no-verbose", "--dry-run", "--label", "x"])).unwrap();
+        let a = parse_flags(
+            "main",
+            PARAMS,
+            &s(&[
+                "--max-count",
+                "1",
+                "--no-verbose",
+                "--dry-run",
+                "--label",
+                "x",
+            ]),
+        )
+        .unwrap();
         assert_eq!(a.get("verbose").map(String::as_str), Some("false"));
         assert_eq!(a.get("dry_run").map(String::as_str), Some("true"));
         assert_eq!(a.get("label").map(String::as_str), Some("x"));
         // The last of --x/--no-x wins.
-        let a = parse_flags("main", PARAMS, &s(&["--max-count", "1", "--verbose", "--no-verbose"])).unwrap();
+        let a = parse_flags(
+            "main",
+            PARAMS,
+            &s(&["--max-count", "1", "--verbose", "--no-verbose"]),
+        )
+        .unwrap();
         assert_eq!(a.get("verbose").map(String::as_str), Some("false"));
         // Required flags.
         assert!(parse_flags("main", PARAMS, &s(&["--verbose"])).is_err());
         assert!(parse_flags("main", PARAMS, &s(&["--max-count", "1"])).is_err());
-        assert!(parse_flags("main", PARAMS, &s(&["--max-count", "1", "--verbose", "--bogus"])).is_err());
+        assert!(
+            parse_flags(
+                "main",
+                PARAMS,
+                &s(&["--max-count", "1", "--verbose", "--bogus"])
+            )
+            .is_err()
+        );
     }
 }

@@ -34,13 +34,21 @@ pub struct FunctionCall<R> {
 
 impl<R> std::fmt::Debug for FunctionCall<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FunctionCall").field("call_id", &self.call_id).field("function", &self.function).finish()
+        f.debug_struct("FunctionCall")
+            .field("call_id", &self.call_id)
+            .field("function", &self.function)
+            .finish()
     }
 }
 
 impl<R: DeserializeOwned> FunctionCall<R> {
     pub(crate) fn new(client: Client, call_id: String, function: &'static str) -> Self {
-        FunctionCall { client, call_id, function, _type: PhantomData }
+        FunctionCall {
+            client,
+            call_id,
+            function,
+            _type: PhantomData,
+        }
     }
 
     /// The call's id (`fc-…`).
@@ -110,7 +118,10 @@ pub(crate) async fn wait_result(
     }
 }
 
-pub(crate) fn decode_result<R: DeserializeOwned>(result: pb::CallResult, function: &str) -> Result<R> {
+pub(crate) fn decode_result<R: DeserializeOwned>(
+    result: pb::CallResult,
+    function: &str,
+) -> Result<R> {
     let bytes = wire::into_value(result, function)?;
     codec::decode(&bytes).map_err(|e| {
         Error::Serialization(format!(

@@ -36,14 +36,19 @@ impl<A, R> Copy for Function<A, R> {}
 
 impl<A, R> std::fmt::Debug for Function<A, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Function").field("tag", &self.registration.tag).finish()
+        f.debug_struct("Function")
+            .field("tag", &self.registration.tag)
+            .finish()
     }
 }
 
 impl<A, R> Function<A, R> {
     #[doc(hidden)]
     pub const fn __new(registration: &'static FunctionRegistration) -> Self {
-        Function { registration, _types: PhantomData }
+        Function {
+            registration,
+            _types: PhantomData,
+        }
     }
 
     /// The function's tag (its name within the app).
@@ -52,10 +57,13 @@ impl<A, R> Function<A, R> {
     }
 
     pub(crate) fn bound(&self) -> Result<Bound> {
-        self.registration.bound.get().ok_or_else(|| Error::NotRunning {
-            app: (self.registration.app)().name().to_owned(),
-            function: self.registration.tag.to_owned(),
-        })
+        self.registration
+            .bound
+            .get()
+            .ok_or_else(|| Error::NotRunning {
+                app: (self.registration.app)().name().to_owned(),
+                function: self.registration.tag.to_owned(),
+            })
     }
 }
 
@@ -100,7 +108,7 @@ where
             Some(r) => r,
             None => call::wait_result(&bound.client, &resp.call_id, None).await?,
         };
-        Ok(wire::into_value(result, self.tag())?)
+        wire::into_value(result, self.tag())
     }
 
     /// Starts the function with the argument tuple without waiting; the result is read

@@ -52,7 +52,10 @@ pub struct MapCall<A, R> {
 }
 
 enum MapState<A, R> {
-    Pending { function: Function<A, R>, inputs: Inputs<A> },
+    Pending {
+        function: Function<A, R>,
+        inputs: Inputs<A>,
+    },
     Running(ReceiverStream<Result<R>>),
     Done,
 }
@@ -63,7 +66,11 @@ where
     R: DeserializeOwned + Send + 'static,
 {
     pub(crate) fn new(function: Function<A, R>, inputs: Inputs<A>) -> Self {
-        MapCall { state: MapState::Pending { function, inputs }, order_outputs: true, return_exceptions: false }
+        MapCall {
+            state: MapState::Pending { function, inputs },
+            order_outputs: true,
+            return_exceptions: false,
+        }
     }
 
     /// Whether results come in input order (default `true`); `false` yields each as it finishes.
@@ -138,14 +145,25 @@ where
     let tag = function.tag();
     let (req_tx, req_rx) = mpsc::channel::<pb::MapRequest>(16);
     let start = pb::MapRequest {
-        request: Some(pb::map_request::Request::Start(pb::MapStart { function_id: bound.function_id.clone() })),
+        request: Some(pb::map_request::Request::Start(pb::MapStart {
+            function_id: bound.function_id.clone(),
+        })),
     };
     let _ = req_tx.send(start).await;
     let mut api = bound.client.api.clone();
-    let mut responses = api.function_map(ReceiverStream::new(req_rx)).await?.into_inner();
+    let mut responses = api
+        .function_map(ReceiverStream::new(req_rx))
+        .await?
+        .into_inner();
     let window = Arc::new(Semaphore::new(WINDOW));
     let (count_tx, mut count_rx) = mpsc::unbounded_channel::<usize>();
-    let pump = tokio::spawn(pump_inputs(inputs, tag, req_tx, Arc::clone(&window), count_tx));
+    let pump = tokio::spawn(pump_inputs(
+        inputs,
+        tag,
+        req_tx,
+        Arc::clone(&window),
+        count_tx,
+    ));
     let progress = Progress::start(tag);
 
     let mut total: Option<usize> = None;
@@ -201,7 +219,9 @@ where
             }
         }
     }
-    let pumped = pump.await.map_err(|e| Error::Invalid(format!("map input pump failed: {e}")))?;
+    let pumped = pump
+        .await
+        .map_err(|e| Error::Invalid(format!("map input pump failed: {e}")))?;
     pumped?;
     if let Some(t) = total
         && received < t
@@ -236,7 +256,10 @@ async fn pump_inputs<A: Serialize + Send + 'static>(
                 Ok(permit) => permit.forget(),
                 Err(_) => return Ok(()),
             }
-            batch.push(pb::MapInput { idx, input: Some(encode_args(&a, tag)?) });
+            batch.push(pb::MapInput {
+                idx,
+                input: Some(encode_args(&a, tag)?),
+            });
             idx += 1;
             // Do not sit on a partial chunk while the window is full.
             if window.available_permits() == 0 {
@@ -244,7 +267,10 @@ async fn pump_inputs<A: Serialize + Send + 'static>(
             }
         }
         let msg = pb::MapRequest {
-            request: Some(pb::map_request::Request::Inputs(pb::MapInputBatch { inputs: batch, last })),
+            request: Some(pb::map_request::Request::Inputs(pb::MapInputBatch {
+                inputs: batch,
+                last,
+            })),
         };
         if req_tx.send(msg).await.is_err() {
             return Ok(());
@@ -270,7 +296,10 @@ where
     R: DeserializeOwned + Send + 'static,
 {
     pub(crate) fn new(map: MapCall<A, R>) -> Self {
-        ForEach { map: map.order_outputs(false), ignore_exceptions: false }
+        ForEach {
+            map: map.order_outputs(false),
+            ignore_exceptions: false,
+        }
     }
 
     /// Keep going when an input fails (default: stop at the first failure and return it).

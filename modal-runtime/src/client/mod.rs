@@ -45,7 +45,10 @@ impl Client {
     async fn connect(url: &str) -> Result<Client> {
         let channel = wire::connect(url, false)
             .await
-            .map_err(|message| Error::Connect { url: url.to_owned(), message })?;
+            .map_err(|message| Error::Connect {
+                url: url.to_owned(),
+                message,
+            })?;
         Ok(Client::over(transport::Transport::Remote(channel), false))
     }
 
@@ -57,10 +60,12 @@ impl Client {
     }
 
     async fn embedded() -> Result<Client> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| Error::Connect {
-            url: "127.0.0.1:0".into(),
-            message: format!("cannot bind the embedded control plane: {e}"),
-        })?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| Error::Connect {
+                url: "127.0.0.1:0".into(),
+                message: format!("cannot bind the embedded control plane: {e}"),
+            })?;
         let plane = crate::server::serve(listener).map_err(|e| Error::Connect {
             url: "127.0.0.1:0".into(),
             message: e.to_string(),
@@ -73,6 +78,9 @@ impl Client {
             }
         });
         // This program's own calls skip the network: the service is called in-process.
-        Ok(Client::over(transport::Transport::InProcess(plane.client_service), true))
+        Ok(Client::over(
+            transport::Transport::InProcess(plane.client_service),
+            true,
+        ))
     }
 }

@@ -43,7 +43,13 @@ pub struct RunBuilder {
 impl App {
     /// Starts building a run of this app (Modal's `app.run()`).
     pub fn run(&'static self) -> RunBuilder {
-        RunBuilder { app: self, detach: false, interactive: false, environment_name: None, output: true }
+        RunBuilder {
+            app: self,
+            detach: false,
+            interactive: false,
+            environment_name: None,
+            output: true,
+        }
     }
 }
 
@@ -82,7 +88,10 @@ impl RunBuilder {
             )));
         }
         if app.is_active() {
-            return Err(Error::Invalid(format!("app `{}` is already running", app.name())));
+            return Err(Error::Invalid(format!(
+                "app `{}` is already running",
+                app.name()
+            )));
         }
         let started = Instant::now();
         let output = Output::new(self.output);
@@ -103,8 +112,16 @@ impl RunBuilder {
                 name: app.name().to_owned(),
                 description: app.description(),
                 environment_name,
-                state: if self.detach { pb::AppState::Detached } else { pb::AppState::Ephemeral } as i32,
-                tags: app.tag_map().iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                state: if self.detach {
+                    pb::AppState::Detached
+                } else {
+                    pb::AppState::Ephemeral
+                } as i32,
+                tags: app
+                    .tag_map()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             })
             .await?
             .into_inner()
@@ -113,7 +130,9 @@ impl RunBuilder {
         output.initialized(app.name(), &app_id);
 
         let logs = api
-            .app_get_logs(pb::AppGetLogsRequest { app_id: app_id.clone() })
+            .app_get_logs(pb::AppGetLogsRequest {
+                app_id: app_id.clone(),
+            })
             .await?
             .into_inner();
         let log_task = tokio::spawn(stream_logs(logs, output.clone()));
@@ -126,14 +145,23 @@ impl RunBuilder {
         let ids = match published {
             Ok(r) => r.into_inner().function_ids,
             Err(status) => {
-                let _ = disconnect(&client, &app_id, pb::DisconnectReason::LocalException, status.message()).await;
+                let _ = disconnect(
+                    &client,
+                    &app_id,
+                    pb::DisconnectReason::LocalException,
+                    status.message(),
+                )
+                .await;
                 app.set_active(None);
                 return Err(status.into());
             }
         };
         for (reg, def) in &definitions {
             if let Some(id) = ids.get(&def.tag) {
-                reg.bound.set(Some(Bound { client: client.clone(), function_id: id.clone() }));
+                reg.bound.set(Some(Bound {
+                    client: client.clone(),
+                    function_id: id.clone(),
+                }));
             }
         }
         let tags: Vec<&str> = definitions.iter().map(|(_, d)| d.tag.as_str()).collect();
@@ -171,13 +199,17 @@ fn definitions(
 ) -> Result<Vec<(&'static FunctionRegistration, pb::FunctionDefinition)>> {
     let mut errors: Vec<String> = app.config_errors().to_vec();
     if interactive {
-        errors.push(format!("`interactive` is not supported by {}", support::RUNTIME));
+        errors.push(format!(
+            "`interactive` is not supported by {}",
+            support::RUNTIME
+        ));
     }
     let functions = registry::functions_of(app).map_err(|e| Error::InvalidApp {
         app: app.name().to_owned(),
         errors: vec![e.to_string()],
     })?;
-    let exe = std::env::current_exe().map_err(|e| Error::Invalid(format!("cannot find this program's executable: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Invalid(format!("cannot find this program's executable: {e}")))?;
     let hash = crate::binhash::current_exe_hash().map_err(Error::Invalid)?;
     let mut app_secret_env = Vec::new();
     for s in &app.secrets {
@@ -190,7 +222,11 @@ fn definitions(
     for reg in functions {
         let spec = (reg.spec)();
         let tag = registry::identity(app, reg).tag;
-        errors.extend(spec.validate().into_iter().map(|e| format!("function `{tag}`: {e}")));
+        errors.extend(
+            spec.validate()
+                .into_iter()
+                .map(|e| format!("function `{tag}`: {e}")),
+        );
         errors.extend(support::unsupported(app, &spec));
         let mut secret_env = app_secret_env.clone();
         for s in &spec.secrets {
@@ -199,13 +235,22 @@ fn definitions(
                 Err(e) => errors.push(format!("function `{tag}`: {e}")),
             }
         }
-        let def = wire::function_definition(&spec, reg.implementation, hash, &exe.to_string_lossy(), secret_env);
+        let def = wire::function_definition(
+            &spec,
+            reg.implementation,
+            hash,
+            &exe.to_string_lossy(),
+            secret_env,
+        );
         out.push((reg, def));
     }
     if errors.is_empty() {
         Ok(out)
     } else {
-        Err(Error::InvalidApp { app: app.name().to_owned(), errors })
+        Err(Error::InvalidApp {
+            app: app.name().to_owned(),
+            errors,
+        })
     }
 }
 
@@ -224,7 +269,10 @@ pub struct AppRun {
 
 impl std::fmt::Debug for AppRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppRun").field("app", &self.app.name()).field("app_id", &self.app_id).finish()
+        f.debug_struct("AppRun")
+            .field("app", &self.app.name())
+            .field("app_id", &self.app_id)
+            .finish()
     }
 }
 
@@ -236,12 +284,14 @@ impl AppRun {
 
     /// Ends the run: stops every container, waits for the last logs, prints the completion line.
     pub async fn stop(self) -> Result<()> {
-        self.finish(pb::DisconnectReason::EntrypointCompleted, "").await
+        self.finish(pb::DisconnectReason::EntrypointCompleted, "")
+            .await
     }
 
     /// Ends the run after the entrypoint failed with `error`.
     pub(crate) async fn fail(self, error: &str) -> Result<()> {
-        self.finish(pb::DisconnectReason::LocalException, error).await
+        self.finish(pb::DisconnectReason::LocalException, error)
+            .await
     }
 
     async fn finish(mut self, reason: pb::DisconnectReason, exception: &str) -> Result<()> {
@@ -257,7 +307,9 @@ impl AppRun {
         }
         self.app.set_active(None);
         match reason {
-            pb::DisconnectReason::EntrypointCompleted => self.output.completed(self.started.elapsed()),
+            pb::DisconnectReason::EntrypointCompleted => {
+                self.output.completed(self.started.elapsed())
+            }
             _ => self.output.aborted(),
         }
         result
@@ -272,7 +324,12 @@ impl Drop for AppRun {
     }
 }
 
-async fn disconnect(client: &Client, app_id: &str, reason: pb::DisconnectReason, exception: &str) -> Result<()> {
+async fn disconnect(
+    client: &Client,
+    app_id: &str,
+    reason: pb::DisconnectReason,
+    exception: &str,
+) -> Result<()> {
     let mut api = client.api.clone();
     let exception: String = exception.chars().take(1000).collect();
     api.app_client_disconnect(pb::AppClientDisconnectRequest {
@@ -299,7 +356,12 @@ async fn heartbeats(client: Client, app_id: String) {
     let mut api = client.api.clone();
     loop {
         tokio::time::sleep(HEARTBEAT).await;
-        if let Err(e) = api.app_heartbeat(pb::AppHeartbeatRequest { app_id: app_id.clone() }).await {
+        if let Err(e) = api
+            .app_heartbeat(pb::AppHeartbeatRequest {
+                app_id: app_id.clone(),
+            })
+            .await
+        {
             tracing::warn!("heartbeat for app {app_id} failed: {}", e.message());
         }
     }
@@ -311,7 +373,13 @@ async fn interrupt(client: Client, app_id: String, output: Output) {
         return;
     }
     output.disconnecting();
-    let _ = disconnect(&client, &app_id, pb::DisconnectReason::KeyboardInterrupt, "").await;
+    let _ = disconnect(
+        &client,
+        &app_id,
+        pb::DisconnectReason::KeyboardInterrupt,
+        "",
+    )
+    .await;
     output.aborted();
     std::process::exit(130);
 }

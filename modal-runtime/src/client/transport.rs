@@ -26,7 +26,9 @@ impl Service<http::Request<Body>> for Transport {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         match self {
             Transport::Remote(c) => c.poll_ready(cx).map_err(Into::into),
-            Transport::InProcess(s) => Service::<http::Request<Body>>::poll_ready(s, cx).map_err(|e| match e {}),
+            Transport::InProcess(s) => {
+                Service::<http::Request<Body>>::poll_ready(s, cx).map_err(|e| match e {})
+            }
         }
     }
 

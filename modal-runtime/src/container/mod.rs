@@ -45,7 +45,10 @@ impl Context {
         Ok(Context {
             task_id: var(env::TASK_ID)?,
             server_url: var(env::SERVER_URL)?,
-            identity: Identity { app: var(env::APP_NAME)?, tag: var(env::FUNCTION_TAG)? },
+            identity: Identity {
+                app: var(env::APP_NAME)?,
+                tag: var(env::FUNCTION_TAG)?,
+            },
             concurrency: std::env::var(env::MAX_INPUTS)
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -101,7 +104,11 @@ async fn serve(ctx: Context) -> ExitCode {
     let channel = match wire::connect(&ctx.server_url, true).await {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!("container {} cannot reach the control plane at {}: {e}", ctx.task_id, ctx.server_url);
+            tracing::error!(
+                "container {} cannot reach the control plane at {}: {e}",
+                ctx.task_id,
+                ctx.server_url
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -111,7 +118,8 @@ async fn serve(ctx: Context) -> ExitCode {
     };
     let found = find_function(&ctx);
     let (out_tx, out_rx) = mpsc::unbounded_channel::<pb::ContainerMessage>();
-    let send = |tx: &mpsc::UnboundedSender<pb::ContainerMessage>, m: pb::container_message::Message| {
+    let send = |tx: &mpsc::UnboundedSender<pb::ContainerMessage>,
+                m: pb::container_message::Message| {
         let _ = tx.send(pb::ContainerMessage { message: Some(m) });
     };
     send(
@@ -126,10 +134,17 @@ async fn serve(ctx: Context) -> ExitCode {
     let mut client = pb::container_api_client::ContainerApiClient::new(channel)
         .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
-    let mut inbound = match client.container_connect(UnboundedReceiverStream::new(out_rx)).await {
+    let mut inbound = match client
+        .container_connect(UnboundedReceiverStream::new(out_rx))
+        .await
+    {
         Ok(r) => r.into_inner(),
         Err(status) => {
-            tracing::error!("container {} was refused: {}", ctx.task_id, status.message());
+            tracing::error!(
+                "container {} was refused: {}",
+                ctx.task_id,
+                status.message()
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -137,10 +152,14 @@ async fn serve(ctx: Context) -> ExitCode {
         Ok(f) => f,
         Err(message) => {
             tracing::error!("{message}");
-            send(&out_tx, pb::container_message::Message::InitFailure(pb::ContainerInitFailure { message }));
+            send(
+                &out_tx,
+                pb::container_message::Message::InitFailure(pb::ContainerInitFailure { message }),
+            );
             drop(out_tx);
             // Wait for the control plane to acknowledge by closing or stopping us.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), inbound.message()).await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), inbound.message()).await;
             return ExitCode::FAILURE;
         }
     };
@@ -205,12 +224,21 @@ impl Executor {
         task_id: String,
         done: mpsc::UnboundedSender<(String, pb::CallResult)>,
     ) -> Self {
-        Executor { function, concurrency, task_id, queue: VecDeque::new(), running: HashMap::new(), done }
+        Executor {
+            function,
+            concurrency,
+            task_id,
+            queue: VecDeque::new(),
+            running: HashMap::new(),
+            done,
+        }
     }
 
     fn start_ready(&mut self) {
         while self.running.len() < self.concurrency {
-            let Some(item) = self.queue.pop_front() else { return };
+            let Some(item) = self.queue.pop_front() else {
+                return;
+            };
             let input = match wire::payload_bytes(item.input.as_ref()) {
                 Ok(b) => b,
                 Err(e) => {
@@ -238,7 +266,8 @@ impl Executor {
                     let task_id = self.task_id.clone();
                     let input_id = item.input_id.clone();
                     tokio::spawn(async move {
-                        let result = tokio::task::block_in_place(|| runner::run_sync(f, &input, &task_id));
+                        let result =
+                            tokio::task::block_in_place(|| runner::run_sync(f, &input, &task_id));
                         let _ = done.send((input_id, result));
                     });
                     self.running.insert(item.input_id, Running::Sync);
@@ -256,7 +285,9 @@ impl Executor {
             match self.running.remove(id) {
                 Some(Running::Async(handle)) => handle.abort(),
                 Some(Running::Sync) => {
-                    tracing::warn!("input {id} was cancelled while running; stopping the container to interrupt it");
+                    tracing::warn!(
+                        "input {id} was cancelled while running; stopping the container to interrupt it"
+                    );
                     exit_now(0);
                 }
                 None => {}

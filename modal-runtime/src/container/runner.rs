@@ -79,7 +79,10 @@ pub(crate) async fn run_async(
     task_id: String,
 ) -> pb::CallResult {
     // The panic is caught in the same poll that raised it, so the record is on this thread.
-    match AssertUnwindSafe(async move { f(input).await }).catch_unwind().await {
+    match AssertUnwindSafe(async move { f(input).await })
+        .catch_unwind()
+        .await
+    {
         Ok(outcome) => wire::outcome_result(outcome, &task_id),
         Err(payload) => panic_result(payload.as_ref(), &task_id),
     }

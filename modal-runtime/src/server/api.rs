@@ -67,7 +67,9 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::AppPublishRequest>,
     ) -> Result<Response<pb::AppPublishResponse>, Status> {
         let req = req.into_inner();
-        Ok(Response::new(self.ask(|reply| Command::AppPublish { req, reply }).await?))
+        Ok(Response::new(
+            self.ask(|reply| Command::AppPublish { req, reply }).await?,
+        ))
     }
 
     async fn app_client_disconnect(
@@ -75,7 +77,9 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::AppClientDisconnectRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
         let app_id = req.into_inner().app_id;
-        let done = self.ask(|reply| Command::AppDisconnect { app_id, reply }).await?;
+        let done = self
+            .ask(|reply| Command::AppDisconnect { app_id, reply })
+            .await?;
         // Containers get a grace period, then are killed: this returns once all are gone.
         let _ = tokio::time::timeout(Duration::from_secs(15), done).await;
         Ok(Response::new(pb::Empty {}))
@@ -86,7 +90,8 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::AppHeartbeatRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
         let app_id = req.into_inner().app_id;
-        self.ask(|reply| Command::AppHeartbeat { app_id, reply }).await?;
+        self.ask(|reply| Command::AppHeartbeat { app_id, reply })
+            .await?;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -98,8 +103,11 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<Self::AppGetLogsStream>, Status> {
         let app_id = req.into_inner().app_id;
         let (tx, rx) = mpsc::unbounded_channel();
-        self.ask(|reply| Command::SubscribeLogs { app_id, tx, reply }).await?;
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx).map(Ok))))
+        self.ask(|reply| Command::SubscribeLogs { app_id, tx, reply })
+            .await?;
+        Ok(Response::new(Box::pin(
+            UnboundedReceiverStream::new(rx).map(Ok),
+        )))
     }
 
     async fn function_call(
@@ -107,9 +115,16 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::FunctionCallRequest>,
     ) -> Result<Response<pb::FunctionCallResponse>, Status> {
         let req = req.into_inner();
-        let input = req.input.ok_or_else(|| Status::invalid_argument("missing input"))?;
+        let input = req
+            .input
+            .ok_or_else(|| Status::invalid_argument("missing input"))?;
         let (call_id, rx) = self
-            .ask(|reply| Command::Invoke { function_id: req.function_id, input, wait: req.wait, reply })
+            .ask(|reply| Command::Invoke {
+                function_id: req.function_id,
+                input,
+                wait: req.wait,
+                reply,
+            })
             .await?;
         let result = match rx {
             Some(rx) => wait_result(rx, Duration::from_millis(u64::from(req.wait_ms))).await,
@@ -124,7 +139,10 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::FunctionCallGetResponse>, Status> {
         let req = req.into_inner();
         let call_id = req.call_id;
-        let result = match self.ask(|reply| Command::CallGet { call_id, reply }).await? {
+        let result = match self
+            .ask(|reply| Command::CallGet { call_id, reply })
+            .await?
+        {
             Ok(r) => Some(r),
             Err(rx) => wait_result(rx, Duration::from_millis(u64::from(req.timeout_ms))).await,
         };
@@ -153,23 +171,39 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<Self::FunctionMapStream>, Status> {
         let mut inbound = req.into_inner();
         let start = match inbound.message().await? {
-            Some(pb::MapRequest { request: Some(pb::map_request::Request::Start(s)) }) => s,
-            _ => return Err(Status::invalid_argument("a map stream starts with MapStart")),
+            Some(pb::MapRequest {
+                request: Some(pb::map_request::Request::Start(s)),
+            }) => s,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "a map stream starts with MapStart",
+                ));
+            }
         };
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let function_id = start.function_id;
         let call_id = self
-            .ask(|reply| Command::MapStart { function_id, out: out_tx, reply })
+            .ask(|reply| Command::MapStart {
+                function_id,
+                out: out_tx,
+                reply,
+            })
             .await?;
         let api = self.clone();
         let id = call_id.clone();
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {
-                    Ok(Some(pb::MapRequest { request: Some(pb::map_request::Request::Inputs(batch)) })) => {
+                    Ok(Some(pb::MapRequest {
+                        request: Some(pb::map_request::Request::Inputs(batch)),
+                    })) => {
                         let last = batch.last;
                         if api
-                            .send(Command::MapInputs { call_id: id.clone(), inputs: batch.inputs, last })
+                            .send(Command::MapInputs {
+                                call_id: id.clone(),
+                                inputs: batch.inputs,
+                                last,
+                            })
                             .is_err()
                         {
                             return;
@@ -179,21 +213,33 @@ impl pb::client_api_server::ClientApi for Api {
                     // The client half-closed: inputs are done; outputs keep flowing.
                     Ok(None) => return,
                     Err(_) => {
-                        let _ = api.send(Command::MapAbandoned { call_id: id.clone() });
+                        let _ = api.send(Command::MapAbandoned {
+                            call_id: id.clone(),
+                        });
                         return;
                     }
                 }
             }
         });
-        let guard = AbandonGuard { api: self.clone(), call_id: call_id.clone(), finished: false };
+        let guard = AbandonGuard {
+            api: self.clone(),
+            call_id: call_id.clone(),
+            finished: false,
+        };
         let first = futures::stream::once(async move {
-            Ok(pb::MapResponse { call_id, outputs: Vec::new() })
+            Ok(pb::MapResponse {
+                call_id,
+                outputs: Vec::new(),
+            })
         });
         let outputs = UnboundedReceiverStream::new(out_rx)
             .ready_chunks(1024)
             .map(move |outputs| {
                 let _keep = &guard;
-                Ok(pb::MapResponse { call_id: String::new(), outputs })
+                Ok(pb::MapResponse {
+                    call_id: String::new(),
+                    outputs,
+                })
             });
         Ok(Response::new(Box::pin(first.chain(outputs))))
     }
@@ -210,7 +256,9 @@ impl Drop for AbandonGuard {
     fn drop(&mut self) {
         if !self.finished {
             // A no-op for a call that already finished: the event loop no longer knows it.
-            let _ = self.api.send(Command::MapAbandoned { call_id: std::mem::take(&mut self.call_id) });
+            let _ = self.api.send(Command::MapAbandoned {
+                call_id: std::mem::take(&mut self.call_id),
+            });
         }
     }
 }
@@ -226,18 +274,27 @@ impl pb::container_api_server::ContainerApi for Api {
         let mut inbound = req.into_inner();
         use pb::container_message::Message;
         let hello = match inbound.message().await? {
-            Some(pb::ContainerMessage { message: Some(Message::Hello(h)) }) => h,
-            Some(pb::ContainerMessage { message: Some(Message::InitFailure(f)) }) => {
+            Some(pb::ContainerMessage {
+                message: Some(Message::Hello(h)),
+            }) => h,
+            Some(pb::ContainerMessage {
+                message: Some(Message::InitFailure(f)),
+            }) => {
                 return Err(Status::invalid_argument(format!(
                     "a container stream starts with its hello, got an init failure: {}",
                     f.message
                 )));
             }
-            _ => return Err(Status::invalid_argument("a container stream starts with its hello")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "a container stream starts with its hello",
+                ));
+            }
         };
         let task_id = hello.task_id.clone();
         let (tx, rx) = mpsc::unbounded_channel();
-        self.ask(|reply| Command::ContainerHello { hello, tx, reply }).await?;
+        self.ask(|reply| Command::ContainerHello { hello, tx, reply })
+            .await?;
         let api = self.clone();
         tokio::spawn(async move {
             loop {
@@ -246,12 +303,14 @@ impl pb::container_api_server::ContainerApi for Api {
                     Ok(None) | Err(_) => break,
                 };
                 let cmd = match msg {
-                    Some(Message::Outputs(batch)) => {
-                        Command::ContainerOutputs { task_id: task_id.clone(), items: batch.items }
-                    }
-                    Some(Message::InitFailure(f)) => {
-                        Command::ContainerInitFailure { task_id: task_id.clone(), message: f.message }
-                    }
+                    Some(Message::Outputs(batch)) => Command::ContainerOutputs {
+                        task_id: task_id.clone(),
+                        items: batch.items,
+                    },
+                    Some(Message::InitFailure(f)) => Command::ContainerInitFailure {
+                        task_id: task_id.clone(),
+                        message: f.message,
+                    },
                     Some(Message::Hello(_)) | None => continue,
                 };
                 if api.send(cmd).is_err() {
@@ -260,7 +319,9 @@ impl pb::container_api_server::ContainerApi for Api {
             }
             let _ = api.send(Command::ContainerDisconnected { task_id });
         });
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx).map(Ok))))
+        Ok(Response::new(Box::pin(
+            UnboundedReceiverStream::new(rx).map(Ok),
+        )))
     }
 }
 
@@ -274,18 +335,31 @@ impl pb::worker_api_server::WorkerApi for Api {
     ) -> Result<Response<Self::WorkerConnectStream>, Status> {
         let mut inbound = req.into_inner();
         let info = match inbound.message().await? {
-            Some(pb::WorkerMessage { message: Some(pb::worker_message::Message::Register(r)) }) => r,
-            _ => return Err(Status::invalid_argument("a worker stream starts with its registration")),
+            Some(pb::WorkerMessage {
+                message: Some(pb::worker_message::Message::Register(r)),
+            }) => r,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "a worker stream starts with its registration",
+                ));
+            }
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let worker_id = self.ask(|reply| Command::WorkerRegister { info, tx, reply }).await?;
+        let worker_id = self
+            .ask(|reply| Command::WorkerRegister { info, tx, reply })
+            .await?;
         let api = self.clone();
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {
-                    Ok(Some(pb::WorkerMessage { message: Some(message) })) => {
+                    Ok(Some(pb::WorkerMessage {
+                        message: Some(message),
+                    })) => {
                         if api
-                            .send(Command::WorkerMessage { worker_id: worker_id.clone(), message })
+                            .send(Command::WorkerMessage {
+                                worker_id: worker_id.clone(),
+                                message,
+                            })
                             .is_err()
                         {
                             return;
@@ -297,6 +371,8 @@ impl pb::worker_api_server::WorkerApi for Api {
             }
             let _ = api.send(Command::WorkerDisconnected { worker_id });
         });
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx).map(Ok))))
+        Ok(Response::new(Box::pin(
+            UnboundedReceiverStream::new(rx).map(Ok),
+        )))
     }
 }

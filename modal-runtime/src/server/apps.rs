@@ -17,7 +17,11 @@ impl State {
     pub(super) fn app_create(&mut self, req: pb::AppCreateRequest) -> Result<String, Status> {
         let state = match pb::AppState::try_from(req.state) {
             Ok(s @ (pb::AppState::Ephemeral | pb::AppState::Detached)) => s,
-            _ => return Err(Status::invalid_argument("an app is created ephemeral or detached")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "an app is created ephemeral or detached",
+                ));
+            }
         };
         let app_id = new_id("ap-");
         tracing::info!(%app_id, name = %req.name, "app created");
@@ -50,7 +54,9 @@ impl State {
                 )));
             }
             let existing = app.functions.iter().find(|id| {
-                self.functions.get(*id).is_some_and(|f| f.def.tag == def.tag)
+                self.functions
+                    .get(*id)
+                    .is_some_and(|f| f.def.tag == def.tag)
             });
             let id = existing.cloned().unwrap_or_else(|| new_id("fu-"));
             function_ids.insert(def.tag.clone(), id.clone());
@@ -87,7 +93,10 @@ impl State {
             .get(app_id)
             .ok_or_else(|| Status::not_found(format!("app {app_id} not found")))?;
         if matches!(app.state, pb::AppState::Stopping | pb::AppState::Stopped) {
-            return Err(Status::failed_precondition(format!("app {app_id} ({}) is stopped", app.name)));
+            return Err(Status::failed_precondition(format!(
+                "app {app_id} ({}) is stopped",
+                app.name
+            )));
         }
         Ok(app)
     }
@@ -144,13 +153,18 @@ impl State {
         if self.tasks.values().any(|t| t.app_id == app_id) {
             return;
         }
-        let Some(app) = self.apps.get_mut(app_id) else { return };
+        let Some(app) = self.apps.get_mut(app_id) else {
+            return;
+        };
         if app.state != pb::AppState::Stopping && app.state != pb::AppState::Stopped {
             return;
         }
         app.state = pb::AppState::Stopped;
         for sub in app.log_subscribers.drain(..) {
-            let _ = sub.send(pb::LogBatch { entries: Vec::new(), app_done: true });
+            let _ = sub.send(pb::LogBatch {
+                entries: Vec::new(),
+                app_done: true,
+            });
         }
         for w in app.stop_waiters.drain(..) {
             let _ = w.send(());
@@ -168,7 +182,10 @@ impl State {
             .get_mut(app_id)
             .ok_or_else(|| Status::not_found(format!("app {app_id} not found")))?;
         if app.state == pb::AppState::Stopped {
-            let _ = tx.send(pb::LogBatch { entries: Vec::new(), app_done: true });
+            let _ = tx.send(pb::LogBatch {
+                entries: Vec::new(),
+                app_done: true,
+            });
         } else {
             app.log_subscribers.push(tx);
         }
@@ -176,9 +193,17 @@ impl State {
     }
 
     /// Sends log lines of one container to its app's subscribers, tagged with what it was running.
-    pub(super) fn emit_task_logs(&mut self, task_id: &str, lines: Vec<(pb::LogSource, String, i64)>) {
-        let Some(task) = self.tasks.get(task_id) else { return };
-        let Some(function) = self.functions.get(&task.function_id) else { return };
+    pub(super) fn emit_task_logs(
+        &mut self,
+        task_id: &str,
+        lines: Vec<(pb::LogSource, String, i64)>,
+    ) {
+        let Some(task) = self.tasks.get(task_id) else {
+            return;
+        };
+        let Some(function) = self.functions.get(&task.function_id) else {
+            return;
+        };
         let input_id = match task.running.as_slice() {
             [one] => one.clone(),
             _ => String::new(),
@@ -201,7 +226,9 @@ impl State {
 
     /// A line the platform writes about a function (a retry, a timeout, a crashed container).
     pub(super) fn system_log(&mut self, function_id: &str, task_id: &str, data: String) {
-        let Some(function) = self.functions.get(function_id) else { return };
+        let Some(function) = self.functions.get(function_id) else {
+            return;
+        };
         let entry = pb::LogEntry {
             function_id: function_id.to_owned(),
             function_tag: function.def.tag.clone(),
@@ -216,9 +243,15 @@ impl State {
     }
 
     fn send_logs(&mut self, app_id: &str, entries: Vec<pb::LogEntry>) {
-        let Some(app) = self.apps.get_mut(app_id) else { return };
-        let batch = pb::LogBatch { entries, app_done: false };
-        app.log_subscribers.retain(|s| s.send(batch.clone()).is_ok());
+        let Some(app) = self.apps.get_mut(app_id) else {
+            return;
+        };
+        let batch = pb::LogBatch {
+            entries,
+            app_done: false,
+        };
+        app.log_subscribers
+            .retain(|s| s.send(batch.clone()).is_ok());
     }
 
     /// Periodic work: stop idle containers past their scale-down window, reap ephemeral apps

@@ -51,7 +51,10 @@ impl State {
             CallRec {
                 function_id: function_id.to_owned(),
                 app_id,
-                kind: CallKind::Unary { result: None, waiters },
+                kind: CallKind::Unary {
+                    result: None,
+                    waiters,
+                },
                 unfinished: HashSet::from([input_id.clone()]),
             },
         );
@@ -59,7 +62,14 @@ impl State {
         Ok((call_id, rx))
     }
 
-    fn enqueue(&mut self, input_id: String, call_id: String, function_id: &str, idx: u64, payload: pb::Payload) {
+    fn enqueue(
+        &mut self,
+        input_id: String,
+        call_id: String,
+        function_id: &str,
+        idx: u64,
+        payload: pb::Payload,
+    ) {
         self.inputs.insert(
             input_id.clone(),
             InputRec {
@@ -87,8 +97,13 @@ impl State {
             ))
         })?;
         match &mut call.kind {
-            CallKind::Unary { result: Some(r), .. } => Ok(Ok(r.clone())),
-            CallKind::Unary { result: None, waiters } => {
+            CallKind::Unary {
+                result: Some(r), ..
+            } => Ok(Ok(r.clone())),
+            CallKind::Unary {
+                result: None,
+                waiters,
+            } => {
                 let (tx, rx) = oneshot::channel();
                 waiters.push(tx);
                 Ok(Err(rx))
@@ -118,10 +133,15 @@ impl State {
         }
         let mut per_task: std::collections::HashMap<String, Vec<String>> = Default::default();
         for input_id in &inputs {
-            let Some(input) = self.inputs.get(input_id) else { continue };
+            let Some(input) = self.inputs.get(input_id) else {
+                continue;
+            };
             match &input.state {
                 InputState::Running { task, .. } | InputState::Prefetched(task) => {
-                    per_task.entry(task.clone()).or_default().push(input_id.clone());
+                    per_task
+                        .entry(task.clone())
+                        .or_default()
+                        .push(input_id.clone());
                 }
                 InputState::Queued | InputState::RetryWait => {}
             }
@@ -157,7 +177,10 @@ impl State {
             CallRec {
                 function_id: function_id.to_owned(),
                 app_id,
-                kind: CallKind::Map { out, inputs_closed: false },
+                kind: CallKind::Map {
+                    out,
+                    inputs_closed: false,
+                },
                 unfinished: HashSet::new(),
             },
         );
@@ -165,18 +188,26 @@ impl State {
     }
 
     pub(super) fn map_inputs(&mut self, call_id: &str, inputs: Vec<pb::MapInput>, last: bool) {
-        let Some(call) = self.calls.get(call_id) else { return };
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
         let function_id = call.function_id.clone();
         let accepting = self.accepting_function(&function_id).is_ok();
-        let Some(call) = self.calls.get_mut(call_id) else { return };
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
         if last && let CallKind::Map { inputs_closed, .. } = &mut call.kind {
             *inputs_closed = true;
         }
         if !accepting {
             if let CallKind::Map { out, .. } = &call.kind {
                 for input in inputs {
-                    let result = wire::failure(pb::ResultStatus::Terminated, "the app was stopped", "");
-                    let _ = out.send(pb::MapOutput { idx: input.idx, result: Some(result) });
+                    let result =
+                        wire::failure(pb::ResultStatus::Terminated, "the app was stopped", "");
+                    let _ = out.send(pb::MapOutput {
+                        idx: input.idx,
+                        result: Some(result),
+                    });
                 }
             }
         } else {
@@ -188,7 +219,13 @@ impl State {
             }
             for (input_id, input) in accepted {
                 let payload = input.input.unwrap_or_default();
-                self.enqueue(input_id, call_id.to_owned(), &function_id, input.idx, payload);
+                self.enqueue(
+                    input_id,
+                    call_id.to_owned(),
+                    &function_id,
+                    input.idx,
+                    payload,
+                );
             }
         }
         self.maybe_close_map(call_id);
@@ -196,7 +233,14 @@ impl State {
 
     fn maybe_close_map(&mut self, call_id: &str) {
         let done = self.calls.get(call_id).is_some_and(|c| {
-            c.unfinished.is_empty() && matches!(c.kind, CallKind::Map { inputs_closed: true, .. })
+            c.unfinished.is_empty()
+                && matches!(
+                    c.kind,
+                    CallKind::Map {
+                        inputs_closed: true,
+                        ..
+                    }
+                )
         });
         if done {
             // Dropping the sender ends the caller's output stream.
@@ -205,10 +249,18 @@ impl State {
     }
 
     /// An attempt of `input_id` ended with `result`: retry it, or make the result final.
-    pub(super) fn attempt_ended(&mut self, input_id: &str, mut result: pb::CallResult, now: Instant) {
-        let Some(input) = self.inputs.get_mut(input_id) else { return };
+    pub(super) fn attempt_ended(
+        &mut self,
+        input_id: &str,
+        mut result: pb::CallResult,
+        now: Instant,
+    ) {
+        let Some(input) = self.inputs.get_mut(input_id) else {
+            return;
+        };
         result.attempt = input.attempt;
-        let status = pb::ResultStatus::try_from(result.status).unwrap_or(pb::ResultStatus::InternalFailure);
+        let status =
+            pb::ResultStatus::try_from(result.status).unwrap_or(pb::ResultStatus::InternalFailure);
         let function_id = input.function_id.clone();
         let policy = self
             .functions
@@ -220,7 +272,11 @@ impl State {
                 input.state = InputState::RetryWait;
                 let attempt = input.attempt;
                 let max = policy.map(|p| p.max_retries).unwrap_or(0);
-                let what = if result.message.is_empty() { status_word(status).to_owned() } else { result.message.clone() };
+                let what = if result.message.is_empty() {
+                    status_word(status).to_owned()
+                } else {
+                    result.message.clone()
+                };
                 self.system_log(
                     &function_id,
                     &result.task_id,
@@ -229,14 +285,21 @@ impl State {
                         delay.as_secs_f64()
                     ),
                 );
-                self.set_timer(now + delay, Timer::RetryDue { input_id: input_id.to_owned() });
+                self.set_timer(
+                    now + delay,
+                    Timer::RetryDue {
+                        input_id: input_id.to_owned(),
+                    },
+                );
             }
             Next::Final => self.finish_input(input_id, result),
         }
     }
 
     pub(super) fn retry_due(&mut self, input_id: &str) {
-        let Some(input) = self.inputs.get_mut(input_id) else { return };
+        let Some(input) = self.inputs.get_mut(input_id) else {
+            return;
+        };
         if input.state != InputState::RetryWait {
             return;
         }
@@ -250,7 +313,9 @@ impl State {
 
     /// Delivers the final result of an input to its call and forgets the input.
     pub(super) fn finish_input(&mut self, input_id: &str, mut result: pb::CallResult) {
-        let Some(input) = self.inputs.remove(input_id) else { return };
+        let Some(input) = self.inputs.remove(input_id) else {
+            return;
+        };
         result.attempt = result.attempt.max(input.attempt);
         if let InputState::Running { task, .. } | InputState::Prefetched(task) = &input.state
             && let Some(t) = self.tasks.get_mut(task)
@@ -258,17 +323,25 @@ impl State {
             t.running.retain(|i| i != input_id);
             t.prefetched.retain(|i| i != input_id);
         }
-        let Some(call) = self.calls.get_mut(&input.call_id) else { return };
+        let Some(call) = self.calls.get_mut(&input.call_id) else {
+            return;
+        };
         call.unfinished.remove(input_id);
         match &mut call.kind {
-            CallKind::Unary { result: slot, waiters } => {
+            CallKind::Unary {
+                result: slot,
+                waiters,
+            } => {
                 for w in waiters.drain(..) {
                     let _ = w.send(result.clone());
                 }
                 *slot = Some(result);
             }
             CallKind::Map { out, .. } => {
-                let _ = out.send(pb::MapOutput { idx: input.idx, result: Some(result) });
+                let _ = out.send(pb::MapOutput {
+                    idx: input.idx,
+                    result: Some(result),
+                });
             }
         }
         let call_id = input.call_id;
@@ -277,19 +350,33 @@ impl State {
 
     /// The attempt's time is up: the result is a timeout and its container is stopped.
     pub(super) fn input_deadline(&mut self, input_id: &str, attempt: u32, now: Instant) {
-        let Some(input) = self.inputs.get(input_id) else { return };
-        let InputState::Running { task, .. } = &input.state else { return };
+        let Some(input) = self.inputs.get(input_id) else {
+            return;
+        };
+        let InputState::Running { task, .. } = &input.state else {
+            return;
+        };
         if input.attempt != attempt {
             return;
         }
         let task_id = task.clone();
         let function_id = input.function_id.clone();
-        let timeout = self.functions.get(&function_id).map(|f| f.def.timeout_secs).unwrap_or(0);
+        let timeout = self
+            .functions
+            .get(&function_id)
+            .map(|f| f.def.timeout_secs)
+            .unwrap_or(0);
         if let Some(t) = self.tasks.get_mut(&task_id) {
             t.running.retain(|i| i != input_id);
         }
-        let msg = format!("the input ran longer than the function's timeout of {timeout} s; its container was stopped");
-        self.system_log(&function_id, &task_id, format!("input {input_id} timed out after {timeout} s; stopping container {task_id}"));
+        let msg = format!(
+            "the input ran longer than the function's timeout of {timeout} s; its container was stopped"
+        );
+        self.system_log(
+            &function_id,
+            &task_id,
+            format!("input {input_id} timed out after {timeout} s; stopping container {task_id}"),
+        );
         self.stop_task(&task_id, StopReason::Timeout, 0);
         let result = wire::failure(pb::ResultStatus::Timeout, msg, &task_id);
         self.attempt_ended(input_id, result, now);
@@ -297,8 +384,13 @@ impl State {
 
     /// Starts the deadline of an input that just began running.
     pub(super) fn input_started(&mut self, input_id: &str, task_id: &str, now: Instant) {
-        let Some(input) = self.inputs.get_mut(input_id) else { return };
-        input.state = InputState::Running { task: task_id.to_owned(), started: now };
+        let Some(input) = self.inputs.get_mut(input_id) else {
+            return;
+        };
+        input.state = InputState::Running {
+            task: task_id.to_owned(),
+            started: now,
+        };
         let attempt = input.attempt;
         let timeout = self
             .functions
@@ -307,7 +399,10 @@ impl State {
             .unwrap_or(crate::app::rules::DEFAULT_TIMEOUT_SECS as u32);
         self.set_timer(
             now + Duration::from_secs(u64::from(timeout)),
-            Timer::InputDeadline { input_id: input_id.to_owned(), attempt },
+            Timer::InputDeadline {
+                input_id: input_id.to_owned(),
+                attempt,
+            },
         );
     }
 }

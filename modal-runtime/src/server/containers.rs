@@ -8,7 +8,9 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use super::scheduler::{self, GpuView, Load, Placement, Request, WorkerView};
-use super::state::{InputState, Reservation, State, StopReason, TaskRec, TaskState, Timer, WorkerRec};
+use super::state::{
+    InputState, Reservation, State, StopReason, TaskRec, TaskState, Timer, WorkerRec,
+};
 use crate::ids::new_id;
 use crate::wire::{self, pb};
 
@@ -46,13 +48,19 @@ impl State {
 
     /// Sends queued inputs to the function's ready containers, least loaded first.
     fn dispatch(&mut self, function_id: &str, now: Instant) {
-        let Some(f) = self.functions.get_mut(function_id) else { return };
+        let Some(f) = self.functions.get_mut(function_id) else {
+            return;
+        };
         if f.queue.is_empty() {
             return;
         }
         let concurrency = f.concurrency();
         let single_use = f.def.single_use_containers;
-        let slots = if single_use { 1 } else { concurrency + scheduler::prefetch_depth(f.exec_ewma) };
+        let slots = if single_use {
+            1
+        } else {
+            concurrency + scheduler::prefetch_depth(f.exec_ewma)
+        };
         let mut batches: HashMap<String, Vec<pb::InputItem>> = HashMap::new();
         let mut started = Vec::new();
         loop {
@@ -64,12 +72,18 @@ impl State {
                 .min_by_key(|(_, t)| t.load())
                 .map(|(id, _)| id.clone());
             let Some(task_id) = best else { break };
-            let Some(input_id) = f.queue.pop_front() else { break };
-            let Some(input) = self.inputs.get_mut(&input_id) else { continue };
+            let Some(input_id) = f.queue.pop_front() else {
+                break;
+            };
+            let Some(input) = self.inputs.get_mut(&input_id) else {
+                continue;
+            };
             if input.state != InputState::Queued {
                 continue;
             }
-            let Some(task) = self.tasks.get_mut(&task_id) else { continue };
+            let Some(task) = self.tasks.get_mut(&task_id) else {
+                continue;
+            };
             if task.running.len() < concurrency {
                 task.running.push(input_id.clone());
                 started.push((input_id.clone(), task_id.clone()));
@@ -92,7 +106,9 @@ impl State {
         for (task_id, items) in batches {
             if let Some(tx) = self.tasks.get(&task_id).and_then(|t| t.tx.as_ref()) {
                 let _ = tx.send(pb::ContainerCommand {
-                    command: Some(pb::container_command::Command::Inputs(pb::InputBatch { items })),
+                    command: Some(pb::container_command::Command::Inputs(pb::InputBatch {
+                        items,
+                    })),
                 });
             }
         }
@@ -127,7 +143,9 @@ impl State {
 
     /// Starts as many containers as the autoscaler asks for and the workers can hold.
     fn autoscale(&mut self, function_id: &str, now: Instant) {
-        let Some(f) = self.functions.get(function_id) else { return };
+        let Some(f) = self.functions.get(function_id) else {
+            return;
+        };
         let app_running = self
             .apps
             .get(&f.app_id)
@@ -143,9 +161,19 @@ impl State {
             concurrency: f.concurrency(),
             exec: f.exec_ewma,
             startup: f.startup_ewma,
-            min_containers: usize::try_from(f.def.autoscaler.map(|a| a.min_containers).unwrap_or(0)).unwrap_or(0),
-            max_containers: f.def.autoscaler.and_then(|a| a.max_containers).and_then(|m| usize::try_from(m).ok()),
-            buffer_containers: usize::try_from(f.def.autoscaler.map(|a| a.buffer_containers).unwrap_or(0)).unwrap_or(0),
+            min_containers: usize::try_from(
+                f.def.autoscaler.map(|a| a.min_containers).unwrap_or(0),
+            )
+            .unwrap_or(0),
+            max_containers: f
+                .def
+                .autoscaler
+                .and_then(|a| a.max_containers)
+                .and_then(|m| usize::try_from(m).ok()),
+            buffer_containers: usize::try_from(
+                f.def.autoscaler.map(|a| a.buffer_containers).unwrap_or(0),
+            )
+            .unwrap_or(0),
         };
         for t in f.tasks.iter().filter_map(|id| self.tasks.get(id)) {
             load.in_containers += t.load();
@@ -163,13 +191,28 @@ impl State {
         }
         let resources = f.def.resources.unwrap_or_default();
         let request = Request {
-            milli_cpu: if resources.milli_cpu == 0 { scheduler::DEFAULT_MILLI_CPU } else { resources.milli_cpu },
-            memory_mb: if resources.memory_mb == 0 { scheduler::DEFAULT_MEMORY_MB } else { resources.memory_mb },
-            gpu: f.def.gpu.iter().map(|g| (g.kind.clone(), g.count)).collect(),
+            milli_cpu: if resources.milli_cpu == 0 {
+                scheduler::DEFAULT_MILLI_CPU
+            } else {
+                resources.milli_cpu
+            },
+            memory_mb: if resources.memory_mb == 0 {
+                scheduler::DEFAULT_MEMORY_MB
+            } else {
+                resources.memory_mb
+            },
+            gpu: f
+                .def
+                .gpu
+                .iter()
+                .map(|g| (g.kind.clone(), g.count))
+                .collect(),
         };
         for _ in 0..wanted {
             match scheduler::place(&request, &self.worker_views()) {
-                Placement::On { worker, gpus } => self.start_task(function_id, &worker, &request, gpus, now),
+                Placement::On { worker, gpus } => {
+                    self.start_task(function_id, &worker, &request, gpus, now)
+                }
                 Placement::Wait => {
                     // Idle containers of other functions give way to waiting work.
                     if let Some(victim) = self.idle_victim(function_id) {
@@ -179,7 +222,14 @@ impl State {
                     break;
                 }
                 Placement::Never(why) => {
-                    self.fail_queued(function_id, pb::ResultStatus::InternalFailure, &why, "", false, now);
+                    self.fail_queued(
+                        function_id,
+                        pb::ResultStatus::InternalFailure,
+                        &why,
+                        "",
+                        false,
+                        now,
+                    );
                     break;
                 }
             }
@@ -192,22 +242,44 @@ impl State {
         self.tasks
             .iter()
             .filter(|(_, t)| {
-                t.function_id != for_function && t.state == TaskState::Ready && t.stop.is_none() && t.load() == 0
+                t.function_id != for_function
+                    && t.state == TaskState::Ready
+                    && t.stop.is_none()
+                    && t.load() == 0
             })
             .filter(|(_, t)| {
-                let Some(f) = self.functions.get(&t.function_id) else { return false };
+                let Some(f) = self.functions.get(&t.function_id) else {
+                    return false;
+                };
                 let min = f.def.autoscaler.map(|a| a.min_containers).unwrap_or(0) as usize;
-                let live = f.tasks.iter().filter(|id| self.tasks.get(*id).is_some_and(|t| t.stop.is_none())).count();
+                let live = f
+                    .tasks
+                    .iter()
+                    .filter(|id| self.tasks.get(*id).is_some_and(|t| t.stop.is_none()))
+                    .count();
                 live > min
             })
             .min_by_key(|(_, t)| t.idle_since)
             .map(|(id, _)| id.clone())
     }
 
-    fn start_task(&mut self, function_id: &str, worker_id: &str, request: &Request, gpus: Vec<u32>, now: Instant) {
-        let Some(f) = self.functions.get_mut(function_id) else { return };
-        let Some(worker) = self.workers.get_mut(worker_id) else { return };
-        let Some(app) = self.apps.get(&f.app_id) else { return };
+    fn start_task(
+        &mut self,
+        function_id: &str,
+        worker_id: &str,
+        request: &Request,
+        gpus: Vec<u32>,
+        now: Instant,
+    ) {
+        let Some(f) = self.functions.get_mut(function_id) else {
+            return;
+        };
+        let Some(worker) = self.workers.get_mut(worker_id) else {
+            return;
+        };
+        let Some(app) = self.apps.get(&f.app_id) else {
+            return;
+        };
         let task_id = new_id("ta-");
         worker.used_milli_cpu += request.milli_cpu;
         worker.used_memory_mb += request.memory_mb;
@@ -222,7 +294,9 @@ impl State {
             gpu_indices: gpus.clone(),
         };
         let _ = worker.tx.send(pb::WorkerCommand {
-            command: Some(pb::worker_command::Command::Start(pb::StartContainer { spec: Some(spec) })),
+            command: Some(pb::worker_command::Command::Start(pb::StartContainer {
+                spec: Some(spec),
+            })),
         });
         f.tasks.push(task_id.clone());
         let startup = Duration::from_secs(u64::from(f.def.startup_timeout_secs.max(1)));
@@ -253,15 +327,20 @@ impl State {
 
     /// Asks a container to stop: the container itself first, its worker after `grace_ms`.
     pub(super) fn stop_task(&mut self, task_id: &str, reason: StopReason, grace_ms: u32) {
-        let Some(task) = self.tasks.get_mut(task_id) else { return };
-        if task.stop.is_none() || reason == StopReason::Timeout || reason == StopReason::AppStopped {
+        let Some(task) = self.tasks.get_mut(task_id) else {
+            return;
+        };
+        if task.stop.is_none() || reason == StopReason::Timeout || reason == StopReason::AppStopped
+        {
             task.stop = Some(reason.clone());
         }
         if let Some(tx) = &task.tx {
             let _ = tx.send(pb::ContainerCommand {
-                command: Some(pb::container_command::Command::Shutdown(pb::ContainerShutdown {
-                    reason: format!("{reason:?}"),
-                })),
+                command: Some(pb::container_command::Command::Shutdown(
+                    pb::ContainerShutdown {
+                        reason: format!("{reason:?}"),
+                    },
+                )),
             });
         }
         if let Some(w) = self.workers.get(&task.worker_id) {
@@ -285,7 +364,9 @@ impl State {
         retry: bool,
         now: Instant,
     ) {
-        let Some(f) = self.functions.get_mut(function_id) else { return };
+        let Some(f) = self.functions.get_mut(function_id) else {
+            return;
+        };
         let queued: Vec<String> = f.queue.drain(..).collect();
         for input_id in queued {
             let result = wire::failure(status, message, task_id);
@@ -303,15 +384,24 @@ impl State {
         tx: mpsc::UnboundedSender<pb::ContainerCommand>,
     ) -> Result<(), Status> {
         let now = Instant::now();
-        let task = self
-            .tasks
-            .get(&hello.task_id)
-            .ok_or_else(|| Status::not_found(format!("container {} is not known to this control plane", hello.task_id)))?;
+        let task = self.tasks.get(&hello.task_id).ok_or_else(|| {
+            Status::not_found(format!(
+                "container {} is not known to this control plane",
+                hello.task_id
+            ))
+        })?;
         if task.state != TaskState::Starting {
-            return Err(Status::already_exists(format!("container {} is already connected", hello.task_id)));
+            return Err(Status::already_exists(format!(
+                "container {} is already connected",
+                hello.task_id
+            )));
         }
         let function_id = task.function_id.clone();
-        let expected = self.functions.get(&function_id).map(|f| f.def.binary_hash.clone()).unwrap_or_default();
+        let expected = self
+            .functions
+            .get(&function_id)
+            .map(|f| f.def.binary_hash.clone())
+            .unwrap_or_default();
         if hello.binary_hash != expected {
             let msg = format!(
                 "the container's binary (blake3 {}) differs from the one registered for the app (blake3 {expected})",
@@ -320,7 +410,9 @@ impl State {
             self.container_init_failure(&hello.task_id, &msg);
             return Err(Status::failed_precondition(msg));
         }
-        let Some(task) = self.tasks.get_mut(&hello.task_id) else { return Ok(()) };
+        let Some(task) = self.tasks.get_mut(&hello.task_id) else {
+            return Ok(());
+        };
         task.state = TaskState::Ready;
         task.tx = Some(tx);
         task.idle_since = now;
@@ -338,11 +430,21 @@ impl State {
 
     pub(super) fn container_outputs(&mut self, task_id: &str, items: Vec<pb::OutputItem>) {
         let now = Instant::now();
-        let Some(function_id) = self.tasks.get(task_id).map(|t| t.function_id.clone()) else { return };
-        let concurrency = self.functions.get(&function_id).map(|f| f.concurrency()).unwrap_or(1);
+        let Some(function_id) = self.tasks.get(task_id).map(|t| t.function_id.clone()) else {
+            return;
+        };
+        let concurrency = self
+            .functions
+            .get(&function_id)
+            .map(|f| f.concurrency())
+            .unwrap_or(1);
         for item in items {
-            let Some(input) = self.inputs.get(&item.input_id) else { continue };
-            let InputState::Running { task, started } = &input.state else { continue };
+            let Some(input) = self.inputs.get(&item.input_id) else {
+                continue;
+            };
+            let InputState::Running { task, started } = &input.state else {
+                continue;
+            };
             if task != task_id {
                 continue;
             }
@@ -355,7 +457,9 @@ impl State {
                 t.running.retain(|i| *i != item.input_id);
                 t.served += 1;
                 while t.running.len() < concurrency {
-                    let Some(next) = t.prefetched.pop_front() else { break };
+                    let Some(next) = t.prefetched.pop_front() else {
+                        break;
+                    };
                     t.running.push(next.clone());
                     promote.push(next);
                 }
@@ -375,29 +479,51 @@ impl State {
 
     pub(super) fn container_init_failure(&mut self, task_id: &str, message: &str) {
         let now = Instant::now();
-        let Some(task) = self.tasks.get_mut(task_id) else { return };
+        let Some(task) = self.tasks.get_mut(task_id) else {
+            return;
+        };
         task.stop = Some(StopReason::InitFailure);
         let function_id = task.function_id.clone();
-        let assigned: Vec<String> = task.running.drain(..).chain(task.prefetched.drain(..)).collect();
-        self.system_log(&function_id, task_id, format!("container {task_id} could not start the function: {message}"));
+        let assigned: Vec<String> = task
+            .running
+            .drain(..)
+            .chain(task.prefetched.drain(..))
+            .collect();
+        self.system_log(
+            &function_id,
+            task_id,
+            format!("container {task_id} could not start the function: {message}"),
+        );
         for input_id in assigned {
             let r = wire::failure(pb::ResultStatus::InitFailure, message, task_id);
             self.attempt_ended(&input_id, r, now);
         }
         if !self.has_other_ready_task(&function_id, task_id) {
-            self.fail_queued(&function_id, pb::ResultStatus::InitFailure, message, task_id, true, now);
+            self.fail_queued(
+                &function_id,
+                pb::ResultStatus::InitFailure,
+                message,
+                task_id,
+                true,
+                now,
+            );
         }
         self.stop_task(task_id, StopReason::InitFailure, 1000);
     }
 
     fn has_other_ready_task(&self, function_id: &str, task_id: &str) -> bool {
         self.tasks.iter().any(|(id, t)| {
-            id != task_id && t.function_id == function_id && t.state == TaskState::Ready && t.stop.is_none()
+            id != task_id
+                && t.function_id == function_id
+                && t.state == TaskState::Ready
+                && t.stop.is_none()
         })
     }
 
     pub(super) fn container_disconnected(&mut self, task_id: &str) {
-        let Some(task) = self.tasks.get_mut(task_id) else { return };
+        let Some(task) = self.tasks.get_mut(task_id) else {
+            return;
+        };
         task.tx = None;
         if task.stop.is_none() {
             // It left without being asked: make sure the process is gone too.
@@ -415,7 +541,9 @@ impl State {
     }
 
     pub(super) fn startup_deadline(&mut self, task_id: &str) {
-        let Some(task) = self.tasks.get(task_id) else { return };
+        let Some(task) = self.tasks.get(task_id) else {
+            return;
+        };
         if task.state != TaskState::Starting {
             return;
         }
@@ -429,9 +557,17 @@ impl State {
     }
 
     /// A container process is gone: release what it held and settle its inputs.
-    fn task_exited(&mut self, task_id: &str, code: Option<i32>, signal: Option<i32>, note: Option<String>) {
+    fn task_exited(
+        &mut self,
+        task_id: &str,
+        code: Option<i32>,
+        signal: Option<i32>,
+        note: Option<String>,
+    ) {
         let now = Instant::now();
-        let Some(task) = self.tasks.remove(task_id) else { return };
+        let Some(task) = self.tasks.remove(task_id) else {
+            return;
+        };
         if let Some(w) = self.workers.get_mut(&task.worker_id) {
             w.used_milli_cpu = w.used_milli_cpu.saturating_sub(task.reservation.milli_cpu);
             w.used_memory_mb = w.used_memory_mb.saturating_sub(task.reservation.memory_mb);
@@ -446,7 +582,12 @@ impl State {
         let how = note.unwrap_or_else(|| describe_exit(code, signal));
         let expected = matches!(
             task.stop,
-            Some(StopReason::Idle | StopReason::AppStopped | StopReason::SingleUse | StopReason::Cancelled)
+            Some(
+                StopReason::Idle
+                    | StopReason::AppStopped
+                    | StopReason::SingleUse
+                    | StopReason::Cancelled
+            )
         );
         // Inputs that were only waiting inside the container go back to the front of the queue.
         let mut requeue: Vec<String> = task.prefetched.iter().cloned().collect();
@@ -455,7 +596,9 @@ impl State {
                 requeue.extend(task.running.iter().cloned());
             }
             _ => {
-                let msg = format!("container {task_id} exited unexpectedly ({how}) while running the input");
+                let msg = format!(
+                    "container {task_id} exited unexpectedly ({how}) while running the input"
+                );
                 for input_id in &task.running {
                     let r = wire::failure(pb::ResultStatus::InternalFailure, msg.clone(), task_id);
                     self.attempt_ended(input_id, r, now);
@@ -475,7 +618,14 @@ impl State {
                 let msg = msg.clone();
                 self.system_log(&function_id, task_id, format!("container {task_id}: {msg}"));
                 if !self.has_other_ready_task(&function_id, task_id) {
-                    self.fail_queued(&function_id, pb::ResultStatus::InitFailure, &msg, task_id, true, now);
+                    self.fail_queued(
+                        &function_id,
+                        pb::ResultStatus::InitFailure,
+                        &msg,
+                        task_id,
+                        true,
+                        now,
+                    );
                 }
             }
             (TaskState::Starting, None) => {
@@ -484,11 +634,22 @@ impl State {
                 );
                 self.system_log(&function_id, task_id, msg.clone());
                 if !self.has_other_ready_task(&function_id, task_id) {
-                    self.fail_queued(&function_id, pb::ResultStatus::InitFailure, &msg, task_id, true, now);
+                    self.fail_queued(
+                        &function_id,
+                        pb::ResultStatus::InitFailure,
+                        &msg,
+                        task_id,
+                        true,
+                        now,
+                    );
                 }
             }
             (TaskState::Ready, None) => {
-                self.system_log(&function_id, task_id, format!("container {task_id} exited unexpectedly ({how})"));
+                self.system_log(
+                    &function_id,
+                    task_id,
+                    format!("container {task_id} exited unexpectedly ({how})"),
+                );
             }
             _ if !expected => {}
             _ => {}
@@ -496,8 +657,12 @@ impl State {
         tracing::debug!(%task_id, %how, "container exited");
         self.dirty.insert(function_id);
         // The capacity it held may let waiting work start.
-        let waiting: Vec<String> =
-            self.functions.iter().filter(|(_, f)| !f.queue.is_empty()).map(|(id, _)| id.clone()).collect();
+        let waiting: Vec<String> = self
+            .functions
+            .iter()
+            .filter(|(_, f)| !f.queue.is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
         self.dirty.extend(waiting);
         let app_id = task.app_id;
         self.check_app_done(&app_id);
@@ -508,9 +673,14 @@ impl State {
         let mut to_stop = Vec::new();
         for f in self.functions.values() {
             let window = Duration::from_secs(u64::from(
-                f.def.autoscaler.map(|a| a.scaledown_window_secs).unwrap_or(60).max(1),
+                f.def
+                    .autoscaler
+                    .map(|a| a.scaledown_window_secs)
+                    .unwrap_or(60)
+                    .max(1),
             ));
-            let min = usize::try_from(f.def.autoscaler.map(|a| a.min_containers).unwrap_or(0)).unwrap_or(0);
+            let min = usize::try_from(f.def.autoscaler.map(|a| a.min_containers).unwrap_or(0))
+                .unwrap_or(0);
             let live: Vec<&TaskRec> = f
                 .tasks
                 .iter()
@@ -553,19 +723,31 @@ impl State {
         tracing::info!(%worker_id, host = %info.hostname, cpu = info.milli_cpu, mem = info.memory_mb, gpus = info.gpus.len(), "worker registered");
         self.workers.insert(
             worker_id.clone(),
-            WorkerRec { tx, info, used_milli_cpu: 0, used_memory_mb: 0, busy_gpus: HashSet::new() },
+            WorkerRec {
+                tx,
+                info,
+                used_milli_cpu: 0,
+                used_memory_mb: 0,
+                busy_gpus: HashSet::new(),
+            },
         );
         let waiting: Vec<String> = self
             .functions
             .iter()
-            .filter(|(_, f)| !f.queue.is_empty() || f.def.autoscaler.is_some_and(|a| a.min_containers > 0))
+            .filter(|(_, f)| {
+                !f.queue.is_empty() || f.def.autoscaler.is_some_and(|a| a.min_containers > 0)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         self.dirty.extend(waiting);
         worker_id
     }
 
-    pub(super) fn worker_message(&mut self, _worker_id: &str, message: pb::worker_message::Message) {
+    pub(super) fn worker_message(
+        &mut self,
+        _worker_id: &str,
+        message: pb::worker_message::Message,
+    ) {
         use pb::worker_message::Message;
         match message {
             Message::Register(_) => {}
@@ -576,15 +758,28 @@ impl State {
                     let msg = format!("could not start a container: {}", f.message);
                     task.stop = Some(StopReason::StartupTimeout(msg.clone()));
                     let function_id = task.function_id.clone();
-                    self.fail_queued(&function_id, pb::ResultStatus::InitFailure, &msg, &f.task_id, true, now);
+                    self.fail_queued(
+                        &function_id,
+                        pb::ResultStatus::InitFailure,
+                        &msg,
+                        &f.task_id,
+                        true,
+                        now,
+                    );
                 }
                 self.task_exited(&f.task_id, None, None, Some(f.message));
             }
             Message::Logs(batch) => {
-                let mut by_task: HashMap<String, Vec<(pb::LogSource, String, i64)>> = HashMap::new();
+                let mut by_task: HashMap<String, Vec<(pb::LogSource, String, i64)>> =
+                    HashMap::new();
                 for line in batch.lines {
-                    let source = pb::LogSource::try_from(line.source).unwrap_or(pb::LogSource::Stdout);
-                    by_task.entry(line.task_id).or_default().push((source, line.data, line.timestamp_ms));
+                    let source =
+                        pb::LogSource::try_from(line.source).unwrap_or(pb::LogSource::Stdout);
+                    by_task.entry(line.task_id).or_default().push((
+                        source,
+                        line.data,
+                        line.timestamp_ms,
+                    ));
                 }
                 for (task_id, lines) in by_task {
                     self.emit_task_logs(&task_id, lines);
@@ -605,7 +800,12 @@ impl State {
             .map(|(id, _)| id.clone())
             .collect();
         for task_id in tasks {
-            self.task_exited(&task_id, None, None, Some(format!("worker {worker_id} disconnected")));
+            self.task_exited(
+                &task_id,
+                None,
+                None,
+                Some(format!("worker {worker_id} disconnected")),
+            );
         }
     }
 }

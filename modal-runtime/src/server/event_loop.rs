@@ -13,11 +13,27 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, tonic::Status>>;
 
 /// Everything the API handlers ask of the event loop.
 pub(crate) enum Command {
-    AppCreate { req: pb::AppCreateRequest, reply: Reply<String> },
-    AppPublish { req: pb::AppPublishRequest, reply: Reply<pb::AppPublishResponse> },
-    AppDisconnect { app_id: String, reply: Reply<oneshot::Receiver<()>> },
-    AppHeartbeat { app_id: String, reply: Reply<()> },
-    SubscribeLogs { app_id: String, tx: mpsc::UnboundedSender<pb::LogBatch>, reply: Reply<()> },
+    AppCreate {
+        req: pb::AppCreateRequest,
+        reply: Reply<String>,
+    },
+    AppPublish {
+        req: pb::AppPublishRequest,
+        reply: Reply<pb::AppPublishResponse>,
+    },
+    AppDisconnect {
+        app_id: String,
+        reply: Reply<oneshot::Receiver<()>>,
+    },
+    AppHeartbeat {
+        app_id: String,
+        reply: Reply<()>,
+    },
+    SubscribeLogs {
+        app_id: String,
+        tx: mpsc::UnboundedSender<pb::LogBatch>,
+        reply: Reply<()>,
+    },
     Invoke {
         function_id: String,
         input: pb::Payload,
@@ -28,26 +44,53 @@ pub(crate) enum Command {
         call_id: String,
         reply: Reply<Result<pb::CallResult, oneshot::Receiver<pb::CallResult>>>,
     },
-    CallCancel { call_id: String, terminate_containers: bool, reply: Reply<()> },
-    MapStart { function_id: String, out: mpsc::UnboundedSender<pb::MapOutput>, reply: Reply<String> },
-    MapInputs { call_id: String, inputs: Vec<pb::MapInput>, last: bool },
+    CallCancel {
+        call_id: String,
+        terminate_containers: bool,
+        reply: Reply<()>,
+    },
+    MapStart {
+        function_id: String,
+        out: mpsc::UnboundedSender<pb::MapOutput>,
+        reply: Reply<String>,
+    },
+    MapInputs {
+        call_id: String,
+        inputs: Vec<pb::MapInput>,
+        last: bool,
+    },
     /// The client went away before the map finished.
-    MapAbandoned { call_id: String },
+    MapAbandoned {
+        call_id: String,
+    },
     ContainerHello {
         hello: pb::ContainerHello,
         tx: mpsc::UnboundedSender<pb::ContainerCommand>,
         reply: Reply<()>,
     },
-    ContainerOutputs { task_id: String, items: Vec<pb::OutputItem> },
-    ContainerInitFailure { task_id: String, message: String },
-    ContainerDisconnected { task_id: String },
+    ContainerOutputs {
+        task_id: String,
+        items: Vec<pb::OutputItem>,
+    },
+    ContainerInitFailure {
+        task_id: String,
+        message: String,
+    },
+    ContainerDisconnected {
+        task_id: String,
+    },
     WorkerRegister {
         info: pb::WorkerRegister,
         tx: mpsc::UnboundedSender<pb::WorkerCommand>,
         reply: Reply<String>,
     },
-    WorkerMessage { worker_id: String, message: pb::worker_message::Message },
-    WorkerDisconnected { worker_id: String },
+    WorkerMessage {
+        worker_id: String,
+        message: pb::worker_message::Message,
+    },
+    WorkerDisconnected {
+        worker_id: String,
+    },
 }
 
 /// How often housekeeping (scale-down, reaping apps without heartbeats) runs.
@@ -111,22 +154,44 @@ impl State {
             Command::SubscribeLogs { app_id, tx, reply } => {
                 let _ = reply.send(self.subscribe_logs(&app_id, tx));
             }
-            Command::Invoke { function_id, input, wait, reply } => {
+            Command::Invoke {
+                function_id,
+                input,
+                wait,
+                reply,
+            } => {
                 let _ = reply.send(self.invoke(&function_id, input, wait));
             }
             Command::CallGet { call_id, reply } => {
                 let _ = reply.send(self.call_get(&call_id));
             }
-            Command::CallCancel { call_id, terminate_containers, reply } => {
-                let _ = reply.send(self.call_cancel(&call_id, terminate_containers, "the call was cancelled"));
+            Command::CallCancel {
+                call_id,
+                terminate_containers,
+                reply,
+            } => {
+                let _ = reply.send(self.call_cancel(
+                    &call_id,
+                    terminate_containers,
+                    "the call was cancelled",
+                ));
             }
-            Command::MapStart { function_id, out, reply } => {
+            Command::MapStart {
+                function_id,
+                out,
+                reply,
+            } => {
                 let _ = reply.send(self.map_start(&function_id, out));
             }
-            Command::MapInputs { call_id, inputs, last } => self.map_inputs(&call_id, inputs, last),
+            Command::MapInputs {
+                call_id,
+                inputs,
+                last,
+            } => self.map_inputs(&call_id, inputs, last),
             Command::MapAbandoned { call_id } => {
                 if self.calls.contains_key(&call_id) {
-                    let _ = self.call_cancel(&call_id, false, "the caller stopped waiting for the map");
+                    let _ =
+                        self.call_cancel(&call_id, false, "the caller stopped waiting for the map");
                 }
             }
             Command::ContainerHello { hello, tx, reply } => {
@@ -140,14 +205,18 @@ impl State {
             Command::WorkerRegister { info, tx, reply } => {
                 let _ = reply.send(Ok(self.worker_register(info, tx)));
             }
-            Command::WorkerMessage { worker_id, message } => self.worker_message(&worker_id, message),
+            Command::WorkerMessage { worker_id, message } => {
+                self.worker_message(&worker_id, message)
+            }
             Command::WorkerDisconnected { worker_id } => self.worker_disconnected(&worker_id),
         }
     }
 
     fn on_timer(&mut self, timer: Timer, now: Instant) {
         match timer {
-            Timer::InputDeadline { input_id, attempt } => self.input_deadline(&input_id, attempt, now),
+            Timer::InputDeadline { input_id, attempt } => {
+                self.input_deadline(&input_id, attempt, now)
+            }
             Timer::RetryDue { input_id } => self.retry_due(&input_id),
             Timer::StartupDeadline { task_id } => self.startup_deadline(&task_id),
         }

@@ -37,7 +37,10 @@ impl ControlPlane {
 pub(crate) fn serve(listener: TcpListener) -> std::io::Result<ControlPlane> {
     let addr = listener.local_addr()?;
     let (commands, rx) = mpsc::unbounded_channel();
-    tokio::spawn(event_loop::run(state::State::new(format!("http://{addr}")), rx));
+    tokio::spawn(event_loop::run(
+        state::State::new(format!("http://{addr}")),
+        rx,
+    ));
     let api = api::Api::new(commands);
     let client = pb::client_api_server::ClientApiServer::new(api.clone())
         .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
@@ -65,5 +68,8 @@ pub(crate) fn serve(listener: TcpListener) -> std::io::Result<ControlPlane> {
         }
     });
     tracing::debug!(%addr, "control plane listening");
-    Ok(ControlPlane { addr, client_service })
+    Ok(ControlPlane {
+        addr,
+        client_service,
+    })
 }

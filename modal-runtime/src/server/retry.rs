@@ -22,7 +22,9 @@ pub(crate) fn after_attempt(
     attempt: u32,
     policy: Option<&pb::RetryPolicy>,
 ) -> Next {
-    let Some(policy) = policy else { return Next::Final };
+    let Some(policy) = policy else {
+        return Next::Final;
+    };
     if attempt >= policy.max_retries {
         return Next::Final;
     }
@@ -44,7 +46,12 @@ mod tests {
     use pb::ResultStatus as S;
 
     fn fixed(n: u32) -> pb::RetryPolicy {
-        pb::RetryPolicy { max_retries: n, backoff_coefficient: 1.0, initial_delay_ms: 1000, max_delay_ms: 60_000 }
+        pb::RetryPolicy {
+            max_retries: n,
+            backoff_coefficient: 1.0,
+            initial_delay_ms: 1000,
+            max_delay_ms: 60_000,
+        }
     }
 
     #[test]
@@ -62,14 +69,23 @@ mod tests {
             (S::Success, 0, Next::Final),
         ];
         for (status, attempt, want) in cases {
-            assert_eq!(after_attempt(status, attempt, Some(&p)), want, "{status:?} #{attempt}");
+            assert_eq!(
+                after_attempt(status, attempt, Some(&p)),
+                want,
+                "{status:?} #{attempt}"
+            );
         }
         assert_eq!(after_attempt(S::Panic, 0, None), Next::Final);
     }
 
     #[test]
     fn backoff_grows_to_max() {
-        let p = pb::RetryPolicy { max_retries: 10, backoff_coefficient: 2.0, initial_delay_ms: 1000, max_delay_ms: 3000 };
+        let p = pb::RetryPolicy {
+            max_retries: 10,
+            backoff_coefficient: 2.0,
+            initial_delay_ms: 1000,
+            max_delay_ms: 3000,
+        };
         let d = |a| after_attempt(S::UserError, a, Some(&p));
         assert_eq!(d(0), Next::Retry(Duration::from_secs(1)));
         assert_eq!(d(1), Next::Retry(Duration::from_secs(2)));

@@ -60,7 +60,11 @@ pub(crate) fn gpu_matches(kind: &str, name: &str, memory_mb: u64) -> bool {
         .split(|c: char| c.is_whitespace() || c == '-' || c == '_')
         .filter(|w| !w.is_empty())
         .collect();
-    let has = |w: &str| words.iter().any(|x| *x == w || (w == "A10" && *x == "A10G"));
+    let has = |w: &str| {
+        words
+            .iter()
+            .any(|x| *x == w || (w == "A10" && *x == "A10G"))
+    };
     match kind {
         "ANY" => true,
         "A100-40GB" => has("A100") && memory_mb >= 38_000,
@@ -74,7 +78,11 @@ pub(crate) fn gpu_matches(kind: &str, name: &str, memory_mb: u64) -> bool {
 }
 
 fn gpu_label(kind: &str, count: u32) -> String {
-    if count == 1 { format!("\"{kind}\"") } else { format!("\"{kind}:{count}\"") }
+    if count == 1 {
+        format!("\"{kind}\"")
+    } else {
+        format!("\"{kind}:{count}\"")
+    }
 }
 
 /// Decides where a container with `req` can run.
@@ -82,15 +90,17 @@ pub(crate) fn place(req: &Request, workers: &[WorkerView]) -> Placement {
     if workers.is_empty() {
         return Placement::Wait;
     }
-    let fits_total =
-        |w: &WorkerView| w.milli_cpu >= req.milli_cpu && w.memory_mb >= req.memory_mb;
+    let fits_total = |w: &WorkerView| w.milli_cpu >= req.milli_cpu && w.memory_mb >= req.memory_mb;
     let fits_now = |w: &WorkerView| {
         w.milli_cpu.saturating_sub(w.used_milli_cpu) >= req.milli_cpu
             && w.memory_mb.saturating_sub(w.used_memory_mb) >= req.memory_mb
     };
     if req.gpu.is_empty() {
         if let Some(w) = workers.iter().find(|w| fits_now(w)) {
-            return Placement::On { worker: w.id.clone(), gpus: Vec::new() };
+            return Placement::On {
+                worker: w.id.clone(),
+                gpus: Vec::new(),
+            };
         }
         if workers.iter().any(fits_total) {
             return Placement::Wait;
@@ -109,14 +119,24 @@ pub(crate) fn place(req: &Request, workers: &[WorkerView]) -> Placement {
     for (kind, count) in &req.gpu {
         let count = usize::try_from(*count).unwrap_or(usize::MAX);
         for w in workers {
-            let matching: Vec<&GpuView> =
-                w.gpus.iter().filter(|g| gpu_matches(kind, &g.name, g.memory_mb)).collect();
+            let matching: Vec<&GpuView> = w
+                .gpus
+                .iter()
+                .filter(|g| gpu_matches(kind, &g.name, g.memory_mb))
+                .collect();
             if matching.len() >= count && fits_total(w) {
                 could_ever = true;
-                let free: Vec<u32> =
-                    matching.iter().filter(|g| !g.busy).map(|g| g.index).take(count).collect();
+                let free: Vec<u32> = matching
+                    .iter()
+                    .filter(|g| !g.busy)
+                    .map(|g| g.index)
+                    .take(count)
+                    .collect();
                 if free.len() == count && fits_now(w) {
-                    return Placement::On { worker: w.id.clone(), gpus: free };
+                    return Placement::On {
+                        worker: w.id.clone(),
+                        gpus: free,
+                    };
                 }
             }
         }
@@ -144,7 +164,11 @@ fn available_gpus(workers: &[WorkerView]) -> String {
     if counts.is_empty() {
         return "none".into();
     }
-    counts.iter().map(|(n, c)| format!("{c}× {n}")).collect::<Vec<_>>().join(", ")
+    counts
+        .iter()
+        .map(|(n, c)| format!("{c}× {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// How many inputs beyond its concurrency a container may hold, so that fast functions are not
@@ -189,12 +213,20 @@ pub(crate) fn containers_to_start(l: &Load) -> usize {
     let mut wanted = match l.exec {
         None => (l.queued + l.in_containers).div_ceil(c),
         Some(exec) => {
-            let startup = l.startup.unwrap_or(Duration::from_millis(50)).max(Duration::from_millis(1));
+            let startup = l
+                .startup
+                .unwrap_or(Duration::from_millis(50))
+                .max(Duration::from_millis(1));
             let backlog_work = exec.saturating_mul(u32::try_from(l.queued).unwrap_or(u32::MAX));
             let busy = l.in_containers.div_ceil(c);
             // Containers needed so that the backlog clears within one start-up time.
-            let for_backlog = (backlog_work.as_secs_f64() / startup.as_secs_f64() / c as f64).ceil() as usize;
-            if l.queued == 0 { busy } else { busy.max(for_backlog).max(usize::from(have == 0)) }
+            let for_backlog =
+                (backlog_work.as_secs_f64() / startup.as_secs_f64() / c as f64).ceil() as usize;
+            if l.queued == 0 {
+                busy
+            } else {
+                busy.max(for_backlog).max(usize::from(have == 0))
+            }
         }
     };
     if l.queued + l.in_containers > 0 {
@@ -274,16 +306,28 @@ mod tests {
         let none = [worker("w1", &[])];
         assert_eq!(
             place(&req(&[]), &none),
-            Placement::On { worker: "w1".into(), gpus: vec![] }
+            Placement::On {
+                worker: "w1".into(),
+                gpus: vec![]
+            }
         );
         assert_eq!(
             place(&req(&[("H100", 1)]), &none),
             Placement::Never("no worker offers gpu \"H100\"; available: none".into())
         );
-        let two = [worker("w1", &[("NVIDIA H100 80GB HBM3", 81_559, true), ("NVIDIA H100 80GB HBM3", 81_559, false)])];
+        let two = [worker(
+            "w1",
+            &[
+                ("NVIDIA H100 80GB HBM3", 81_559, true),
+                ("NVIDIA H100 80GB HBM3", 81_559, false),
+            ],
+        )];
         assert_eq!(
             place(&req(&[("H100", 1)]), &two),
-            Placement::On { worker: "w1".into(), gpus: vec![1] }
+            Placement::On {
+                worker: "w1".into(),
+                gpus: vec![1]
+            }
         );
         assert_eq!(place(&req(&[("H100", 2)]), &two), Placement::Wait);
         assert_eq!(
@@ -295,7 +339,10 @@ mod tests {
         // Ranked fallback: the first alternative that is free now wins.
         assert_eq!(
             place(&req(&[("A100", 1), ("H100", 1)]), &two),
-            Placement::On { worker: "w1".into(), gpus: vec![1] }
+            Placement::On {
+                worker: "w1".into(),
+                gpus: vec![1]
+            }
         );
         assert_eq!(place(&req(&[]), &[]), Placement::Wait);
         let mut full = worker("w1", &[]);
@@ -324,14 +371,65 @@ mod tests {
     #[test]
     fn autoscaling() {
         // Unknown run time: one slot per input, started in waves (no more starting than ready).
-        assert_eq!(containers_to_start(&Load { queued: 5, ..load() }), 1);
-        assert_eq!(containers_to_start(&Load { queued: 5, starting: 1, ..load() }), 0);
-        assert_eq!(containers_to_start(&Load { queued: 5, ready: 1, in_containers: 1, ..load() }), 1);
-        assert_eq!(containers_to_start(&Load { queued: 50, ready: 8, in_containers: 8, ..load() }), 8);
-        assert_eq!(containers_to_start(&Load { queued: 50, ready: 8, in_containers: 8, max_containers: Some(10), ..load() }), 2);
-        assert_eq!(containers_to_start(&Load { queued: 5, starting: 5, ..load() }), 0);
+        assert_eq!(
+            containers_to_start(&Load {
+                queued: 5,
+                ..load()
+            }),
+            1
+        );
+        assert_eq!(
+            containers_to_start(&Load {
+                queued: 5,
+                starting: 1,
+                ..load()
+            }),
+            0
+        );
+        assert_eq!(
+            containers_to_start(&Load {
+                queued: 5,
+                ready: 1,
+                in_containers: 1,
+                ..load()
+            }),
+            1
+        );
+        assert_eq!(
+            containers_to_start(&Load {
+                queued: 50,
+                ready: 8,
+                in_containers: 8,
+                ..load()
+            }),
+            8
+        );
+        assert_eq!(
+            containers_to_start(&Load {
+                queued: 50,
+                ready: 8,
+                in_containers: 8,
+                max_containers: Some(10),
+                ..load()
+            }),
+            2
+        );
+        assert_eq!(
+            containers_to_start(&Load {
+                queued: 5,
+                starting: 5,
+                ..load()
+            }),
+            0
+        );
         // Idle: only min_containers, all at once.
-        assert_eq!(containers_to_start(&Load { min_containers: 3, ..load() }), 3);
+        assert_eq!(
+            containers_to_start(&Load {
+                min_containers: 3,
+                ..load()
+            }),
+            3
+        );
         assert_eq!(containers_to_start(&load()), 0);
         // Quick inputs: a backlog that clears before a new container could start needs none.
         let quick = Load {
@@ -344,15 +442,47 @@ mod tests {
         };
         assert_eq!(containers_to_start(&quick), 0);
         // Slow inputs: scale out, doubling.
-        let slow = Load { exec: Some(Duration::from_secs(1)), ..quick.clone() };
+        let slow = Load {
+            exec: Some(Duration::from_secs(1)),
+            ..quick.clone()
+        };
         assert_eq!(containers_to_start(&slow), 1);
-        assert_eq!(containers_to_start(&Load { ready: 4, in_containers: 4, ..slow.clone() }), 4);
+        assert_eq!(
+            containers_to_start(&Load {
+                ready: 4,
+                in_containers: 4,
+                ..slow.clone()
+            }),
+            4
+        );
         // Buffer containers under load; concurrency divides the need.
-        assert_eq!(containers_to_start(&Load { queued: 8, concurrency: 4, buffer_containers: 1, ready: 4, ..load() }), 0);
-        assert_eq!(containers_to_start(&Load { queued: 16, concurrency: 4, buffer_containers: 1, ready: 2, ..load() }), 2);
+        assert_eq!(
+            containers_to_start(&Load {
+                queued: 8,
+                concurrency: 4,
+                buffer_containers: 1,
+                ready: 4,
+                ..load()
+            }),
+            0
+        );
+        assert_eq!(
+            containers_to_start(&Load {
+                queued: 16,
+                concurrency: 4,
+                buffer_containers: 1,
+                ready: 2,
+                ..load()
+            }),
+            2
+        );
         // Nothing running yet but quick inputs queued: start one.
         assert_eq!(
-            containers_to_start(&Load { queued: 1, exec: Some(Duration::from_micros(5)), ..load() }),
+            containers_to_start(&Load {
+                queued: 1,
+                exec: Some(Duration::from_micros(5)),
+                ..load()
+            }),
             1
         );
     }

@@ -70,7 +70,10 @@ pub(crate) enum InputState {
     RetryWait,
     /// Sent to a container that will start it after its current inputs.
     Prefetched(TaskId),
-    Running { task: TaskId, started: Instant },
+    Running {
+        task: TaskId,
+        started: Instant,
+    },
 }
 
 pub(crate) struct InputRec {

@@ -20,7 +20,10 @@ pub(crate) const CONNECTION_WINDOW: u32 = 64 << 20;
 pub(crate) const MAX_FRAME: u32 = 1 << 20;
 
 /// Opens a channel to a control plane with the shared transport settings.
-pub(crate) async fn connect(url: &str, keepalive: bool) -> Result<tonic::transport::Channel, String> {
+pub(crate) async fn connect(
+    url: &str,
+    keepalive: bool,
+) -> Result<tonic::transport::Channel, String> {
     let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
         .map_err(|e| format!("invalid control plane url `{url}`: {e}"))?
         .tcp_nodelay(true)
@@ -70,7 +73,10 @@ pub(crate) fn code_name(code: tonic::Code) -> &'static str {
 }
 
 pub(crate) fn payload(data: Vec<u8>) -> pb::Payload {
-    pb::Payload { format: format_tag(codec::FORMAT) as i32, data: Bytes::from(data) }
+    pb::Payload {
+        format: format_tag(codec::FORMAT) as i32,
+        data: Bytes::from(data),
+    }
 }
 
 fn format_tag(f: PayloadFormat) -> pb::PayloadFormat {
@@ -110,7 +116,10 @@ pub(crate) fn function_definition(
         .gpu_rules()
         .unwrap_or_default()
         .into_iter()
-        .map(|g| pb::GpuRequest { kind: g.kind, count: g.count })
+        .map(|g| pb::GpuRequest {
+            kind: g.kind,
+            count: g.count,
+        })
         .collect();
     let (milli_cpu, milli_cpu_max) = match spec.cpu {
         Some((req, lim)) => (cores_to_milli(req), lim.map(cores_to_milli).unwrap_or(0)),
@@ -162,18 +171,31 @@ fn clamp_u32(v: u64) -> u32 {
 
 fn cores_to_milli(cores: f64) -> u32 {
     let m = (cores * 1000.0).round();
-    if m <= 0.0 { 1 } else if m >= f64::from(u32::MAX) { u32::MAX } else { m as u32 }
+    if m <= 0.0 {
+        1
+    } else if m >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        m as u32
+    }
 }
 
 /// What a container reports for an input, from the function's outcome.
 pub(crate) fn outcome_result(outcome: Outcome, task_id: &str) -> pb::CallResult {
-    let mut r = pb::CallResult { task_id: task_id.to_owned(), ..Default::default() };
+    let mut r = pb::CallResult {
+        task_id: task_id.to_owned(),
+        ..Default::default()
+    };
     match outcome {
         Outcome::Success(data) => {
             r.status = pb::ResultStatus::Success as i32;
             r.data = Some(payload(data));
         }
-        Outcome::UserError { type_name, message, payload: p } => {
+        Outcome::UserError {
+            type_name,
+            message,
+            payload: p,
+        } => {
             r.status = pb::ResultStatus::UserError as i32;
             r.error_type = type_name.to_owned();
             r.message = message;
@@ -192,7 +214,11 @@ pub(crate) fn outcome_result(outcome: Outcome, task_id: &str) -> pb::CallResult 
 }
 
 /// A failure result with no payload.
-pub(crate) fn failure(status: pb::ResultStatus, message: impl Into<String>, task_id: &str) -> pb::CallResult {
+pub(crate) fn failure(
+    status: pb::ResultStatus,
+    message: impl Into<String>,
+    task_id: &str,
+) -> pb::CallResult {
     pb::CallResult {
         status: status as i32,
         message: message.into(),
@@ -202,20 +228,22 @@ pub(crate) fn failure(status: pb::ResultStatus, message: impl Into<String>, task
 }
 
 /// The value of a successful result, or the failure it describes.
-pub(crate) fn into_value(result: pb::CallResult, function: &str) -> Result<Bytes, RemoteFailure> {
+pub(crate) fn into_value(result: pb::CallResult, function: &str) -> Result<Bytes, crate::Error> {
     let status = pb::ResultStatus::try_from(result.status).unwrap_or(pb::ResultStatus::Unspecified);
     let kind = match status {
         pb::ResultStatus::Success => {
-            return payload_bytes(result.data.as_ref()).map_err(|m| RemoteFailure {
-                kind: FailureKind::Internal,
-                function: function.to_owned(),
-                message: m,
-                error_type: None,
-                location: None,
-                backtrace: None,
-                task_id: non_empty(result.task_id.clone()),
-                attempt: result.attempt,
-                payload: None,
+            return payload_bytes(result.data.as_ref()).map_err(|m| {
+                crate::Error::from(RemoteFailure {
+                    kind: FailureKind::Internal,
+                    function: function.to_owned(),
+                    message: m,
+                    error_type: None,
+                    location: None,
+                    backtrace: None,
+                    task_id: non_empty(result.task_id.clone()),
+                    attempt: result.attempt,
+                    payload: None,
+                })
             });
         }
         pb::ResultStatus::UserError => FailureKind::UserError,
@@ -225,7 +253,7 @@ pub(crate) fn into_value(result: pb::CallResult, function: &str) -> Result<Bytes
         pb::ResultStatus::InitFailure => FailureKind::InitFailure,
         pb::ResultStatus::InternalFailure | pb::ResultStatus::Unspecified => FailureKind::Internal,
     };
-    Err(RemoteFailure {
+    Err(crate::Error::from(RemoteFailure {
         kind,
         function: function.to_owned(),
         message: result.message,
@@ -235,7 +263,7 @@ pub(crate) fn into_value(result: pb::CallResult, function: &str) -> Result<Bytes
         task_id: non_empty(result.task_id),
         attempt: result.attempt,
         payload: result.data.map(|p| p.data),
-    })
+    }))
 }
 
 fn non_empty(s: String) -> Option<String> {

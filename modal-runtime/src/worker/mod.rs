@@ -25,7 +25,9 @@ pub(crate) struct WorkerConfig {
 impl WorkerConfig {
     /// This machine's CPUs and memory; `MODAL_WORKER_CONTAINER_EXE` overrides the executable.
     pub(crate) fn local(server_url: String) -> Self {
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         WorkerConfig {
             server_url,
             milli_cpu: u32::try_from(cpus * 1000).unwrap_or(u32::MAX),
@@ -93,7 +95,12 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
                 let Some(spec) = start.spec else { continue };
                 let (stop_tx, stop_rx) = mpsc::unbounded_channel();
                 containers.insert(spec.task_id.clone(), stop_tx);
-                tokio::spawn(process::supervise(spec, config.container_exe.clone(), stop_rx, report_tx.clone()));
+                tokio::spawn(process::supervise(
+                    spec,
+                    config.container_exe.clone(),
+                    stop_rx,
+                    report_tx.clone(),
+                ));
             }
             Some(pb::worker_command::Command::Stop(stop)) => {
                 if let Some(tx) = containers.get(&stop.task_id) {
@@ -123,8 +130,12 @@ async fn forward_reports(
                 Report::Line(l) => lines.push(l),
                 Report::Message(m) => {
                     if !lines.is_empty() {
-                        let batch = pb::WorkerLogBatch { lines: std::mem::take(&mut lines) };
-                        let _ = out.send(pb::WorkerMessage { message: Some(pb::worker_message::Message::Logs(batch)) });
+                        let batch = pb::WorkerLogBatch {
+                            lines: std::mem::take(&mut lines),
+                        };
+                        let _ = out.send(pb::WorkerMessage {
+                            message: Some(pb::worker_message::Message::Logs(batch)),
+                        });
                     }
                     let _ = out.send(pb::WorkerMessage { message: Some(m) });
                 }
@@ -133,7 +144,9 @@ async fn forward_reports(
         if !lines.is_empty() {
             let batch = pb::WorkerLogBatch { lines };
             if out
-                .send(pb::WorkerMessage { message: Some(pb::worker_message::Message::Logs(batch)) })
+                .send(pb::WorkerMessage {
+                    message: Some(pb::worker_message::Message::Logs(batch)),
+                })
                 .is_err()
             {
                 return;

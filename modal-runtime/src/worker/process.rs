@@ -19,15 +19,27 @@ use crate::wire::pb;
 /// Variables passed through from the worker's environment; everything else is cleared so that
 /// a container sees only what its function asked for.
 const PASS_THROUGH: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "RUST_BACKTRACE",
-    "RUST_LOG", "LD_LIBRARY_PATH", "XDG_CACHE_HOME",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "RUST_BACKTRACE",
+    "RUST_LOG",
+    "LD_LIBRARY_PATH",
+    "XDG_CACHE_HOME",
 ];
 
 fn command(spec: &pb::ContainerSpec, def: &pb::FunctionDefinition, exe: PathBuf) -> Command {
     let mut cmd = Command::new(exe);
     cmd.env_clear();
     for (k, v) in std::env::vars_os() {
-        let keep = k.to_str().is_some_and(|k| PASS_THROUGH.contains(&k) || k.starts_with("LC_"));
+        let keep = k
+            .to_str()
+            .is_some_and(|k| PASS_THROUGH.contains(&k) || k.starts_with("LC_"));
         if keep {
             cmd.env(k, v);
         }
@@ -41,7 +53,10 @@ fn command(spec: &pb::ContainerSpec, def: &pb::FunctionDefinition, exe: PathBuf)
         .env(cenv::FUNCTION_ID, &spec.function_id)
         .env(cenv::FUNCTION_TAG, &def.tag)
         .env(cenv::BINARY_HASH, &def.binary_hash)
-        .env(cenv::MAX_INPUTS, def.max_concurrent_inputs.max(1).to_string())
+        .env(
+            cenv::MAX_INPUTS,
+            def.max_concurrent_inputs.max(1).to_string(),
+        )
         .env(cenv::IS_REMOTE, "1");
     if def.single_use_containers {
         cmd.env(cenv::SINGLE_USE, "1");
@@ -68,44 +83,63 @@ pub(super) async fn supervise(
     reports: mpsc::UnboundedSender<Report>,
 ) {
     let task_id = spec.task_id.clone();
-    let Some(def) = spec.definition.clone() else { return };
+    let Some(def) = spec.definition.clone() else {
+        return;
+    };
     let exe = exe_override.unwrap_or_else(|| PathBuf::from(&def.binary_path));
     let mut child = match command(&spec, &def, exe.clone()).spawn() {
         Ok(c) => c,
         Err(e) => {
             let _ = reports.send(Report::Message(pb::worker_message::Message::SpawnFailed(
-                pb::ContainerSpawnFailed { task_id, message: format!("{}: {e}", exe.display()) },
+                pb::ContainerSpawnFailed {
+                    task_id,
+                    message: format!("{}: {e}", exe.display()),
+                },
             )));
             return;
         }
     };
-    let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+    let pgid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
-        readers.push(tokio::spawn(pump(out, task_id.clone(), pb::LogSource::Stdout, reports.clone())));
+        readers.push(tokio::spawn(pump(
+            out,
+            task_id.clone(),
+            pb::LogSource::Stdout,
+            reports.clone(),
+        )));
     }
     if let Some(err) = child.stderr.take() {
-        readers.push(tokio::spawn(pump(err, task_id.clone(), pb::LogSource::Stderr, reports.clone())));
+        readers.push(tokio::spawn(pump(
+            err,
+            task_id.clone(),
+            pb::LogSource::Stderr,
+            reports.clone(),
+        )));
     }
     let kill = |pgid: Option<Pid>| {
         if let Some(pgid) = pgid {
             let _ = killpg(pgid, Signal::SIGKILL);
         }
     };
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            grace = stop.recv() => {
-                let grace = grace.unwrap_or(0);
-                if grace > 0 {
-                    match tokio::time::timeout(Duration::from_millis(u64::from(grace)), child.wait()).await {
-                        Ok(status) => break status,
-                        Err(_) => kill(pgid),
-                    }
-                } else {
+    let status = tokio::select! {
+        status = child.wait() => status,
+        grace = stop.recv() => {
+            let grace = grace.unwrap_or(0);
+            let within_grace = if grace > 0 {
+                tokio::time::timeout(Duration::from_millis(u64::from(grace)), child.wait()).await.ok()
+            } else {
+                None
+            };
+            match within_grace {
+                Some(status) => status,
+                None => {
                     kill(pgid);
+                    child.wait().await
                 }
-                break child.wait().await;
             }
         }
     };
@@ -118,11 +152,13 @@ pub(super) async fn supervise(
         Ok(s) => (s.code(), s.signal()),
         Err(_) => (None, None),
     };
-    let _ = reports.send(Report::Message(pb::worker_message::Message::Exited(pb::ContainerExited {
-        task_id,
-        exit_code,
-        signal,
-    })));
+    let _ = reports.send(Report::Message(pb::worker_message::Message::Exited(
+        pb::ContainerExited {
+            task_id,
+            exit_code,
+            signal,
+        },
+    )));
 }
 
 async fn pump(

@@ -2,8 +2,6 @@
 //! measured end to end. Prints one JSON line with the same metric names as the Ray peer
 //! benchmark.
 
-#![allow(clippy::print_stdout)]
-
 use std::time::{Duration, Instant};
 
 use modal::prelude::*;
@@ -91,7 +89,9 @@ async fn main() -> modal::Result<()> {
     let size = 16 << 20;
     let moved_mb = (2 * rounds * size) as f64 / (1 << 20) as f64;
     // The inputs are built before the clock starts, as the peer benchmark does.
-    let inputs: Vec<modal::ByteBuf> = (0..=rounds).map(|_| modal::ByteBuf::from(vec![7u8; size])).collect();
+    let inputs: Vec<modal::ByteBuf> = (0..=rounds)
+        .map(|_| modal::ByteBuf::from(vec![7u8; size]))
+        .collect();
     let mut inputs = inputs.into_iter();
     if let Some(warm) = inputs.next() {
         echo.remote(warm).await?;

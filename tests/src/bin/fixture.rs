@@ -1,8 +1,6 @@
 //! The app the end-to-end tests run: one entrypoint per scenario, each printing `key: value`
 //! lines that the tests check.
 
-#![allow(clippy::print_stdout)]
-
 use std::time::Duration;
 
 use modal::prelude::*;
@@ -23,9 +21,17 @@ fn boom(message: String) -> i64 {
 #[modal::function(app = APP, retries = modal::Retries::new(2).initial_delay(Duration::from_millis(100)))]
 fn flaky(marker: String) -> Result<String, String> {
     let path = std::env::temp_dir().join(format!("modal-e2e-flaky-{marker}"));
-    let n: u32 = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) + 1;
+    let n: u32 = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+        + 1;
     std::fs::write(&path, n.to_string()).map_err(|e| e.to_string())?;
-    if n < 3 { Err(format!("attempt {n} failed")) } else { Ok(format!("attempt {n} succeeded")) }
+    if n < 3 {
+        Err(format!("attempt {n} failed"))
+    } else {
+        Ok(format!("attempt {n} succeeded"))
+    }
 }
 
 #[modal::function(app = APP, timeout = 1)]
@@ -61,7 +67,10 @@ async fn panics() -> modal::Result<()> {
     println!("kind: {:?}", r.kind);
     println!("message: {}", r.message);
     println!("location: {}", r.location.clone().unwrap_or_default());
-    println!("backtrace: {}", r.backtrace.as_deref().is_some_and(|b| b.contains("boom")));
+    println!(
+        "backtrace: {}",
+        r.backtrace.as_deref().is_some_and(|b| b.contains("boom"))
+    );
     println!("display: {err}");
     Ok(())
 }
@@ -79,7 +88,9 @@ async fn timeout() -> modal::Result<()> {
     println!("kind: {:?}", r.kind);
     println!("display: {err}");
     let task = r.task_id.clone().unwrap_or_default();
-    let gone = modal_tests::wait_until(Duration::from_secs(5), || modal_tests::container(&task).is_none());
+    let gone = modal_tests::wait_until(Duration::from_secs(5), || {
+        modal_tests::container(&task).is_none()
+    });
     println!("container gone: {gone}");
     Ok(())
 }
@@ -91,10 +102,17 @@ async fn map_order() -> modal::Result<()> {
     println!("ordered: {}", ordered == want);
     // Earlier inputs take longer, so they finish last.
     let inputs: Vec<(u64, u64)> = (0..8).map(|i| (i, (8 - i) * 150)).collect();
-    let unordered: Vec<u64> = delayed.starmap(inputs).order_outputs(false).try_collect().await?;
+    let unordered: Vec<u64> = delayed
+        .starmap(inputs)
+        .order_outputs(false)
+        .try_collect()
+        .await?;
     let mut sorted = unordered.clone();
     sorted.sort_unstable();
-    println!("unordered complete: {}", sorted == (0..8).collect::<Vec<u64>>());
+    println!(
+        "unordered complete: {}",
+        sorted == (0..8).collect::<Vec<u64>>()
+    );
     println!("unordered differs: {}", unordered != sorted);
     Ok(())
 }

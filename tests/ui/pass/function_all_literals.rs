@@ -9,6 +9,7 @@ modal::app!(APP = App::new("ui-pass").tags([("team", "ml"), ("env", "test-1.0")]
     memory = (256, 1024),
     retries(max_retries = 3, backoff_coefficient = 2.0, initial_delay = 0.5, max_delay = 30.0),
     timeout = 600,
+    startup_timeout = 120,
     scaledown_window = 120,
     min_containers = 1,
     max_containers = 4,
