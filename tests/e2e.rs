@@ -232,6 +232,69 @@ fn no_container_outlives_a_killed_client() {
 }
 
 #[test]
+fn ctrl_c_stops_the_app_and_its_containers() {
+    let mut child = Command::new(FIXTURE)
+        .args(["run", "long", "--containers", "2"])
+        .env_remove("MODAL_SERVER_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fixture starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let app_id = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("app: ").map(str::to_owned))
+        .expect("the fixture prints its app id");
+    let started = modal_tests::wait_until(Duration::from_secs(30), || {
+        modal_tests::containers_of_app(&app_id).len() == 2
+    });
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let exited = modal_tests::wait_until(Duration::from_secs(10), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    let status = child.try_wait().ok().flatten();
+    if !exited {
+        let _ = child.kill();
+    }
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    let left = modal_tests::containers_of_app(&app_id);
+    for c in &left {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(started, "two containers should have started");
+    assert!(exited, "the client should exit after Ctrl-C");
+    assert_eq!(status.and_then(|s| s.code()), Some(130), "{stderr}");
+    assert!(stderr.contains("Disconnecting"), "{stderr}");
+    assert!(left.is_empty(), "containers left after Ctrl-C: {left:?}");
+}
+
+#[test]
+fn an_included_app_runs_its_functions_and_merges_tags() {
+    let out = run(&["run", "included"], &[], Duration::from_secs(60));
+    assert!(out.status.success(), "{}", show(&out));
+    let f = fields(&out);
+    assert_eq!(
+        f.get("triple").map(String::as_str),
+        Some("9"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        f.get("tags").map(String::as_str),
+        Some("shared=ours,team=other"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
 fn a_container_with_a_different_binary_is_refused() {
     let out = run(
         &["run", "hello_sum"],

@@ -6,6 +6,7 @@ mod runner;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -65,6 +66,7 @@ pub(crate) fn run_if_container() -> Option<ExitCode> {
     }
     crate::telemetry::init();
     runner::install_panic_hook();
+    watch_parent();
     let ctx = match Context::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -86,6 +88,27 @@ pub(crate) fn run_if_container() -> Option<ExitCode> {
     let code = runtime.block_on(serve(ctx));
     let _ = std::io::stdout().flush();
     Some(code)
+}
+
+/// Exits when the worker that started this container is gone, whatever the container is doing:
+/// a second line of defence beside the control-plane stream, on a plain thread so that user code
+/// blocking the async runtime cannot delay it.
+fn watch_parent() {
+    let parent = std::os::unix::process::parent_id();
+    let spawned = std::thread::Builder::new()
+        .name("modal-parent-watch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                if std::os::unix::process::parent_id() != parent {
+                    tracing::warn!("the worker that started this container is gone; exiting");
+                    exit_now(0);
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot watch the worker process: {e}");
+    }
 }
 
 /// Looks up the function this container is for.
@@ -202,6 +225,8 @@ async fn serve(ctx: Context) -> ExitCode {
     }
 }
 
+type SyncJob = (String, bytes::Bytes);
+
 enum Running {
     Async(tokio::task::JoinHandle<()>),
     Sync,
@@ -215,6 +240,7 @@ struct Executor {
     queue: VecDeque<pb::InputItem>,
     running: HashMap<String, Running>,
     done: mpsc::UnboundedSender<(String, pb::CallResult)>,
+    sync_jobs: Option<std::sync::mpsc::Sender<SyncJob>>,
 }
 
 impl Executor {
@@ -231,6 +257,7 @@ impl Executor {
             queue: VecDeque::new(),
             running: HashMap::new(),
             done,
+            sync_jobs: None,
         }
     }
 
@@ -260,20 +287,48 @@ impl Executor {
                     self.running.insert(item.input_id, Running::Async(handle));
                 }
                 Invoker::Sync(f) => {
-                    // Run on this worker thread (others keep serving the stream), without a
-                    // hand-off to another thread: the quickest path for short functions.
-                    let done = self.done.clone();
-                    let task_id = self.task_id.clone();
-                    let input_id = item.input_id.clone();
-                    tokio::spawn(async move {
-                        let result =
-                            tokio::task::block_in_place(|| runner::run_sync(f, &input, &task_id));
-                        let _ = done.send((input_id, result));
-                    });
-                    self.running.insert(item.input_id, Running::Sync);
+                    let jobs = self.sync_pool(f);
+                    self.running.insert(item.input_id.clone(), Running::Sync);
+                    let _ = jobs.send((item.input_id, input));
                 }
             }
         }
+    }
+
+    /// Threads for a sync function: `concurrency` of them, fed from one queue. User code never
+    /// runs on the runtime's threads, which keep serving the control-plane stream (and notice
+    /// at once when it breaks).
+    fn sync_pool(&mut self, f: fn(&[u8]) -> registry::Outcome) -> std::sync::mpsc::Sender<SyncJob> {
+        if let Some(tx) = &self.sync_jobs {
+            return tx.clone();
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<SyncJob>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..self.concurrency {
+            let rx = Arc::clone(&rx);
+            let done = self.done.clone();
+            let task_id = self.task_id.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("modal-input-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(guard) => guard.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((input_id, input)) = job else { return };
+                        let result = runner::run_sync(f, &input, &task_id);
+                        if done.send((input_id, result)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start an input thread: {e}");
+            }
+        }
+        self.sync_jobs = Some(tx.clone());
+        tx
     }
 
     /// Drops cancelled inputs; a running async input is aborted. A running sync input cannot

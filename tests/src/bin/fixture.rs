@@ -5,7 +5,18 @@ use std::time::Duration;
 
 use modal::prelude::*;
 
-modal::app!(APP = App::new("fixture"));
+modal::app!(OTHER = App::new("fixture-other").tags([("team", "other"), ("shared", "theirs")]));
+modal::app!(
+    APP = App::new("fixture")
+        .tags([("shared", "ours")])
+        .include(&OTHER, true)
+);
+
+/// Declared on another app; runs as part of `fixture` because that app includes it.
+#[modal::function(app = OTHER)]
+fn triple(x: i64) -> i64 {
+    3 * x
+}
 
 #[modal::function(app = APP)]
 fn square(x: i64) -> i64 {
@@ -57,6 +68,18 @@ fn linger(secs: u64) -> u64 {
 async fn hello_sum() -> modal::Result<()> {
     let squares: Vec<i64> = square.map(0..1000).try_collect().await?;
     println!("sum: {}", squares.iter().sum::<i64>());
+    Ok(())
+}
+
+#[modal::local_entrypoint(app = APP)]
+async fn included() -> modal::Result<()> {
+    println!("triple: {}", triple.remote(3).await?);
+    let tags: Vec<String> = APP
+        .tag_map()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    println!("tags: {}", tags.join(","));
     Ok(())
 }
 
