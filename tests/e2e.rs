@@ -276,6 +276,25 @@ fn ctrl_c_stops_the_app_and_its_containers() {
 }
 
 #[test]
+fn idle_containers_are_reused_then_scaled_down() {
+    let out = run(&["run", "scaledown"], &[], Duration::from_secs(60));
+    assert!(out.status.success(), "{}", show(&out));
+    let f = fields(&out);
+    assert_eq!(
+        f.get("warm reuse").map(String::as_str),
+        Some("true"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        f.get("scaled down").map(String::as_str),
+        Some("true"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
 fn an_included_app_runs_its_functions_and_merges_tags() {
     let out = run(&["run", "included"], &[], Duration::from_secs(60));
     assert!(out.status.success(), "{}", show(&out));

@@ -26,6 +26,7 @@
 //! The attribute is `#[modal::function(app = APP, ...)]` rather than Modal's `@app.function(...)`
 //! because a Rust attribute is a path, not an expression: the app is named as a parameter.
 
+mod alloc_tuning;
 mod app;
 mod binhash;
 mod cli;

@@ -274,3 +274,28 @@ pub(crate) fn entrypoints() -> Vec<&'static EntrypointRegistration> {
     all.sort_by_key(|e| e.name);
     all
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_identities_say_what_is_known() {
+        let Err(err) = lookup(&Identity {
+            app: "nope".into(),
+            tag: "f".into(),
+        }) else {
+            panic!("an app named `nope` is not registered");
+        };
+        assert!(matches!(err, RegistryError::UnknownApp { .. }));
+        assert!(err.to_string().contains("no app named `nope`"), "{err}");
+        assert_eq!(
+            Identity {
+                app: "a".into(),
+                tag: "f".into()
+            }
+            .to_string(),
+            "a::f"
+        );
+    }
+}

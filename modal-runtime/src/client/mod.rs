@@ -60,6 +60,8 @@ impl Client {
     }
 
     async fn embedded() -> Result<Client> {
+        // This process now relays payloads between the program and its containers.
+        crate::alloc_tuning::tune_for_payloads();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(|e| Error::Connect {

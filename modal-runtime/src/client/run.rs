@@ -220,8 +220,10 @@ fn definitions(
     }
     let mut out = Vec::new();
     for reg in functions {
-        let spec = (reg.spec)();
+        let mut spec = (reg.spec)();
+        // The container finds the function by this identity: the same function computes it.
         let tag = registry::identity(app, reg).tag;
+        spec.tag.clone_from(&tag);
         errors.extend(
             spec.validate()
                 .into_iter()

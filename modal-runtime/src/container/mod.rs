@@ -67,6 +67,7 @@ pub(crate) fn run_if_container() -> Option<ExitCode> {
     crate::telemetry::init();
     runner::install_panic_hook();
     watch_parent();
+    crate::alloc_tuning::tune_for_payloads();
     let ctx = match Context::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -74,8 +75,9 @@ pub(crate) fn run_if_container() -> Option<ExitCode> {
             return Some(ExitCode::FAILURE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // The control-plane stream lives on its own single-threaded runtime: user code (on input
+    // threads, or on the user runtime for async functions) can never stall it.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -109,6 +111,23 @@ fn watch_parent() {
     if let Err(e) = spawned {
         tracing::warn!("cannot watch the worker process: {e}");
     }
+}
+
+/// The runtime async user functions run on (multi-threaded, as `#[tokio::main]` would give
+/// them), started on first use.
+fn user_runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .thread_name("modal-user")
+                .enable_all()
+                .build()
+                .map_err(|e| tracing::error!("cannot start the runtime for async functions: {e}"))
+                .ok()
+        })
+        .as_ref()
 }
 
 /// Looks up the function this container is for.
@@ -280,7 +299,17 @@ impl Executor {
                     let done = self.done.clone();
                     let task_id = self.task_id.clone();
                     let input_id = item.input_id.clone();
-                    let handle = tokio::spawn(async move {
+                    let Some(user) = user_runtime() else {
+                        let r = wire::failure(
+                            pb::ResultStatus::InternalFailure,
+                            "the container could not start a runtime for async functions",
+                            &self.task_id,
+                        );
+                        self.running.insert(item.input_id.clone(), Running::Sync);
+                        let _ = self.done.send((item.input_id, r));
+                        continue;
+                    };
+                    let handle = user.spawn(async move {
                         let result = runner::run_async(f, input, task_id).await;
                         let _ = done.send((input_id, result));
                     });

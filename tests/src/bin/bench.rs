@@ -85,6 +85,10 @@ async fn main() -> modal::Result<()> {
     assert_eq!(out.len() as u64, n_map);
     assert!(out.iter().enumerate().all(|(i, v)| *v == i as u64));
 
+    // The embedded control plane shares this process with the client: measured before the
+    // payload phase allocates its own input buffers.
+    let rss = rss_mb();
+
     let rounds = 10;
     let size = 16 << 20;
     let moved_mb = (2 * rounds * size) as f64 / (1 << 20) as f64;
@@ -113,7 +117,6 @@ async fn main() -> modal::Result<()> {
         assert_eq!(back.len(), size);
     }
     let vec_secs = t4.elapsed().as_secs_f64();
-    let rss = rss_mb();
     run.stop().await?;
 
     let json = format!(

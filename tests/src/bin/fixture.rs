@@ -71,6 +71,28 @@ async fn hello_sum() -> modal::Result<()> {
     Ok(())
 }
 
+#[modal::function(app = APP, scaledown_window = 2)]
+fn brief(x: i64) -> i64 {
+    x + 1
+}
+
+#[modal::local_entrypoint(app = APP)]
+async fn scaledown() -> modal::Result<()> {
+    let app_id = APP.app_id().unwrap_or_default();
+    brief.remote(1).await?;
+    let warm = modal_tests::containers_of_app(&app_id).len();
+    brief.remote(2).await?;
+    println!(
+        "warm reuse: {}",
+        modal_tests::containers_of_app(&app_id).len() == warm
+    );
+    let gone = modal_tests::wait_until(Duration::from_secs(6), || {
+        modal_tests::containers_of_app(&app_id).is_empty()
+    });
+    println!("scaled down: {gone}");
+    Ok(())
+}
+
 #[modal::local_entrypoint(app = APP)]
 async fn included() -> modal::Result<()> {
     println!("triple: {}", triple.remote(3).await?);
