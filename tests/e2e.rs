@@ -48,6 +48,23 @@ fn show(out: &Output) -> String {
     )
 }
 
+/// Starts `run long --containers n` and returns the child and its app id, once the app runs.
+fn start_long(n: u32, stderr: Stdio) -> (std::process::Child, String) {
+    let mut child = Command::new(FIXTURE)
+        .args(["run", "long", "--containers", &n.to_string()])
+        .env_remove("MODAL_SERVER_URL")
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("fixture starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let app_id = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("app: ").map(str::to_owned))
+        .expect("the fixture prints its app id");
+    (child, app_id)
+}
+
 #[test]
 fn hello_example_prints_the_sum_of_squares() {
     let out = Command::new(env!("CARGO"))
@@ -187,18 +204,7 @@ fn map_outputs_are_ordered_unless_asked_otherwise() {
 
 #[test]
 fn no_container_outlives_a_killed_client() {
-    let mut child = Command::new(FIXTURE)
-        .args(["run", "long", "--containers", "3"])
-        .env_remove("MODAL_SERVER_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("fixture starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let app_id = std::io::BufRead::lines(std::io::BufReader::new(stdout))
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("app: ").map(str::to_owned))
-        .expect("the fixture prints its app id");
+    let (mut child, app_id) = start_long(3, Stdio::null());
     let started = modal_tests::wait_until(Duration::from_secs(30), || {
         modal_tests::containers_of_app(&app_id).len() == 3
     });
@@ -233,18 +239,7 @@ fn no_container_outlives_a_killed_client() {
 
 #[test]
 fn ctrl_c_stops_the_app_and_its_containers() {
-    let mut child = Command::new(FIXTURE)
-        .args(["run", "long", "--containers", "2"])
-        .env_remove("MODAL_SERVER_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("fixture starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let app_id = std::io::BufRead::lines(std::io::BufReader::new(stdout))
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("app: ").map(str::to_owned))
-        .expect("the fixture prints its app id");
+    let (mut child, app_id) = start_long(2, Stdio::piped());
     let started = modal_tests::wait_until(Duration::from_secs(30), || {
         modal_tests::containers_of_app(&app_id).len() == 2
     });

@@ -90,20 +90,30 @@ where
         })
     }
 
-    /// Like `remote_args`, returning the encoded result.
-    pub(crate) async fn remote_raw(&self, args: A) -> Result<bytes::Bytes> {
-        let bound = self.bound()?;
+    /// Submits one input; with `wait`, the response carries the result if it came in time.
+    async fn submit(
+        &self,
+        bound: &Bound,
+        args: A,
+        wait: Option<Duration>,
+    ) -> Result<pb::FunctionCallResponse> {
         let input = encode_args(&args, self.tag())?;
         let mut api = bound.client.api.clone();
         let resp = api
             .function_call(pb::FunctionCallRequest {
-                function_id: bound.function_id,
+                function_id: bound.function_id.clone(),
                 input: Some(input),
-                wait: true,
-                wait_ms: u32::try_from(REMOTE_WAIT.as_millis()).unwrap_or(u32::MAX),
+                wait: wait.is_some(),
+                wait_ms: wait.map_or(0, |w| u32::try_from(w.as_millis()).unwrap_or(u32::MAX)),
             })
-            .await?
-            .into_inner();
+            .await?;
+        Ok(resp.into_inner())
+    }
+
+    /// Like `remote_args`, returning the encoded result.
+    pub(crate) async fn remote_raw(&self, args: A) -> Result<bytes::Bytes> {
+        let bound = self.bound()?;
+        let resp = self.submit(&bound, args, Some(REMOTE_WAIT)).await?;
         let result = match resp.result {
             Some(r) => r,
             None => call::wait_result(&bound.client, &resp.call_id, None).await?,
@@ -115,17 +125,7 @@ where
     /// later through the returned [`FunctionCall`].
     pub async fn spawn_args(&self, args: A) -> Result<FunctionCall<R>> {
         let bound = self.bound()?;
-        let input = encode_args(&args, self.tag())?;
-        let mut api = bound.client.api.clone();
-        let resp = api
-            .function_call(pb::FunctionCallRequest {
-                function_id: bound.function_id,
-                input: Some(input),
-                wait: false,
-                wait_ms: 0,
-            })
-            .await?
-            .into_inner();
+        let resp = self.submit(&bound, args, None).await?;
         Ok(FunctionCall::new(bound.client, resp.call_id, self.tag()))
     }
 

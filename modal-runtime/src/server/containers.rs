@@ -580,15 +580,6 @@ impl State {
             f.tasks.retain(|t| t != task_id);
         }
         let how = note.unwrap_or_else(|| describe_exit(code, signal));
-        let expected = matches!(
-            task.stop,
-            Some(
-                StopReason::Idle
-                    | StopReason::AppStopped
-                    | StopReason::SingleUse
-                    | StopReason::Cancelled
-            )
-        );
         // Inputs that were only waiting inside the container go back to the front of the queue.
         let mut requeue: Vec<String> = task.prefetched.iter().cloned().collect();
         match &task.stop {
@@ -613,46 +604,37 @@ impl State {
                 }
             }
         }
-        match (&task.state, &task.stop) {
+        // A container that never became ready fails the waiting inputs (as an init failure,
+        // each retried per its policy) rather than being restarted for ever.
+        let never_ready = match (&task.state, &task.stop) {
             (_, Some(StopReason::StartupTimeout(msg))) => {
-                let msg = msg.clone();
-                self.system_log(&function_id, task_id, format!("container {task_id}: {msg}"));
-                if !self.has_other_ready_task(&function_id, task_id) {
-                    self.fail_queued(
-                        &function_id,
-                        pb::ResultStatus::InitFailure,
-                        &msg,
-                        task_id,
-                        true,
-                        now,
-                    );
-                }
+                Some(format!("container {task_id}: {msg}"))
             }
-            (TaskState::Starting, None) => {
-                let msg = format!(
-                    "container {task_id} exited ({how}) before it connected to the control plane; its output is in the app's logs"
-                );
-                self.system_log(&function_id, task_id, msg.clone());
-                if !self.has_other_ready_task(&function_id, task_id) {
-                    self.fail_queued(
-                        &function_id,
-                        pb::ResultStatus::InitFailure,
-                        &msg,
-                        task_id,
-                        true,
-                        now,
-                    );
-                }
-            }
+            (TaskState::Starting, None) => Some(format!(
+                "container {task_id} exited ({how}) before it connected to the control plane; its output is in the app's logs"
+            )),
             (TaskState::Ready, None) => {
                 self.system_log(
                     &function_id,
                     task_id,
                     format!("container {task_id} exited unexpectedly ({how})"),
                 );
+                None
             }
-            _ if !expected => {}
-            _ => {}
+            _ => None,
+        };
+        if let Some(msg) = never_ready {
+            self.system_log(&function_id, task_id, msg.clone());
+            if !self.has_other_ready_task(&function_id, task_id) {
+                self.fail_queued(
+                    &function_id,
+                    pb::ResultStatus::InitFailure,
+                    &msg,
+                    task_id,
+                    true,
+                    now,
+                );
+            }
         }
         tracing::debug!(%task_id, %how, "container exited");
         self.dirty.insert(function_id);
