@@ -644,6 +644,7 @@ fn generate(f: &ItemFn, attr: &FunctionAttr, sig: &Signature) -> TokenStream {
                     app: || &*#app,
                     tag: #tag,
                     implementation: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+                    types: (::core::stringify!(#args_tuple), ::core::stringify!(#value_ty)),
                     spec: __modal_spec,
                     invoker: __MODAL_INVOKER,
                     describe_result: || {

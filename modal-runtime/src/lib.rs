@@ -50,7 +50,10 @@ pub use app::objects::SecretValue;
 pub use app::{App, Cron, Image, Period, Retries, Schedule, Secret, Volume};
 pub use cli::args::CliArg;
 pub use cli::main;
-pub use client::{AppRun, ForEach, Function, FunctionCall, MapCall, RunBuilder};
+pub use client::{
+    AppRef, AppRun, DeployBuilder, Deployment, ForEach, Function, FunctionCall, MapCall,
+    RunBuilder, Strategy,
+};
 pub use error::{Error, FailureKind, RemoteFailure, Result};
 pub use modal_macros::{app, function, local_entrypoint, main};
 pub use registry::Identity;

@@ -89,6 +89,12 @@ impl Output {
         self.status("App aborted.");
     }
 
+    pub(crate) fn detached(&self, app_id: &str) {
+        self.status(&format!(
+            "✓ App {app_id} keeps running detached.\n  Logs: modal app logs {app_id} -f\n  Stop: modal app stop {app_id}"
+        ));
+    }
+
     pub(crate) fn disconnecting(&self) {
         self.status(
             "Disconnecting from the control plane - this will terminate the app's containers.",
@@ -98,7 +104,7 @@ impl Output {
 
 /// Progress of one map: a bar on a terminal, a plain line at the end otherwise.
 pub(crate) struct Progress {
-    tag: &'static str,
+    tag: String,
     started: Instant,
     bar: Option<ProgressBar>,
     enabled: bool,
@@ -106,7 +112,7 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    pub(crate) fn start(tag: &'static str) -> Self {
+    pub(crate) fn start(tag: &str) -> Self {
         let enabled = ENABLED.load(Ordering::SeqCst);
         let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(0);
@@ -122,7 +128,7 @@ impl Progress {
             bar
         });
         Progress {
-            tag,
+            tag: tag.to_owned(),
             started: Instant::now(),
             bar,
             enabled,

@@ -12,6 +12,7 @@ pub use bytes::Bytes;
 pub use inventory;
 
 pub use crate::app::{FunctionSpec, GpuConfig};
+pub use crate::cli::command::run as modal_command;
 pub use crate::cli::main_with;
 pub use crate::registry::{
     AppEntry, BoundSlot, EntrypointArgs, EntrypointFuture, EntrypointRegistration, FunctionEntry,

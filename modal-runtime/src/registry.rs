@@ -61,6 +61,8 @@ pub struct FunctionRegistration {
     pub tag: &'static str,
     /// `module::path::name` of the implementation.
     pub implementation: &'static str,
+    /// The argument tuple's and the result's types, as written (for messages).
+    pub types: (&'static str, &'static str),
     pub spec: fn() -> FunctionSpec,
     pub invoker: Invoker,
     /// Formats an encoded return value with `Debug`, when the return type has it.

@@ -169,6 +169,13 @@ impl App {
         }
     }
 
+    /// Records the app's id (after a deploy) without marking it running.
+    pub(crate) fn remember_id(&self, id: String) {
+        if let Ok(mut g) = self.app_id.lock() {
+            *g = Some(id);
+        }
+    }
+
     pub(crate) fn is_active(&self) -> bool {
         self.active.load(Ordering::SeqCst)
     }

@@ -233,6 +233,18 @@ impl Secret {
         }
     }
 
+    /// A named secret's name, environment and required keys.
+    pub(crate) fn named(&self) -> Option<(&str, Option<&str>, &[String])> {
+        match &self.source {
+            SecretSource::Named {
+                name,
+                environment_name,
+                required_keys,
+            } => Some((name, environment_name.as_deref(), required_keys)),
+            _ => None,
+        }
+    }
+
     /// The name of a named secret.
     pub fn name(&self) -> Option<&str> {
         match &self.source {
@@ -275,9 +287,8 @@ impl Secret {
                 })
                 .collect()
             }
-            SecretSource::Named { name, .. } => Err(format!(
-                "Secret::from_name(\"{name}\") needs a control plane with a secret store"
-            )),
+            // Resolved by the control plane when a container starts.
+            SecretSource::Named { .. } => Ok(Vec::new()),
         }
     }
 }

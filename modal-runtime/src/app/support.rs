@@ -21,12 +21,6 @@ pub(crate) fn unsupported(app: &App, spec: &FunctionSpec) -> Vec<String> {
             "containers run the app's own binary on the host filesystem",
         );
     }
-    if spec.schedule.is_some() {
-        no(
-            "schedule",
-            "schedules need the standalone control plane's scheduler",
-        );
-    }
     if spec.serialized {
         no(
             "serialized",

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // The CLI's own messages.
 
 pub(crate) mod args;
+pub(crate) mod command;
 
 use std::future::Future;
 use std::process::{ExitCode, Termination};
@@ -20,31 +21,63 @@ enum Invocation {
     Run {
         name: Option<String>,
         rest: Vec<String>,
+        detach: bool,
     },
-    Deploy,
+    Deploy(Vec<String>),
     Help,
+}
+
+/// `deploy`'s flags.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "deploy",
+    no_binary_name = true,
+    about = "Deploy the app to the control plane at MODAL_SERVER_URL"
+)]
+struct DeployArgs {
+    /// Which app of this program (needed when it declares several).
+    app: Option<String>,
+    /// Deploy under this name instead of the app's.
+    #[arg(long)]
+    name: Option<String>,
+    /// Metadata of this deployment.
+    #[arg(long, default_value = "")]
+    tag: String,
+    /// Environment.
+    #[arg(short = 'e', long = "env")]
+    env: Option<String>,
+    /// rolling (default) or recreate.
+    #[arg(long, default_value = "rolling")]
+    strategy: String,
 }
 
 fn parse_invocation(args: &[String]) -> Invocation {
     match args.first().map(String::as_str) {
         Some("-h" | "--help" | "help") => Invocation::Help,
-        Some("deploy") => Invocation::Deploy,
+        Some("deploy") => Invocation::Deploy(args[1..].to_vec()),
         Some("run") => {
-            let rest = &args[1..];
+            let mut rest = &args[1..];
+            let detach = matches!(rest.first().map(String::as_str), Some("--detach" | "-d"));
+            if detach {
+                rest = &rest[1..];
+            }
             match rest.first() {
                 Some(n) if !n.starts_with('-') => Invocation::Run {
                     name: Some(n.clone()),
                     rest: rest[1..].to_vec(),
+                    detach,
                 },
                 _ => Invocation::Run {
                     name: None,
                     rest: rest.to_vec(),
+                    detach,
                 },
             }
         }
         _ => Invocation::Run {
             name: None,
             rest: args.to_vec(),
+            detach: false,
         },
     }
 }
@@ -76,13 +109,10 @@ pub fn main() -> ExitCode {
             print!("{}", help());
             ExitCode::SUCCESS
         }
-        Invocation::Deploy => {
-            eprintln!(
-                "Error: `deploy` needs a standalone control plane (`modal server`), which this build does not include yet; use `run`"
-            );
-            ExitCode::from(2)
+        Invocation::Deploy(rest) => runtime.block_on(deploy(&rest)),
+        Invocation::Run { name, rest, detach } => {
+            runtime.block_on(run(name.as_deref(), &rest, detach))
         }
-        Invocation::Run { name, rest } => runtime.block_on(run(name.as_deref(), &rest)),
     }
 }
 
@@ -263,7 +293,69 @@ fn parse_flags(
     Ok(out)
 }
 
-async fn run(name: Option<&str>, rest: &[String]) -> ExitCode {
+async fn deploy(rest: &[String]) -> ExitCode {
+    use clap::Parser;
+    let args = match DeployArgs::try_parse_from(rest) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+    };
+    let strategy = match args.strategy.parse::<crate::Strategy>() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let with_functions: Vec<&'static crate::app::App> = registry::apps()
+        .filter(|a| {
+            all_functions()
+                .iter()
+                .any(|(home, _)| std::ptr::eq(*home, *a))
+        })
+        .collect();
+    let app = match &args.app {
+        Some(n) => registry::apps().find(|a| a.name() == n),
+        None if with_functions.len() == 1 => with_functions.first().copied(),
+        None => None,
+    };
+    let Some(app) = app else {
+        let names: Vec<&str> = registry::apps().map(crate::app::App::name).collect();
+        eprintln!(
+            "Error: choose the app to deploy: `deploy APP` (apps: {})",
+            names.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    let started = std::time::Instant::now();
+    let mut builder = app.deploy().tag(args.tag).strategy(strategy);
+    if let Some(n) = args.name {
+        builder = builder.name(n);
+    }
+    if let Some(e) = args.env {
+        builder = builder.environment_name(e);
+    }
+    match builder.await {
+        Ok(d) => {
+            eprintln!(
+                "✓ App deployed in {:.3}s! 🎉 `{}` is {} at version v{}.",
+                started.elapsed().as_secs_f64(),
+                d.name,
+                d.app_id,
+                d.version
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(name: Option<&str>, rest: &[String], detach: bool) -> ExitCode {
     let target = match select(name) {
         Ok(t) => t,
         Err(e) => {
@@ -272,12 +364,16 @@ async fn run(name: Option<&str>, rest: &[String]) -> ExitCode {
         }
     };
     match target {
-        Target::Entrypoint(ep) => run_entrypoint(ep, rest).await,
-        Target::Function(app, f) => run_function(app, f, rest).await,
+        Target::Entrypoint(ep) => run_entrypoint(ep, rest, detach).await,
+        Target::Function(app, f) => run_function(app, f, rest, detach).await,
     }
 }
 
-async fn run_entrypoint(ep: &'static EntrypointRegistration, rest: &[String]) -> ExitCode {
+async fn run_entrypoint(
+    ep: &'static EntrypointRegistration,
+    rest: &[String],
+    detach: bool,
+) -> ExitCode {
     let args = match parse_flags(ep.name, ep.params, rest) {
         Ok(a) => a,
         Err(e) => {
@@ -293,7 +389,7 @@ async fn run_entrypoint(ep: &'static EntrypointRegistration, rest: &[String]) ->
         }
     };
     let app = (ep.app)();
-    let run = match app.run().await {
+    let run = match app.run().detach(detach).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -301,6 +397,10 @@ async fn run_entrypoint(ep: &'static EntrypointRegistration, rest: &[String]) ->
         }
     };
     match body.await {
+        Ok(()) if detach => {
+            run.leave_running();
+            ExitCode::SUCCESS
+        }
         Ok(()) => match run.stop().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -325,6 +425,7 @@ async fn run_function(
     app: &'static crate::app::App,
     f: &'static FunctionRegistration,
     rest: &[String],
+    detach: bool,
 ) -> ExitCode {
     if !rest.is_empty() {
         eprintln!(
@@ -334,7 +435,7 @@ async fn run_function(
         return ExitCode::from(2);
     }
     if !(f.spec)().takes_arguments {
-        let run = match app.run().await {
+        let run = match app.run().detach(detach).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("Error: {e}");
@@ -348,7 +449,11 @@ async fn run_function(
                 if let Some(describe) = (f.describe_result)() {
                     println!("{}", describe(&value));
                 }
-                let _ = run.stop().await;
+                if detach {
+                    run.leave_running();
+                } else {
+                    let _ = run.stop().await;
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -411,35 +516,32 @@ mod tests {
 
     #[test]
     fn invocation() {
-        assert_eq!(
-            parse_invocation(&s(&[])),
-            Invocation::Run {
-                name: None,
-                rest: vec![]
-            }
-        );
+        let run = |name: Option<&str>, rest: &[&str], detach: bool| Invocation::Run {
+            name: name.map(str::to_owned),
+            rest: s(rest),
+            detach,
+        };
+        assert_eq!(parse_invocation(&s(&[])), run(None, &[], false));
         assert_eq!(
             parse_invocation(&s(&["--n", "3"])),
-            Invocation::Run {
-                name: None,
-                rest: s(&["--n", "3"])
-            }
+            run(None, &["--n", "3"], false)
         );
         assert_eq!(
             parse_invocation(&s(&["run", "other", "--x"])),
-            Invocation::Run {
-                name: Some("other".into()),
-                rest: s(&["--x"])
-            }
+            run(Some("other"), &["--x"], false)
         );
         assert_eq!(
             parse_invocation(&s(&["run", "--x"])),
-            Invocation::Run {
-                name: None,
-                rest: s(&["--x"])
-            }
+            run(None, &["--x"], false)
         );
-        assert_eq!(parse_invocation(&s(&["deploy"])), Invocation::Deploy);
+        assert_eq!(
+            parse_invocation(&s(&["run", "--detach", "job", "--x"])),
+            run(Some("job"), &["--x"], true)
+        );
+        assert_eq!(
+            parse_invocation(&s(&["deploy", "--tag", "v1"])),
+            Invocation::Deploy(s(&["--tag", "v1"]))
+        );
         assert_eq!(parse_invocation(&s(&["--help"])), Invocation::Help);
     }
 

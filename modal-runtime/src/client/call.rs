@@ -28,7 +28,7 @@ const POLL: Duration = Duration::from_secs(50);
 pub struct FunctionCall<R> {
     client: Client,
     call_id: String,
-    function: &'static str,
+    function: String,
     _type: PhantomData<fn() -> R>,
 }
 
@@ -42,13 +42,37 @@ impl<R> std::fmt::Debug for FunctionCall<R> {
 }
 
 impl<R: DeserializeOwned> FunctionCall<R> {
-    pub(crate) fn new(client: Client, call_id: String, function: &'static str) -> Self {
+    pub(crate) fn new(client: Client, call_id: String, function: String) -> Self {
         FunctionCall {
             client,
             call_id,
             function,
             _type: PhantomData,
         }
+    }
+
+    /// A call spawned earlier (perhaps by another program), by its id.
+    pub async fn from_id(call_id: &str) -> Result<Self> {
+        let client = Client::from_env().await?;
+        let mut api = client.api.clone();
+        let resp = api
+            .function_call_from_id(pb::FunctionCallFromIdRequest {
+                call_id: call_id.to_owned(),
+            })
+            .await
+            .map_err(|s| {
+                if s.code() == tonic::Code::NotFound {
+                    Error::OutputExpired(call_id.to_owned())
+                } else {
+                    s.into()
+                }
+            })?
+            .into_inner();
+        Ok(FunctionCall::new(
+            client,
+            call_id.to_owned(),
+            resp.function_tag,
+        ))
     }
 
     /// The call's id (`fc-…`).
@@ -60,7 +84,7 @@ impl<R: DeserializeOwned> FunctionCall<R> {
     /// readable, so `get` may be called again.
     pub async fn get(&self, timeout: impl Into<Option<Duration>>) -> Result<R> {
         let result = wait_result(&self.client, &self.call_id, timeout.into()).await?;
-        decode_result(result, self.function)
+        decode_result(result, &self.function)
     }
 
     /// Cancels the call: an input not started yet never runs; a running one is stopped.

@@ -6,6 +6,11 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use super::Client;
 use super::call::{self, FunctionCall};
 use super::map::{ForEach, MapCall};
 use crate::codec;
@@ -20,24 +25,48 @@ const REMOTE_WAIT: Duration = Duration::from_secs(50);
 ///
 /// The `#[modal::function]` macro generates a handle per function whose methods take the
 /// arguments one by one (`square.remote(3)`); it dereferences to this type, whose methods take
-/// the argument tuple (`square.starmap([(3,), (4,)])`).
+/// the argument tuple (`square.starmap([(3,), (4,)])`). A function of a deployed app is reached
+/// by name with [`Function::from_name`]; the handle's types are then the caller's declaration:
+///
+/// ```no_run
+/// # async fn demo() -> modal::Result<()> {
+/// let square: modal::Function<(i64,), i64> = modal::Function::from_name("deploy-me", "square");
+/// assert_eq!(square.remote(7).await?, 49);
+/// # Ok(()) }
+/// ```
 pub struct Function<A, R> {
-    registration: &'static FunctionRegistration,
+    target: Target,
     _types: PhantomData<fn(A) -> R>,
+}
+
+#[derive(Clone)]
+enum Target {
+    /// Declared in this program.
+    Registered(&'static FunctionRegistration),
+    /// Looked up by name on the control plane, resolved on first use.
+    Named(Arc<Named>),
+}
+
+struct Named {
+    app: String,
+    tag: String,
+    environment: String,
+    resolved: OnceCell<(Bound, String)>,
 }
 
 impl<A, R> Clone for Function<A, R> {
     fn clone(&self) -> Self {
-        *self
+        Function {
+            target: self.target.clone(),
+            _types: PhantomData,
+        }
     }
 }
-
-impl<A, R> Copy for Function<A, R> {}
 
 impl<A, R> std::fmt::Debug for Function<A, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Function")
-            .field("tag", &self.registration.tag)
+            .field("tag", &self.tag())
             .finish()
     }
 }
@@ -46,24 +75,81 @@ impl<A, R> Function<A, R> {
     #[doc(hidden)]
     pub const fn __new(registration: &'static FunctionRegistration) -> Self {
         Function {
-            registration,
+            target: Target::Registered(registration),
+            _types: PhantomData,
+        }
+    }
+
+    /// The function `tag` of the deployed (or running) app `app_name`, in the default
+    /// environment. Nothing is contacted until the first call.
+    pub fn from_name(app_name: &str, tag: &str) -> Self {
+        Self::from_name_in(app_name, tag, "")
+    }
+
+    /// Like [`from_name`](Function::from_name), in `environment_name`.
+    pub fn from_name_in(app_name: &str, tag: &str, environment_name: &str) -> Self {
+        Function {
+            target: Target::Named(Arc::new(Named {
+                app: app_name.to_owned(),
+                tag: tag.to_owned(),
+                environment: environment_name.to_owned(),
+                resolved: OnceCell::new(),
+            })),
             _types: PhantomData,
         }
     }
 
     /// The function's tag (its name within the app).
-    pub fn tag(&self) -> &'static str {
-        self.registration.tag
+    pub fn tag(&self) -> &str {
+        match &self.target {
+            Target::Registered(r) => r.tag,
+            Target::Named(n) => &n.tag,
+        }
     }
 
-    pub(crate) fn bound(&self) -> Result<Bound> {
-        self.registration
-            .bound
-            .get()
-            .ok_or_else(|| Error::NotRunning {
-                app: (self.registration.app)().name().to_owned(),
-                function: self.registration.tag.to_owned(),
-            })
+    pub(crate) async fn bound(&self) -> Result<Bound> {
+        match &self.target {
+            Target::Registered(r) => r.bound.get().ok_or_else(|| Error::NotRunning {
+                app: (r.app)().name().to_owned(),
+                function: r.tag.to_owned(),
+            }),
+            Target::Named(n) => n
+                .resolved
+                .get_or_try_init(|| async {
+                    let client = Client::from_env().await?;
+                    let mut api = client.api.clone();
+                    let resp = api
+                        .function_get(pb::FunctionGetRequest {
+                            app_name: n.app.clone(),
+                            tag: n.tag.clone(),
+                            environment_name: n.environment.clone(),
+                        })
+                        .await?
+                        .into_inner();
+                    let returns = resp.definition.map(|d| d.return_type).unwrap_or_default();
+                    Ok::<_, Error>((
+                        Bound {
+                            client,
+                            function_id: resp.function_id,
+                        },
+                        returns,
+                    ))
+                })
+                .await
+                .map(|(b, _)| b.clone()),
+        }
+    }
+
+    /// The deployed function's return type, once resolved (for messages).
+    fn remote_return_type(&self) -> Option<&str> {
+        match &self.target {
+            Target::Named(n) => n
+                .resolved
+                .get()
+                .map(|(_, r)| r.as_str())
+                .filter(|r| !r.is_empty()),
+            Target::Registered(_) => None,
+        }
     }
 }
 
@@ -82,8 +168,12 @@ where
     pub async fn remote_args(&self, args: A) -> Result<R> {
         let bytes = self.remote_raw(args).await?;
         codec::decode(&bytes).map_err(|e| {
+            let declared = self
+                .remote_return_type()
+                .map(|t| format!(" (the function returns `{t}`)"))
+                .unwrap_or_default();
             Error::Serialization(format!(
-                "the result of `{}` does not decode as {}: {e}",
+                "the result of `{}` does not decode as {}{declared}: {e}",
                 self.tag(),
                 std::any::type_name::<R>()
             ))
@@ -112,7 +202,7 @@ where
 
     /// Like `remote_args`, returning the encoded result.
     pub(crate) async fn remote_raw(&self, args: A) -> Result<bytes::Bytes> {
-        let bound = self.bound()?;
+        let bound = self.bound().await?;
         let resp = self.submit(&bound, args, Some(REMOTE_WAIT)).await?;
         let result = match resp.result {
             Some(r) => r,
@@ -124,9 +214,13 @@ where
     /// Starts the function with the argument tuple without waiting; the result is read
     /// later through the returned [`FunctionCall`].
     pub async fn spawn_args(&self, args: A) -> Result<FunctionCall<R>> {
-        let bound = self.bound()?;
+        let bound = self.bound().await?;
         let resp = self.submit(&bound, args, None).await?;
-        Ok(FunctionCall::new(bound.client, resp.call_id, self.tag()))
+        Ok(FunctionCall::new(
+            bound.client,
+            resp.call_id,
+            self.tag().to_owned(),
+        ))
     }
 
     /// Runs the function once per argument tuple, in parallel containers; results stream back
@@ -136,7 +230,7 @@ where
         I: IntoIterator<Item = A>,
         I::IntoIter: Send + 'static,
     {
-        MapCall::new(*self, Box::new(inputs.into_iter()))
+        MapCall::new(self.clone(), Box::new(inputs.into_iter()))
     }
 
     /// Runs the function once per argument tuple and discards the results.
@@ -148,3 +242,31 @@ where
         ForEach::new(self.starmap(inputs))
     }
 }
+
+macro_rules! by_arity {
+    ($($arg:ident: $t:ident),*) => {
+        impl<$($t,)* R> Function<($($t,)*), R>
+        where
+            ($($t,)*): Serialize + Send + 'static,
+            R: DeserializeOwned + Send + 'static,
+        {
+            /// Runs the function in a container and waits for its result.
+            #[allow(clippy::too_many_arguments)]
+            pub async fn remote(&self, $($arg: $t),*) -> Result<R> {
+                self.remote_args(($($arg,)*)).await
+            }
+
+            /// Starts the function without waiting; read the result later from the call.
+            #[allow(clippy::too_many_arguments)]
+            pub async fn spawn(&self, $($arg: $t),*) -> Result<FunctionCall<R>> {
+                self.spawn_args(($($arg,)*)).await
+            }
+        }
+    };
+}
+
+by_arity!();
+by_arity!(a: T1);
+by_arity!(a: T1, b: T2);
+by_arity!(a: T1, b: T2, c: T3);
+by_arity!(a: T1, b: T2, c: T3, d: T4);

@@ -141,8 +141,8 @@ where
     A: Serialize + Send + 'static,
     R: DeserializeOwned + Send + 'static,
 {
-    let bound = function.bound()?;
-    let tag = function.tag();
+    let bound = function.bound().await?;
+    let tag: Arc<str> = Arc::from(function.tag());
     let (req_tx, req_rx) = mpsc::channel::<pb::MapRequest>(16);
     let start = pb::MapRequest {
         request: Some(pb::map_request::Request::Start(pb::MapStart {
@@ -159,12 +159,12 @@ where
     let (count_tx, mut count_rx) = mpsc::unbounded_channel::<usize>();
     let pump = tokio::spawn(pump_inputs(
         inputs,
-        tag,
+        Arc::clone(&tag),
         req_tx,
         Arc::clone(&window),
         count_tx,
     ));
-    let progress = Progress::start(tag);
+    let progress = Progress::start(&tag);
 
     let mut total: Option<usize> = None;
     let mut received = 0usize;
@@ -197,7 +197,7 @@ where
         progress.advance(n);
         for out in msg.outputs {
             let result = match out.result {
-                Some(r) => decode_result::<R>(r, tag),
+                Some(r) => decode_result::<R>(r, &tag),
                 None => Err(Error::ControlPlane("a map output without a result".into())),
             };
             let failed = result.is_err();
@@ -238,7 +238,7 @@ where
 /// total once the iterator is exhausted.
 async fn pump_inputs<A: Serialize + Send + 'static>(
     mut inputs: Inputs<A>,
-    tag: &'static str,
+    tag: Arc<str>,
     req_tx: mpsc::Sender<pb::MapRequest>,
     window: Arc<Semaphore>,
     count: mpsc::UnboundedSender<usize>,
@@ -258,7 +258,7 @@ async fn pump_inputs<A: Serialize + Send + 'static>(
             }
             batch.push(pb::MapInput {
                 idx,
-                input: Some(encode_args(&a, tag)?),
+                input: Some(encode_args(&a, &tag)?),
             });
             idx += 1;
             // Do not sit on a partial chunk while the window is full.

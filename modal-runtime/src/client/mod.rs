@@ -1,26 +1,35 @@
-//! Client handles: the connection to a control plane, app runs, typed function handles, calls.
+//! Client handles: the connection to a control plane, app runs and deploys, typed function
+//! handles, calls.
 
 mod call;
+pub(crate) mod credentials;
+mod deploy;
 mod function;
 mod map;
 pub(crate) mod run;
-
 mod transport;
 
 use tokio::sync::OnceCell;
+use tonic::service::interceptor::InterceptedService;
 
 pub use call::FunctionCall;
+pub use deploy::{AppRef, DeployBuilder, Deployment, Strategy};
 pub use function::Function;
 pub use map::{ForEach, MapCall};
 pub use run::{AppRun, RunBuilder};
 
 use crate::error::{Error, Result};
 use crate::wire::{self, pb};
+use credentials::{AuthHeaders, Credentials, Settings};
+
+/// The client API stub, with credentials on every request.
+pub(crate) type Api =
+    pb::client_api_client::ClientApiClient<InterceptedService<transport::Transport, AuthHeaders>>;
 
 /// A connection to a control plane.
 #[derive(Clone)]
 pub(crate) struct Client {
-    pub(crate) api: pb::client_api_client::ClientApiClient<transport::Transport>,
+    pub(crate) api: Api,
     /// Whether the control plane lives in this process.
     pub(crate) embedded: bool,
 }
@@ -28,34 +37,48 @@ pub(crate) struct Client {
 static DEFAULT: OnceCell<Client> = OnceCell::const_new();
 
 impl Client {
-    /// The process's client: the control plane at `MODAL_SERVER_URL`, or, when that is not set,
-    /// an embedded one started on a loopback port together with a local worker.
+    /// The process's client: the control plane at `MODAL_SERVER_URL` (or the config file's), or,
+    /// when none is configured, an embedded one started on a loopback port together with a local
+    /// worker.
     pub(crate) async fn from_env() -> Result<Client> {
         DEFAULT
             .get_or_try_init(|| async {
-                match std::env::var("MODAL_SERVER_URL") {
-                    Ok(url) if !url.is_empty() => Client::connect(&url).await,
-                    _ => Client::embedded().await,
+                let settings = Settings::load();
+                match settings.server_url {
+                    Some(url) => Client::connect(&url, settings.credentials.as_ref()).await,
+                    None => Client::embedded().await,
                 }
             })
             .await
             .cloned()
     }
 
-    async fn connect(url: &str) -> Result<Client> {
+    /// A client of the control plane at `url`.
+    pub(crate) async fn connect(url: &str, credentials: Option<&Credentials>) -> Result<Client> {
         let channel = wire::connect(url, false)
             .await
             .map_err(|message| Error::Connect {
                 url: url.to_owned(),
                 message,
             })?;
-        Ok(Client::over(transport::Transport::Remote(channel), false))
+        Ok(Client::over(
+            transport::Transport::Remote(channel),
+            credentials,
+            false,
+        ))
     }
 
-    fn over(transport: transport::Transport, embedded: bool) -> Client {
-        let api = pb::client_api_client::ClientApiClient::new(transport)
-            .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
+    fn over(
+        transport: transport::Transport,
+        credentials: Option<&Credentials>,
+        embedded: bool,
+    ) -> Client {
+        let api = pb::client_api_client::ClientApiClient::with_interceptor(
+            transport,
+            AuthHeaders::new(credentials),
+        )
+        .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
         Client { api, embedded }
     }
 
@@ -68,12 +91,14 @@ impl Client {
                 url: "127.0.0.1:0".into(),
                 message: format!("cannot bind the embedded control plane: {e}"),
             })?;
-        let plane = crate::server::serve(listener).map_err(|e| Error::Connect {
-            url: "127.0.0.1:0".into(),
-            message: e.to_string(),
-        })?;
+        let plane = crate::server::serve(listener, crate::server::Config::embedded())
+            .await
+            .map_err(|message| Error::Connect {
+                url: "127.0.0.1:0".into(),
+                message,
+            })?;
         let url = plane.url();
-        let worker = crate::worker::WorkerConfig::local(url.clone());
+        let worker = crate::worker::WorkerConfig::local(url.clone(), None);
         tokio::spawn(async move {
             if let Err(e) = crate::worker::run(worker).await {
                 tracing::error!("local worker stopped: {e}");
@@ -82,6 +107,7 @@ impl Client {
         // This program's own calls skip the network: the service is called in-process.
         Ok(Client::over(
             transport::Transport::InProcess(plane.client_service),
+            None,
             true,
         ))
     }

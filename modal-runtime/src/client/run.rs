@@ -97,6 +97,7 @@ impl RunBuilder {
         let output = Output::new(self.output);
         let definitions = definitions(app, self.interactive)?;
         let client = Client::from_env().await?;
+        super::deploy::upload_binary(&client).await?;
         if self.detach && client.embedded {
             return Err(Error::Invalid(
                 "`detach` needs a standalone control plane (set MODAL_SERVER_URL): the embedded one ends with this program".into(),
@@ -193,7 +194,7 @@ impl IntoFuture for RunBuilder {
 }
 
 /// Every function of the app, validated and turned into its wire definition; all problems at once.
-fn definitions(
+pub(crate) fn definitions(
     app: &'static App,
     interactive: bool,
 ) -> Result<Vec<(&'static FunctionRegistration, pb::FunctionDefinition)>> {
@@ -243,6 +244,8 @@ fn definitions(
             hash,
             &exe.to_string_lossy(),
             secret_env,
+            &app.secrets,
+            reg.types,
         );
         out.push((reg, def));
     }
@@ -288,6 +291,17 @@ impl AppRun {
     pub async fn stop(self) -> Result<()> {
         self.finish(pb::DisconnectReason::EntrypointCompleted, "")
             .await
+    }
+
+    /// Leaves a detached app running after this client exits.
+    pub(crate) fn leave_running(mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Some(logs) = self.log_task.take() {
+            logs.abort();
+        }
+        self.output.detached(&self.app_id);
     }
 
     /// Ends the run after the entrypoint failed with `error`.

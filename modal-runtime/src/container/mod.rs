@@ -173,7 +173,9 @@ async fn serve(ctx: Context) -> ExitCode {
             function_tag: ctx.identity.tag.clone(),
         }),
     );
-    let mut client = pb::container_api_client::ContainerApiClient::new(channel)
+    let credentials = crate::client::credentials::Settings::load().credentials;
+    let auth = crate::client::credentials::AuthHeaders::new(credentials.as_ref());
+    let mut client = pb::container_api_client::ContainerApiClient::with_interceptor(channel, auth)
         .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
     let mut inbound = match client

@@ -1,7 +1,8 @@
-//! The gRPC services: each handler checks its request, hands a command to the event loop and
-//! turns the reply into a response.
+//! The gRPC services: each handler finds out who is calling, checks its request, hands a command
+//! to the event loop and turns the reply into a response.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -9,22 +10,40 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth::{Auth, Principal};
+use super::binaries::Binaries;
 use super::event_loop::{Command, Reply};
+use super::store::Store;
 use crate::wire::pb;
 
 /// Longest a single request waits for a result before answering "not yet".
 const MAX_WAIT: Duration = Duration::from_secs(55);
+/// How long a stop waits for the last container to exit.
+const STOP_WAIT: Duration = Duration::from_secs(15);
 
 #[derive(Clone)]
 pub(crate) struct Api {
     commands: mpsc::UnboundedSender<Command>,
+    auth: Auth,
+    store: Arc<dyn Store>,
+    binaries: Option<Binaries>,
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl Api {
-    pub(crate) fn new(commands: mpsc::UnboundedSender<Command>) -> Self {
-        Api { commands }
+    pub(crate) fn new(
+        commands: mpsc::UnboundedSender<Command>,
+        auth: Auth,
+        store: Arc<dyn Store>,
+        binaries: Option<Binaries>,
+    ) -> Self {
+        Api {
+            commands,
+            auth,
+            store,
+            binaries,
+        }
     }
 
     fn send(&self, cmd: Command) -> Result<(), Status> {
@@ -38,6 +57,29 @@ impl Api {
         self.send(make(tx))?;
         rx.await
             .map_err(|_| Status::unavailable("the control plane is shutting down"))?
+    }
+
+    fn user<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
+        let p = self.auth.principal(req);
+        p.require_user()?;
+        Ok(p)
+    }
+
+    /// Anyone with a valid token (a container's is checked against the app later).
+    fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
+        let p = self.auth.principal(req);
+        if let Principal::Anonymous { .. } = p {
+            p.require_user()?;
+        }
+        Ok(p)
+    }
+
+    fn binaries(&self) -> Result<&Binaries, Status> {
+        self.binaries.as_ref().ok_or_else(|| {
+            Status::failed_precondition(
+                "this control plane stores no binaries (it is embedded in a program)",
+            )
+        })
     }
 }
 
@@ -57,6 +99,7 @@ impl pb::client_api_server::ClientApi for Api {
         &self,
         req: Request<pb::AppCreateRequest>,
     ) -> Result<Response<pb::AppCreateResponse>, Status> {
+        self.user(&req)?;
         let req = req.into_inner();
         let app_id = self.ask(|reply| Command::AppCreate { req, reply }).await?;
         Ok(Response::new(pb::AppCreateResponse { app_id }))
@@ -66,9 +109,15 @@ impl pb::client_api_server::ClientApi for Api {
         &self,
         req: Request<pb::AppPublishRequest>,
     ) -> Result<Response<pb::AppPublishResponse>, Status> {
+        let principal = self.user(&req)?;
         let req = req.into_inner();
         Ok(Response::new(
-            self.ask(|reply| Command::AppPublish { req, reply }).await?,
+            self.ask(|reply| Command::AppPublish {
+                req,
+                principal,
+                reply,
+            })
+            .await?,
         ))
     }
 
@@ -76,12 +125,13 @@ impl pb::client_api_server::ClientApi for Api {
         &self,
         req: Request<pb::AppClientDisconnectRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
+        self.user(&req)?;
         let app_id = req.into_inner().app_id;
         let done = self
             .ask(|reply| Command::AppDisconnect { app_id, reply })
             .await?;
         // Containers get a grace period, then are killed: this returns once all are gone.
-        let _ = tokio::time::timeout(Duration::from_secs(15), done).await;
+        let _ = tokio::time::timeout(STOP_WAIT, done).await;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -89,6 +139,7 @@ impl pb::client_api_server::ClientApi for Api {
         &self,
         req: Request<pb::AppHeartbeatRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
+        self.user(&req)?;
         let app_id = req.into_inner().app_id;
         self.ask(|reply| Command::AppHeartbeat { app_id, reply })
             .await?;
@@ -101,6 +152,7 @@ impl pb::client_api_server::ClientApi for Api {
         &self,
         req: Request<pb::AppGetLogsRequest>,
     ) -> Result<Response<Self::AppGetLogsStream>, Status> {
+        self.user(&req)?;
         let app_id = req.into_inner().app_id;
         let (tx, rx) = mpsc::unbounded_channel();
         self.ask(|reply| Command::SubscribeLogs { app_id, tx, reply })
@@ -114,6 +166,7 @@ impl pb::client_api_server::ClientApi for Api {
         &self,
         req: Request<pb::FunctionCallRequest>,
     ) -> Result<Response<pb::FunctionCallResponse>, Status> {
+        let principal = self.caller(&req)?;
         let req = req.into_inner();
         let input = req
             .input
@@ -123,6 +176,7 @@ impl pb::client_api_server::ClientApi for Api {
                 function_id: req.function_id,
                 input,
                 wait: req.wait,
+                principal,
                 reply,
             })
             .await?;
@@ -137,10 +191,15 @@ impl pb::client_api_server::ClientApi for Api {
         &self,
         req: Request<pb::FunctionCallGetRequest>,
     ) -> Result<Response<pb::FunctionCallGetResponse>, Status> {
+        let principal = self.caller(&req)?;
         let req = req.into_inner();
         let call_id = req.call_id;
         let result = match self
-            .ask(|reply| Command::CallGet { call_id, reply })
+            .ask(|reply| Command::CallGet {
+                call_id,
+                principal,
+                reply,
+            })
             .await?
         {
             Ok(r) => Some(r),
@@ -153,10 +212,12 @@ impl pb::client_api_server::ClientApi for Api {
         &self,
         req: Request<pb::FunctionCallCancelRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
+        let principal = self.caller(&req)?;
         let req = req.into_inner();
         self.ask(|reply| Command::CallCancel {
             call_id: req.call_id,
             terminate_containers: req.terminate_containers,
+            principal,
             reply,
         })
         .await?;
@@ -169,6 +230,7 @@ impl pb::client_api_server::ClientApi for Api {
         &self,
         req: Request<Streaming<pb::MapRequest>>,
     ) -> Result<Response<Self::FunctionMapStream>, Status> {
+        let principal = self.caller(&req)?;
         let mut inbound = req.into_inner();
         let start = match inbound.message().await? {
             Some(pb::MapRequest {
@@ -185,6 +247,7 @@ impl pb::client_api_server::ClientApi for Api {
         let call_id = self
             .ask(|reply| Command::MapStart {
                 function_id,
+                principal,
                 out: out_tx,
                 reply,
             })
@@ -224,7 +287,6 @@ impl pb::client_api_server::ClientApi for Api {
         let guard = AbandonGuard {
             api: self.clone(),
             call_id: call_id.clone(),
-            finished: false,
         };
         let first = futures::stream::once(async move {
             Ok(pb::MapResponse {
@@ -243,23 +305,273 @@ impl pb::client_api_server::ClientApi for Api {
             });
         Ok(Response::new(Box::pin(first.chain(outputs))))
     }
+
+    async fn app_deploy(
+        &self,
+        req: Request<pb::AppDeployRequest>,
+    ) -> Result<Response<pb::AppDeployResponse>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        if let Some(binaries) = &self.binaries
+            && let Some(def) = req.functions.iter().find(|d| !binaries.has(&d.binary_hash))
+        {
+            return Err(Status::failed_precondition(format!(
+                "binary {} of function `{}` has not been uploaded",
+                def.binary_hash, def.tag
+            )));
+        }
+        Ok(Response::new(
+            self.ask(|reply| Command::AppDeploy { req, reply }).await?,
+        ))
+    }
+
+    async fn app_lookup(
+        &self,
+        req: Request<pb::AppLookupRequest>,
+    ) -> Result<Response<pb::AppLookupResponse>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        Ok(Response::new(
+            self.ask(|reply| Command::AppLookup { req, reply }).await?,
+        ))
+    }
+
+    async fn app_stop(
+        &self,
+        req: Request<pb::AppStopRequest>,
+    ) -> Result<Response<pb::AppStopResponse>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        let (resp, done) = self.ask(|reply| Command::AppStop { req, reply }).await?;
+        if let Some(done) = done
+            && tokio::time::timeout(STOP_WAIT, done).await.is_err()
+        {
+            return Err(Status::deadline_exceeded(format!(
+                "app {} is stopping but containers are still running after {STOP_WAIT:?}",
+                resp.app_id
+            )));
+        }
+        Ok(Response::new(resp))
+    }
+
+    async fn app_list(
+        &self,
+        req: Request<pb::AppListRequest>,
+    ) -> Result<Response<pb::AppListResponse>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        Ok(Response::new(
+            self.ask(|reply| Command::AppList { req, reply }).await?,
+        ))
+    }
+
+    async fn app_history(
+        &self,
+        req: Request<pb::AppHistoryRequest>,
+    ) -> Result<Response<pb::AppHistoryResponse>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        Ok(Response::new(
+            self.ask(|reply| Command::AppHistory { req, reply }).await?,
+        ))
+    }
+
+    async fn app_set_tags(
+        &self,
+        req: Request<pb::AppSetTagsRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        self.ask(|reply| Command::AppSetTags { req, reply }).await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn app_get_tags(
+        &self,
+        req: Request<pb::AppGetTagsRequest>,
+    ) -> Result<Response<pb::AppGetTagsResponse>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        Ok(Response::new(
+            self.ask(|reply| Command::AppGetTags { req, reply }).await?,
+        ))
+    }
+
+    async fn app_fetch_logs(
+        &self,
+        req: Request<pb::AppFetchLogsRequest>,
+    ) -> Result<Response<pb::LogBatch>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        let (app, environment_name) = (req.app, req.environment_name);
+        let app_id = self
+            .ask(|reply| Command::ResolveApp {
+                app,
+                environment_name,
+                reply,
+            })
+            .await?;
+        let tail = usize::try_from(req.tail.clamp(1, 20_000)).unwrap_or(100);
+        let rows = self
+            .store
+            .logs(&app_id, tail)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let entries = rows
+            .into_iter()
+            .map(|r| pb::LogEntry {
+                function_id: r.function_id,
+                function_tag: r.function_tag,
+                task_id: r.task_id,
+                input_id: r.input_id,
+                source: r.source,
+                data: r.data,
+                timestamp_ms: r.timestamp_ms,
+            })
+            .collect();
+        Ok(Response::new(pb::LogBatch {
+            entries,
+            app_done: false,
+        }))
+    }
+
+    async fn function_get(
+        &self,
+        req: Request<pb::FunctionGetRequest>,
+    ) -> Result<Response<pb::FunctionGetResponse>, Status> {
+        let principal = self.caller(&req)?;
+        let req = req.into_inner();
+        Ok(Response::new(
+            self.ask(|reply| Command::FunctionGet {
+                req,
+                principal,
+                reply,
+            })
+            .await?,
+        ))
+    }
+
+    async fn function_call_from_id(
+        &self,
+        req: Request<pb::FunctionCallFromIdRequest>,
+    ) -> Result<Response<pb::FunctionCallFromIdResponse>, Status> {
+        let principal = self.caller(&req)?;
+        let call_id = req.into_inner().call_id;
+        Ok(Response::new(
+            self.ask(|reply| Command::CallFromId {
+                call_id,
+                principal,
+                reply,
+            })
+            .await?,
+        ))
+    }
+
+    async fn binary_check(
+        &self,
+        req: Request<pb::BinaryCheckRequest>,
+    ) -> Result<Response<pb::BinaryCheckResponse>, Status> {
+        self.user(&req)?;
+        let present = self.binaries()?.has(&req.into_inner().hash);
+        Ok(Response::new(pb::BinaryCheckResponse { present }))
+    }
+
+    async fn binary_upload(
+        &self,
+        req: Request<Streaming<pb::BinaryChunk>>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        self.user(&req)?;
+        let (hash, size) = self.binaries()?.receive(req.into_inner()).await?;
+        tracing::info!(%hash, size, "binary stored");
+        self.send(Command::BinaryStored { hash, size })?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn secret_create(
+        &self,
+        req: Request<pb::SecretCreateRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        self.ask(|reply| Command::SecretCreate { req, reply })
+            .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn secret_list(
+        &self,
+        req: Request<pb::SecretListRequest>,
+    ) -> Result<Response<pb::SecretListResponse>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        Ok(Response::new(
+            self.ask(|reply| Command::SecretList { req, reply }).await?,
+        ))
+    }
+
+    async fn secret_delete(
+        &self,
+        req: Request<pb::SecretDeleteRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        self.ask(|reply| Command::SecretDelete { req, reply })
+            .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn token_create(
+        &self,
+        req: Request<pb::TokenCreateRequest>,
+    ) -> Result<Response<pb::TokenCreateResponse>, Status> {
+        // The server's operator bootstraps the first token from the server's own host.
+        match self.auth.principal(&req) {
+            Principal::Anonymous { loopback: true, .. } => {}
+            p => p.require_user()?,
+        }
+        let label = req.into_inner().label;
+        Ok(Response::new(
+            self.ask(|reply| Command::TokenCreate { label, reply })
+                .await?,
+        ))
+    }
+
+    async fn container_list(
+        &self,
+        req: Request<pb::ContainerListRequest>,
+    ) -> Result<Response<pb::ContainerListResponse>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        Ok(Response::new(
+            self.ask(|reply| Command::ContainerList { req, reply })
+                .await?,
+        ))
+    }
+
+    async fn container_stop(
+        &self,
+        req: Request<pb::ContainerStopRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        self.ask(|reply| Command::ContainerStop { req, reply })
+            .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
 }
 
-/// Cancels a map's remaining inputs when its response stream is dropped before the end.
+/// Cancels a map's remaining inputs when its response stream is dropped before the end (a
+/// no-op for a map that finished: the event loop no longer knows it).
 struct AbandonGuard {
     api: Api,
     call_id: String,
-    finished: bool,
 }
 
 impl Drop for AbandonGuard {
     fn drop(&mut self) {
-        if !self.finished {
-            // A no-op for a call that already finished: the event loop no longer knows it.
-            let _ = self.api.send(Command::MapAbandoned {
-                call_id: std::mem::take(&mut self.call_id),
-            });
-        }
+        let _ = self.api.send(Command::MapAbandoned {
+            call_id: std::mem::take(&mut self.call_id),
+        });
     }
 }
 
@@ -271,6 +583,7 @@ impl pb::container_api_server::ContainerApi for Api {
         &self,
         req: Request<Streaming<pb::ContainerMessage>>,
     ) -> Result<Response<Self::ContainerConnectStream>, Status> {
+        let principal = self.auth.principal(&req);
         let mut inbound = req.into_inner();
         use pb::container_message::Message;
         let hello = match inbound.message().await? {
@@ -291,6 +604,7 @@ impl pb::container_api_server::ContainerApi for Api {
                 ));
             }
         };
+        principal.require_task(&hello.task_id)?;
         let task_id = hello.task_id.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         self.ask(|reply| Command::ContainerHello { hello, tx, reply })
@@ -333,6 +647,7 @@ impl pb::worker_api_server::WorkerApi for Api {
         &self,
         req: Request<Streaming<pb::WorkerMessage>>,
     ) -> Result<Response<Self::WorkerConnectStream>, Status> {
+        self.user(&req)?;
         let mut inbound = req.into_inner();
         let info = match inbound.message().await? {
             Some(pb::WorkerMessage {
@@ -374,5 +689,17 @@ impl pb::worker_api_server::WorkerApi for Api {
         Ok(Response::new(Box::pin(
             UnboundedReceiverStream::new(rx).map(Ok),
         )))
+    }
+
+    type BinaryDownloadStream = BoxStream<pb::BinaryChunk>;
+
+    async fn binary_download(
+        &self,
+        req: Request<pb::BinaryDownloadRequest>,
+    ) -> Result<Response<Self::BinaryDownloadStream>, Status> {
+        self.user(&req)?;
+        let hash = req.into_inner().hash;
+        let stream = self.binaries()?.send(&hash).await?;
+        Ok(Response::new(Box::pin(stream)))
     }
 }

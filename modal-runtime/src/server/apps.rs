@@ -1,12 +1,12 @@
 //! Apps on the control plane: creation, function registration, stopping, liveness and log fan-out.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
-use super::state::{AppRec, FunctionRec, State, StopReason};
+use super::state::{AppRec, FunctionRec, State, StopReason, now_ms};
+use super::store::{AppRow, FunctionRow, Op};
 use crate::ids::new_id;
 use crate::wire::pb;
 
@@ -25,69 +25,127 @@ impl State {
         };
         let app_id = new_id("ap-");
         tracing::info!(%app_id, name = %req.name, "app created");
-        self.apps.insert(
-            app_id.clone(),
-            AppRec {
-                name: req.name,
-                state,
-                functions: Vec::new(),
-                log_subscribers: Vec::new(),
-                stop_waiters: Vec::new(),
-                last_heartbeat: Instant::now(),
-            },
-        );
+        let environment = if req.environment_name.is_empty() {
+            "main".to_owned()
+        } else {
+            req.environment_name
+        };
+        let mut app = AppRec::new(req.name, environment, state);
+        app.description = req.description;
+        app.tags = req.tags.into_iter().collect();
+        self.apps.insert(app_id.clone(), app);
+        self.save_app(&app_id);
         Ok(app_id)
     }
 
-    pub(super) fn app_publish(
+    /// Queues the app's current row for the store.
+    pub(super) fn save_app(&mut self, app_id: &str) {
+        let Some(app) = self.apps.get(app_id) else {
+            return;
+        };
+        let row = AppRow {
+            id: app_id.to_owned(),
+            name: app.name.clone(),
+            environment: app.environment.clone(),
+            state: app.state as i32,
+            tags_json: serde_json::to_string(&app.tags).unwrap_or_else(|_| "{}".into()),
+            created_at: app.created_at_ms,
+            stopped_at: app.stopped_at_ms,
+            deployed_version: app.deployed_version,
+        };
+        self.record(Op::UpsertApp(row));
+    }
+
+    /// Queues a function's current row for the store.
+    pub(super) fn save_function(&mut self, function_id: &str) {
+        let Some(f) = self.functions.get(function_id) else {
+            return;
+        };
+        let row = FunctionRow {
+            id: function_id.to_owned(),
+            app_id: f.app_id.clone(),
+            tag: f.def.tag.clone(),
+            definition: prost::Message::encode_to_vec(&f.def),
+            version: f.version,
+        };
+        self.record(Op::UpsertFunction(row));
+    }
+
+    /// Creates or updates the app's functions from their definitions; returns tag → id.
+    pub(super) fn register_functions(
         &mut self,
-        req: pb::AppPublishRequest,
-    ) -> Result<pb::AppPublishResponse, Status> {
-        let app = self.running_app(&req.app_id)?;
-        let mut function_ids = std::collections::HashMap::new();
-        let mut new_functions = Vec::new();
-        for def in req.functions {
+        app_id: &str,
+        defs: Vec<pb::FunctionDefinition>,
+        version: i64,
+    ) -> Result<std::collections::HashMap<String, String>, Status> {
+        let app = self
+            .apps
+            .get(app_id)
+            .ok_or_else(|| Status::not_found(format!("app {app_id} not found")))?;
+        let environment = app.environment.clone();
+        for def in &defs {
             if def.tag.is_empty() || def.binary_path.is_empty() || def.binary_hash.is_empty() {
                 return Err(Status::invalid_argument(format!(
                     "function definition `{}` lacks a tag, binary path or binary hash",
                     def.tag
                 )));
             }
-            let existing = app.functions.iter().find(|id| {
-                self.functions
-                    .get(*id)
-                    .is_some_and(|f| f.def.tag == def.tag)
-            });
-            let id = existing.cloned().unwrap_or_else(|| new_id("fu-"));
-            function_ids.insert(def.tag.clone(), id.clone());
-            new_functions.push((id, def));
+            self.check_named_secrets(def, &environment)?;
+            if let Some(schedule) = &def.schedule {
+                crate::wire::schedule_from_pb(schedule)
+                    .and_then(|s| s.validate())
+                    .map_err(|e| {
+                        Status::invalid_argument(format!("function `{}`: {e}", def.tag))
+                    })?;
+            }
         }
-        for (id, def) in new_functions {
+        let mut function_ids = std::collections::HashMap::new();
+        for def in defs {
+            let existing = self.apps.get(app_id).and_then(|app| {
+                app.functions
+                    .iter()
+                    .find(|id| {
+                        self.functions
+                            .get(*id)
+                            .is_some_and(|f| f.def.tag == def.tag)
+                    })
+                    .cloned()
+            });
+            let id = existing.unwrap_or_else(|| new_id("fu-"));
+            function_ids.insert(def.tag.clone(), id.clone());
             match self.functions.get_mut(&id) {
-                Some(f) => f.def = def,
+                Some(f) => {
+                    f.def = def;
+                    f.version = version;
+                    f.retired = false;
+                }
                 None => {
                     self.functions.insert(
                         id.clone(),
-                        FunctionRec {
-                            app_id: req.app_id.clone(),
-                            def,
-                            queue: VecDeque::new(),
-                            tasks: Vec::new(),
-                            exec_ewma: None,
-                            startup_ewma: None,
-                        },
+                        FunctionRec::new(app_id.to_owned(), def, version),
                     );
-                    if let Some(app) = self.apps.get_mut(&req.app_id) {
+                    if let Some(app) = self.apps.get_mut(app_id) {
                         app.functions.push(id.clone());
                     }
                 }
             }
+            self.save_function(&id);
+            self.arm_schedule(&id, Instant::now());
             self.dirty.insert(id);
         }
+        Ok(function_ids)
+    }
+
+    pub(super) fn app_publish(
+        &mut self,
+        req: pb::AppPublishRequest,
+    ) -> Result<pb::AppPublishResponse, Status> {
+        self.running_app(&req.app_id)?;
+        let function_ids = self.register_functions(&req.app_id, req.functions, 0)?;
         Ok(pb::AppPublishResponse { function_ids })
     }
 
-    fn running_app(&self, app_id: &str) -> Result<&AppRec, Status> {
+    pub(super) fn running_app(&self, app_id: &str) -> Result<&AppRec, Status> {
         let app = self
             .apps
             .get(app_id)
@@ -160,6 +218,7 @@ impl State {
             return;
         }
         app.state = pb::AppState::Stopped;
+        app.stopped_at_ms.get_or_insert_with(now_ms);
         for sub in app.log_subscribers.drain(..) {
             let _ = sub.send(pb::LogBatch {
                 entries: Vec::new(),
@@ -170,6 +229,7 @@ impl State {
             let _ = w.send(());
         }
         tracing::info!(%app_id, "app stopped");
+        self.save_app(app_id);
     }
 
     pub(super) fn subscribe_logs(
@@ -224,6 +284,27 @@ impl State {
         self.send_logs(&app_id, entries);
     }
 
+    /// Keeps log lines for `modal app logs` (a standalone control plane only).
+    fn keep_logs(&mut self, app_id: &str, entries: &[pb::LogEntry]) {
+        if !self.durable || entries.is_empty() {
+            return;
+        }
+        let rows = entries
+            .iter()
+            .map(|e| super::store::LogRow {
+                app_id: app_id.to_owned(),
+                timestamp_ms: e.timestamp_ms,
+                function_id: e.function_id.clone(),
+                function_tag: e.function_tag.clone(),
+                task_id: e.task_id.clone(),
+                input_id: e.input_id.clone(),
+                source: e.source,
+                data: e.data.clone(),
+            })
+            .collect();
+        self.record(Op::AppendLogs(rows));
+    }
+
     /// A line the platform writes about a function (a retry, a timeout, a crashed container).
     pub(super) fn system_log(&mut self, function_id: &str, task_id: &str, data: String) {
         let Some(function) = self.functions.get(function_id) else {
@@ -243,6 +324,7 @@ impl State {
     }
 
     fn send_logs(&mut self, app_id: &str, entries: Vec<pb::LogEntry>) {
+        self.keep_logs(app_id, &entries);
         let Some(app) = self.apps.get_mut(app_id) else {
             return;
         };
@@ -271,5 +353,6 @@ impl State {
             let _ = self.app_stop(&app_id, "its client stopped sending heartbeats");
         }
         self.scale_down(now);
+        self.prune(now);
     }
 }

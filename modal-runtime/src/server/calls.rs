@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
+use super::auth::Principal;
 use super::retry::{self, Next};
-use super::state::{CallKind, CallRec, InputRec, InputState, State, StopReason, Timer};
+use super::state::{CallKind, CallRec, InputRec, InputState, State, StopReason, Timer, now_ms};
+use super::store::{CallRow, Op};
 use crate::ids::new_id;
 use crate::wire::{self, pb};
 
@@ -18,6 +20,12 @@ impl State {
             .functions
             .get(function_id)
             .ok_or_else(|| Status::not_found(format!("function {function_id} not found")))?;
+        if f.retired {
+            return Err(Status::failed_precondition(format!(
+                "function `{}` is no longer part of its app (a later deploy removed it)",
+                f.def.tag
+            )));
+        }
         let app = self
             .apps
             .get(&f.app_id)
@@ -36,8 +44,10 @@ impl State {
         function_id: &str,
         input: pb::Payload,
         wait: bool,
+        principal: &Principal,
     ) -> Result<(String, Option<oneshot::Receiver<pb::CallResult>>), Status> {
         let app_id = self.accepting_function(function_id)?.to_owned();
+        principal.require_app(&app_id)?;
         let call_id = new_id("fc-");
         let input_id = new_id("in-");
         let (waiters, rx) = if wait {
@@ -46,6 +56,21 @@ impl State {
         } else {
             (Vec::new(), None)
         };
+        // A spawned call outlives its caller: it is kept until its result expires.
+        let persisted = !wait && self.durable;
+        let created_at_ms = now_ms();
+        if persisted {
+            self.record(Op::UpsertCall(CallRow {
+                id: call_id.clone(),
+                function_id: function_id.to_owned(),
+                app_id: app_id.clone(),
+                input: prost::Message::encode_to_vec(&input),
+                attempt: 0,
+                created_at: created_at_ms,
+                result: None,
+                finished_at: None,
+            }));
+        }
         self.calls.insert(
             call_id.clone(),
             CallRec {
@@ -55,11 +80,61 @@ impl State {
                     result: None,
                     waiters,
                 },
+                persisted,
+                created_at_ms,
                 unfinished: HashSet::from([input_id.clone()]),
             },
         );
         self.enqueue(input_id, call_id.clone(), function_id, 0, input);
         Ok((call_id, rx))
+    }
+
+    /// The app a call belongs to.
+    pub(super) fn call_app(&self, call_id: &str) -> Result<String, Status> {
+        self.calls
+            .get(call_id)
+            .map(|c| c.app_id.clone())
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "call {call_id} not found: its result expired or it never existed"
+                ))
+            })
+    }
+
+    pub(super) fn call_from_id(
+        &self,
+        call_id: &str,
+        principal: &Principal,
+    ) -> Result<pb::FunctionCallFromIdResponse, Status> {
+        let call = self.calls.get(call_id).ok_or_else(|| {
+            Status::not_found(format!(
+                "call {call_id} not found: its result expired or it never existed"
+            ))
+        })?;
+        principal.require_app(&call.app_id)?;
+        let tag = self
+            .functions
+            .get(&call.function_id)
+            .map(|f| f.def.tag.clone())
+            .unwrap_or_default();
+        Ok(pb::FunctionCallFromIdResponse {
+            function_id: call.function_id.clone(),
+            function_tag: tag,
+        })
+    }
+
+    /// Ends every queued input of a function with an internal failure (no retry).
+    pub(super) fn fail_function_queue(&mut self, function_id: &str, why: &str, _now: Instant) {
+        let Some(f) = self.functions.get_mut(function_id) else {
+            return;
+        };
+        let queued: Vec<String> = f.queue.drain(..).collect();
+        for input_id in queued {
+            self.finish_input(
+                &input_id,
+                wire::failure(pb::ResultStatus::InternalFailure, why, ""),
+            );
+        }
     }
 
     fn enqueue(
@@ -90,7 +165,10 @@ impl State {
     pub(super) fn call_get(
         &mut self,
         call_id: &str,
+        principal: &Principal,
     ) -> Result<Result<pb::CallResult, oneshot::Receiver<pb::CallResult>>, Status> {
+        let app_id = self.call_app(call_id)?;
+        principal.require_app(&app_id)?;
         let call = self.calls.get_mut(call_id).ok_or_else(|| {
             Status::not_found(format!(
                 "call {call_id} not found: its result expired or it never existed"
@@ -168,9 +246,11 @@ impl State {
     pub(super) fn map_start(
         &mut self,
         function_id: &str,
+        principal: &Principal,
         out: mpsc::UnboundedSender<pb::MapOutput>,
     ) -> Result<String, Status> {
         let app_id = self.accepting_function(function_id)?.to_owned();
+        principal.require_app(&app_id)?;
         let call_id = new_id("fc-");
         self.calls.insert(
             call_id.clone(),
@@ -181,6 +261,8 @@ impl State {
                     out,
                     inputs_closed: false,
                 },
+                persisted: false,
+                created_at_ms: now_ms(),
                 unfinished: HashSet::new(),
             },
         );
@@ -271,6 +353,21 @@ impl State {
                 input.attempt += 1;
                 input.state = InputState::RetryWait;
                 let attempt = input.attempt;
+                let call_id = input.call_id.clone();
+                let payload = prost::Message::encode_to_vec(&input.payload);
+                if let Some(call) = self.calls.get(&call_id).filter(|c| c.persisted) {
+                    let row = CallRow {
+                        id: call_id.clone(),
+                        function_id: call.function_id.clone(),
+                        app_id: call.app_id.clone(),
+                        input: payload,
+                        attempt: i64::from(attempt),
+                        created_at: call.created_at_ms,
+                        result: None,
+                        finished_at: None,
+                    };
+                    self.record(Op::UpsertCall(row));
+                }
                 let max = policy.map(|p| p.max_retries).unwrap_or(0);
                 let what = if result.message.is_empty() {
                     status_word(status).to_owned()
@@ -327,6 +424,9 @@ impl State {
             return;
         };
         call.unfinished.remove(input_id);
+        let persist = call
+            .persisted
+            .then(|| prost::Message::encode_to_vec(&result));
         match &mut call.kind {
             CallKind::Unary {
                 result: slot,
@@ -345,6 +445,13 @@ impl State {
             }
         }
         let call_id = input.call_id;
+        if let Some(bytes) = persist {
+            self.record(Op::FinishCall {
+                id: call_id.clone(),
+                result: bytes,
+                finished_at: now_ms(),
+            });
+        }
         self.maybe_close_map(&call_id);
     }
 

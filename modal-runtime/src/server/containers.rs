@@ -1,16 +1,14 @@
 //! Containers and workers on the control plane: the scheduling pass (feed ready containers,
 //! start new ones), container lifecycle from start request to exit, and worker bookkeeping.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tonic::Status;
 
-use super::scheduler::{self, GpuView, Load, Placement, Request, WorkerView};
-use super::state::{
-    InputState, Reservation, State, StopReason, TaskRec, TaskState, Timer, WorkerRec,
-};
+use super::scheduler::{self, Load, Placement, Request};
+use super::state::{InputState, Reservation, State, StopReason, TaskRec, TaskState, Timer};
 use crate::ids::new_id;
 use crate::wire::{self, pb};
 
@@ -55,6 +53,7 @@ impl State {
             return;
         }
         let concurrency = f.concurrency();
+        let version = f.version;
         let single_use = f.def.single_use_containers;
         let slots = if single_use {
             1
@@ -68,7 +67,7 @@ impl State {
                 .tasks
                 .iter()
                 .filter_map(|id| self.tasks.get(id).map(|t| (id, t)))
-                .filter(|(_, t)| t.accepting() && t.load() < slots)
+                .filter(|(_, t)| t.accepting() && t.version == version && t.load() < slots)
                 .min_by_key(|(_, t)| t.load())
                 .map(|(id, _)| id.clone());
             let Some(task_id) = best else { break };
@@ -112,33 +111,6 @@ impl State {
                 });
             }
         }
-    }
-
-    fn worker_views(&self) -> Vec<WorkerView> {
-        let mut views: Vec<WorkerView> = self
-            .workers
-            .iter()
-            .map(|(id, w)| WorkerView {
-                id: id.clone(),
-                milli_cpu: w.info.milli_cpu,
-                memory_mb: w.info.memory_mb,
-                used_milli_cpu: w.used_milli_cpu,
-                used_memory_mb: w.used_memory_mb,
-                gpus: w
-                    .info
-                    .gpus
-                    .iter()
-                    .map(|g| GpuView {
-                        index: g.index,
-                        name: g.name.clone(),
-                        memory_mb: g.memory_mb,
-                        busy: w.busy_gpus.contains(&g.index),
-                    })
-                    .collect(),
-            })
-            .collect();
-        views.sort_by(|a, b| a.id.cmp(&b.id));
-        views
     }
 
     /// Starts as many containers as the autoscaler asks for and the workers can hold.
@@ -271,19 +243,33 @@ impl State {
         gpus: Vec<u32>,
         now: Instant,
     ) {
-        let Some(f) = self.functions.get_mut(function_id) else {
-            return;
-        };
-        let Some(worker) = self.workers.get_mut(worker_id) else {
+        let Some(f) = self.functions.get(function_id) else {
             return;
         };
         let Some(app) = self.apps.get(&f.app_id) else {
             return;
         };
+        let secret_env = match self.open_named_secrets(&f.def, &app.environment) {
+            Ok(env) => env,
+            Err(why) => {
+                let msg = format!("cannot start a container: {why}");
+                self.fail_queued(
+                    function_id,
+                    pb::ResultStatus::InitFailure,
+                    &msg,
+                    "",
+                    false,
+                    now,
+                );
+                return;
+            }
+        };
         let task_id = new_id("ta-");
-        worker.used_milli_cpu += request.milli_cpu;
-        worker.used_memory_mb += request.memory_mb;
-        worker.busy_gpus.extend(gpus.iter().copied());
+        let (token_id, token_secret) = if self.auth.is_enabled() {
+            self.auth.issue_container_token(&task_id, &f.app_id)
+        } else {
+            (String::new(), String::new())
+        };
         let spec = pb::ContainerSpec {
             task_id: task_id.clone(),
             app_id: f.app_id.clone(),
@@ -292,19 +278,32 @@ impl State {
             definition: Some(f.def.clone()),
             server_url: self.server_url.clone(),
             gpu_indices: gpus.clone(),
+            secret_env: secret_env.into_iter().collect(),
+            token_id,
+            token_secret,
         };
+        let app_id = f.app_id.clone();
+        let version = f.version;
+        let startup = Duration::from_secs(u64::from(f.def.startup_timeout_secs.max(1)));
+        let Some(worker) = self.workers.get_mut(worker_id) else {
+            return;
+        };
+        worker.used_milli_cpu += request.milli_cpu;
+        worker.used_memory_mb += request.memory_mb;
+        worker.busy_gpus.extend(gpus.iter().copied());
         let _ = worker.tx.send(pb::WorkerCommand {
             command: Some(pb::worker_command::Command::Start(pb::StartContainer {
                 spec: Some(spec),
             })),
         });
-        f.tasks.push(task_id.clone());
-        let startup = Duration::from_secs(u64::from(f.def.startup_timeout_secs.max(1)));
+        if let Some(f) = self.functions.get_mut(function_id) {
+            f.tasks.push(task_id.clone());
+        }
         self.tasks.insert(
             task_id.clone(),
             TaskRec {
                 function_id: function_id.to_owned(),
-                app_id: f.app_id.clone(),
+                app_id,
                 worker_id: worker_id.to_owned(),
                 state: TaskState::Starting,
                 tx: None,
@@ -319,6 +318,8 @@ impl State {
                     memory_mb: request.memory_mb,
                     gpus,
                 },
+                version,
+                ready_at_ms: 0,
             },
         );
         tracing::debug!(%task_id, %function_id, %worker_id, "starting container");
@@ -355,7 +356,7 @@ impl State {
 
     /// Ends the current attempt of every queued input of a function with `status`.
     /// With `retry`, each may be retried per the function's policy; otherwise the result is final.
-    fn fail_queued(
+    pub(super) fn fail_queued(
         &mut self,
         function_id: &str,
         status: pb::ResultStatus,
@@ -414,6 +415,7 @@ impl State {
             return Ok(());
         };
         task.state = TaskState::Ready;
+        task.ready_at_ms = super::state::now_ms();
         task.tx = Some(tx);
         task.idle_since = now;
         let startup = now.duration_since(task.created);
@@ -475,6 +477,18 @@ impl State {
             self.attempt_ended(&item.input_id, result, now);
         }
         self.dirty.insert(function_id);
+        let drained = self.tasks.get(task_id).is_some_and(|t| {
+            t.load() == 0 && matches!(t.stop, Some(StopReason::Requested | StopReason::SingleUse))
+        });
+        if drained {
+            let reason = self
+                .tasks
+                .get(task_id)
+                .and_then(|t| t.stop.clone())
+                .unwrap_or(StopReason::Requested);
+            self.stop_task(task_id, reason, 2000);
+        }
+        self.retire_outdated();
     }
 
     pub(super) fn container_init_failure(&mut self, task_id: &str, message: &str) {
@@ -557,7 +571,7 @@ impl State {
     }
 
     /// A container process is gone: release what it held and settle its inputs.
-    fn task_exited(
+    pub(super) fn task_exited(
         &mut self,
         task_id: &str,
         code: Option<i32>,
@@ -568,6 +582,7 @@ impl State {
         let Some(task) = self.tasks.remove(task_id) else {
             return;
         };
+        self.auth.revoke_container_token(task_id);
         if let Some(w) = self.workers.get_mut(&task.worker_id) {
             w.used_milli_cpu = w.used_milli_cpu.saturating_sub(task.reservation.milli_cpu);
             w.used_memory_mb = w.used_memory_mb.saturating_sub(task.reservation.memory_mb);
@@ -583,7 +598,13 @@ impl State {
         // Inputs that were only waiting inside the container go back to the front of the queue.
         let mut requeue: Vec<String> = task.prefetched.iter().cloned().collect();
         match &task.stop {
-            Some(StopReason::Timeout | StopReason::AppStopped | StopReason::Idle) => {
+            Some(
+                StopReason::Timeout
+                | StopReason::AppStopped
+                | StopReason::Idle
+                | StopReason::Redeployed
+                | StopReason::Requested,
+            ) => {
                 requeue.extend(task.running.iter().cloned());
             }
             _ => {
@@ -648,6 +669,7 @@ impl State {
         self.dirty.extend(waiting);
         let app_id = task.app_id;
         self.check_app_done(&app_id);
+        self.check_recreate(&app_id);
     }
 
     /// Stops containers idle past their scale-down window, keeping `min_containers`.
@@ -693,101 +715,6 @@ impl State {
         for id in to_stop {
             tracing::debug!(task_id = %id, "scaling down idle container");
             self.stop_task(&id, StopReason::Idle, 2000);
-        }
-    }
-
-    pub(super) fn worker_register(
-        &mut self,
-        info: pb::WorkerRegister,
-        tx: mpsc::UnboundedSender<pb::WorkerCommand>,
-    ) -> String {
-        let worker_id = new_id("wk-");
-        tracing::info!(%worker_id, host = %info.hostname, cpu = info.milli_cpu, mem = info.memory_mb, gpus = info.gpus.len(), "worker registered");
-        self.workers.insert(
-            worker_id.clone(),
-            WorkerRec {
-                tx,
-                info,
-                used_milli_cpu: 0,
-                used_memory_mb: 0,
-                busy_gpus: HashSet::new(),
-            },
-        );
-        let waiting: Vec<String> = self
-            .functions
-            .iter()
-            .filter(|(_, f)| {
-                !f.queue.is_empty() || f.def.autoscaler.is_some_and(|a| a.min_containers > 0)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        self.dirty.extend(waiting);
-        worker_id
-    }
-
-    pub(super) fn worker_message(
-        &mut self,
-        _worker_id: &str,
-        message: pb::worker_message::Message,
-    ) {
-        use pb::worker_message::Message;
-        match message {
-            Message::Register(_) => {}
-            Message::Exited(e) => self.task_exited(&e.task_id, e.exit_code, e.signal, None),
-            Message::SpawnFailed(f) => {
-                let now = Instant::now();
-                if let Some(task) = self.tasks.get_mut(&f.task_id) {
-                    let msg = format!("could not start a container: {}", f.message);
-                    task.stop = Some(StopReason::StartupTimeout(msg.clone()));
-                    let function_id = task.function_id.clone();
-                    self.fail_queued(
-                        &function_id,
-                        pb::ResultStatus::InitFailure,
-                        &msg,
-                        &f.task_id,
-                        true,
-                        now,
-                    );
-                }
-                self.task_exited(&f.task_id, None, None, Some(f.message));
-            }
-            Message::Logs(batch) => {
-                let mut by_task: HashMap<String, Vec<(pb::LogSource, String, i64)>> =
-                    HashMap::new();
-                for line in batch.lines {
-                    let source =
-                        pb::LogSource::try_from(line.source).unwrap_or(pb::LogSource::Stdout);
-                    by_task.entry(line.task_id).or_default().push((
-                        source,
-                        line.data,
-                        line.timestamp_ms,
-                    ));
-                }
-                for (task_id, lines) in by_task {
-                    self.emit_task_logs(&task_id, lines);
-                }
-            }
-        }
-    }
-
-    pub(super) fn worker_disconnected(&mut self, worker_id: &str) {
-        if self.workers.remove(worker_id).is_none() {
-            return;
-        }
-        tracing::warn!(%worker_id, "worker disconnected");
-        let tasks: Vec<String> = self
-            .tasks
-            .iter()
-            .filter(|(_, t)| t.worker_id == worker_id)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for task_id in tasks {
-            self.task_exited(
-                &task_id,
-                None,
-                None,
-                Some(format!("worker {worker_id} disconnected")),
-            );
         }
     }
 }

@@ -1,11 +1,15 @@
 //! The control plane's event loop: the sole owner of `State`. API handlers send it commands;
-//! after each batch it runs one scheduling pass; timers drive timeouts, retries and scale-down.
+//! after each batch it runs one scheduling pass and hands the batch's writes to the store, whose
+//! task sends the replies that waited for them; timers drive timeouts, retries and schedules.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::state::{State, Timer};
+use super::auth::Principal;
+use super::state::{Deferred, State, Timer};
+use super::store::{Op, Store};
 use crate::wire::pb;
 
 /// Reply channel of a command.
@@ -19,6 +23,7 @@ pub(crate) enum Command {
     },
     AppPublish {
         req: pb::AppPublishRequest,
+        principal: Principal,
         reply: Reply<pb::AppPublishResponse>,
     },
     AppDisconnect {
@@ -34,23 +39,71 @@ pub(crate) enum Command {
         tx: mpsc::UnboundedSender<pb::LogBatch>,
         reply: Reply<()>,
     },
+    AppDeploy {
+        req: pb::AppDeployRequest,
+        reply: Reply<pb::AppDeployResponse>,
+    },
+    AppLookup {
+        req: pb::AppLookupRequest,
+        reply: Reply<pb::AppLookupResponse>,
+    },
+    AppStop {
+        req: pb::AppStopRequest,
+        reply: Reply<(pb::AppStopResponse, Option<oneshot::Receiver<()>>)>,
+    },
+    AppList {
+        req: pb::AppListRequest,
+        reply: Reply<pb::AppListResponse>,
+    },
+    AppHistory {
+        req: pb::AppHistoryRequest,
+        reply: Reply<pb::AppHistoryResponse>,
+    },
+    AppSetTags {
+        req: pb::AppSetTagsRequest,
+        reply: Reply<()>,
+    },
+    AppGetTags {
+        req: pb::AppGetTagsRequest,
+        reply: Reply<pb::AppGetTagsResponse>,
+    },
+    /// The id of an app given by id or name.
+    ResolveApp {
+        app: String,
+        environment_name: String,
+        reply: Reply<String>,
+    },
+    FunctionGet {
+        req: pb::FunctionGetRequest,
+        principal: Principal,
+        reply: Reply<pb::FunctionGetResponse>,
+    },
     Invoke {
         function_id: String,
         input: pb::Payload,
         wait: bool,
+        principal: Principal,
         reply: Reply<(String, Option<oneshot::Receiver<pb::CallResult>>)>,
     },
     CallGet {
         call_id: String,
+        principal: Principal,
         reply: Reply<Result<pb::CallResult, oneshot::Receiver<pb::CallResult>>>,
+    },
+    CallFromId {
+        call_id: String,
+        principal: Principal,
+        reply: Reply<pb::FunctionCallFromIdResponse>,
     },
     CallCancel {
         call_id: String,
         terminate_containers: bool,
+        principal: Principal,
         reply: Reply<()>,
     },
     MapStart {
         function_id: String,
+        principal: Principal,
         out: mpsc::UnboundedSender<pb::MapOutput>,
         reply: Reply<String>,
     },
@@ -62,6 +115,34 @@ pub(crate) enum Command {
     /// The client went away before the map finished.
     MapAbandoned {
         call_id: String,
+    },
+    BinaryStored {
+        hash: String,
+        size: u64,
+    },
+    SecretCreate {
+        req: pb::SecretCreateRequest,
+        reply: Reply<()>,
+    },
+    SecretList {
+        req: pb::SecretListRequest,
+        reply: Reply<pb::SecretListResponse>,
+    },
+    SecretDelete {
+        req: pb::SecretDeleteRequest,
+        reply: Reply<()>,
+    },
+    TokenCreate {
+        label: String,
+        reply: Reply<pb::TokenCreateResponse>,
+    },
+    ContainerList {
+        req: pb::ContainerListRequest,
+        reply: Reply<pb::ContainerListResponse>,
+    },
+    ContainerStop {
+        req: pb::ContainerStopRequest,
+        reply: Reply<()>,
     },
     ContainerHello {
         hello: pb::ContainerHello,
@@ -93,15 +174,42 @@ pub(crate) enum Command {
     },
 }
 
-/// How often housekeeping (scale-down, reaping apps without heartbeats) runs.
+/// How often housekeeping (scale-down, reaping apps without heartbeats, pruning) runs.
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
 /// Commands handled before a scheduling pass.
 const BATCH: usize = 512;
 
-pub(crate) async fn run(mut state: State, mut commands: mpsc::UnboundedReceiver<Command>) {
+/// Applies each batch of writes, then sends the replies that waited for it, in order.
+async fn store_writer(
+    store: Arc<dyn Store>,
+    mut batches: mpsc::UnboundedReceiver<(Vec<Op>, Vec<Deferred>)>,
+) {
+    while let Some((ops, deferred)) = batches.recv().await {
+        let result = if ops.is_empty() {
+            Ok(())
+        } else {
+            store.apply(ops).await
+        };
+        if let Err(e) = &result {
+            tracing::error!(store = %store.describe(), "cannot save state: {e}");
+        }
+        for d in deferred {
+            d(result.as_ref().err());
+        }
+    }
+}
+
+pub(crate) async fn run(
+    mut state: State,
+    store: Arc<dyn Store>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let (writes, write_rx) = mpsc::unbounded_channel();
+    tokio::spawn(store_writer(store, write_rx));
     let mut buf = Vec::with_capacity(BATCH);
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    state.resume(Instant::now());
     loop {
         let next_timer = state.next_timer();
         tokio::select! {
@@ -126,6 +234,11 @@ pub(crate) async fn run(mut state: State, mut commands: mpsc::UnboundedReceiver<
             }
         }
         state.schedule(Instant::now());
+        let ops = std::mem::take(&mut state.ops);
+        let deferred = std::mem::take(&mut state.deferred);
+        if !ops.is_empty() || !deferred.is_empty() {
+            let _ = writes.send((ops, deferred));
+        }
     }
 }
 
@@ -140,48 +253,120 @@ impl State {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::AppCreate { req, reply } => {
-                let _ = reply.send(self.app_create(req));
+                let r = self.app_create(req);
+                self.respond(reply, r);
             }
-            Command::AppPublish { req, reply } => {
-                let _ = reply.send(self.app_publish(req));
+            Command::AppPublish {
+                req,
+                principal,
+                reply,
+            } => {
+                let r = principal
+                    .require_user()
+                    .and_then(|()| self.app_publish(req));
+                self.respond(reply, r);
             }
             Command::AppDisconnect { app_id, reply } => {
-                let _ = reply.send(self.app_stop(&app_id, "the app's client disconnected"));
+                let r = self.app_stop(&app_id, "the app's client disconnected");
+                self.respond(reply, r);
             }
             Command::AppHeartbeat { app_id, reply } => {
-                let _ = reply.send(self.app_heartbeat(&app_id));
+                let r = self.app_heartbeat(&app_id);
+                self.respond(reply, r);
             }
             Command::SubscribeLogs { app_id, tx, reply } => {
-                let _ = reply.send(self.subscribe_logs(&app_id, tx));
+                let r = self.subscribe_logs(&app_id, tx);
+                self.respond(reply, r);
+            }
+            Command::AppDeploy { req, reply } => self.app_deploy(req, reply),
+            Command::AppLookup { req, reply } => {
+                let r = self.app_lookup(req);
+                self.respond(reply, r);
+            }
+            Command::AppStop { req, reply } => {
+                let r = self.app_stop_request(req);
+                self.respond(reply, r);
+            }
+            Command::AppList { req, reply } => {
+                let r = Ok(self.app_list(&req.environment_name));
+                self.respond(reply, r);
+            }
+            Command::AppHistory { req, reply } => {
+                let r = self.app_history(&req);
+                self.respond(reply, r);
+            }
+            Command::AppSetTags { req, reply } => {
+                let r = self.app_set_tags(req);
+                self.respond(reply, r);
+            }
+            Command::AppGetTags { req, reply } => {
+                let r = self.app_get_tags(&req.app_id);
+                self.respond(reply, r);
+            }
+            Command::ResolveApp {
+                app,
+                environment_name,
+                reply,
+            } => {
+                let r = self.find_app_any_state(&app, &environment_name);
+                self.respond(reply, r);
+            }
+            Command::FunctionGet {
+                req,
+                principal,
+                reply,
+            } => {
+                let r = self.function_get(&req, &principal);
+                self.respond(reply, r);
             }
             Command::Invoke {
                 function_id,
                 input,
                 wait,
+                principal,
                 reply,
             } => {
-                let _ = reply.send(self.invoke(&function_id, input, wait));
+                let r = self.invoke(&function_id, input, wait, &principal);
+                self.respond(reply, r);
             }
-            Command::CallGet { call_id, reply } => {
-                let _ = reply.send(self.call_get(&call_id));
+            Command::CallGet {
+                call_id,
+                principal,
+                reply,
+            } => {
+                let r = self.call_get(&call_id, &principal);
+                self.respond(reply, r);
+            }
+            Command::CallFromId {
+                call_id,
+                principal,
+                reply,
+            } => {
+                let r = self.call_from_id(&call_id, &principal);
+                self.respond(reply, r);
             }
             Command::CallCancel {
                 call_id,
                 terminate_containers,
+                principal,
                 reply,
             } => {
-                let _ = reply.send(self.call_cancel(
-                    &call_id,
-                    terminate_containers,
-                    "the call was cancelled",
-                ));
+                let r = self
+                    .call_app(&call_id)
+                    .and_then(|app| principal.require_app(&app))
+                    .and_then(|()| {
+                        self.call_cancel(&call_id, terminate_containers, "the call was cancelled")
+                    });
+                self.respond(reply, r);
             }
             Command::MapStart {
                 function_id,
+                principal,
                 out,
                 reply,
             } => {
-                let _ = reply.send(self.map_start(&function_id, out));
+                let r = self.map_start(&function_id, &principal, out);
+                self.respond(reply, r);
             }
             Command::MapInputs {
                 call_id,
@@ -194,8 +379,34 @@ impl State {
                         self.call_cancel(&call_id, false, "the caller stopped waiting for the map");
                 }
             }
+            Command::BinaryStored { hash, size } => self.binary_stored(hash, size),
+            Command::SecretCreate { req, reply } => {
+                let r = self.secret_create(req);
+                self.respond(reply, r);
+            }
+            Command::SecretList { req, reply } => {
+                let r = Ok(self.secret_list(&req.environment_name));
+                self.respond(reply, r);
+            }
+            Command::SecretDelete { req, reply } => {
+                let r = self.secret_delete(&req);
+                self.respond(reply, r);
+            }
+            Command::TokenCreate { label, reply } => {
+                let r = Ok(self.token_create(label));
+                self.respond(reply, r);
+            }
+            Command::ContainerList { req, reply } => {
+                let r = Ok(self.container_list(&req));
+                self.respond(reply, r);
+            }
+            Command::ContainerStop { req, reply } => {
+                let r = self.container_stop(&req);
+                self.respond(reply, r);
+            }
             Command::ContainerHello { hello, tx, reply } => {
-                let _ = reply.send(self.container_hello(hello, tx));
+                let r = self.container_hello(hello, tx);
+                self.respond(reply, r);
             }
             Command::ContainerOutputs { task_id, items } => self.container_outputs(&task_id, items),
             Command::ContainerInitFailure { task_id, message } => {
@@ -203,7 +414,8 @@ impl State {
             }
             Command::ContainerDisconnected { task_id } => self.container_disconnected(&task_id),
             Command::WorkerRegister { info, tx, reply } => {
-                let _ = reply.send(Ok(self.worker_register(info, tx)));
+                let r = Ok(self.worker_register(info, tx));
+                self.respond(reply, r);
             }
             Command::WorkerMessage { worker_id, message } => {
                 self.worker_message(&worker_id, message)
@@ -219,6 +431,7 @@ impl State {
             }
             Timer::RetryDue { input_id } => self.retry_due(&input_id),
             Timer::StartupDeadline { task_id } => self.startup_deadline(&task_id),
+            Timer::ScheduleDue { function_id } => self.schedule_due(&function_id, now),
         }
     }
 

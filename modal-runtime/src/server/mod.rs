@@ -2,14 +2,26 @@
 
 mod api;
 mod apps;
+pub(crate) mod auth;
+pub(crate) mod binaries;
 mod calls;
 mod containers;
+mod deploy;
 mod event_loop;
+mod objects;
+mod restore;
 pub(crate) mod retry;
 pub(crate) mod scheduler;
+mod schedules;
+pub(crate) mod secrets;
+pub(crate) mod standalone;
 mod state;
+pub(crate) mod store;
+mod workers;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -33,15 +45,56 @@ impl ControlPlane {
     }
 }
 
-/// Serves the control plane on `listener`, in tasks of the current tokio runtime.
-pub(crate) fn serve(listener: TcpListener) -> std::io::Result<ControlPlane> {
-    let addr = listener.local_addr()?;
+/// How a control plane keeps state and checks callers.
+pub(crate) struct Config {
+    /// Whether state is written to `store` (a standalone control plane).
+    pub(crate) durable: bool,
+    pub(crate) store: Arc<dyn store::Store>,
+    pub(crate) auth: auth::Auth,
+    pub(crate) secret_key: secrets::SecretKey,
+    /// Where uploaded executables live; `None` for the embedded control plane.
+    pub(crate) binaries: Option<binaries::Binaries>,
+    /// How long results of spawned calls are kept.
+    pub(crate) retention: Duration,
+    /// The URL containers and workers reach this control plane at (default: the bound address).
+    pub(crate) advertise_url: Option<String>,
+}
+
+impl Config {
+    /// The embedded control plane: nothing kept, no auth (its callers are its own process and
+    /// children), no binary store (containers run the program's own executable).
+    pub(crate) fn embedded() -> Self {
+        Config {
+            durable: false,
+            store: Arc::new(store::MemoryStore),
+            auth: auth::Auth::disabled(),
+            secret_key: secrets::SecretKey::ephemeral(),
+            binaries: None,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            advertise_url: None,
+        }
+    }
+}
+
+/// Serves the control plane on `listener`, in tasks of the current tokio runtime, after loading
+/// what its store kept.
+pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<ControlPlane, String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let snapshot = config.store.load().await.map_err(|e| e.to_string())?;
+    let url = config
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let mut state = state::State::new(url, &config);
+    state.restore(snapshot);
     let (commands, rx) = mpsc::unbounded_channel();
-    tokio::spawn(event_loop::run(
-        state::State::new(format!("http://{addr}")),
-        rx,
-    ));
-    let api = api::Api::new(commands);
+    tokio::spawn(event_loop::run(state, Arc::clone(&config.store), rx));
+    let api = api::Api::new(
+        commands,
+        config.auth.clone(),
+        Arc::clone(&config.store),
+        config.binaries.clone(),
+    );
     let client = pb::client_api_server::ClientApiServer::new(api.clone())
         .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);

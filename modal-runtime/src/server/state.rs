@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::auth::Auth;
+use super::secrets::SecretKey;
+use super::store::{Op, SecretRow, StoreError};
 use crate::wire::pb;
 
 pub(crate) type AppId = String;
@@ -17,7 +20,15 @@ pub(crate) type WorkerId = String;
 
 pub(crate) struct AppRec {
     pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) environment: String,
     pub(crate) state: pb::AppState,
+    pub(crate) tags: std::collections::BTreeMap<String, String>,
+    pub(crate) created_at_ms: i64,
+    pub(crate) stopped_at_ms: Option<i64>,
+    /// Latest deployment version; 0 = never deployed.
+    pub(crate) deployed_version: i64,
+    pub(crate) history: Vec<pb::Deployment>,
     pub(crate) functions: Vec<FunctionId>,
     pub(crate) log_subscribers: Vec<mpsc::UnboundedSender<pb::LogBatch>>,
     pub(crate) stop_waiters: Vec<oneshot::Sender<()>>,
@@ -34,9 +45,54 @@ pub(crate) struct FunctionRec {
     pub(crate) exec_ewma: Option<Duration>,
     /// Moving average of container start-up (start request to hello).
     pub(crate) startup_ewma: Option<Duration>,
+    /// The deployment version of `def`; containers of older versions take no new inputs.
+    pub(crate) version: i64,
+    /// When the function was registered (the origin of its schedule), Unix ms.
+    pub(crate) created_at_ms: i64,
+    /// Whether the app still has it (a redeploy may drop functions).
+    pub(crate) retired: bool,
+}
+
+impl AppRec {
+    pub(crate) fn new(name: String, environment: String, state: pb::AppState) -> Self {
+        AppRec {
+            description: name.clone(),
+            name,
+            environment,
+            state,
+            tags: Default::default(),
+            created_at_ms: now_ms(),
+            stopped_at_ms: None,
+            deployed_version: 0,
+            history: Vec::new(),
+            functions: Vec::new(),
+            log_subscribers: Vec::new(),
+            stop_waiters: Vec::new(),
+            last_heartbeat: Instant::now(),
+        }
+    }
+
+    /// Whether the app takes inputs.
+    pub(crate) fn is_live(&self) -> bool {
+        !matches!(self.state, pb::AppState::Stopping | pb::AppState::Stopped)
+    }
 }
 
 impl FunctionRec {
+    pub(crate) fn new(app_id: AppId, def: pb::FunctionDefinition, version: i64) -> Self {
+        FunctionRec {
+            app_id,
+            def,
+            queue: VecDeque::new(),
+            tasks: Vec::new(),
+            exec_ewma: None,
+            startup_ewma: None,
+            version,
+            created_at_ms: now_ms(),
+            retired: false,
+        }
+    }
+
     pub(crate) fn concurrency(&self) -> usize {
         usize::try_from(self.def.max_concurrent_inputs.max(1)).unwrap_or(1)
     }
@@ -59,6 +115,9 @@ pub(crate) struct CallRec {
     pub(crate) function_id: FunctionId,
     pub(crate) app_id: AppId,
     pub(crate) kind: CallKind,
+    /// Kept in the store (spawned and scheduled calls of a durable control plane).
+    pub(crate) persisted: bool,
+    pub(crate) created_at_ms: i64,
     /// Inputs of this call that have no final result yet.
     pub(crate) unfinished: HashSet<InputId>,
 }
@@ -109,6 +168,10 @@ pub(crate) enum StopReason {
     Cancelled,
     /// It served its one input (`single_use_containers`).
     SingleUse,
+    /// A newer version of its function was deployed.
+    Redeployed,
+    /// Someone asked (`modal container stop`).
+    Requested,
 }
 
 pub(crate) struct TaskRec {
@@ -124,6 +187,10 @@ pub(crate) struct TaskRec {
     pub(crate) served: u64,
     pub(crate) stop: Option<StopReason>,
     pub(crate) reservation: Reservation,
+    /// The version of its function's definition it runs.
+    pub(crate) version: i64,
+    /// When it connected, Unix ms (0 while starting).
+    pub(crate) ready_at_ms: i64,
 }
 
 impl TaskRec {
@@ -161,11 +228,31 @@ pub(crate) enum Timer {
     RetryDue { input_id: InputId },
     /// The container must have connected by now.
     StartupDeadline { task_id: TaskId },
+    /// A scheduled function may be due.
+    ScheduleDue { function_id: FunctionId },
 }
+
+/// A reply held back until the writes before it are durable.
+pub(crate) type Deferred = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
 pub(crate) struct State {
     /// The address containers connect back to.
     pub(crate) server_url: String,
+    /// Whether writes go to a store (a standalone control plane) or nowhere (embedded).
+    pub(crate) durable: bool,
+    /// Writes of the current batch, applied before its deferred replies are sent.
+    pub(crate) ops: Vec<Op>,
+    pub(crate) deferred: Vec<Deferred>,
+    pub(crate) auth: Auth,
+    pub(crate) secret_key: SecretKey,
+    /// Named secrets by (environment, name), sealed.
+    pub(crate) secrets: HashMap<(String, String), SecretRow>,
+    /// Last fire (Unix ms) and next planned fire of each scheduled function.
+    pub(crate) schedules: HashMap<FunctionId, (Option<i64>, i64)>,
+    /// How long finished spawned calls keep their results.
+    pub(crate) retention: Duration,
+    /// Deploys with `recreate` waiting for the old containers of their app to be gone.
+    pub(crate) recreate_waiters: Vec<(AppId, i64, Deferred)>,
     pub(crate) apps: HashMap<AppId, AppRec>,
     pub(crate) functions: HashMap<FunctionId, FunctionRec>,
     pub(crate) calls: HashMap<CallId, CallRec>,
@@ -178,9 +265,18 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(server_url: String) -> Self {
+    pub(crate) fn new(server_url: String, config: &super::Config) -> Self {
         State {
             server_url,
+            durable: config.durable,
+            ops: Vec::new(),
+            deferred: Vec::new(),
+            auth: config.auth.clone(),
+            secret_key: config.secret_key.clone(),
+            secrets: HashMap::new(),
+            schedules: HashMap::new(),
+            retention: config.retention,
+            recreate_waiters: Vec::new(),
             apps: HashMap::new(),
             functions: HashMap::new(),
             calls: HashMap::new(),
@@ -212,5 +308,48 @@ impl State {
             }
         }
         due
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl State {
+    /// Queues a write (a no-op for the embedded control plane, which keeps nothing).
+    pub(crate) fn record(&mut self, op: Op) {
+        if self.durable {
+            self.ops.push(op);
+        }
+    }
+
+    /// Sends `value` now, or once the writes queued so far are durable.
+    pub(crate) fn respond<T: Send + 'static>(
+        &mut self,
+        reply: tokio::sync::oneshot::Sender<Result<T, tonic::Status>>,
+        value: Result<T, tonic::Status>,
+    ) {
+        if self.ops.is_empty() && self.deferred.is_empty() {
+            let _ = reply.send(value);
+        } else {
+            self.deferred.push(Box::new(move |err| {
+                let _ = reply.send(match err {
+                    None => value,
+                    Some(e) => Err(tonic::Status::unavailable(format!(
+                        "the control plane could not save the change: {e}"
+                    ))),
+                });
+            }));
+        }
+    }
+
+    /// Runs `f` once the writes queued so far are durable.
+    pub(crate) fn after_commit(&mut self, f: impl FnOnce(Option<&StoreError>) + Send + 'static) {
+        if self.ops.is_empty() && self.deferred.is_empty() {
+            f(None);
+        } else {
+            self.deferred.push(Box::new(f));
+        }
     }
 }

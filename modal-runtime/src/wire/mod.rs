@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 pub(crate) use modal_proto::v1 as pb;
 
-use crate::app::FunctionSpec;
+use crate::app::{Cron, FunctionSpec, Period, Schedule};
 use crate::codec::{self, PayloadFormat};
 use crate::error::{FailureKind, RemoteFailure};
 use crate::registry::Outcome;
@@ -105,6 +105,8 @@ pub(crate) fn function_definition(
     binary_hash: &str,
     binary_path: &str,
     secret_env: Vec<(String, String)>,
+    app_secrets: &[crate::Secret],
+    types: (&str, &str),
 ) -> pb::FunctionDefinition {
     let retry_policy = spec.retries.map(|r| pb::RetryPolicy {
         max_retries: u32::try_from(r.max_retries).unwrap_or(0),
@@ -158,6 +160,20 @@ pub(crate) fn function_definition(
         secret_env: secret_env.into_iter().collect(),
         single_use_containers: spec.single_use(),
         max_concurrent_inputs: 1,
+        schedule: spec.schedule.as_ref().map(schedule_to_pb),
+        named_secrets: spec
+            .secrets
+            .iter()
+            .chain(app_secrets)
+            .filter_map(|s| s.named())
+            .map(|(name, environment_name, required_keys)| pb::NamedSecret {
+                name: name.to_owned(),
+                environment_name: environment_name.unwrap_or_default().to_owned(),
+                required_keys: required_keys.to_vec(),
+            })
+            .collect(),
+        args_type: types.0.to_owned(),
+        return_type: types.1.to_owned(),
     }
 }
 
@@ -268,4 +284,43 @@ pub(crate) fn into_value(result: pb::CallResult, function: &str) -> Result<Bytes
 
 fn non_empty(s: String) -> Option<String> {
     if s.is_empty() { None } else { Some(s) }
+}
+
+/// A schedule as sent on the wire.
+pub(crate) fn schedule_to_pb(s: &Schedule) -> pb::Schedule {
+    let kind = match s {
+        Schedule::Period(p) => pb::schedule::Kind::Period(pb::PeriodSchedule {
+            years: p.years,
+            months: p.months,
+            weeks: p.weeks,
+            days: p.days,
+            hours: p.hours,
+            minutes: p.minutes,
+            seconds: p.seconds,
+        }),
+        Schedule::Cron(c) => pb::schedule::Kind::Cron(pb::CronSchedule {
+            expression: c.expression.clone(),
+            timezone: c.timezone.clone(),
+        }),
+    };
+    pb::Schedule { kind: Some(kind) }
+}
+
+/// A schedule received from the wire.
+pub(crate) fn schedule_from_pb(s: &pb::Schedule) -> Result<Schedule, String> {
+    match &s.kind {
+        Some(pb::schedule::Kind::Period(p)) => Ok(Schedule::Period(Period {
+            years: p.years,
+            months: p.months,
+            weeks: p.weeks,
+            days: p.days,
+            hours: p.hours,
+            minutes: p.minutes,
+            seconds: p.seconds,
+        })),
+        Some(pb::schedule::Kind::Cron(c)) => Ok(Schedule::Cron(
+            Cron::new(c.expression.clone()).timezone(c.timezone.clone()),
+        )),
+        None => Err("a schedule without a period or a cron expression".into()),
+    }
 }

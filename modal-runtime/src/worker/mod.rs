@@ -1,15 +1,23 @@
 //! The worker: registers a machine's capacity with the control plane, starts and stops the
 //! containers it is assigned, and forwards their output and exits.
 
+mod binaries;
 mod process;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use crate::client::credentials::{AuthHeaders, Credentials};
 use crate::wire::{self, pb};
+
+/// The worker API stub, with credentials on every request.
+pub(crate) type WorkerClient = pb::worker_api_client::WorkerApiClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AuthHeaders>,
+>;
 
 /// What a worker offers and how it runs containers.
 #[derive(Debug, Clone)]
@@ -20,11 +28,15 @@ pub(crate) struct WorkerConfig {
     pub(crate) gpus: Vec<pb::GpuDevice>,
     /// Run containers from this executable instead of the one each function registered.
     pub(crate) container_exe: Option<PathBuf>,
+    /// The worker's token (none for the embedded control plane).
+    pub(crate) credentials: Option<Credentials>,
+    /// Where executables downloaded from the control plane are kept, by hash.
+    pub(crate) binary_cache: PathBuf,
 }
 
 impl WorkerConfig {
     /// This machine's CPUs and memory; `MODAL_WORKER_CONTAINER_EXE` overrides the executable.
-    pub(crate) fn local(server_url: String) -> Self {
+    pub(crate) fn local(server_url: String, credentials: Option<Credentials>) -> Self {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -34,8 +46,19 @@ impl WorkerConfig {
             memory_mb: total_memory_mb().unwrap_or(4096),
             gpus: Vec::new(),
             container_exe: std::env::var_os("MODAL_WORKER_CONTAINER_EXE").map(PathBuf::from),
+            credentials,
+            binary_cache: default_binary_cache(),
         }
     }
+}
+
+fn default_binary_cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("modal-rs")
+        .join("binaries")
 }
 
 fn total_memory_mb() -> Option<u32> {
@@ -54,9 +77,17 @@ pub(crate) enum Report {
 /// Connects to the control plane and serves assignments until the connection ends.
 pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
     let channel = wire::connect(&config.server_url, true).await?;
-    let mut client = pb::worker_api_client::WorkerApiClient::new(channel)
-        .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
+    let mut client: WorkerClient = pb::worker_api_client::WorkerApiClient::with_interceptor(
+        channel,
+        AuthHeaders::new(config.credentials.as_ref()),
+    )
+    .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
+    let resolver = Arc::new(binaries::Resolver::new(
+        config.container_exe.clone(),
+        config.binary_cache.clone(),
+        client.clone(),
+    ));
     let (out_tx, out_rx) = mpsc::unbounded_channel::<pb::WorkerMessage>();
     let hostname = nix::unistd::gethostname()
         .ok()
@@ -97,7 +128,7 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
                 containers.insert(spec.task_id.clone(), stop_tx);
                 tokio::spawn(process::supervise(
                     spec,
-                    config.container_exe.clone(),
+                    Arc::clone(&resolver),
                     stop_rx,
                     report_tx.clone(),
                 ));

@@ -46,6 +46,11 @@ fn command(spec: &pb::ContainerSpec, def: &pb::FunctionDefinition, exe: PathBuf)
     }
     cmd.envs(&def.env);
     cmd.envs(&def.secret_env);
+    cmd.envs(&spec.secret_env);
+    if !spec.token_id.is_empty() {
+        cmd.env("MODAL_TOKEN_ID", &spec.token_id)
+            .env("MODAL_TOKEN_SECRET", &spec.token_secret);
+    }
     cmd.env(cenv::TASK_ID, &spec.task_id)
         .env(cenv::SERVER_URL, &spec.server_url)
         .env(cenv::APP_ID, &spec.app_id)
@@ -78,7 +83,7 @@ fn command(spec: &pb::ContainerSpec, def: &pb::FunctionDefinition, exe: PathBuf)
 /// milliseconds, after which the whole process group is killed.
 pub(super) async fn supervise(
     spec: pb::ContainerSpec,
-    exe_override: Option<PathBuf>,
+    resolver: std::sync::Arc<super::binaries::Resolver>,
     mut stop: mpsc::UnboundedReceiver<u32>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
@@ -86,7 +91,15 @@ pub(super) async fn supervise(
     let Some(def) = spec.definition.clone() else {
         return;
     };
-    let exe = exe_override.unwrap_or_else(|| PathBuf::from(&def.binary_path));
+    let exe = match resolver.resolve(&def).await {
+        Ok(exe) => exe,
+        Err(message) => {
+            let _ = reports.send(Report::Message(pb::worker_message::Message::SpawnFailed(
+                pb::ContainerSpawnFailed { task_id, message },
+            )));
+            return;
+        }
+    };
     let mut child = match command(&spec, &def, exe.clone()).spawn() {
         Ok(c) => c,
         Err(e) => {

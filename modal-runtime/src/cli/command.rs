@@ -1,0 +1,664 @@
+//! The `modal` command: `server`, `worker`, `token new`, `app list|logs|stop|history`,
+//! `secret create|list|delete`, `container list|stop`; tables like Modal's, `--json` for scripts.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::client::Client;
+use crate::client::credentials::{self, Credentials, Settings};
+use crate::error::{Error, Result};
+use crate::server::standalone;
+use crate::wire::pb;
+
+/// Where `modal server` listens and clients look by default.
+const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+#[derive(Parser)]
+#[command(
+    name = "modal",
+    version,
+    about = "modal-rs: run Rust functions in containers, locally or on your cluster"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a control plane that outlives its clients (with a worker for this machine).
+    Server(ServerArgs),
+    /// Offer this machine's CPUs and memory to a control plane.
+    Worker(WorkerArgs),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Apps: list, logs, stop, history.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Named secrets.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Running containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Where state, binaries and the secret key are kept.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// State store: `sqlite:PATH` or `postgres://…` (default: SQLite in the data directory).
+    #[arg(long)]
+    store: Option<String>,
+    /// URL containers and workers reach this server at.
+    #[arg(long)]
+    advertise_url: Option<String>,
+    /// Do not run a worker in this process.
+    #[arg(long)]
+    no_worker: bool,
+    /// How long results of spawned calls are kept, in days.
+    #[arg(long, default_value_t = 7)]
+    retention_days: u64,
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    /// The control plane (default: MODAL_SERVER_URL or the config file's).
+    #[arg(long)]
+    server: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token on the server and save it in the config file.
+    New {
+        /// The control plane (default: MODAL_SERVER_URL, the config file's, or http://127.0.0.1:7878).
+        #[arg(long)]
+        server: Option<String>,
+        /// A label for the token.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Print `export MODAL_TOKEN_ID=… MODAL_TOKEN_SECRET=…` instead of saving the config file.
+        #[arg(long)]
+        print: bool,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// Environment.
+    #[arg(short = 'e', long = "env", default_value = "")]
+    env: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Apps, most containers first.
+    List(Common),
+    /// An app's logs: the last lines, or follow with -f.
+    Logs {
+        /// App name or id.
+        app: String,
+        #[arg(short = 'f', long)]
+        follow: bool,
+        #[arg(short = 'n', long, default_value_t = 100)]
+        tail: u32,
+        #[arg(short = 'e', long = "env", default_value = "")]
+        env: String,
+    },
+    /// Stop an app: no more inputs, every container gone when this returns.
+    Stop {
+        /// App name or id.
+        app: String,
+        /// Do not ask for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+        #[arg(short = 'e', long = "env", default_value = "")]
+        env: String,
+    },
+    /// Deployment history of an app.
+    History {
+        /// App name or id.
+        app: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Create a secret: `modal secret create NAME KEY=VALUE...`.
+    Create {
+        name: String,
+        /// KEY=VALUE pairs.
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        /// Replace an existing secret of that name.
+        #[arg(long)]
+        force: bool,
+        #[arg(short = 'e', long = "env", default_value = "")]
+        env: String,
+    },
+    /// Secrets with their key names (never their values).
+    List(Common),
+    /// Delete a secret.
+    Delete {
+        name: String,
+        #[arg(short = 'y', long)]
+        yes: bool,
+        #[arg(short = 'e', long = "env", default_value = "")]
+        env: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContainerCommand {
+    /// Running containers.
+    List {
+        #[arg(long, default_value = "")]
+        app_id: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Stop a container; its inputs run elsewhere (with --graceful they finish first).
+    Stop {
+        task_id: String,
+        #[arg(long)]
+        graceful: bool,
+    },
+}
+
+/// Runs the `modal` command.
+pub fn run() -> ExitCode {
+    crate::telemetry::init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Server(args) => server(args).await,
+        Command::Worker(args) => worker(args).await,
+        Command::Token(TokenCommand::New {
+            server,
+            label,
+            print,
+        }) => token_new(server, label, print).await,
+        Command::App(cmd) => app(cmd).await,
+        Command::Secret(cmd) => secret(cmd).await,
+        Command::Container(cmd) => container(cmd).await,
+    }
+}
+
+async fn server(args: ServerArgs) -> Result<()> {
+    let opts = standalone::Options {
+        listen: args.listen,
+        data_dir: args.data_dir.unwrap_or_else(standalone::default_data_dir),
+        store_url: args.store,
+        advertise_url: args.advertise_url,
+        worker: !args.no_worker,
+        retention: Duration::from_secs(args.retention_days.max(1) * 24 * 3600),
+    };
+    let data_dir = opts.data_dir.clone();
+    let running = standalone::start(opts).await.map_err(Error::Invalid)?;
+    println!(
+        "modal server listening on {} (state: {}, data: {})",
+        running.url,
+        running.store,
+        data_dir.display()
+    );
+    println!(
+        "create a token with: modal token new --server {}",
+        running.url
+    );
+    wait_for_shutdown().await;
+    println!("modal server stopping");
+    Ok(())
+}
+
+async fn wait_for_shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated => {}
+    }
+}
+
+async fn worker(args: WorkerArgs) -> Result<()> {
+    let settings = Settings::load();
+    let url = args.server.or(settings.server_url).ok_or_else(|| {
+        Error::Invalid("no control plane: pass --server URL or set MODAL_SERVER_URL".into())
+    })?;
+    let config = crate::worker::WorkerConfig::local(url.clone(), settings.credentials);
+    println!("worker connecting to {url}");
+    crate::worker::run(config)
+        .await
+        .map_err(|e| Error::Connect { url, message: e })
+}
+
+async fn client() -> Result<Client> {
+    let settings = Settings::load();
+    let url = settings
+        .server_url
+        .unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}"));
+    Client::connect(&url, settings.credentials.as_ref()).await
+}
+
+async fn token_new(server: Option<String>, label: String, print: bool) -> Result<()> {
+    let settings = Settings::load();
+    let url = server
+        .or(settings.server_url)
+        .unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}"));
+    let client = Client::connect(&url, settings.credentials.as_ref()).await?;
+    let mut api = client.api.clone();
+    let resp = api
+        .token_create(pb::TokenCreateRequest { label })
+        .await?
+        .into_inner();
+    if print {
+        println!("export MODAL_SERVER_URL={url}");
+        println!("export MODAL_TOKEN_ID={}", resp.token_id);
+        println!("export MODAL_TOKEN_SECRET={}", resp.token_secret);
+        return Ok(());
+    }
+    let creds = Credentials {
+        token_id: resp.token_id.clone(),
+        token_secret: resp.token_secret,
+    };
+    let path = credentials::save(&url, &creds).map_err(Error::Invalid)?;
+    println!(
+        "Token {} created and saved to {} (server {url})",
+        resp.token_id,
+        path.display()
+    );
+    Ok(())
+}
+
+fn time(ms: i64) -> String {
+    if ms <= 0 {
+        return String::new();
+    }
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+fn state_name(state: i32) -> &'static str {
+    match pb::AppState::try_from(state).unwrap_or(pb::AppState::Unspecified) {
+        pb::AppState::Ephemeral => "ephemeral",
+        pb::AppState::Detached => "ephemeral (detached)",
+        pb::AppState::Deployed => "deployed",
+        pb::AppState::Stopping => "stopping...",
+        pb::AppState::Stopped => "stopped",
+        pb::AppState::Initializing => "initializing...",
+        pb::AppState::Unspecified => "unknown",
+    }
+}
+
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
+    for r in rows {
+        t.add_row(r);
+    }
+    t.to_string()
+}
+
+async fn app(cmd: AppCommand) -> Result<()> {
+    let client = client().await?;
+    let mut api = client.api.clone();
+    match cmd {
+        AppCommand::List(c) => {
+            let apps = api
+                .app_list(pb::AppListRequest {
+                    environment_name: c.env,
+                })
+                .await?
+                .into_inner()
+                .apps;
+            if c.json {
+                let rows: Vec<_> = apps
+                    .iter()
+                    .map(|a| {
+                        json!({"app_id": a.app_id, "description": a.description, "state": state_name(a.state),
+                               "tasks": a.tasks, "created_at": time(a.created_at_ms), "stopped_at": time(a.stopped_at_ms),
+                               "environment": a.environment_name, "version": a.deployed_version})
+                    })
+                    .collect();
+                println!("{}", json!(rows));
+            } else {
+                let rows = apps
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.app_id.clone(),
+                            a.description.clone(),
+                            state_name(a.state).to_owned(),
+                            a.tasks.to_string(),
+                            time(a.created_at_ms),
+                            time(a.stopped_at_ms),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(
+                        &[
+                            "App ID",
+                            "Description",
+                            "State",
+                            "Tasks",
+                            "Created at",
+                            "Stopped at"
+                        ],
+                        rows
+                    )
+                );
+            }
+        }
+        AppCommand::Logs {
+            app,
+            follow,
+            tail,
+            env,
+        } => {
+            let past = api
+                .app_fetch_logs(pb::AppFetchLogsRequest {
+                    app: app.clone(),
+                    environment_name: env.clone(),
+                    tail,
+                })
+                .await?
+                .into_inner();
+            for e in &past.entries {
+                print_log(e);
+            }
+            if follow {
+                let app_id = api
+                    .app_lookup(pb::AppLookupRequest {
+                        name: app,
+                        environment_name: env,
+                        create_if_missing: false,
+                    })
+                    .await?
+                    .into_inner()
+                    .app_id;
+                let mut stream = api
+                    .app_get_logs(pb::AppGetLogsRequest { app_id })
+                    .await?
+                    .into_inner();
+                while let Some(batch) = stream.next().await {
+                    let batch = batch?;
+                    for e in &batch.entries {
+                        print_log(e);
+                    }
+                    if batch.app_done {
+                        break;
+                    }
+                }
+            }
+        }
+        AppCommand::Stop { app, yes: _, env } => {
+            let resp = api
+                .app_stop(pb::AppStopRequest {
+                    app,
+                    environment_name: env,
+                })
+                .await?
+                .into_inner();
+            if resp.already_stopped {
+                println!("App is already stopped.");
+            } else {
+                println!(
+                    "Stopped app {} ({} containers terminated).",
+                    resp.app_id, resp.stopped_containers
+                );
+            }
+        }
+        AppCommand::History { app, common } => {
+            let resp = api
+                .app_history(pb::AppHistoryRequest {
+                    app,
+                    environment_name: common.env,
+                })
+                .await?
+                .into_inner();
+            let strategy = |s: i32| {
+                if s == pb::DeployStrategy::Recreate as i32 {
+                    "recreate"
+                } else {
+                    "rolling"
+                }
+            };
+            if common.json {
+                let rows: Vec<_> = resp
+                    .deployments
+                    .iter()
+                    .map(|d| {
+                        json!({"version": d.version, "deployed_at": time(d.deployed_at_ms), "client": d.client,
+                               "tag": d.tag, "strategy": strategy(d.strategy)})
+                    })
+                    .collect();
+                println!("{}", json!(rows));
+            } else {
+                let rows = resp
+                    .deployments
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            format!("v{}", d.version),
+                            time(d.deployed_at_ms),
+                            d.client.clone(),
+                            d.tag.clone(),
+                            strategy(d.strategy).into(),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(
+                        &["Version", "Time deployed", "Deployed by", "Tag", "Strategy"],
+                        rows
+                    )
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_log(e: &pb::LogEntry) {
+    let line = format!("[{}] {}", e.function_tag, e.data);
+    if e.source == pb::LogSource::Stdout as i32 {
+        println!("{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
+async fn secret(cmd: SecretCommand) -> Result<()> {
+    let client = client().await?;
+    let mut api = client.api.clone();
+    match cmd {
+        SecretCommand::Create {
+            name,
+            pairs,
+            force,
+            env,
+        } => {
+            let mut values = std::collections::HashMap::new();
+            for p in pairs {
+                let (k, v) = p.split_once('=').ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "`{}` is not KEY=VALUE",
+                        p.split('=').next().unwrap_or("")
+                    ))
+                })?;
+                values.insert(k.to_owned(), v.to_owned());
+            }
+            let keys: Vec<String> = values.keys().cloned().collect();
+            api.secret_create(pb::SecretCreateRequest {
+                name: name.clone(),
+                environment_name: env,
+                values,
+                overwrite: force,
+            })
+            .await?;
+            println!("Created secret {name} with keys {}", keys.join(", "));
+        }
+        SecretCommand::List(c) => {
+            let secrets = api
+                .secret_list(pb::SecretListRequest {
+                    environment_name: c.env,
+                })
+                .await?
+                .into_inner()
+                .secrets;
+            if c.json {
+                let rows: Vec<_> = secrets
+                    .iter()
+                    .map(|s| json!({"name": s.name, "environment": s.environment_name, "keys": s.keys,
+                                    "created_at": time(s.created_at_ms), "updated_at": time(s.updated_at_ms)}))
+                    .collect();
+                println!("{}", json!(rows));
+            } else {
+                let rows = secrets
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.name.clone(),
+                            s.environment_name.clone(),
+                            s.keys.join(", "),
+                            time(s.created_at_ms),
+                            time(s.updated_at_ms),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(
+                        &["Name", "Environment", "Keys", "Created at", "Updated at"],
+                        rows
+                    )
+                );
+            }
+        }
+        SecretCommand::Delete { name, yes: _, env } => {
+            api.secret_delete(pb::SecretDeleteRequest {
+                name: name.clone(),
+                environment_name: env,
+            })
+            .await?;
+            println!("Deleted secret {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn container(cmd: ContainerCommand) -> Result<()> {
+    let client = client().await?;
+    let mut api = client.api.clone();
+    match cmd {
+        ContainerCommand::List { app_id, common } => {
+            let list = api
+                .container_list(pb::ContainerListRequest {
+                    app_id,
+                    environment_name: common.env,
+                })
+                .await?
+                .into_inner()
+                .containers;
+            if common.json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|c| json!({"container_id": c.task_id, "app_id": c.app_id, "app_name": c.app_name,
+                                    "function": c.function_tag, "start_time": time(c.started_at_ms),
+                                    "running_inputs": c.running_inputs}))
+                    .collect();
+                println!("{}", json!(rows));
+            } else {
+                let rows = list
+                    .iter()
+                    .map(|c| {
+                        let start = if c.started_at_ms == 0 {
+                            "Pending".to_owned()
+                        } else {
+                            time(c.started_at_ms)
+                        };
+                        vec![
+                            c.task_id.clone(),
+                            c.app_id.clone(),
+                            c.app_name.clone(),
+                            c.function_tag.clone(),
+                            start,
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(
+                        &[
+                            "Container ID",
+                            "App ID",
+                            "App Name",
+                            "Function",
+                            "Start Time"
+                        ],
+                        rows
+                    )
+                );
+            }
+        }
+        ContainerCommand::Stop { task_id, graceful } => {
+            api.container_stop(pb::ContainerStopRequest {
+                task_id: task_id.clone(),
+                graceful,
+            })
+            .await?;
+            println!("Stopping container {task_id}");
+        }
+    }
+    Ok(())
+}

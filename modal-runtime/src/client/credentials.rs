@@ -1,0 +1,141 @@
+//! Where a client finds its control plane and token: `MODAL_SERVER_URL`, `MODAL_TOKEN_ID` and
+//! `MODAL_TOKEN_SECRET`, else the config file `modal token new` writes (in the user's config
+//! directory, or at `MODAL_CONFIG_PATH`). The secret is sent in request metadata and never
+//! printed.
+
+use std::path::PathBuf;
+
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+
+use crate::server::auth::{TOKEN_ID_HEADER, TOKEN_SECRET_HEADER};
+
+/// A token id and secret.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Credentials {
+    pub(crate) token_id: String,
+    pub(crate) token_secret: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("token_id", &self.token_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the config file holds.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct FileConfig {
+    server_url: Option<String>,
+    token_id: Option<String>,
+    token_secret: Option<String>,
+}
+
+/// The client's settings, from the environment first, then the config file.
+#[derive(Debug, Default)]
+pub(crate) struct Settings {
+    pub(crate) server_url: Option<String>,
+    pub(crate) credentials: Option<Credentials>,
+}
+
+/// The config file's path.
+pub(crate) fn config_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MODAL_CONFIG_PATH") {
+        return Some(PathBuf::from(p));
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("modal-rs").join("config.toml"))
+}
+
+fn read_file() -> FileConfig {
+    config_path()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|s| toml::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Settings {
+    pub(crate) fn load() -> Self {
+        let file = read_file();
+        let server_url = env("MODAL_SERVER_URL").or(file.server_url);
+        let credentials = match (env("MODAL_TOKEN_ID"), env("MODAL_TOKEN_SECRET")) {
+            (Some(token_id), Some(token_secret)) => Some(Credentials {
+                token_id,
+                token_secret,
+            }),
+            _ => match (file.token_id, file.token_secret) {
+                (Some(token_id), Some(token_secret)) => Some(Credentials {
+                    token_id,
+                    token_secret,
+                }),
+                _ => None,
+            },
+        };
+        Settings {
+            server_url,
+            credentials,
+        }
+    }
+}
+
+/// Writes the config file (owner-readable only) and returns its path.
+pub(crate) fn save(server_url: &str, credentials: &Credentials) -> Result<PathBuf, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = config_path().ok_or("no config directory (set HOME or MODAL_CONFIG_PATH)")?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let file = FileConfig {
+        server_url: Some(server_url.to_owned()),
+        token_id: Some(credentials.token_id.clone()),
+        token_secret: Some(credentials.token_secret.clone()),
+    };
+    let text = toml::to_string(&file).map_err(|e| e.to_string())?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// Adds the token to every request.
+#[derive(Clone, Default)]
+pub(crate) struct AuthHeaders {
+    values: Option<(
+        MetadataValue<tonic::metadata::Ascii>,
+        MetadataValue<tonic::metadata::Ascii>,
+    )>,
+}
+
+impl AuthHeaders {
+    pub(crate) fn new(credentials: Option<&Credentials>) -> Self {
+        let values = credentials
+            .and_then(|c| Some((c.token_id.parse().ok()?, c.token_secret.parse().ok()?)));
+        AuthHeaders { values }
+    }
+}
+
+impl Interceptor for AuthHeaders {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some((id, secret)) = &self.values {
+            req.metadata_mut().insert(TOKEN_ID_HEADER, id.clone());
+            req.metadata_mut()
+                .insert(TOKEN_SECRET_HEADER, secret.clone());
+        }
+        Ok(req)
+    }
+}

@@ -1,0 +1,140 @@
+//! Uploaded executables, content-addressed: one file per blake3 hash in the data directory, so a
+//! deployment keeps working after the local build directory changes.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use futures::{Stream, StreamExt};
+use tokio::io::AsyncReadExt;
+use tonic::Status;
+
+use crate::wire::pb;
+
+/// Chunk size for uploads and downloads.
+pub(crate) const CHUNK: usize = 1 << 20;
+
+#[derive(Clone)]
+pub(crate) struct Binaries {
+    dir: PathBuf,
+}
+
+fn valid_hash(hash: &str) -> Result<(), Status> {
+    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "`{hash}` is not a blake3 hash"
+        )))
+    }
+}
+
+impl Binaries {
+    pub(crate) fn new(dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(Binaries { dir })
+    }
+
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    pub(crate) fn path(&self, hash: &str) -> Result<PathBuf, Status> {
+        valid_hash(hash)?;
+        Ok(self.dir.join(hash))
+    }
+
+    pub(crate) fn has(&self, hash: &str) -> bool {
+        self.path(hash).is_ok_and(|p| p.is_file())
+    }
+
+    /// Stores an upload; its content must hash to the hash announced in the first chunk.
+    pub(crate) async fn receive(
+        &self,
+        mut chunks: impl Stream<Item = Result<pb::BinaryChunk, Status>> + Unpin,
+    ) -> Result<(String, u64), Status> {
+        let first = chunks
+            .next()
+            .await
+            .ok_or_else(|| Status::invalid_argument("empty upload"))??;
+        let hash = first.hash.clone();
+        let target = self.path(&hash)?;
+        let tmp = self.dir.join(format!(".upload-{}", crate::ids::new_id("")));
+        let mut file = std::fs::File::create(&tmp)
+            .map_err(|e| Status::internal(format!("cannot store the upload: {e}")))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        let mut write = |data: &[u8]| -> Result<(), Status> {
+            hasher.update(data);
+            size += data.len() as u64;
+            file.write_all(data)
+                .map_err(|e| Status::internal(format!("cannot store the upload: {e}")))
+        };
+        write(&first.data)?;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            };
+            if let Err(e) = write(&chunk.data) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        }
+        let got = hasher.finalize().to_hex().to_string();
+        if got != hash {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Status::invalid_argument(format!(
+                "the upload hashes to {got}, not {hash}"
+            )));
+        }
+        let finish = file
+            .sync_all()
+            .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)))
+            .and_then(|()| std::fs::rename(&tmp, &target));
+        if let Err(e) = finish {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Status::internal(format!("cannot store the upload: {e}")));
+        }
+        Ok((hash, size))
+    }
+
+    /// The executable with `hash`, in chunks.
+    pub(crate) async fn send(
+        &self,
+        hash: &str,
+    ) -> Result<impl Stream<Item = Result<pb::BinaryChunk, Status>> + Send + use<>, Status> {
+        let path = self.path(hash)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|_| Status::not_found(format!("no binary {hash} on this control plane")))?;
+        let hash = hash.to_owned();
+        Ok(futures::stream::unfold(
+            (file, true),
+            move |(mut file, first)| {
+                let hash = hash.clone();
+                async move {
+                    let mut buf = vec![0u8; CHUNK];
+                    match file.read(&mut buf).await {
+                        Ok(0) if !first => None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            let chunk = pb::BinaryChunk {
+                                hash: if first { hash } else { String::new() },
+                                data: buf.into(),
+                            };
+                            Some((Ok(chunk), (file, false)))
+                        }
+                        Err(e) => Some((
+                            Err(Status::internal(format!("cannot read the binary: {e}"))),
+                            (file, false),
+                        )),
+                    }
+                }
+            },
+        ))
+    }
+}

@@ -1,0 +1,451 @@
+//! Apps by name: deploys (versions, stable ids, rolling and recreate), lookups, stop by name,
+//! listings, history and tags.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use tonic::Status;
+
+use super::event_loop::Reply;
+use super::state::{AppRec, State, StopReason, now_ms};
+use super::store::{DeploymentRow, Op};
+use crate::app::rules;
+use crate::ids::new_id;
+use crate::wire::pb;
+
+fn environment(name: &str) -> String {
+    if name.is_empty() {
+        "main".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+fn strategy_name(s: pb::DeployStrategy) -> &'static str {
+    match s {
+        pb::DeployStrategy::Recreate => "recreate",
+        _ => "rolling",
+    }
+}
+
+impl State {
+    /// Finds an app by id, or by name in an environment: a deployed app first, else the newest
+    /// running one (ephemeral and detached apps are found by name too).
+    pub(super) fn find_app(
+        &self,
+        app: &str,
+        environment_name: &str,
+    ) -> Result<(String, &AppRec), Status> {
+        if app.starts_with("ap-") {
+            return self
+                .apps
+                .get(app)
+                .map(|a| (app.to_owned(), a))
+                .ok_or_else(|| Status::not_found(format!("app {app} not found")));
+        }
+        let env = environment(environment_name);
+        let mut candidates: Vec<(&String, &AppRec)> = self
+            .apps
+            .iter()
+            .filter(|(_, a)| a.name == app && a.environment == env)
+            .collect();
+        candidates.sort_by_key(|(_, a)| {
+            let rank = match a.state {
+                pb::AppState::Deployed => 0,
+                s if a.is_live() && s != pb::AppState::Initializing => 1,
+                _ => 2,
+            };
+            (rank, -a.created_at_ms)
+        });
+        match candidates.first() {
+            Some((id, a)) if a.is_live() => Ok(((*id).clone(), a)),
+            Some((id, a)) => Err(Status::not_found(format!(
+                "app `{app}` in environment `{env}` is stopped (last: {id}, {:?})",
+                a.state
+            ))),
+            None => Err(Status::not_found(format!(
+                "no app named `{app}` in environment `{env}`"
+            ))),
+        }
+    }
+
+    /// Like [`find_app`](State::find_app), falling back to the newest stopped app of that name.
+    pub(super) fn find_app_any_state(
+        &self,
+        app: &str,
+        environment_name: &str,
+    ) -> Result<String, Status> {
+        match self.find_app(app, environment_name) {
+            Ok((id, _)) => Ok(id),
+            Err(e) if e.code() == tonic::Code::NotFound && !app.starts_with("ap-") => {
+                let env = environment(environment_name);
+                self.apps
+                    .iter()
+                    .filter(|(_, a)| a.name == app && a.environment == env)
+                    .max_by_key(|(_, a)| a.created_at_ms)
+                    .map(|(id, _)| id.clone())
+                    .ok_or(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) fn app_deploy(
+        &mut self,
+        req: pb::AppDeployRequest,
+        reply: Reply<pb::AppDeployResponse>,
+    ) {
+        match self.deploy(req) {
+            Ok((resp, None)) => self.respond(reply, Ok(resp)),
+            Ok((resp, Some(version))) => {
+                // `recreate`: answer once the old version's containers are gone.
+                let app_id = resp.app_id.clone();
+                self.recreate_waiters.push((
+                    app_id.clone(),
+                    version,
+                    Box::new(move |err| {
+                        let _ = reply.send(match err {
+                            None => Ok(resp),
+                            Some(e) => Err(Status::unavailable(format!(
+                                "the control plane could not save the deploy: {e}"
+                            ))),
+                        });
+                    }),
+                ));
+                self.check_recreate(&app_id);
+            }
+            Err(e) => self.respond(reply, Err(e)),
+        }
+    }
+
+    fn deploy(
+        &mut self,
+        req: pb::AppDeployRequest,
+    ) -> Result<(pb::AppDeployResponse, Option<i64>), Status> {
+        rules::check_app_name(&req.name).map_err(Status::invalid_argument)?;
+        rules::check_deployment_tag(&req.tag).map_err(Status::invalid_argument)?;
+        let env = environment(&req.environment_name);
+        let strategy =
+            pb::DeployStrategy::try_from(req.strategy).unwrap_or(pb::DeployStrategy::Rolling);
+        let existing = self
+            .apps
+            .iter()
+            .find(|(_, a)| {
+                a.name == req.name && a.environment == env && a.state == pb::AppState::Deployed
+            })
+            .map(|(id, _)| id.clone());
+        let app_id = existing.unwrap_or_else(|| {
+            let id = new_id("ap-");
+            self.apps.insert(
+                id.clone(),
+                AppRec::new(req.name.clone(), env.clone(), pb::AppState::Deployed),
+            );
+            id
+        });
+        let version = self.apps.get(&app_id).map_or(1, |a| a.deployed_version + 1);
+        let tags: BTreeMap<String, String> = req.tags.into_iter().collect();
+        let old_functions: Vec<String> = self
+            .apps
+            .get(&app_id)
+            .map(|a| a.functions.clone())
+            .unwrap_or_default();
+        let new_tags: Vec<String> = req.functions.iter().map(|d| d.tag.clone()).collect();
+        let function_ids = self.register_functions(&app_id, req.functions, version)?;
+        // Functions the new version no longer has stop taking inputs.
+        for id in old_functions {
+            let retired = self
+                .functions
+                .get(&id)
+                .is_some_and(|f| !new_tags.contains(&f.def.tag));
+            if retired {
+                if let Some(f) = self.functions.get_mut(&id) {
+                    f.retired = true;
+                }
+                self.schedules.remove(&id);
+                let now = Instant::now();
+                self.fail_function_queue(
+                    &id,
+                    &format!("the function was removed by deploy v{version}"),
+                    now,
+                );
+            }
+        }
+        let deployed_at = now_ms();
+        if let Some(app) = self.apps.get_mut(&app_id) {
+            app.deployed_version = version;
+            app.tags = tags;
+            app.history.push(pb::Deployment {
+                version,
+                deployed_at_ms: deployed_at,
+                client: req.client.clone(),
+                tag: req.tag.clone(),
+                strategy: strategy as i32,
+            });
+        }
+        self.save_app(&app_id);
+        self.record(Op::InsertDeployment(DeploymentRow {
+            app_id: app_id.clone(),
+            version,
+            tag: req.tag,
+            deployed_at,
+            client: req.client,
+            strategy: strategy_name(strategy).to_owned(),
+        }));
+        // Containers of older versions take no new inputs; with `recreate` they stop now,
+        // otherwise they finish what they hold (see `retire_outdated`).
+        let outdated: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.app_id == app_id && t.version < version)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for task_id in &outdated {
+            if strategy == pb::DeployStrategy::Recreate {
+                self.stop_task(task_id, StopReason::Redeployed, 0);
+            }
+        }
+        self.retire_outdated();
+        tracing::info!(%app_id, version, strategy = strategy_name(strategy), "app deployed");
+        let resp = pb::AppDeployResponse {
+            app_id,
+            version,
+            function_ids,
+        };
+        let wait =
+            (strategy == pb::DeployStrategy::Recreate && !outdated.is_empty()).then_some(version);
+        Ok((resp, wait))
+    }
+
+    /// Stops containers of older versions once they hold no inputs.
+    pub(super) fn retire_outdated(&mut self) {
+        let idle_outdated: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| {
+                t.stop.is_none()
+                    && t.load() == 0
+                    && self
+                        .functions
+                        .get(&t.function_id)
+                        .is_some_and(|f| t.version < f.version || f.retired)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in idle_outdated {
+            self.stop_task(&id, StopReason::Redeployed, 2000);
+        }
+    }
+
+    /// Sends the replies of `recreate` deploys whose old containers are all gone.
+    pub(super) fn check_recreate(&mut self, app_id: &str) {
+        let mut i = 0;
+        while i < self.recreate_waiters.len() {
+            let (waiting_app, version, _) = &self.recreate_waiters[i];
+            let gone = waiting_app != app_id
+                || !self
+                    .tasks
+                    .values()
+                    .any(|t| t.app_id == *waiting_app && t.version < *version);
+            if waiting_app == app_id && gone {
+                let (_, _, reply) = self.recreate_waiters.remove(i);
+                self.after_commit(reply);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    pub(super) fn app_lookup(
+        &mut self,
+        req: pb::AppLookupRequest,
+    ) -> Result<pb::AppLookupResponse, Status> {
+        if req.name.starts_with("ap-") && req.create_if_missing {
+            return Err(Status::invalid_argument(
+                "`create_if_missing` needs an app name, not an app id",
+            ));
+        }
+        match self.find_app(&req.name, &req.environment_name) {
+            Ok((app_id, app)) => Ok(pb::AppLookupResponse {
+                app_id,
+                state: app.state as i32,
+                name: app.name.clone(),
+            }),
+            Err(e) if req.create_if_missing && e.code() == tonic::Code::NotFound => {
+                rules::check_app_name(&req.name).map_err(Status::invalid_argument)?;
+                let app_id = new_id("ap-");
+                let app = AppRec::new(
+                    req.name.clone(),
+                    environment(&req.environment_name),
+                    pb::AppState::Deployed,
+                );
+                self.apps.insert(app_id.clone(), app);
+                self.save_app(&app_id);
+                Ok(pb::AppLookupResponse {
+                    app_id,
+                    state: pb::AppState::Deployed as i32,
+                    name: req.name,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) fn app_stop_request(
+        &mut self,
+        req: pb::AppStopRequest,
+    ) -> Result<
+        (
+            pb::AppStopResponse,
+            Option<tokio::sync::oneshot::Receiver<()>>,
+        ),
+        Status,
+    > {
+        let app_id = self.find_app_any_state(&req.app, &req.environment_name)?;
+        let running = self.tasks.values().filter(|t| t.app_id == app_id).count();
+        let already_stopped = self
+            .apps
+            .get(&app_id)
+            .is_some_and(|a| a.state == pb::AppState::Stopped);
+        let resp = pb::AppStopResponse {
+            app_id: app_id.clone(),
+            stopped_containers: u32::try_from(running).unwrap_or(u32::MAX),
+            already_stopped,
+        };
+        if already_stopped {
+            return Ok((resp, None));
+        }
+        let done = self.app_stop(&app_id, "it was stopped")?;
+        self.save_app(&app_id);
+        Ok((resp, Some(done)))
+    }
+
+    pub(super) fn app_list(&self, environment_name: &str) -> pb::AppListResponse {
+        let mut apps: Vec<pb::AppSummary> = self
+            .apps
+            .iter()
+            .filter(|(_, a)| environment_name.is_empty() || a.environment == environment_name)
+            .map(|(id, a)| pb::AppSummary {
+                app_id: id.clone(),
+                name: a.name.clone(),
+                description: a.description.clone(),
+                state: a.state as i32,
+                tasks: u32::try_from(self.tasks.values().filter(|t| t.app_id == *id).count())
+                    .unwrap_or(u32::MAX),
+                created_at_ms: a.created_at_ms,
+                stopped_at_ms: a.stopped_at_ms.unwrap_or(0),
+                environment_name: a.environment.clone(),
+                deployed_version: a.deployed_version,
+            })
+            .collect();
+        // Modal's order: most tasks first, then newest.
+        apps.sort_by(|a, b| {
+            b.tasks
+                .cmp(&a.tasks)
+                .then(b.created_at_ms.cmp(&a.created_at_ms))
+        });
+        pb::AppListResponse { apps }
+    }
+
+    pub(super) fn app_history(
+        &self,
+        req: &pb::AppHistoryRequest,
+    ) -> Result<pb::AppHistoryResponse, Status> {
+        let env = environment(&req.environment_name);
+        let found = if req.app.starts_with("ap-") {
+            self.apps.get(&req.app).map(|a| (req.app.clone(), a))
+        } else {
+            self.apps
+                .iter()
+                .filter(|(_, a)| {
+                    a.name == req.app && a.environment == env && a.deployed_version > 0
+                })
+                .max_by_key(|(_, a)| a.created_at_ms)
+                .map(|(id, a)| (id.clone(), a))
+        };
+        let (app_id, app) = found.ok_or_else(|| {
+            Status::not_found(format!(
+                "no deployed app named `{}` in environment `{env}`",
+                req.app
+            ))
+        })?;
+        let mut deployments = app.history.clone();
+        deployments.sort_by_key(|d| std::cmp::Reverse(d.version));
+        Ok(pb::AppHistoryResponse {
+            app_id,
+            deployments,
+        })
+    }
+
+    pub(super) fn app_set_tags(&mut self, req: pb::AppSetTagsRequest) -> Result<(), Status> {
+        for (k, v) in &req.tags {
+            rules::check_tag("key", k).map_err(Status::invalid_argument)?;
+            rules::check_tag("value", v).map_err(Status::invalid_argument)?;
+        }
+        let app = self
+            .apps
+            .get_mut(&req.app_id)
+            .ok_or_else(|| Status::not_found(format!("app {} not found", req.app_id)))?;
+        app.tags = req.tags.into_iter().collect();
+        self.save_app(&req.app_id);
+        Ok(())
+    }
+
+    pub(super) fn app_get_tags(&self, app_id: &str) -> Result<pb::AppGetTagsResponse, Status> {
+        let app = self
+            .apps
+            .get(app_id)
+            .ok_or_else(|| Status::not_found(format!("app {app_id} not found")))?;
+        Ok(pb::AppGetTagsResponse {
+            tags: app
+                .tags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+
+    pub(super) fn function_get(
+        &self,
+        req: &pb::FunctionGetRequest,
+        principal: &super::auth::Principal,
+    ) -> Result<pb::FunctionGetResponse, Status> {
+        let (app_id, app) = self.find_app(&req.app_name, &req.environment_name)?;
+        principal.require_app(&app_id)?;
+        let found = app
+            .functions
+            .iter()
+            .filter_map(|id| self.functions.get(id).map(|f| (id, f)))
+            .find(|(_, f)| f.def.tag == req.tag && !f.retired);
+        match found {
+            Some((id, f)) => Ok(pb::FunctionGetResponse {
+                function_id: id.clone(),
+                app_id,
+                definition: Some(f.def.clone()),
+            }),
+            None => {
+                let known: Vec<&str> = app
+                    .functions
+                    .iter()
+                    .filter_map(|id| self.functions.get(id))
+                    .filter(|f| !f.retired)
+                    .map(|f| f.def.tag.as_str())
+                    .collect();
+                let hint = if req.tag.contains('.') {
+                    " (a class method is looked up with Cls::from_name)"
+                } else {
+                    ""
+                };
+                Err(Status::not_found(format!(
+                    "app `{}` has no function `{}`{hint}; its functions: {}",
+                    req.app_name,
+                    req.tag,
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )))
+            }
+        }
+    }
+}

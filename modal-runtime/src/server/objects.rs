@@ -1,0 +1,200 @@
+//! Named objects of the control plane: secrets (sealed at rest, opened only for the containers
+//! that ask for them), API tokens, and the record of uploaded binaries.
+
+use std::collections::BTreeMap;
+
+use tonic::Status;
+
+use super::auth::Auth;
+use super::state::{State, now_ms};
+use super::store::{BinaryRow, Op, SecretRow, TokenRow};
+use crate::app::rules;
+use crate::wire::pb;
+
+fn environment(name: &str) -> String {
+    if name.is_empty() {
+        "main".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+fn check_env_key(key: &str) -> Result<(), Status> {
+    let mut chars = key.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "secret key `{key}` is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+        )))
+    }
+}
+
+impl State {
+    pub(super) fn secret_create(&mut self, req: pb::SecretCreateRequest) -> Result<(), Status> {
+        rules::check_app_name(&req.name)
+            .map_err(|e| Status::invalid_argument(e.replace("app name", "secret name")))?;
+        if req.values.is_empty() {
+            return Err(Status::invalid_argument("a secret needs at least one key"));
+        }
+        for k in req.values.keys() {
+            check_env_key(k)?;
+        }
+        let env = environment(&req.environment_name);
+        let key = (env.clone(), req.name.clone());
+        let existing = self.secrets.get(&key).map(|s| s.created_at);
+        if existing.is_some() && !req.overwrite {
+            return Err(Status::already_exists(format!(
+                "secret `{}` already exists in environment `{env}` (overwrite it with --force)",
+                req.name
+            )));
+        }
+        let values: BTreeMap<String, String> = req.values.into_iter().collect();
+        let keys: Vec<&String> = values.keys().collect();
+        let (nonce, ciphertext) = self.secret_key.seal(&values).map_err(Status::internal)?;
+        let now = now_ms();
+        let row = SecretRow {
+            environment: env,
+            name: req.name,
+            keys_json: serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()),
+            nonce,
+            ciphertext,
+            created_at: existing.unwrap_or(now),
+            updated_at: now,
+        };
+        self.secrets.insert(key, row.clone());
+        self.record(Op::UpsertSecret(row));
+        Ok(())
+    }
+
+    pub(super) fn secret_list(&self, environment_name: &str) -> pb::SecretListResponse {
+        let mut secrets: Vec<pb::SecretSummary> = self
+            .secrets
+            .values()
+            .filter(|s| environment_name.is_empty() || s.environment == environment_name)
+            .map(|s| pb::SecretSummary {
+                name: s.name.clone(),
+                environment_name: s.environment.clone(),
+                keys: serde_json::from_str(&s.keys_json).unwrap_or_default(),
+                created_at_ms: s.created_at,
+                updated_at_ms: s.updated_at,
+            })
+            .collect();
+        secrets.sort_by(|a, b| (&a.environment_name, &a.name).cmp(&(&b.environment_name, &b.name)));
+        pb::SecretListResponse { secrets }
+    }
+
+    pub(super) fn secret_delete(&mut self, req: &pb::SecretDeleteRequest) -> Result<(), Status> {
+        let env = environment(&req.environment_name);
+        if self
+            .secrets
+            .remove(&(env.clone(), req.name.clone()))
+            .is_none()
+        {
+            return Err(Status::not_found(format!(
+                "no secret named `{}` in environment `{env}`",
+                req.name
+            )));
+        }
+        self.record(Op::DeleteSecret {
+            environment: env,
+            name: req.name.clone(),
+        });
+        Ok(())
+    }
+
+    /// Fails a registration whose named secrets are missing or lack required keys.
+    pub(super) fn check_named_secrets(
+        &self,
+        def: &pb::FunctionDefinition,
+        app_env: &str,
+    ) -> Result<(), Status> {
+        for s in &def.named_secrets {
+            let env = if s.environment_name.is_empty() {
+                app_env.to_owned()
+            } else {
+                s.environment_name.clone()
+            };
+            let row = self.secrets.get(&(env.clone(), s.name.clone())).ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "function `{}` uses secret `{}`, which does not exist in environment `{env}` (create it with `modal secret create {} KEY=VALUE`)",
+                    def.tag, s.name, s.name
+                ))
+            })?;
+            let keys: Vec<String> = serde_json::from_str(&row.keys_json).unwrap_or_default();
+            let missing: Vec<&String> = s
+                .required_keys
+                .iter()
+                .filter(|k| !keys.contains(k))
+                .collect();
+            if !missing.is_empty() {
+                return Err(Status::failed_precondition(format!(
+                    "secret `{}` lacks the required keys {missing:?} (it has {keys:?})",
+                    s.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The variables of the function's named secrets, opened for a container about to start.
+    pub(super) fn open_named_secrets(
+        &self,
+        def: &pb::FunctionDefinition,
+        app_env: &str,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let mut out = BTreeMap::new();
+        for s in &def.named_secrets {
+            let env = if s.environment_name.is_empty() {
+                app_env.to_owned()
+            } else {
+                s.environment_name.clone()
+            };
+            let row = self
+                .secrets
+                .get(&(env.clone(), s.name.clone()))
+                .ok_or_else(|| {
+                    format!(
+                        "secret `{}` no longer exists in environment `{env}`",
+                        s.name
+                    )
+                })?;
+            out.extend(self.secret_key.open(&row.nonce, &row.ciphertext)?);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn token_create(&mut self, label: String) -> pb::TokenCreateResponse {
+        let (token_id, token_secret, secret_hash) = Auth::mint_user_token();
+        self.record(Op::InsertToken(TokenRow {
+            id: token_id.clone(),
+            secret_hash: secret_hash.clone(),
+            label,
+            created_at: now_ms(),
+        }));
+        let auth = self.auth.clone();
+        let id = token_id.clone();
+        self.after_commit(move |err| {
+            if err.is_none() {
+                auth.add_user_token(id, secret_hash);
+            }
+        });
+        tracing::info!(%token_id, "token created");
+        pb::TokenCreateResponse {
+            token_id,
+            token_secret,
+        }
+    }
+
+    pub(super) fn binary_stored(&mut self, hash: String, size: u64) {
+        self.record(Op::InsertBinary(BinaryRow {
+            hash,
+            size: i64::try_from(size).unwrap_or(i64::MAX),
+            uploaded_at: now_ms(),
+        }));
+    }
+}

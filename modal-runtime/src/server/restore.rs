@@ -1,0 +1,184 @@
+//! Starting again from the store: apps, functions, secrets and tokens come back; deployed and
+//! detached apps keep running; spawned calls that had no result run again (at least once),
+//! finished ones can still be read; schedules resume.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use prost::Message;
+
+use super::state::{AppRec, CallKind, CallRec, FunctionRec, InputRec, InputState, State, now_ms};
+use super::store::{Op, Snapshot};
+use crate::wire::{self, pb};
+
+impl State {
+    /// Rebuilds the state from a snapshot of the store.
+    pub(crate) fn restore(&mut self, snap: Snapshot) {
+        let mut changed = Vec::new();
+        for row in snap.apps {
+            let stored = pb::AppState::try_from(row.state).unwrap_or(pb::AppState::Stopped);
+            let state = match stored {
+                s @ (pb::AppState::Deployed | pb::AppState::Detached) => s,
+                pb::AppState::Stopped => pb::AppState::Stopped,
+                _ => {
+                    // Its client was connected to the control plane that went away.
+                    changed.push(row.id.clone());
+                    pb::AppState::Stopped
+                }
+            };
+            let mut app = AppRec::new(row.name, row.environment, state);
+            app.tags = serde_json::from_str(&row.tags_json).unwrap_or_default();
+            app.created_at_ms = row.created_at;
+            app.stopped_at_ms = row
+                .stopped_at
+                .or_else(|| (state == pb::AppState::Stopped).then(now_ms));
+            app.deployed_version = row.deployed_version;
+            self.apps.insert(row.id, app);
+        }
+        for d in snap.deployments {
+            if let Some(app) = self.apps.get_mut(&d.app_id) {
+                let strategy = if d.strategy == "recreate" {
+                    pb::DeployStrategy::Recreate
+                } else {
+                    pb::DeployStrategy::Rolling
+                };
+                app.history.push(pb::Deployment {
+                    version: d.version,
+                    deployed_at_ms: d.deployed_at,
+                    client: d.client,
+                    tag: d.tag,
+                    strategy: strategy as i32,
+                });
+            }
+        }
+        for row in snap.functions {
+            let def = match pb::FunctionDefinition::decode(row.definition.as_slice()) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(function_id = %row.id, "stored definition does not decode: {e}");
+                    continue;
+                }
+            };
+            let Some(app) = self.apps.get_mut(&row.app_id) else {
+                continue;
+            };
+            let mut f = FunctionRec::new(row.app_id.clone(), def, row.version);
+            f.created_at_ms = app.created_at_ms;
+            f.retired = app.deployed_version > 0 && row.version < app.deployed_version;
+            app.functions.push(row.id.clone());
+            self.functions.insert(row.id, f);
+        }
+        for s in snap.secrets {
+            self.secrets
+                .insert((s.environment.clone(), s.name.clone()), s);
+        }
+        for t in snap.tokens {
+            self.auth.add_user_token(t.id, t.secret_hash);
+        }
+        for s in snap.schedules {
+            self.schedules
+                .insert(s.function_id, (Some(s.last_fire_ms), 0));
+        }
+        let mut rerun = 0usize;
+        for row in snap.calls {
+            let result = row
+                .result
+                .as_deref()
+                .and_then(|r| pb::CallResult::decode(r).ok());
+            let live = self.apps.get(&row.app_id).is_some_and(AppRec::is_live);
+            let input_id = crate::ids::new_id("in-");
+            let pending = result.is_none();
+            self.calls.insert(
+                row.id.clone(),
+                CallRec {
+                    function_id: row.function_id.clone(),
+                    app_id: row.app_id.clone(),
+                    kind: CallKind::Unary {
+                        result,
+                        waiters: Vec::new(),
+                    },
+                    persisted: true,
+                    created_at_ms: row.created_at,
+                    unfinished: if pending {
+                        HashSet::from([input_id.clone()])
+                    } else {
+                        HashSet::new()
+                    },
+                },
+            );
+            if !pending {
+                continue;
+            }
+            let payload = pb::Payload::decode(row.input.as_slice()).unwrap_or_default();
+            self.inputs.insert(
+                input_id.clone(),
+                InputRec {
+                    call_id: row.id.clone(),
+                    function_id: row.function_id.clone(),
+                    idx: 0,
+                    payload,
+                    attempt: u32::try_from(row.attempt).unwrap_or(0),
+                    state: InputState::Queued,
+                },
+            );
+            if live && self.functions.contains_key(&row.function_id) {
+                if let Some(f) = self.functions.get_mut(&row.function_id) {
+                    f.queue.push_back(input_id);
+                }
+                rerun += 1;
+            } else {
+                let r = wire::failure(
+                    pb::ResultStatus::Terminated,
+                    "the app stopped while the control plane was down",
+                    "",
+                );
+                self.finish_input(&input_id, r);
+            }
+        }
+        for app_id in changed {
+            self.save_app(&app_id);
+        }
+        tracing::info!(
+            apps = self.apps.len(),
+            functions = self.functions.len(),
+            rerun,
+            "state restored"
+        );
+    }
+
+    /// Starts what the restored state implies: schedules, and scheduling of waiting inputs.
+    pub(super) fn resume(&mut self, now: Instant) {
+        self.arm_all_schedules(now);
+        let waiting: Vec<String> = self
+            .functions
+            .iter()
+            .filter(|(_, f)| !f.queue.is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.dirty.extend(waiting);
+    }
+
+    /// Forgets results past their retention.
+    pub(super) fn prune(&mut self, _now: Instant) {
+        if !self.durable {
+            return;
+        }
+        let cutoff = now_ms() - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
+        let expired: Vec<String> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.persisted && c.unfinished.is_empty() && c.created_at_ms < cutoff)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        for id in &expired {
+            self.calls.remove(id);
+        }
+        self.record(Op::PruneCalls {
+            finished_before: cutoff,
+        });
+        self.record(Op::PruneLogs { before: cutoff });
+    }
+}

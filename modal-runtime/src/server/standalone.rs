@@ -1,0 +1,101 @@
+//! `modal server`: a control plane that outlives its clients, with durable state in a data
+//! directory (SQLite by default, PostgreSQL by URL), token auth, a binary store, and a built-in
+//! worker for this machine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Config, auth, binaries, secrets, store};
+use crate::client::credentials::Credentials;
+
+/// How to run a standalone control plane.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) listen: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+    /// `sqlite:…` or `postgres://…`; default: SQLite in the data directory.
+    pub(crate) store_url: Option<String>,
+    /// The URL containers and workers use (default: `http://` + the listen address, with an
+    /// unspecified IP replaced by 127.0.0.1).
+    pub(crate) advertise_url: Option<String>,
+    pub(crate) worker: bool,
+    pub(crate) retention: Duration,
+}
+
+/// The default data directory: `$XDG_DATA_HOME/modal-rs`, else `~/.local/share/modal-rs`.
+pub(crate) fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("modal-rs")
+}
+
+/// A running standalone control plane.
+pub(crate) struct Running {
+    pub(crate) url: String,
+    pub(crate) store: String,
+}
+
+/// Starts the control plane (and its worker) in tasks of the current runtime.
+pub(crate) async fn start(opts: Options) -> Result<Running, String> {
+    std::fs::create_dir_all(&opts.data_dir)
+        .map_err(|e| format!("{}: {e}", opts.data_dir.display()))?;
+    let store_url = opts
+        .store_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite:{}", opts.data_dir.join("state.db").display()));
+    let store: Arc<dyn store::Store> =
+        Arc::from(store::open(&store_url).await.map_err(|e| e.to_string())?);
+    let described = store.describe();
+    let binaries = binaries::Binaries::new(opts.data_dir.join("binaries"))
+        .map_err(|e| format!("{}: {e}", opts.data_dir.join("binaries").display()))?;
+    let secret_key = secrets::SecretKey::load_or_create(&opts.data_dir.join("secret.key"))?;
+    let auth = auth::Auth::enabled();
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let url = opts.advertise_url.clone().unwrap_or_else(|| {
+        let ip = if bound.ip().is_unspecified() {
+            "127.0.0.1".parse().unwrap_or(bound.ip())
+        } else {
+            bound.ip()
+        };
+        format!("http://{}", SocketAddr::new(ip, bound.port()))
+    });
+    let config = Config {
+        durable: true,
+        store,
+        auth: auth.clone(),
+        secret_key,
+        binaries: Some(binaries.clone()),
+        retention: opts.retention,
+        advertise_url: Some(url.clone()),
+    };
+    super::serve(listener, config).await?;
+    if opts.worker {
+        // The built-in worker's token lives as long as this process.
+        let (token_id, token_secret, hash) = auth::Auth::mint_user_token();
+        auth.add_user_token(token_id.clone(), hash);
+        let mut worker = crate::worker::WorkerConfig::local(
+            url.clone(),
+            Some(Credentials {
+                token_id,
+                token_secret,
+            }),
+        );
+        worker.binary_cache = binaries.dir().to_path_buf();
+        tokio::spawn(async move {
+            if let Err(e) = crate::worker::run(worker).await {
+                tracing::error!("built-in worker stopped: {e}");
+            }
+        });
+    }
+    Ok(Running {
+        url,
+        store: described,
+    })
+}

@@ -1,0 +1,195 @@
+//! Workers on the control plane: registration, what they report (exits, logs), their capacity
+//! as the scheduler sees it, and container listings and stops asked for by users.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use super::scheduler::{GpuView, WorkerView};
+use super::state::{State, StopReason, TaskState, WorkerRec};
+use crate::ids::new_id;
+use crate::wire::pb;
+
+impl State {
+    pub(super) fn worker_views(&self) -> Vec<WorkerView> {
+        let mut views: Vec<WorkerView> = self
+            .workers
+            .iter()
+            .map(|(id, w)| WorkerView {
+                id: id.clone(),
+                milli_cpu: w.info.milli_cpu,
+                memory_mb: w.info.memory_mb,
+                used_milli_cpu: w.used_milli_cpu,
+                used_memory_mb: w.used_memory_mb,
+                gpus: w
+                    .info
+                    .gpus
+                    .iter()
+                    .map(|g| GpuView {
+                        index: g.index,
+                        name: g.name.clone(),
+                        memory_mb: g.memory_mb,
+                        busy: w.busy_gpus.contains(&g.index),
+                    })
+                    .collect(),
+            })
+            .collect();
+        views.sort_by(|a, b| a.id.cmp(&b.id));
+        views
+    }
+
+    pub(super) fn worker_register(
+        &mut self,
+        info: pb::WorkerRegister,
+        tx: mpsc::UnboundedSender<pb::WorkerCommand>,
+    ) -> String {
+        let worker_id = new_id("wk-");
+        tracing::info!(%worker_id, host = %info.hostname, cpu = info.milli_cpu, mem = info.memory_mb, gpus = info.gpus.len(), "worker registered");
+        self.workers.insert(
+            worker_id.clone(),
+            WorkerRec {
+                tx,
+                info,
+                used_milli_cpu: 0,
+                used_memory_mb: 0,
+                busy_gpus: HashSet::new(),
+            },
+        );
+        let waiting: Vec<String> = self
+            .functions
+            .iter()
+            .filter(|(_, f)| {
+                !f.queue.is_empty() || f.def.autoscaler.is_some_and(|a| a.min_containers > 0)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.dirty.extend(waiting);
+        worker_id
+    }
+
+    pub(super) fn worker_message(
+        &mut self,
+        _worker_id: &str,
+        message: pb::worker_message::Message,
+    ) {
+        use pb::worker_message::Message;
+        match message {
+            Message::Register(_) => {}
+            Message::Exited(e) => self.task_exited(&e.task_id, e.exit_code, e.signal, None),
+            Message::SpawnFailed(f) => {
+                let now = Instant::now();
+                if let Some(task) = self.tasks.get_mut(&f.task_id) {
+                    let msg = format!("could not start a container: {}", f.message);
+                    task.stop = Some(StopReason::StartupTimeout(msg.clone()));
+                    let function_id = task.function_id.clone();
+                    self.fail_queued(
+                        &function_id,
+                        pb::ResultStatus::InitFailure,
+                        &msg,
+                        &f.task_id,
+                        true,
+                        now,
+                    );
+                }
+                self.task_exited(&f.task_id, None, None, Some(f.message));
+            }
+            Message::Logs(batch) => {
+                let mut by_task: HashMap<String, Vec<(pb::LogSource, String, i64)>> =
+                    HashMap::new();
+                for line in batch.lines {
+                    let source =
+                        pb::LogSource::try_from(line.source).unwrap_or(pb::LogSource::Stdout);
+                    by_task.entry(line.task_id).or_default().push((
+                        source,
+                        line.data,
+                        line.timestamp_ms,
+                    ));
+                }
+                for (task_id, lines) in by_task {
+                    self.emit_task_logs(&task_id, lines);
+                }
+            }
+        }
+    }
+
+    pub(super) fn worker_disconnected(&mut self, worker_id: &str) {
+        if self.workers.remove(worker_id).is_none() {
+            return;
+        }
+        tracing::warn!(%worker_id, "worker disconnected");
+        let tasks: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.worker_id == worker_id)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for task_id in tasks {
+            self.task_exited(
+                &task_id,
+                None,
+                None,
+                Some(format!("worker {worker_id} disconnected")),
+            );
+        }
+    }
+
+    pub(super) fn container_list(
+        &self,
+        req: &pb::ContainerListRequest,
+    ) -> pb::ContainerListResponse {
+        let mut containers: Vec<pb::ContainerSummary> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| req.app_id.is_empty() || t.app_id == req.app_id)
+            .filter(|(_, t)| {
+                req.environment_name.is_empty()
+                    || self
+                        .apps
+                        .get(&t.app_id)
+                        .is_some_and(|a| a.environment == req.environment_name)
+            })
+            .map(|(id, t)| pb::ContainerSummary {
+                task_id: id.clone(),
+                app_id: t.app_id.clone(),
+                app_name: self
+                    .apps
+                    .get(&t.app_id)
+                    .map(|a| a.name.clone())
+                    .unwrap_or_default(),
+                function_tag: self
+                    .functions
+                    .get(&t.function_id)
+                    .map(|f| f.def.tag.clone())
+                    .unwrap_or_default(),
+                started_at_ms: if t.state == TaskState::Ready {
+                    t.ready_at_ms
+                } else {
+                    0
+                },
+                running_inputs: u32::try_from(t.running.len()).unwrap_or(u32::MAX),
+            })
+            .collect();
+        containers.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+        pb::ContainerListResponse { containers }
+    }
+
+    /// `modal container stop`: graceful lets current inputs finish; otherwise the container is
+    /// stopped now and its inputs run elsewhere.
+    pub(super) fn container_stop(&mut self, req: &pb::ContainerStopRequest) -> Result<(), Status> {
+        let task = self.tasks.get_mut(&req.task_id).ok_or_else(|| {
+            Status::not_found(format!("container {} is not running", req.task_id))
+        })?;
+        if req.graceful && task.load() > 0 {
+            task.stop = Some(StopReason::Requested);
+            return Ok(());
+        }
+        self.stop_task(
+            &req.task_id,
+            StopReason::Requested,
+            if req.graceful { 2000 } else { 0 },
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,344 @@
+//! End-to-end tests of deployed apps: a real `modal server` (SQLite, and PostgreSQL when
+//! `MODAL_TEST_POSTGRES_URL` is set), real deploys, lookups from a second program, restarts.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const MODAL: &str = env!("CARGO_BIN_EXE_modal");
+const DEPLOYED: &str = env!("CARGO_BIN_EXE_deployed");
+const CALLER: &str = env!("CARGO_BIN_EXE_caller");
+
+/// A `modal server` in its own directory, on its own port, with a token in its own config file.
+struct Server {
+    dir: PathBuf,
+    port: u16,
+    store: Option<String>,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Server {
+    fn start(name: &str, store: Option<String>) -> Server {
+        let dir = std::env::temp_dir().join(format!("modal-deploy-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test dir");
+        let mut s = Server {
+            dir,
+            port: free_port(),
+            store,
+            child: None,
+        };
+        s.launch();
+        let out = s.modal(&["token", "new", "--server", &s.url()]);
+        assert!(out.status.success(), "token new: {}", show(&out));
+        // The deployed app uses this secret; a deploy without it is refused.
+        let out = s.modal(&["secret", "create", "e2e-secret", "API_KEY=placeholder"]);
+        assert!(out.status.success(), "secret create: {}", show(&out));
+        s
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn launch(&mut self) {
+        let mut cmd = Command::new(MODAL);
+        cmd.args(["server", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(self.dir.join("server.log"))
+                    .map(Stdio::from)
+                    .unwrap_or(Stdio::null()),
+            );
+        if let Some(store) = &self.store {
+            cmd.args(["--store", store]);
+        }
+        self.child = Some(cmd.spawn().expect("modal server starts"));
+        let port = self.port;
+        let up = modal_tests::wait_until(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "modal server did not listen on {port}");
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn command(&self, exe: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(exe);
+        cmd.args(args)
+            .env("MODAL_CONFIG_PATH", self.dir.join("config.toml"))
+            .env_remove("MODAL_SERVER_URL")
+            .env_remove("MODAL_TOKEN_ID")
+            .env_remove("MODAL_TOKEN_SECRET");
+        cmd
+    }
+
+    fn run(&self, exe: &str, args: &[&str]) -> Output {
+        self.command(exe, args).output().expect("runs")
+    }
+
+    fn modal(&self, args: &[&str]) -> Output {
+        self.run(MODAL, args)
+    }
+
+    fn deploy(&self, args: &[&str]) -> String {
+        let mut all = vec!["deploy"];
+        all.extend_from_slice(args);
+        let out = self.run(DEPLOYED, &all);
+        assert!(out.status.success(), "deploy: {}", show(&out));
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        text.split_whitespace()
+            .find(|w| w.starts_with("ap-"))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn caller(&self, args: &[&str]) -> Output {
+        self.run(CALLER, args)
+    }
+
+    fn ticks(&self) -> usize {
+        let out = self.modal(&["app", "logs", "e2e-deployed", "-n", "5000"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("[tick] tick "))
+            .count()
+    }
+
+    fn container_ids(&self) -> Vec<String> {
+        let out = self.modal(&["container", "list", "--json"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.split('"')
+            .filter(|w| w.starts_with("ta-"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn field(out: &Output, key: &str) -> Option<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_owned))
+}
+
+fn crash_and_resume(server: &mut Server) {
+    server.deploy(&[]);
+    let out = server.caller(&["spawn-slow", "3"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let call = field(&out, "call").expect("a call id");
+    std::thread::sleep(Duration::from_millis(500));
+    server.kill9();
+    server.launch();
+    let out = server.caller(&["get", &call]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        field(&out, "result").as_deref(),
+        Some("slept 3"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn a_spawned_call_survives_a_server_crash() {
+    let mut server = Server::start("crash", None);
+    crash_and_resume(&mut server);
+}
+
+#[test]
+fn a_spawned_call_survives_a_server_crash_on_postgres() {
+    let Ok(url) = std::env::var("MODAL_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: MODAL_TEST_POSTGRES_URL is not set (.ci/postgres.sh starts a server)");
+        return;
+    };
+    // A schema of its own, so reruns and other tests do not see each other's state.
+    let schema = format!("modal_e2e_{}", std::process::id());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let store = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let status = Command::new("psql")
+        .args([
+            url.as_str(),
+            "-q",
+            "-c",
+            &format!("CREATE SCHEMA IF NOT EXISTS {schema}"),
+        ])
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "psql could not create the schema"
+    );
+    let mut server = Server::start("crash-pg", Some(store));
+    crash_and_resume(&mut server);
+    drop(server);
+    let _ = Command::new("psql")
+        .args([
+            url.as_str(),
+            "-q",
+            "-c",
+            &format!("DROP SCHEMA {schema} CASCADE"),
+        ])
+        .status();
+}
+
+#[test]
+fn a_second_program_looks_up_the_deployed_app_and_redeploys_keep_its_id() {
+    let server = Server::start("lookup", None);
+    let first = server.deploy(&[]);
+    let out = server.caller(&["square", "7"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(field(&out, "square").as_deref(), Some("49"));
+    let second = server.deploy(&["--tag", "v2"]);
+    assert!(
+        first.starts_with("ap-") && first == second,
+        "app id changed: {first} then {second}"
+    );
+    let out = server.modal(&["app", "history", "e2e-deployed", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"version\":2") && text.contains("\"version\":1"),
+        "{}",
+        show(&out)
+    );
+    assert!(text.contains("\"tag\":\"v2\""), "{}", show(&out));
+}
+
+#[test]
+fn a_period_schedule_fires_and_stops_with_the_app() {
+    let server = Server::start("schedule", None);
+    server.deploy(&[]);
+    std::thread::sleep(Duration::from_secs(6));
+    let before = server.ticks();
+    assert!(before >= 2, "a 2 s schedule fired {before} times in 6 s");
+    let out = server.modal(&["app", "stop", "e2e-deployed"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let at_stop = server.ticks();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        server.ticks(),
+        at_stop,
+        "the schedule fired after the app stopped"
+    );
+    assert!(
+        server.container_ids().is_empty(),
+        "containers left after app stop: {:?}",
+        server.container_ids()
+    );
+}
+
+#[test]
+fn a_wrong_token_is_refused() {
+    let server = Server::start("token", None);
+    server.deploy(&[]);
+    let out = server
+        .command(CALLER, &["square", "3"])
+        .env("MODAL_TOKEN_ID", "ak-doesnotexist")
+        .env("MODAL_TOKEN_SECRET", "as-wrong")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unauthenticated") && stderr.contains("modal token new"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn secrets_reach_only_the_functions_that_ask_and_never_the_logs() {
+    let server = Server::start("secret", None);
+    let value = "hunter2-e2e-value";
+    let out = server.modal(&[
+        "secret",
+        "create",
+        "e2e-secret",
+        "--force",
+        &format!("API_KEY={value}"),
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    server.deploy(&[]);
+    let out = server.caller(&["secret", "API_KEY"]);
+    assert_eq!(
+        field(&out, "len").as_deref(),
+        Some(format!("Some({})", value.len()).as_str()),
+        "{}",
+        show(&out)
+    );
+    let out = server.caller(&["no-secret", "API_KEY"]);
+    assert_eq!(
+        field(&out, "len").as_deref(),
+        Some("None"),
+        "{}",
+        show(&out)
+    );
+    let mut seen = String::new();
+    for args in [
+        &["app", "logs", "e2e-deployed", "-n", "5000"][..],
+        &["secret", "list"],
+        &["secret", "list", "--json"],
+    ] {
+        let out = server.modal(args);
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    seen.push_str(&std::fs::read_to_string(server.dir.join("server.log")).unwrap_or_default());
+    assert!(seen.contains("API_KEY"), "listings show key names");
+    assert!(
+        !seen.contains(value),
+        "the secret's value appeared in logs or listings"
+    );
+}
+
+#[test]
+fn recreate_leaves_no_container_of_the_old_version() {
+    let server = Server::start("recreate", None);
+    server.deploy(&[]);
+    let out = server.caller(&["spawn-linger", "300"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        modal_tests::wait_until(Duration::from_secs(30), || !server
+            .container_ids()
+            .is_empty()),
+        "a container should run the spawned call"
+    );
+    let old = server.container_ids();
+    server.deploy(&["--strategy", "recreate"]);
+    let alive: Vec<&String> = old
+        .iter()
+        .filter(|id| modal_tests::container(id).is_some())
+        .collect();
+    assert!(
+        alive.is_empty(),
+        "containers of the old version still run after a recreate deploy: {alive:?}"
+    );
+}
