@@ -342,3 +342,39 @@ fn recreate_leaves_no_container_of_the_old_version() {
         "containers of the old version still run after a recreate deploy: {alive:?}"
     );
 }
+
+#[test]
+fn a_detached_run_keeps_going_until_app_stop() {
+    let server = Server::start("detach", None);
+    // A run of a function without arguments; the app's schedule keeps it busy afterwards.
+    let out = server.run(DEPLOYED, &["run", "--detach", "square_of_two"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("keeps running detached"),
+        "{}",
+        show(&out)
+    );
+    let out = server.modal(&["app", "list", "--json"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ephemeral (detached)"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        modal_tests::wait_until(Duration::from_secs(10), || server.ticks() >= 1),
+        "the detached app's schedule should keep firing after its client exited"
+    );
+    let out = server.modal(&["app", "stop", "e2e-deployed"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        server.container_ids().is_empty(),
+        "containers left after app stop: {:?}",
+        server.container_ids()
+    );
+    let out = server.modal(&["app", "list", "--json"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"stopped\""),
+        "{}",
+        show(&out)
+    );
+}

@@ -12,6 +12,12 @@ fn square(x: i64) -> i64 {
     x * x
 }
 
+/// Takes no arguments, so `run --detach square_of_two` can run it from the command line.
+#[modal::function(app = APP)]
+fn square_of_two() -> i64 {
+    4
+}
+
 #[modal::function(app = APP, timeout = 120)]
 fn slow(secs: u64) -> String {
     std::thread::sleep(Duration::from_secs(secs));
