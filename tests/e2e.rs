@@ -12,6 +12,7 @@ fn run(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
     let mut cmd = Command::new(FIXTURE);
     cmd.args(args)
         .env_remove("MODAL_SERVER_URL")
+        .env("MODAL_CONFIG_PATH", "/nonexistent/modal-config.toml")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in env {
@@ -53,6 +54,7 @@ fn start_long(n: u32, stderr: Stdio) -> (std::process::Child, String) {
     let mut child = Command::new(FIXTURE)
         .args(["run", "long", "--containers", &n.to_string()])
         .env_remove("MODAL_SERVER_URL")
+        .env("MODAL_CONFIG_PATH", "/nonexistent/modal-config.toml")
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
@@ -70,6 +72,7 @@ fn hello_example_prints_the_sum_of_squares() {
     let out = Command::new(env!("CARGO"))
         .args(["run", "-q", "-p", "modal-examples", "--example", "hello"])
         .env_remove("MODAL_SERVER_URL")
+        .env("MODAL_CONFIG_PATH", "/nonexistent/modal-config.toml")
         .output()
         .expect("cargo runs");
     assert!(out.status.success(), "{}", show(&out));

@@ -1,480 +1,100 @@
-//! `#[modal::function(app = APP, ...)]`: parse and validate every parameter of Modal's
-//! `App.function`, then expand to the implementation, its registration and a typed handle.
+//! `#[modal::function(app = APP, ...)]` (with `#[modal::concurrent]` or `#[modal::batched]`
+//! under it): the implementation, its registration, and a typed handle named like the function.
+//! Three shapes: a plain function, a generator (`impl Iterator`/`impl Stream` return), a batched
+//! function (`Vec<T>` in, `Vec<R>` out).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Expr, Ident, ItemFn, Path};
+use syn::{GenericArgument, Ident, ItemFn, PathArguments, Type};
 
-use crate::attr::{self, Literal, Param, ParamValue};
 use crate::ctxt::Ctxt;
-use crate::rules;
+use crate::modifiers::{self, Modifiers};
+use crate::outcome;
+use crate::params::{self, FunctionAttr, PARAMS};
 use crate::sig::{self, Return, Signature};
 
-/// Every parameter `#[modal::function]` accepts: Modal's `App.function` plus `app`.
-pub(crate) const PARAMS: &[&str] = &[
-    "app",
-    "image",
-    "schedule",
-    "env",
-    "secrets",
-    "gpu",
-    "serialized",
-    "network_file_systems",
-    "volumes",
-    "cpu",
-    "memory",
-    "ephemeral_disk",
-    "min_containers",
-    "max_containers",
-    "buffer_containers",
-    "scaledown_window",
-    "proxy",
-    "retries",
-    "timeout",
-    "startup_timeout",
-    "name",
-    "is_generator",
-    "cloud",
-    "region",
-    "routing_region",
-    "nonpreemptible",
-    "enable_memory_snapshot",
-    "block_network",
-    "restrict_modal_access",
-    "single_use_containers",
-    "i6pn",
-    "include_source",
-    "experimental_options",
-    "_experimental_restrict_output",
-    "max_inputs",
-];
-
-const RETRIES_KEYS: &[&str] = &[
-    "max_retries",
-    "backoff_coefficient",
-    "initial_delay",
-    "max_delay",
-];
-
-/// The validated attribute: the app it belongs to and one spec-field assignment per parameter.
-pub(crate) struct FunctionAttr {
-    pub(crate) app: Path,
-    pub(crate) name: Option<(String, Span)>,
-    /// Statements that set fields of a `spec` variable.
-    pub(crate) assignments: Vec<TokenStream>,
-    has_schedule: Option<Span>,
-}
-
-fn expr_of<'a>(cx: &mut Ctxt, p: &'a Param) -> Option<&'a Expr> {
-    match &p.value {
-        ParamValue::Expr(e) => Some(e),
-        _ => {
-            cx.error_spanned_by(
-                &p.key,
-                format!("`{}` takes a value: `{} = …`", p.name(), p.name()),
-            );
-            None
-        }
+/// `Vec<T>` → `T`.
+pub(crate) fn vec_item(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Vec" {
+        return None;
     }
-}
-
-/// A `u64` parameter: literals are range-checked here by `check`, other expressions at app start.
-fn u64_param(
-    cx: &mut Ctxt,
-    p: &Param,
-    check: impl Fn(u64) -> Result<(), String>,
-) -> Option<TokenStream> {
-    let e = expr_of(cx, p)?;
-    match attr::literal(e) {
-        Some(Literal::Int(i)) => {
-            let Ok(v) = u64::try_from(i) else {
-                cx.error_spanned_by(e, format!("`{}` must not be negative", p.name()));
-                return None;
-            };
-            if let Err(msg) = check(v) {
-                cx.error_spanned_by(e, msg);
-                return None;
-            }
-            Some(quote!(#v))
-        }
-        Some(_) => {
-            cx.error_spanned_by(e, format!("`{}` takes a whole number", p.name()));
-            None
-        }
-        None => Some(quote_spanned!(e.span()=> ::core::convert::Into::<u64>::into(#e))),
-    }
-}
-
-fn bool_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
-    match &p.value {
-        ParamValue::Flag => Some(quote!(true)),
-        ParamValue::Expr(e) => match attr::literal(e) {
-            Some(Literal::Bool(b)) => Some(quote!(#b)),
-            Some(_) => {
-                cx.error_spanned_by(e, format!("`{}` takes `true` or `false`", p.name()));
-                None
-            }
-            None => Some(quote!(#e)),
-        },
-        ParamValue::List(_) => {
-            cx.error_spanned_by(&p.key, format!("`{}` takes `true` or `false`", p.name()));
-            None
-        }
-    }
-}
-
-fn string_param(
-    cx: &mut Ctxt,
-    p: &Param,
-    check: impl Fn(&str) -> Result<(), String>,
-) -> Option<TokenStream> {
-    let e = expr_of(cx, p)?;
-    match attr::literal(e) {
-        Some(Literal::Str(s)) => {
-            if let Err(msg) = check(&s) {
-                cx.error_spanned_by(e, msg);
-                return None;
-            }
-            Some(quote!(::std::string::String::from(#s)))
-        }
-        Some(_) => {
-            cx.error_spanned_by(e, format!("`{}` takes a string", p.name()));
-            None
-        }
-        None => Some(quote!(::std::string::String::from(#e))),
-    }
-}
-
-/// `gpu = "H100"`, `gpu = "A100:2"` or `gpu = ["H100", "A100"]` (ranked), or an expression.
-fn gpu_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
-    let e = expr_of(cx, p)?;
-    let items: Vec<&Expr> = match e {
-        Expr::Array(a) => a.elems.iter().collect(),
-        other => vec![other],
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
     };
-    let mut literals = Vec::new();
-    for item in &items {
-        match attr::string(item) {
-            Some(s) => match rules::parse_gpu(&s) {
-                Ok(_) => literals.push(s),
-                Err(msg) => cx.error_spanned_by(item, msg),
-            },
-            None if items.len() == 1 && attr::literal(item).is_none() => {
-                return Some(quote_spanned!(e.span()=> ::modal::__private::gpu_list(#e)));
-            }
-            None => cx.error_spanned_by(
-                item,
-                "`gpu` takes a string such as \"H100\" or \"A100-80GB:2\", or a list of them",
-            ),
-        }
-    }
-    if matches!(e, Expr::Array(a) if a.elems.is_empty()) {
-        cx.error_spanned_by(e, "`gpu` needs at least one GPU type");
-    }
-    Some(quote!(
-        ::std::vec![#(::modal::__private::GpuConfig::from(#literals)),*]
-    ))
-}
-
-/// `cpu = 1.5` or `cpu = (0.5, 2.0)`.
-fn cpu_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
-    let e = expr_of(cx, p)?;
-    match e {
-        Expr::Tuple(t) if t.elems.len() == 2 => {
-            let (req, lim) = (&t.elems[0], &t.elems[1]);
-            if let (Some(r), Some(l)) = (attr::number(req), attr::number(lim))
-                && let Err(msg) = rules::check_cpu(r, Some(l))
-            {
-                cx.error_spanned_by(e, msg);
-                return None;
-            }
-            Some(
-                quote!(::core::option::Option::Some(((#req) as f64, ::core::option::Option::Some((#lim) as f64)))),
-            )
-        }
-        _ => {
-            if let Some(r) = attr::number(e) {
-                if let Err(msg) = rules::check_cpu(r, None) {
-                    cx.error_spanned_by(e, msg);
-                    return None;
-                }
-                return Some(
-                    quote!(::core::option::Option::Some(((#e) as f64, ::core::option::Option::None))),
-                );
-            }
-            Some(
-                quote_spanned!(e.span()=> ::core::option::Option::Some(::modal::__private::cpu(#e))),
-            )
-        }
-    }
-}
-
-/// `memory = 512` or `memory = (256, 1024)` in MiB.
-fn memory_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
-    let e = expr_of(cx, p)?;
-    let as_u64 = |x: &Expr| match attr::literal(x) {
-        Some(Literal::Int(i)) => u64::try_from(i).ok(),
+    match args.args.first()? {
+        GenericArgument::Type(t) => Some(t),
         _ => None,
-    };
-    match e {
-        Expr::Tuple(t) if t.elems.len() == 2 => {
-            let (req, lim) = (&t.elems[0], &t.elems[1]);
-            if let (Some(r), Some(l)) = (as_u64(req), as_u64(lim))
-                && let Err(msg) = rules::check_memory(r, Some(l))
-            {
-                cx.error_spanned_by(e, msg);
-                return None;
-            }
-            Some(
-                quote!(::core::option::Option::Some(((#req) as u64, ::core::option::Option::Some((#lim) as u64)))),
-            )
-        }
-        _ => match attr::literal(e) {
-            Some(_) => match as_u64(e) {
-                Some(r) if rules::check_memory(r, None).is_ok() => {
-                    Some(quote!(::core::option::Option::Some((#r, ::core::option::Option::None))))
-                }
-                _ => {
-                    cx.error_spanned_by(
-                        e,
-                        "`memory` takes a positive number of MiB, or `(request, limit)`",
-                    );
-                    None
-                }
-            },
-            None => Some(
-                quote_spanned!(e.span()=> ::core::option::Option::Some(::modal::__private::memory(#e))),
-            ),
-        },
     }
 }
 
-/// `retries = 3`, `retries(max_retries = 3, backoff_coefficient = 2.0, initial_delay = 1.0,
-/// max_delay = 60.0)` (seconds), or an expression convertible into `modal::Retries`.
-fn retries_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
-    match &p.value {
-        ParamValue::Expr(e) => match attr::literal(e) {
-            Some(Literal::Int(n)) => {
-                if let Err(msg) =
-                    rules::check_retries(i64::try_from(n).unwrap_or(-1), 1.0, 1.0, 60.0)
-                {
-                    cx.error_spanned_by(e, msg);
-                    return None;
-                }
-                let n = n as i64;
-                Some(quote!(::core::option::Option::Some(::modal::Retries::fixed(#n))))
-            }
-            Some(_) => {
-                cx.error_spanned_by(e, "`retries` takes a number of retries, `retries(max_retries = …, …)`, or a `modal::Retries`");
-                None
-            }
-            None => Some(
-                quote_spanned!(e.span()=> ::core::option::Option::Some(::core::convert::Into::<::modal::Retries>::into(#e))),
-            ),
-        },
-        ParamValue::List(items) => {
-            let items = attr::check_keys(
-                cx,
-                items_clone(items),
-                "`retries(…)`",
-                RETRIES_KEYS,
-                |_| None,
-            );
-            let mut max_retries = None;
-            let (mut coef, mut initial, mut max_delay) = (2.0f64, 1.0f64, 60.0f64);
-            for item in &items {
-                let Some(e) = expr_of(cx, item) else { continue };
-                let Some(v) = attr::number(e) else {
-                    cx.error_spanned_by(e, format!("`{}` takes a number", item.name()));
-                    continue;
-                };
-                match item.name().as_str() {
-                    "max_retries" => max_retries = Some(v),
-                    "backoff_coefficient" => coef = v,
-                    "initial_delay" => initial = v,
-                    _ => max_delay = v,
-                }
-            }
-            let Some(n) = max_retries else {
-                cx.error_spanned_by(&p.key, "`retries(…)` needs `max_retries = N`");
-                return None;
-            };
-            if n.fract() != 0.0 {
-                cx.error_spanned_by(&p.key, "`max_retries` takes a whole number");
-                return None;
-            }
-            if let Err(msg) = rules::check_retries(n as i64, coef, initial, max_delay) {
-                cx.error_spanned_by(&p.key, msg);
-                return None;
-            }
-            let n = n as i64;
-            Some(quote!(::core::option::Option::Some(
-                ::modal::Retries::new(#n)
-                    .backoff_coefficient(#coef)
-                    .initial_delay(::std::time::Duration::from_secs_f64(#initial))
-                    .max_delay(::std::time::Duration::from_secs_f64(#max_delay))
-            )))
-        }
-        ParamValue::Flag => {
-            cx.error_spanned_by(&p.key, "`retries` takes a value: `retries = 3`");
-            None
-        }
-    }
+/// What a batched function's signature is: its item type and its result item type.
+pub(crate) struct BatchShape {
+    pub(crate) item: Type,
+    pub(crate) result_item: Type,
+    pub(crate) fallible: bool,
 }
 
-fn items_clone(items: &[Param]) -> Vec<Param> {
-    items
-        .iter()
-        .map(|p| Param {
-            key: p.key.clone(),
-            value: match &p.value {
-                ParamValue::Expr(e) => ParamValue::Expr(e.clone()),
-                ParamValue::List(l) => ParamValue::List(items_clone(l)),
-                ParamValue::Flag => ParamValue::Flag,
-            },
-        })
-        .collect()
-}
-
-/// Parses and validates the attribute; every problem goes to `cx`.
-pub(crate) fn parse_attr(
+/// Checks `fn f(xs: Vec<T>) -> Vec<R>` (or `Result<Vec<R>, E>`).
+pub(crate) fn batch_shape(
     cx: &mut Ctxt,
-    tokens: TokenStream,
-    what: &str,
-    allowed: &[&str],
-) -> Option<FunctionAttr> {
-    let params = match attr::parse_params(tokens) {
-        Ok(p) => p,
-        Err(e) => {
-            cx.push(e);
+    f: &syn::Signature,
+    sig: &Signature,
+    span: Span,
+) -> Option<BatchShape> {
+    let wrong = "a #[modal::batched] function takes one `Vec<T>` argument and returns `Vec<R>` (or `Result<Vec<R>, E>`); callers call it with one `T` at a time";
+    let item = match sig.args.as_slice() {
+        [one] => match vec_item(&one.ty) {
+            Some(t) => t.clone(),
+            None => {
+                cx.error_spanned_by(&one.ty, wrong);
+                return None;
+            }
+        },
+        _ => {
+            cx.push(syn::Error::new(
+                if sig.args.is_empty() {
+                    f.ident.span()
+                } else {
+                    f.inputs.span()
+                },
+                wrong,
+            ));
             return None;
         }
     };
-    let params = attr::check_keys(cx, params, what, allowed, rules::renamed_parameter);
-    let mut app = None;
-    let mut name = None;
-    let mut assignments = Vec::new();
-    let mut has_schedule = None;
-    // Literal `min_containers` and `max_containers`, to compare once both are known.
-    let mut min_containers: Option<(u64, Span)> = None;
-    let mut max_containers: Option<(u64, Span)> = None;
-    for p in &params {
-        let key = p.name();
-        let field = format_ident!("{}", key.trim_start_matches('_'));
-        let value: Option<TokenStream> = match key.as_str() {
-            "app" => {
-                if let Some(Expr::Path(ep)) = expr_of(cx, p) {
-                    app = Some(ep.path.clone());
-                } else if let ParamValue::Expr(e) = &p.value {
-                    cx.error_spanned_by(e, "`app` takes the name of the app static declared with `modal::app!`");
-                }
-                continue;
-            }
-            "name" => {
-                let Some(e) = expr_of(cx, p) else { continue };
-                match attr::string(e) {
-                    Some(s) => match rules::check_function_name(&s) {
-                        Ok(()) => name = Some((s, e.span())),
-                        Err(msg) => cx.error_spanned_by(e, msg),
-                    },
-                    None => cx.error_spanned_by(e, "`name` takes a string literal"),
-                }
-                continue;
-            }
-            "timeout" => u64_param(cx, p, rules::check_timeout),
-            "startup_timeout" => u64_param(cx, p, rules::check_startup_timeout).map(|v| quote!(Some(#v))),
-            "scaledown_window" => u64_param(cx, p, rules::check_scaledown_window).map(|v| quote!(Some(#v))),
-            "max_inputs" => u64_param(cx, p, rules::check_max_inputs).map(|v| quote!(Some(#v))),
-            "ephemeral_disk" | "buffer_containers" => u64_param(cx, p, |_| Ok(())).map(|v| quote!(Some(#v))),
-            "min_containers" | "max_containers" => {
-                if let Some(e) = expr_of(cx, p)
-                    && let Some(Literal::Int(i)) = attr::literal(e)
-                    && let Ok(v) = u64::try_from(i)
-                {
-                    let slot = Some((v, e.span()));
-                    if key == "min_containers" {
-                        min_containers = slot;
-                    } else {
-                        max_containers = slot;
-                    }
-                }
-                u64_param(cx, p, |_| Ok(())).map(|v| quote!(Some(#v)))
-            }
-            "serialized" | "nonpreemptible" | "enable_memory_snapshot" | "block_network"
-            | "restrict_modal_access" | "single_use_containers" | "_experimental_restrict_output" => bool_param(cx, p),
-            "is_generator" | "i6pn" | "include_source" => bool_param(cx, p).map(|v| quote!(Some(#v))),
-            "cloud" => string_param(cx, p, rules::check_cloud).map(|v| quote!(Some(#v))),
-            "routing_region" => string_param(cx, p, |_| Ok(())).map(|v| quote!(Some(#v))),
-            "region" => expr_of(cx, p).map(|e| quote_spanned!(e.span()=> ::modal::__private::strings(#e))),
-            "gpu" => gpu_param(cx, p),
-            "cpu" => cpu_param(cx, p),
-            "memory" => memory_param(cx, p),
-            "retries" => retries_param(cx, p),
-            "schedule" => {
-                has_schedule = Some(p.key.span());
-                expr_of(cx, p).map(|e| {
-                    quote_spanned!(e.span()=> Some(::core::convert::Into::<::modal::Schedule>::into(#e)))
-                })
-            }
-            "env" => expr_of(cx, p).map(|e| quote_spanned!(e.span()=> ::modal::__private::string_pairs(#e))),
-            "experimental_options" => {
-                expr_of(cx, p).map(|e| quote_spanned!(e.span()=> ::modal::__private::string_pairs(#e)))
-            }
-            "secrets" => expr_of(cx, p).map(|e| {
-                quote_spanned!(e.span()=> ::core::iter::IntoIterator::into_iter(#e).collect())
-            }),
-            "image" => expr_of(cx, p)
-                .map(|e| quote_spanned!(e.span()=> Some(::core::convert::Into::<::modal::Image>::into(#e)))),
-            "volumes" => expr_of(cx, p).map(|e| quote_spanned!(e.span()=> ::modal::__private::volumes(#e))),
-            // No such service exists, so there is no value to build: record that one was asked for.
-            "network_file_systems" | "proxy" => expr_of(cx, p).map(|_| quote!(true)),
-            other => {
-                cx.error_spanned_by(&p.key, format!("`{other}` is not handled"));
-                None
-            }
+    let (result_item, fallible) = match &sig.ret {
+        Return::Plain(t) => (vec_item(t).cloned(), false),
+        Return::Result { ok } => (vec_item(ok).cloned(), true),
+        _ => (None, false),
+    };
+    let Some(result_item) = result_item else {
+        let at = match &f.output {
+            syn::ReturnType::Type(_, t) => t.span(),
+            syn::ReturnType::Default => span,
         };
-        if let Some(v) = value {
-            let field = if key == "_experimental_restrict_output" {
-                format_ident!("experimental_restrict_output")
-            } else {
-                field
-            };
-            assignments.push(quote!(spec.#field = #v;));
-        }
-    }
-    if let (Some((min, _)), Some((max, span))) = (min_containers, max_containers)
-        && let Err(msg) = rules::check_container_counts(Some(min), Some(max))
-    {
-        cx.push(syn::Error::new(span, msg));
-    }
-    let Some(app) = app else {
-        cx.push(syn::Error::new(
-            Span::call_site(),
-            format!("{what} needs the app it belongs to: `app = APP` (the static declared with `modal::app!`)"),
-        ));
+        cx.push(syn::Error::new(at, wrong));
         return None;
     };
-    Some(FunctionAttr {
-        app,
-        name,
-        assignments,
-        has_schedule,
+    Some(BatchShape {
+        item,
+        result_item,
+        fallible,
     })
 }
 
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut cx = Ctxt::new();
-    let f: ItemFn = match syn::parse2(item.clone()) {
-        Ok(f) => f,
-        Err(_) => {
-            return Err(syn::Error::new(
-                Span::call_site(),
-                "#[modal::function] goes on a free `fn` or `async fn`",
-            ));
-        }
+    let Ok(mut f) = syn::parse2::<ItemFn>(item.clone()) else {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "#[modal::function] goes on a free `fn` or `async fn`",
+        ));
     };
-    let parsed = parse_attr(&mut cx, attr, "#[modal::function]", PARAMS);
+    let mods = modifiers::take(&mut cx, &mut f.attrs, true);
+    let parsed = params::parse_attr(&mut cx, attr, "#[modal::function]", PARAMS);
     let sig = sig::analyze(&mut cx, &f, "a #[modal::function]");
     if let Some(a) = &parsed
         && let Some(span) = a.has_schedule
@@ -482,23 +102,48 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     {
         cx.push(syn::Error::new(
             span,
-            format!(
-                "function `{}` has a schedule, so it must take no arguments (it is called with none)",
-                f.sig.ident
-            ),
+            format!("function `{}` has a schedule, so it must take no arguments (it is called with none)", f.sig.ident),
         ));
     }
+    let is_generator = matches!(sig.ret, Return::Generator { .. });
+    if is_generator
+        && let Some(a) = &parsed
+        && let Some(span) = a.retries
+    {
+        cx.push(syn::Error::new(
+            span,
+            "a generator cannot have `retries`: a retry would repeat items already delivered",
+        ));
+    }
+    let batch = match mods.batch {
+        Some((_, _, span)) if is_generator => {
+            cx.push(syn::Error::new(
+                span,
+                "a generator cannot be #[modal::batched]",
+            ));
+            None
+        }
+        Some((_, _, span)) => batch_shape(&mut cx, &f.sig, &sig, span),
+        None => None,
+    };
     if let Err(e) = cx.check() {
-        // Keep the function so that the rest of the crate still type-checks against it.
+        // Keep the function (without the modifiers it consumed) so that the rest of the crate
+        // still type-checks against it.
         let mut out = e.into_compile_error();
-        out.extend(item);
+        out.extend(quote!(#f));
         return Ok(out);
     }
     let Some(attr) = parsed else { return Ok(item) };
-    Ok(generate(&f, &attr, &sig))
+    Ok(generate(&f, &attr, &sig, &mods, batch.as_ref()))
 }
 
-fn generate(f: &ItemFn, attr: &FunctionAttr, sig: &Signature) -> TokenStream {
+fn generate(
+    f: &ItemFn,
+    attr: &FunctionAttr,
+    sig: &Signature,
+    mods: &Modifiers,
+    batch: Option<&BatchShape>,
+) -> TokenStream {
     let ident = &f.sig.ident;
     let vis = &f.vis;
     let app = &attr.app;
@@ -522,14 +167,32 @@ fn generate(f: &ItemFn, attr: &FunctionAttr, sig: &Signature) -> TokenStream {
     let block = &f.block;
     let asyncness = &f.sig.asyncness;
     let output = &f.sig.output;
-    let arg_idents: Vec<&Ident> = sig.args.iter().map(|a| &a.ident).collect();
-    let arg_types: Vec<&syn::Type> = sig.args.iter().map(|a| &a.ty).collect();
-    let value_ty = sig.ret.value_type();
-    let args_tuple = quote!((#(#arg_types,)*));
+    let impl_idents: Vec<&Ident> = sig.args.iter().map(|a| &a.ident).collect();
+    let impl_types: Vec<&Type> = sig.args.iter().map(|a| &a.ty).collect();
+    let impl_params = quote!(#(#impl_idents: #impl_types),*);
     let takes_arguments = !sig.args.is_empty();
     let assignments = &attr.assignments;
+    let modifier_assignments = mods.assignments();
 
-    let arg_checks = arg_types
+    // What callers pass and get back: the function's own arguments and value, except for a
+    // batched function (one item in, one result item out).
+    let (call_idents, call_types, value_ty): (Vec<Ident>, Vec<Type>, Type) = match batch {
+        Some(b) => (
+            vec![impl_idents[0].clone()],
+            vec![b.item.clone()],
+            b.result_item.clone(),
+        ),
+        None => (
+            impl_idents.iter().map(|i| (*i).clone()).collect(),
+            impl_types.iter().map(|t| (*t).clone()).collect(),
+            sig.ret.value_type(),
+        ),
+    };
+    let args_tuple = quote!((#(#call_types,)*));
+    let call_params = quote!(#(#call_idents: #call_types),*);
+    let tuple_expr = quote!((#(#call_idents,)*));
+
+    let arg_checks = call_types
         .iter()
         .map(|t| quote_spanned!(t.span()=> ::modal::__private::assert_remote_arg::<#t>();));
     let ret_span = match &f.sig.output {
@@ -538,77 +201,198 @@ fn generate(f: &ItemFn, attr: &FunctionAttr, sig: &Signature) -> TokenStream {
     };
     let ret_check =
         quote_spanned!(ret_span=> ::modal::__private::assert_remote_value::<#value_ty>(););
-
     let call_impl = if sig.is_async {
-        quote!(#impl_ident(#(#arg_idents),*).await)
+        quote!(#impl_ident(#(#impl_idents),*).await)
     } else {
-        quote!(#impl_ident(#(#arg_idents),*))
-    };
-    let to_outcome = match &sig.ret {
-        Return::Unit => quote!({
-            let () = __ret;
-            ::modal::__private::encode_value(&())
-        }),
-        Return::Plain(_) => quote!(::modal::__private::encode_value(&__ret)),
-        Return::Result { .. } => quote!(match __ret {
-            ::core::result::Result::Ok(__v) => ::modal::__private::encode_value(&__v),
-            ::core::result::Result::Err(__e) => {
-                #[allow(unused_imports)]
-                use ::modal::__private::{
-                    UserErrorViaDebug as _, UserErrorViaDisplay as _, UserErrorViaSerde as _,
-                };
-                (&&&::modal::__private::ErrorProbe(&__e)).__modal_user_error()
-            }
-        }),
+        quote!(#impl_ident(#(#impl_idents),*))
     };
     let decode = quote!(
-        let (#(#arg_idents,)*): #args_tuple = match ::modal::__private::decode_args(__input.as_ref()) {
+        let (#(#impl_idents,)*): (#(#impl_types,)*) = match ::modal::__private::decode_args(__input.as_ref()) {
             ::core::result::Result::Ok(__a) => __a,
             ::core::result::Result::Err(__e) => return ::modal::__private::Outcome::BadInput(__e),
         };
     );
-    let invoker = if sig.is_async {
-        quote!(
-            fn __modal_invoke(__input: ::modal::__private::Bytes) -> ::modal::__private::OutcomeFuture {
-                ::std::boxed::Box::pin(async move {
-                    #decode
-                    let __ret = #call_impl;
-                    #to_outcome
+
+    let (invoker, spec_kind) = match (&sig.ret, batch) {
+        (_, Some(b)) => {
+            let item = &b.item;
+            let run = if sig.is_async {
+                quote!(#impl_ident(__xs).await)
+            } else {
+                quote!(match ::modal::__private::blocking(move || #impl_ident(__xs)).await {
+                    ::core::result::Result::Ok(__r) => __r,
+                    ::core::result::Result::Err(__o) => return ::modal::__private::batch_failed(__n, &__o),
                 })
+            };
+            let finish = outcome::batch_outcomes(b.fallible);
+            (
+                quote!(
+                    fn __modal_invoke(__inputs: ::std::vec::Vec<::modal::__private::Bytes>) -> ::modal::__private::BatchFuture {
+                        ::std::boxed::Box::pin(async move {
+                            let __n = __inputs.len();
+                            let __xs: ::std::vec::Vec<#item> = match ::modal::__private::decode_batch::<#item>(&__inputs) {
+                                ::core::result::Result::Ok(__x) => __x,
+                                ::core::result::Result::Err(__o) => return __o,
+                            };
+                            let __ret = #run;
+                            #finish
+                        })
+                    }
+                    const __MODAL_INVOKER: ::modal::__private::Invoker = ::modal::__private::Invoker::Batched(__modal_invoke);
+                ),
+                quote!(),
+            )
+        }
+        (Return::Generator { stream, .. }, None) => {
+            let drain = outcome::drain(
+                *stream,
+                sig.is_async,
+                &quote!(#impl_ident(#(#impl_idents),*)),
+            );
+            (
+                quote!(
+                    fn __modal_invoke(__input: ::modal::__private::Bytes, __sink: ::modal::__private::GeneratorSink) -> ::modal::__private::OutcomeFuture {
+                        ::std::boxed::Box::pin(async move {
+                            #decode
+                            #drain
+                        })
+                    }
+                    const __MODAL_INVOKER: ::modal::__private::Invoker = ::modal::__private::Invoker::Generator(__modal_invoke);
+                ),
+                quote!(spec.generator_methods = ::std::vec![::std::string::String::new()];),
+            )
+        }
+        (ret, None) => {
+            let to_outcome = outcome::to_outcome(ret);
+            if sig.is_async {
+                (
+                    quote!(
+                        fn __modal_invoke(__input: ::modal::__private::Bytes) -> ::modal::__private::OutcomeFuture {
+                            ::std::boxed::Box::pin(async move {
+                                #decode
+                                let __ret = #call_impl;
+                                #to_outcome
+                            })
+                        }
+                        const __MODAL_INVOKER: ::modal::__private::Invoker = ::modal::__private::Invoker::Async(__modal_invoke);
+                    ),
+                    quote!(),
+                )
+            } else {
+                (
+                    quote!(
+                        fn __modal_invoke(__input: &[u8]) -> ::modal::__private::Outcome {
+                            #decode
+                            let __ret = #call_impl;
+                            #to_outcome
+                        }
+                        const __MODAL_INVOKER: ::modal::__private::Invoker = ::modal::__private::Invoker::Sync(__modal_invoke);
+                    ),
+                    quote!(),
+                )
             }
-            const __MODAL_INVOKER: ::modal::__private::Invoker = ::modal::__private::Invoker::Async(__modal_invoke);
-        )
-    } else {
-        quote!(
-            fn __modal_invoke(__input: &[u8]) -> ::modal::__private::Outcome {
-                #decode
-                let __ret = #call_impl;
-                #to_outcome
-            }
-            const __MODAL_INVOKER: ::modal::__private::Invoker = ::modal::__private::Invoker::Sync(__modal_invoke);
-        )
+        }
     };
 
-    // Typed methods: arguments one by one; `map` takes single values for one-argument functions.
-    let params = quote!(#(#arg_idents: #arg_types),*);
-    let tuple_expr = quote!((#(#arg_idents,)*));
     let local = if sig.is_async {
         quote!(
             /// Runs the function here, in this process.
-            pub async fn local(&self, #params) #output { #impl_ident(#(#arg_idents),*).await }
+            pub async fn local(&self, #impl_params) #output { #impl_ident(#(#impl_idents),*).await }
         )
     } else {
         quote!(
             /// Runs the function here, in this process.
-            pub fn local(&self, #params) #output { #impl_ident(#(#arg_idents),*) }
+            pub fn local(&self, #impl_params) #output { #impl_ident(#(#impl_idents),*) }
         )
     };
-    let (map_item, map_conv) = match sig.args.len() {
-        1 => {
-            let t = arg_types[0];
-            (quote!(#t), quote!(.map(|__x| (__x,))))
-        }
+    let (map_item, map_conv) = match call_types.as_slice() {
+        [t] => (quote!(#t), quote!(.map(|__x| (__x,)))),
         _ => (args_tuple.clone(), quote!()),
+    };
+
+    let handle = if matches!(sig.ret, Return::Generator { .. }) && batch.is_none() {
+        quote! {
+            static __MODAL_GENERATOR: ::modal::Generator<#args_tuple, #value_ty> =
+                ::modal::Generator::__new(::modal::Function::__new(&__MODAL_REGISTRATION));
+
+            impl ::core::ops::Deref for #handle_ty {
+                type Target = ::modal::Generator<#args_tuple, #value_ty>;
+                fn deref(&self) -> &Self::Target {
+                    &__MODAL_GENERATOR
+                }
+            }
+
+            #[allow(dead_code)]
+            impl #handle_ty {
+                /// Runs the generator in a container; its items arrive as they are produced.
+                pub fn remote_gen(&self, #call_params) -> ::modal::GenStream<#value_ty> {
+                    __MODAL_GENERATOR.remote_gen_args(#tuple_expr)
+                }
+
+                /// Not available: a generator is called with `remote_gen`.
+                pub fn map<__I>(&self, _inputs: __I) -> ::core::convert::Infallible
+                where
+                    __I: ::modal::__private::GeneratorMisuse,
+                {
+                    ::core::unreachable!()
+                }
+
+                /// Not available: a generator is called with `remote_gen`.
+                pub fn spawn<__I>(&self, _inputs: __I) -> ::core::convert::Infallible
+                where
+                    __I: ::modal::__private::GeneratorMisuse,
+                {
+                    ::core::unreachable!()
+                }
+
+                #local
+            }
+        }
+    } else {
+        quote! {
+            static __MODAL_FUNCTION: ::modal::Function<#args_tuple, #value_ty> =
+                ::modal::Function::__new(&__MODAL_REGISTRATION);
+
+            impl ::core::ops::Deref for #handle_ty {
+                type Target = ::modal::Function<#args_tuple, #value_ty>;
+                fn deref(&self) -> &Self::Target {
+                    &__MODAL_FUNCTION
+                }
+            }
+
+            #[allow(dead_code)]
+            impl #handle_ty {
+                /// Runs the function in a container and waits for its result.
+                pub async fn remote(&self, #call_params) -> ::modal::Result<#value_ty> {
+                    __MODAL_FUNCTION.remote_args(#tuple_expr).await
+                }
+
+                /// Starts the function in a container; read the result later from the call.
+                pub async fn spawn(&self, #call_params) -> ::modal::Result<::modal::FunctionCall<#value_ty>> {
+                    __MODAL_FUNCTION.spawn_args(#tuple_expr).await
+                }
+
+                /// Runs the function once per input, in parallel containers.
+                pub fn map<__I>(&self, inputs: __I) -> ::modal::MapCall<#args_tuple, #value_ty>
+                where
+                    __I: ::core::iter::IntoIterator<Item = #map_item>,
+                    __I::IntoIter: ::core::marker::Send + 'static,
+                {
+                    __MODAL_FUNCTION.starmap(::core::iter::IntoIterator::into_iter(inputs) #map_conv)
+                }
+
+                /// Runs the function once per input and discards the results.
+                pub fn for_each<__I>(&self, inputs: __I) -> ::modal::ForEach<#args_tuple, #value_ty>
+                where
+                    __I: ::core::iter::IntoIterator<Item = #map_item>,
+                    __I::IntoIter: ::core::marker::Send + 'static,
+                {
+                    __MODAL_FUNCTION.for_each_args(::core::iter::IntoIterator::into_iter(inputs) #map_conv)
+                }
+
+                #local
+            }
+        }
     };
 
     quote! {
@@ -622,7 +406,7 @@ fn generate(f: &ItemFn, attr: &FunctionAttr, sig: &Signature) -> TokenStream {
 
         const _: () = {
             #(#other_attrs)*
-            #asyncness fn #impl_ident(#params) #output #block
+            #asyncness fn #impl_ident(#impl_params) #output #block
 
             #[allow(dead_code)]
             fn __modal_type_checks() {
@@ -634,6 +418,8 @@ fn generate(f: &ItemFn, attr: &FunctionAttr, sig: &Signature) -> TokenStream {
                 let mut spec = ::modal::__private::FunctionSpec::new(#tag);
                 spec.takes_arguments = #takes_arguments;
                 #(#assignments)*
+                #modifier_assignments
+                #spec_kind
                 spec
             }
 
@@ -658,48 +444,7 @@ fn generate(f: &ItemFn, attr: &FunctionAttr, sig: &Signature) -> TokenStream {
                 ::modal::__private::FunctionEntry(&__MODAL_REGISTRATION)
             }
 
-            static __MODAL_FUNCTION: ::modal::Function<#args_tuple, #value_ty> =
-                ::modal::Function::__new(&__MODAL_REGISTRATION);
-
-            impl ::core::ops::Deref for #handle_ty {
-                type Target = ::modal::Function<#args_tuple, #value_ty>;
-                fn deref(&self) -> &Self::Target {
-                    &__MODAL_FUNCTION
-                }
-            }
-
-            #[allow(dead_code)]
-            impl #handle_ty {
-                /// Runs the function in a container and waits for its result.
-                pub async fn remote(&self, #params) -> ::modal::Result<#value_ty> {
-                    __MODAL_FUNCTION.remote_args(#tuple_expr).await
-                }
-
-                /// Starts the function in a container; read the result later from the call.
-                pub async fn spawn(&self, #params) -> ::modal::Result<::modal::FunctionCall<#value_ty>> {
-                    __MODAL_FUNCTION.spawn_args(#tuple_expr).await
-                }
-
-                /// Runs the function once per input, in parallel containers.
-                pub fn map<__I>(&self, inputs: __I) -> ::modal::MapCall<#args_tuple, #value_ty>
-                where
-                    __I: ::core::iter::IntoIterator<Item = #map_item>,
-                    __I::IntoIter: ::core::marker::Send + 'static,
-                {
-                    __MODAL_FUNCTION.starmap(::core::iter::IntoIterator::into_iter(inputs) #map_conv)
-                }
-
-                /// Runs the function once per input and discards the results.
-                pub fn for_each<__I>(&self, inputs: __I) -> ::modal::ForEach<#args_tuple, #value_ty>
-                where
-                    __I: ::core::iter::IntoIterator<Item = #map_item>,
-                    __I::IntoIter: ::core::marker::Send + 'static,
-                {
-                    __MODAL_FUNCTION.for_each_args(::core::iter::IntoIterator::into_iter(inputs) #map_conv)
-                }
-
-                #local
-            }
+            #handle
         };
     }
 }

@@ -6,6 +6,7 @@ use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType,
 
 use crate::ctxt::Ctxt;
 
+#[derive(Clone)]
 pub(crate) struct Arg {
     pub(crate) ident: Ident,
     pub(crate) ty: Type,
@@ -18,6 +19,8 @@ pub(crate) enum Return {
     Plain(Type),
     /// `Result<T, E>` or an alias with one argument (`anyhow::Result<T>`): errors are the user's.
     Result { ok: Type },
+    /// `impl Iterator<Item = T>` or `impl Stream<Item = T>`: a generator of `T`.
+    Generator { item: Type, stream: bool },
 }
 
 impl Return {
@@ -25,7 +28,9 @@ impl Return {
     pub(crate) fn value_type(&self) -> Type {
         match self {
             Return::Unit => syn::parse_quote!(()),
-            Return::Plain(t) | Return::Result { ok: t } => t.clone(),
+            Return::Plain(t) | Return::Result { ok: t } | Return::Generator { item: t, .. } => {
+                t.clone()
+            }
         }
     }
 }
@@ -114,6 +119,16 @@ pub(crate) fn analyze(cx: &mut Ctxt, f: &ItemFn, what: &str) -> Signature {
     }
     let ret = match &sig.output {
         ReturnType::Default => Return::Unit,
+        ReturnType::Type(_, ty) if generator_item(ty).is_some() => {
+            let (item, stream) = generator_item(ty).unwrap_or_else(|| ((**ty).clone(), false));
+            if let Some(tokens) = borrowed(&item) {
+                cx.error_spanned_by(
+                    tokens,
+                    "a generator's items must be owned (no references or lifetimes)",
+                );
+            }
+            Return::Generator { item, stream }
+        }
         ReturnType::Type(_, ty) => {
             if let Some(tokens) = borrowed(ty) {
                 cx.error_spanned_by(
@@ -128,6 +143,14 @@ pub(crate) fn analyze(cx: &mut Ctxt, f: &ItemFn, what: &str) -> Signature {
         args,
         ret,
         is_async: sig.asyncness.is_some(),
+    }
+}
+
+/// The shape of a return type: a generator, a `Result`, `()`, or a plain value.
+pub(crate) fn classify(ty: &Type) -> Return {
+    match generator_item(ty) {
+        Some((item, stream)) => Return::Generator { item, stream },
+        None => classify_return(ty),
     }
 }
 
@@ -158,4 +181,31 @@ fn classify_return(ty: &Type) -> Return {
         }
     }
     Return::Plain(ty.clone())
+}
+
+/// `impl Iterator<Item = T>` (false) or `impl Stream<Item = T>` (true): the item type.
+pub(crate) fn generator_item(ty: &Type) -> Option<(Type, bool)> {
+    let Type::ImplTrait(it) = ty else { return None };
+    for bound in &it.bounds {
+        let syn::TypeParamBound::Trait(t) = bound else {
+            continue;
+        };
+        let last = t.path.segments.last()?;
+        let stream = match last.ident.to_string().as_str() {
+            "Iterator" => false,
+            "Stream" => true,
+            _ => continue,
+        };
+        let PathArguments::AngleBracketed(args) = &last.arguments else {
+            continue;
+        };
+        for a in &args.args {
+            if let GenericArgument::AssocType(assoc) = a
+                && assoc.ident == "Item"
+            {
+                return Some((assoc.ty.clone(), stream));
+            }
+        }
+    }
+    None
 }

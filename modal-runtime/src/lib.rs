@@ -51,11 +51,14 @@ pub use app::{App, Cron, Image, Period, Retries, Schedule, Secret, Volume};
 pub use cli::args::CliArg;
 pub use cli::main;
 pub use client::{
-    AppRef, AppRun, DeployBuilder, Deployment, ForEach, Function, FunctionCall, MapCall,
-    RunBuilder, Strategy,
+    AppRef, AppRun, Cls, DeployBuilder, Deployment, ForEach, Function, FunctionCall, GenStream,
+    Generator, MapCall, Options, RunBuilder, Strategy,
 };
 pub use error::{Error, FailureKind, RemoteFailure, Result};
-pub use modal_macros::{app, function, local_entrypoint, main};
+pub use modal_macros::{
+    app, batched, cls, concurrent, enter, exit, function, local_entrypoint, main, method, methods,
+    parameter,
+};
 pub use registry::Identity;
 /// Bytes that serde encodes as one block (a `Vec<u8>` is encoded byte by byte): use it for
 /// large binary arguments and results.

@@ -3,7 +3,10 @@
 
 use std::cell::Cell;
 use std::fmt::{Debug, Display};
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,6 +17,7 @@ pub use inventory;
 pub use crate::app::{FunctionSpec, GpuConfig};
 pub use crate::cli::command::run as modal_command;
 pub use crate::cli::main_with;
+pub use crate::client::ClsCore;
 pub use crate::registry::{
     AppEntry, BoundSlot, EntrypointArgs, EntrypointFuture, EntrypointRegistration, FunctionEntry,
     FunctionRegistration, Invoker, Outcome, OutcomeFuture, ParamKind, ParamSpec, ResultFormatter,
@@ -292,4 +296,189 @@ pub fn string_pairs<K: Into<String>, V: Into<String>>(
 /// `volumes = [("/mnt/data", Volume::from_name("data"))]`.
 pub fn volumes<P: Into<String>>(v: impl IntoIterator<Item = (P, Volume)>) -> Vec<(String, Volume)> {
     v.into_iter().map(|(p, v)| (p.into(), v)).collect()
+}
+
+pub use crate::registry::{BatchFuture, ClassBuilder, ClassInstance, GeneratorSink};
+pub use serde;
+
+/// Runs blocking user code off the async runtime; a panic becomes the input's outcome.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Outcome> {
+    crate::container::runner::blocking(f).await
+}
+
+/// Sends every item of a sync generator; the outcome counts them.
+pub fn drain_iter<T: Serialize>(
+    items: impl IntoIterator<Item = T>,
+    sink: &GeneratorSink,
+) -> Outcome {
+    let mut n = 0u64;
+    for item in items {
+        if let Err(e) = sink.send(&item) {
+            return Outcome::BadOutput(e);
+        }
+        n += 1;
+    }
+    encode_value(&n)
+}
+
+/// Sends every item of an async generator; the outcome counts them.
+pub async fn drain_stream<T: Serialize>(
+    items: impl futures::Stream<Item = T>,
+    sink: &GeneratorSink,
+) -> Outcome {
+    use futures::StreamExt;
+    let mut items = std::pin::pin!(items);
+    let mut n = 0u64;
+    while let Some(item) = items.next().await {
+        if let Err(e) = sink.send(&item) {
+            return Outcome::BadOutput(e);
+        }
+        n += 1;
+    }
+    encode_value(&n)
+}
+
+/// Decodes each input of a batch as the one-argument tuple `(T,)`.
+pub fn decode_batch<T: DeserializeOwned>(inputs: &[Bytes]) -> Result<Vec<T>, Vec<Outcome>> {
+    let mut out = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        match decode_args::<(T,)>(input) {
+            Ok((t,)) => out.push(t),
+            Err(e) => {
+                return Err(inputs
+                    .iter()
+                    .map(|_| Outcome::BadInput(e.clone()))
+                    .collect());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One outcome per input from a batched function's results (their count is checked by the
+/// container).
+pub fn batch_values<R: Serialize>(values: Vec<R>) -> Vec<Outcome> {
+    values.iter().map(encode_value).collect()
+}
+
+/// The same outcome for every input of a batch.
+pub fn batch_failed(n: usize, outcome: &Outcome) -> Vec<Outcome> {
+    (0..n).map(|_| outcome.duplicate()).collect()
+}
+
+/// A class instance in a container: the user's struct behind a lock (`&self` methods share it,
+/// `&mut self` ones and the lifecycle hooks take it alone).
+pub struct ClassCell<T>(pub tokio::sync::RwLock<T>);
+
+/// The parameters of a class (`#[modal::cls]` implements it).
+pub trait ClassParams: Sized {
+    /// The parameter fields, as sent.
+    type Params: Serialize + DeserializeOwned + Send;
+    /// The instance: parameters from `params`, every other field from `Default`.
+    fn __from_params(params: Self::Params) -> Self;
+}
+
+/// The methods and hooks of a class (`#[modal::methods]` implements it).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no `#[modal::methods]` impl block",
+    label = "a `#[modal::cls]` needs its methods",
+    note = "add `#[modal::methods]` to an `impl {Self}` block in the same module, with at least one `#[modal::method]`"
+)]
+pub trait ClassMethods: Sized + Send + Sync + 'static {
+    /// Its methods.
+    const METHODS: &'static [&'static str];
+    /// Those that are generators.
+    const GENERATORS: &'static [&'static str];
+    /// `(max_batch_size, wait_ms)` of its batched method, if it has one.
+    const BATCHED: Option<(u64, u64)>;
+    /// Runs the enter hooks.
+    fn __enter(
+        cell: Arc<ClassCell<Self>>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+    /// Runs the exit hooks.
+    fn __exit(cell: Arc<ClassCell<Self>>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+    /// Calls a method.
+    fn __call(
+        cell: Arc<ClassCell<Self>>,
+        method: String,
+        input: Bytes,
+        sink: Option<GeneratorSink>,
+    ) -> OutcomeFuture;
+    /// Calls the batched method.
+    fn __call_batch(cell: Arc<ClassCell<Self>>, method: String, inputs: Vec<Bytes>) -> BatchFuture;
+}
+
+impl<T: ClassMethods> ClassInstance for ClassCell<T> {
+    fn enter(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
+        T::__enter(self)
+    }
+    fn call(
+        self: Arc<Self>,
+        method: String,
+        input: Bytes,
+        sink: Option<GeneratorSink>,
+    ) -> OutcomeFuture {
+        T::__call(self, method, input, sink)
+    }
+    fn call_batch(self: Arc<Self>, method: String, inputs: Vec<Bytes>) -> BatchFuture {
+        T::__call_batch(self, method, inputs)
+    }
+    fn exit(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        T::__exit(self)
+    }
+}
+
+/// Builds a class instance in a container from its encoded parameters.
+pub fn new_class<T: ClassParams + ClassMethods>(
+    params: &[u8],
+) -> Result<Arc<dyn ClassInstance>, String> {
+    let params: T::Params = crate::codec::decode(params).map_err(|e| e.to_string())?;
+    Ok(Arc::new(ClassCell(tokio::sync::RwLock::new(
+        T::__from_params(params),
+    ))))
+}
+
+/// Turns a lifecycle hook's failure (an error value or a panic) into the init failure's message.
+pub fn hook_failure(hook: &str, outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Panic {
+            message, location, ..
+        } => format!("`{hook}` panicked at {location}: {message}"),
+        Outcome::UserError { message, .. } => format!("`{hook}` failed: {message}"),
+        other => format!("`{hook}` failed: {other:?}"),
+    }
+}
+
+/// The outcome of an unknown method.
+pub fn no_such_method(class: &str, method: &str) -> Outcome {
+    Outcome::BadInput(format!("class `{class}` has no method `{method}`"))
+}
+
+/// Marks misuse of a generator's handle (`map`, `spawn`): never implemented.
+#[diagnostic::on_unimplemented(
+    message = "a generator cannot be mapped or spawned",
+    label = "call the generator with `.remote_gen(…)` and read its items as a stream"
+)]
+pub trait GeneratorMisuse {}
+
+/// Runs an async lifecycle hook, turning a panic into the hook's failure.
+pub async fn guard_hook(
+    hook: &str,
+    f: impl Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(f).catch_unwind().await {
+        Ok(r) => r,
+        Err(p) => Err(hook_failure(
+            hook,
+            crate::container::runner::panic_outcome(p.as_ref()),
+        )),
+    }
+}
+
+/// Reports an exit hook that failed (the container stops anyway).
+pub fn hook_error(message: &str) {
+    tracing::warn!("{message}");
 }

@@ -32,11 +32,97 @@ pub enum Outcome {
     BadInput(String),
     /// The return value could not be encoded.
     BadOutput(String),
+    /// The function panicked (caught where it ran).
+    Panic {
+        message: String,
+        location: String,
+        backtrace: String,
+    },
+}
+
+impl Outcome {
+    /// A copy (an outcome is not `Clone` only because its user error type name is static).
+    pub fn duplicate(&self) -> Outcome {
+        match self {
+            Outcome::Success(b) => Outcome::Success(b.clone()),
+            Outcome::UserError {
+                type_name,
+                message,
+                payload,
+            } => Outcome::UserError {
+                type_name,
+                message: message.clone(),
+                payload: payload.clone(),
+            },
+            Outcome::BadInput(m) => Outcome::BadInput(m.clone()),
+            Outcome::BadOutput(m) => Outcome::BadOutput(m.clone()),
+            Outcome::Panic {
+                message,
+                location,
+                backtrace,
+            } => Outcome::Panic {
+                message: message.clone(),
+                location: location.clone(),
+                backtrace: backtrace.clone(),
+            },
+        }
+    }
+}
+
+/// A boxed future of a batched function's outcomes, one per input of the batch.
+#[doc(hidden)]
+pub type BatchFuture = Pin<Box<dyn Future<Output = Vec<Outcome>> + Send + 'static>>;
+
+/// Where a generator puts its items (each encoded as it is produced).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct GeneratorSink {
+    pub(crate) send: std::sync::Arc<dyn Fn(Vec<u8>) -> bool + Send + Sync>,
+}
+
+impl GeneratorSink {
+    /// Sends one item; `Err` when the item cannot be encoded or nobody reads any more.
+    pub fn send<T: serde::Serialize>(&self, item: &T) -> Result<(), String> {
+        let bytes = crate::codec::encode(item).map_err(|e| e.to_string())?;
+        if (self.send)(bytes) {
+            Ok(())
+        } else {
+            Err("the generator's caller went away".into())
+        }
+    }
+}
+
+/// A class instance in a container: its lifecycle hooks and its methods.
+#[doc(hidden)]
+pub trait ClassInstance: Send + Sync {
+    /// Runs the `#[modal::enter]` methods, in declaration order.
+    fn enter(
+        self: std::sync::Arc<Self>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+    /// Calls a method (a generator method gets `sink`).
+    fn call(
+        self: std::sync::Arc<Self>,
+        method: String,
+        input: bytes::Bytes,
+        sink: Option<GeneratorSink>,
+    ) -> OutcomeFuture;
+    /// Calls the batched method with one batch.
+    fn call_batch(
+        self: std::sync::Arc<Self>,
+        method: String,
+        inputs: Vec<bytes::Bytes>,
+    ) -> BatchFuture;
+    /// Runs the `#[modal::exit]` methods.
+    fn exit(self: std::sync::Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
 /// A boxed future of an async function's outcome.
 #[doc(hidden)]
 pub type OutcomeFuture = Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>;
+
+/// Builds a class instance from its encoded parameters.
+#[doc(hidden)]
+pub type ClassBuilder = fn(&[u8]) -> Result<std::sync::Arc<dyn ClassInstance>, String>;
 
 /// How the container calls a function: with the encoded arguments.
 #[doc(hidden)]
@@ -46,6 +132,12 @@ pub enum Invoker {
     Sync(fn(&[u8]) -> Outcome),
     /// An `async fn`, run on the container's tokio runtime.
     Async(fn(bytes::Bytes) -> OutcomeFuture),
+    /// A generator: its items go to the sink as they are produced.
+    Generator(fn(bytes::Bytes, GeneratorSink) -> OutcomeFuture),
+    /// A batched function: one call per batch, one outcome per input.
+    Batched(fn(Vec<bytes::Bytes>) -> BatchFuture),
+    /// A class: builds an instance from its encoded parameters.
+    Class(ClassBuilder),
 }
 
 /// Formats an encoded return value for display.

@@ -65,6 +65,15 @@ pub struct FunctionSpec {
     pub max_inputs: Option<u64>,
     /// Whether the function takes arguments (a schedule needs one that does not).
     pub takes_arguments: bool,
+    /// `#[modal::concurrent(max_inputs, target_inputs)]`.
+    pub concurrency: Option<(u64, Option<u64>)>,
+    /// `#[modal::batched(max_batch_size, wait_ms)]`.
+    pub batch: Option<(u64, u64)>,
+    /// For a class: its methods, and those that are generators (for a function, `""` marks
+    /// the function itself as a generator).
+    pub methods: Vec<String>,
+    pub generator_methods: Vec<String>,
+    pub is_class: bool,
 }
 
 impl FunctionSpec {
@@ -106,6 +115,11 @@ impl FunctionSpec {
             experimental_restrict_output: false,
             max_inputs: None,
             takes_arguments: false,
+            concurrency: None,
+            batch: None,
+            methods: Vec::new(),
+            generator_methods: Vec::new(),
+            is_class: false,
         }
     }
 
@@ -155,6 +169,18 @@ impl FunctionSpec {
         if self.schedule.is_some() && self.takes_arguments {
             check(Err(format!(
                 "function `{}` has a schedule, so it must take no arguments",
+                self.tag
+            )));
+        }
+        if let Some((max, target)) = self.concurrency {
+            check(rules::check_concurrency(max, target));
+        }
+        if let Some((size, wait)) = self.batch {
+            check(rules::check_batching(size, wait));
+        }
+        if !self.generator_methods.is_empty() && self.retries.is_some_and(|r| r.max_retries > 0) {
+            check(Err(format!(
+                "`{}` is a generator, and generators cannot have `retries` (a retry would repeat items already delivered)",
                 self.tag
             )));
         }

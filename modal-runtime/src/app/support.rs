@@ -54,9 +54,6 @@ pub(crate) fn unsupported(app: &App, spec: &FunctionSpec) -> Vec<String> {
     if spec.proxy {
         no("proxy", "there is no proxy service");
     }
-    if spec.is_generator == Some(true) {
-        no("is_generator", "generator functions are not available yet");
-    }
     if spec.cloud.as_deref().is_some_and(|c| c != "auto") {
         no("cloud", "workers are not grouped by cloud provider");
     }

@@ -6,13 +6,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use std::sync::Arc;
-
-use tokio::sync::OnceCell;
-
-use super::Client;
 use super::call::{self, FunctionCall};
 use super::map::{ForEach, MapCall};
+use super::options::Options;
+use super::target::Target;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::registry::{Bound, FunctionRegistration};
@@ -36,28 +33,16 @@ const REMOTE_WAIT: Duration = Duration::from_secs(50);
 /// ```
 pub struct Function<A, R> {
     target: Target,
+    /// For a class: the method (empty for a function).
+    method: &'static str,
     _types: PhantomData<fn(A) -> R>,
-}
-
-#[derive(Clone)]
-enum Target {
-    /// Declared in this program.
-    Registered(&'static FunctionRegistration),
-    /// Looked up by name on the control plane, resolved on first use.
-    Named(Arc<Named>),
-}
-
-struct Named {
-    app: String,
-    tag: String,
-    environment: String,
-    resolved: OnceCell<(Bound, String)>,
 }
 
 impl<A, R> Clone for Function<A, R> {
     fn clone(&self) -> Self {
         Function {
             target: self.target.clone(),
+            method: self.method,
             _types: PhantomData,
         }
     }
@@ -66,7 +51,7 @@ impl<A, R> Clone for Function<A, R> {
 impl<A, R> std::fmt::Debug for Function<A, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Function")
-            .field("tag", &self.tag())
+            .field("name", &self.name())
             .finish()
     }
 }
@@ -76,6 +61,15 @@ impl<A, R> Function<A, R> {
     pub const fn __new(registration: &'static FunctionRegistration) -> Self {
         Function {
             target: Target::Registered(registration),
+            method: "",
+            _types: PhantomData,
+        }
+    }
+
+    pub(crate) fn with_target(target: Target, method: &'static str) -> Self {
+        Function {
+            target,
+            method,
             _types: PhantomData,
         }
     }
@@ -88,68 +82,58 @@ impl<A, R> Function<A, R> {
 
     /// Like [`from_name`](Function::from_name), in `environment_name`.
     pub fn from_name_in(app_name: &str, tag: &str, environment_name: &str) -> Self {
-        Function {
-            target: Target::Named(Arc::new(Named {
-                app: app_name.to_owned(),
-                tag: tag.to_owned(),
-                environment: environment_name.to_owned(),
-                resolved: OnceCell::new(),
-            })),
-            _types: PhantomData,
-        }
+        Self::with_target(Target::named(app_name, tag, environment_name), "")
+    }
+
+    /// A variant of this function with other options: its own pool of containers.
+    ///
+    /// ```no_run
+    /// # modal::app!(APP = modal::App::new("example"));
+    /// # #[modal::function(app = APP)] fn embed(x: String) -> Vec<f32> { vec![] }
+    /// # async fn demo() -> modal::Result<()> {
+    /// let big = embed.with_options(modal::Options::new().memory(4096).timeout(600))?;
+    /// big.remote("text".to_string()).await?;
+    /// # Ok(()) }
+    /// # fn main() {}
+    /// ```
+    pub fn with_options(&self, options: Options) -> Result<Self> {
+        Ok(Self::with_target(
+            Target::variant(self.target.clone(), None, Some(options.to_pb()?), None),
+            self.method,
+        ))
+    }
+
+    /// A variant whose containers run up to `max_inputs` inputs at once (the autoscaler plans
+    /// for `target_inputs`).
+    pub fn with_concurrency(&self, max_inputs: u32, target_inputs: Option<u32>) -> Result<Self> {
+        self.with_options(Options::new().concurrency(max_inputs, target_inputs))
     }
 
     /// The function's tag (its name within the app).
     pub fn tag(&self) -> &str {
-        match &self.target {
-            Target::Registered(r) => r.tag,
-            Target::Named(n) => &n.tag,
+        self.target.tag()
+    }
+
+    /// The name used in messages: the tag, or `Class.method`.
+    pub(crate) fn name(&self) -> String {
+        if self.method.is_empty() {
+            self.tag().to_owned()
+        } else {
+            format!("{}.{}", self.tag(), self.method)
         }
     }
 
+    pub(crate) fn method(&self) -> &'static str {
+        self.method
+    }
+
     pub(crate) async fn bound(&self) -> Result<Bound> {
-        match &self.target {
-            Target::Registered(r) => r.bound.get().ok_or_else(|| Error::NotRunning {
-                app: (r.app)().name().to_owned(),
-                function: r.tag.to_owned(),
-            }),
-            Target::Named(n) => n
-                .resolved
-                .get_or_try_init(|| async {
-                    let client = Client::from_env().await?;
-                    let mut api = client.api.clone();
-                    let resp = api
-                        .function_get(pb::FunctionGetRequest {
-                            app_name: n.app.clone(),
-                            tag: n.tag.clone(),
-                            environment_name: n.environment.clone(),
-                        })
-                        .await?
-                        .into_inner();
-                    let returns = resp.definition.map(|d| d.return_type).unwrap_or_default();
-                    Ok::<_, Error>((
-                        Bound {
-                            client,
-                            function_id: resp.function_id,
-                        },
-                        returns,
-                    ))
-                })
-                .await
-                .map(|(b, _)| b.clone()),
-        }
+        self.target.bound().await
     }
 
     /// The deployed function's return type, once resolved (for messages).
     fn remote_return_type(&self) -> Option<&str> {
-        match &self.target {
-            Target::Named(n) => n
-                .resolved
-                .get()
-                .map(|(_, r)| r.as_str())
-                .filter(|r| !r.is_empty()),
-            Target::Registered(_) => None,
-        }
+        self.target.declared_return()
     }
 }
 
@@ -174,7 +158,7 @@ where
                 .unwrap_or_default();
             Error::Serialization(format!(
                 "the result of `{}` does not decode as {}{declared}: {e}",
-                self.tag(),
+                self.name(),
                 std::any::type_name::<R>()
             ))
         })
@@ -187,11 +171,12 @@ where
         args: A,
         wait: Option<Duration>,
     ) -> Result<pb::FunctionCallResponse> {
-        let input = encode_args(&args, self.tag())?;
+        let input = encode_args(&args, &self.name())?;
         let mut api = bound.client.api.clone();
         let resp = api
             .function_call(pb::FunctionCallRequest {
                 function_id: bound.function_id.clone(),
+                method_name: self.method.to_owned(),
                 input: Some(input),
                 wait: wait.is_some(),
                 wait_ms: wait.map_or(0, |w| u32::try_from(w.as_millis()).unwrap_or(u32::MAX)),
@@ -208,7 +193,7 @@ where
             Some(r) => r,
             None => call::wait_result(&bound.client, &resp.call_id, None).await?,
         };
-        wire::into_value(result, self.tag())
+        wire::into_value(result, &self.name())
     }
 
     /// Starts the function with the argument tuple without waiting; the result is read
@@ -216,11 +201,7 @@ where
     pub async fn spawn_args(&self, args: A) -> Result<FunctionCall<R>> {
         let bound = self.bound().await?;
         let resp = self.submit(&bound, args, None).await?;
-        Ok(FunctionCall::new(
-            bound.client,
-            resp.call_id,
-            self.tag().to_owned(),
-        ))
+        Ok(FunctionCall::new(bound.client, resp.call_id, self.name()))
     }
 
     /// Runs the function once per argument tuple, in parallel containers; results stream back
@@ -270,3 +251,18 @@ by_arity!(a: T1);
 by_arity!(a: T1, b: T2);
 by_arity!(a: T1, b: T2, c: T3);
 by_arity!(a: T1, b: T2, c: T3, d: T4);
+
+impl<T1, R> Function<(T1,), R>
+where
+    T1: Serialize + Send + 'static,
+    R: DeserializeOwned + Send + 'static,
+{
+    /// Runs the one-argument function once per input, in parallel containers.
+    pub fn map<I>(&self, inputs: I) -> MapCall<(T1,), R>
+    where
+        I: IntoIterator<Item = T1>,
+        I::IntoIter: Send + 'static,
+    {
+        self.starmap(inputs.into_iter().map(|x| (x,)))
+    }
+}

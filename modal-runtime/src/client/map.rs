@@ -142,10 +142,11 @@ where
     R: DeserializeOwned + Send + 'static,
 {
     let bound = function.bound().await?;
-    let tag: Arc<str> = Arc::from(function.tag());
+    let tag: Arc<str> = Arc::from(function.name().as_str());
     let (req_tx, req_rx) = mpsc::channel::<pb::MapRequest>(16);
     let start = pb::MapRequest {
         request: Some(pb::map_request::Request::Start(pb::MapStart {
+            method_name: function.method().to_owned(),
             function_id: bound.function_id.clone(),
         })),
     };

@@ -2,20 +2,27 @@
 //! handles, calls.
 
 mod call;
+mod cls;
 pub(crate) mod credentials;
 mod deploy;
 mod function;
+mod generator;
 mod map;
+mod options;
 pub(crate) mod run;
+mod target;
 mod transport;
 
 use tokio::sync::OnceCell;
 use tonic::service::interceptor::InterceptedService;
 
 pub use call::FunctionCall;
+pub use cls::{Cls, ClsCore};
 pub use deploy::{AppRef, DeployBuilder, Deployment, Strategy};
 pub use function::Function;
+pub use generator::{GenStream, Generator};
 pub use map::{ForEach, MapCall};
+pub use options::Options;
 pub use run::{AppRun, RunBuilder};
 
 use crate::error::{Error, Result};

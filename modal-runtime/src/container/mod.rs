@@ -1,18 +1,18 @@
 //! The container entrypoint: when the worker started this binary, run its one function's input
 //! loop against the control plane instead of the user's program.
 
-mod runner;
+mod executor;
+pub(crate) mod runner;
 
-use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::registry::{self, FunctionRegistration, Identity, Invoker};
 use crate::wire::{self, pb};
+use executor::{Event, Executor};
 
 /// Environment variables the worker sets for a container.
 pub(crate) mod env {
@@ -26,6 +26,8 @@ pub(crate) mod env {
     pub(crate) const MAX_INPUTS: &str = "MODAL_MAX_INPUTS";
     pub(crate) const SINGLE_USE: &str = "MODAL_SINGLE_USE";
     pub(crate) const IS_REMOTE: &str = "MODAL_IS_REMOTE";
+    /// A class's encoded parameters, in hex.
+    pub(crate) const CLASS_PARAMS: &str = "MODAL_CLASS_PARAMS";
 }
 
 /// Whether this process is a container.
@@ -202,14 +204,65 @@ async fn serve(ctx: Context) -> ExitCode {
             );
             drop(out_tx);
             // Wait for the control plane to acknowledge by closing or stopping us.
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(5), inbound.message()).await;
+            await_stop(&mut inbound).await;
             return ExitCode::FAILURE;
         }
     };
 
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, pb::CallResult)>();
-    let mut exec = Executor::new(function, ctx.concurrency, ctx.task_id.clone(), done_tx);
+    let Some(user) = user_runtime() else {
+        let message = "the container could not start its runtime for user code".to_owned();
+        send(
+            &out_tx,
+            pb::container_message::Message::InitFailure(pb::ContainerInitFailure { message }),
+        );
+        return ExitCode::FAILURE;
+    };
+    // A class: build the instance from its parameters and run its `enter` hooks before any input.
+    let instance = match function.invoker {
+        Invoker::Class(build) => {
+            let params = std::env::var(env::CLASS_PARAMS)
+                .ok()
+                .and_then(|h| hex_decode(&h))
+                .unwrap_or_default();
+            let entered = match build(&params) {
+                Ok(instance) => {
+                    let enter = user.spawn(std::sync::Arc::clone(&instance).enter());
+                    match enter.await {
+                        Ok(Ok(())) => Ok(instance),
+                        Ok(Err(e)) => Err(e),
+                        Err(e) => Err(format!("the enter hook failed: {e}")),
+                    }
+                }
+                Err(e) => Err(format!("cannot build the class from its parameters: {e}")),
+            };
+            match entered {
+                Ok(instance) => Some(instance),
+                Err(message) => {
+                    tracing::error!("{message}");
+                    send(
+                        &out_tx,
+                        pb::container_message::Message::InitFailure(pb::ContainerInitFailure {
+                            message,
+                        }),
+                    );
+                    drop(out_tx);
+                    await_stop(&mut inbound).await;
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => None,
+    };
+
+    let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
+    let mut exec = Executor::new(
+        function,
+        instance.clone(),
+        ctx.concurrency,
+        ctx.task_id.clone(),
+        events_tx,
+        user,
+    );
     loop {
         tokio::select! {
             msg = inbound.message() => {
@@ -221,163 +274,92 @@ async fn serve(ctx: Context) -> ExitCode {
                     }
                 };
                 match cmd {
-                    Some(pb::container_command::Command::Inputs(batch)) => {
-                        exec.queue.extend(batch.items);
-                        exec.start_ready();
-                    }
+                    Some(pb::container_command::Command::Inputs(batch)) => exec.push(batch.items),
                     Some(pb::container_command::Command::Cancel(c)) => exec.cancel(&c.input_ids),
-                    Some(pb::container_command::Command::Shutdown(_)) => exit_now(0),
+                    Some(pb::container_command::Command::Shutdown(_)) => {
+                        if let Some(instance) = &instance {
+                            // The exit hooks get a bounded time; the worker kills after its grace anyway.
+                            let exit = user.spawn(std::sync::Arc::clone(instance).exit());
+                            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), exit).await;
+                        }
+                        exit_now(0);
+                    }
                     None => {}
                 }
             }
-            Some(first) = done_rx.recv() => {
-                let mut items = Vec::new();
-                for (input_id, result) in std::iter::once(first).chain(std::iter::from_fn(|| done_rx.try_recv().ok())) {
-                    if exec.running.remove(&input_id).is_some() {
-                        items.push(pb::OutputItem { input_id, result: Some(result) });
-                    }
-                }
-                exec.start_ready();
-                if !items.is_empty() {
-                    send(&out_tx, pb::container_message::Message::Outputs(pb::OutputBatch { items }));
-                }
-            }
-        }
-    }
-}
-
-type SyncJob = (String, bytes::Bytes);
-
-enum Running {
-    Async(tokio::task::JoinHandle<()>),
-    Sync,
-}
-
-/// Runs inputs in arrival order, at most `concurrency` at once.
-struct Executor {
-    function: &'static FunctionRegistration,
-    concurrency: usize,
-    task_id: String,
-    queue: VecDeque<pb::InputItem>,
-    running: HashMap<String, Running>,
-    done: mpsc::UnboundedSender<(String, pb::CallResult)>,
-    sync_jobs: Option<std::sync::mpsc::Sender<SyncJob>>,
-}
-
-impl Executor {
-    fn new(
-        function: &'static FunctionRegistration,
-        concurrency: usize,
-        task_id: String,
-        done: mpsc::UnboundedSender<(String, pb::CallResult)>,
-    ) -> Self {
-        Executor {
-            function,
-            concurrency,
-            task_id,
-            queue: VecDeque::new(),
-            running: HashMap::new(),
-            done,
-            sync_jobs: None,
-        }
-    }
-
-    fn start_ready(&mut self) {
-        while self.running.len() < self.concurrency {
-            let Some(item) = self.queue.pop_front() else {
-                return;
-            };
-            let input = match wire::payload_bytes(item.input.as_ref()) {
-                Ok(b) => b,
-                Err(e) => {
-                    let r = wire::failure(pb::ResultStatus::InternalFailure, e, &self.task_id);
-                    self.running.insert(item.input_id.clone(), Running::Sync);
-                    let _ = self.done.send((item.input_id, r));
-                    continue;
-                }
-            };
-            match self.function.invoker {
-                Invoker::Async(f) => {
-                    let done = self.done.clone();
-                    let task_id = self.task_id.clone();
-                    let input_id = item.input_id.clone();
-                    let Some(user) = user_runtime() else {
-                        let r = wire::failure(
-                            pb::ResultStatus::InternalFailure,
-                            "the container could not start a runtime for async functions",
-                            &self.task_id,
-                        );
-                        self.running.insert(item.input_id.clone(), Running::Sync);
-                        let _ = self.done.send((item.input_id, r));
-                        continue;
-                    };
-                    let handle = user.spawn(async move {
-                        let result = runner::run_async(f, input, task_id).await;
-                        let _ = done.send((input_id, result));
-                    });
-                    self.running.insert(item.input_id, Running::Async(handle));
-                }
-                Invoker::Sync(f) => {
-                    let jobs = self.sync_pool(f);
-                    self.running.insert(item.input_id.clone(), Running::Sync);
-                    let _ = jobs.send((item.input_id, input));
-                }
-            }
-        }
-    }
-
-    /// Threads for a sync function: `concurrency` of them, fed from one queue. User code never
-    /// runs on the runtime's threads, which keep serving the control-plane stream (and notice
-    /// at once when it breaks).
-    fn sync_pool(&mut self, f: fn(&[u8]) -> registry::Outcome) -> std::sync::mpsc::Sender<SyncJob> {
-        if let Some(tx) = &self.sync_jobs {
-            return tx.clone();
-        }
-        let (tx, rx) = std::sync::mpsc::channel::<SyncJob>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..self.concurrency {
-            let rx = Arc::clone(&rx);
-            let done = self.done.clone();
-            let task_id = self.task_id.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("modal-input-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = match rx.lock() {
-                            Ok(guard) => guard.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok((input_id, input)) = job else { return };
-                        let result = runner::run_sync(f, &input, &task_id);
-                        if done.send((input_id, result)).is_err() {
-                            return;
+            Some(first) = events.recv() => {
+                let mut outputs = Vec::new();
+                let mut items: Vec<(String, Vec<pb::Payload>)> = Vec::new();
+                for event in std::iter::once(first).chain(std::iter::from_fn(|| events.try_recv().ok())) {
+                    match event {
+                        Event::Item { input_id, item } => {
+                            // Items go out before the result that follows them.
+                            if !outputs.is_empty() {
+                                flush(&out_tx, &mut items, &mut outputs);
+                            }
+                            match items.last_mut() {
+                                Some((id, list)) if *id == input_id => list.push(wire::payload(item)),
+                                _ => items.push((input_id, vec![wire::payload(item)])),
+                            }
+                        }
+                        Event::Done { input_id, result } => {
+                            if exec.finished(&input_id) {
+                                outputs.push(pb::OutputItem { input_id, result: Some(result) });
+                            }
                         }
                     }
-                });
-            if let Err(e) = spawned {
-                tracing::error!("cannot start an input thread: {e}");
-            }
-        }
-        self.sync_jobs = Some(tx.clone());
-        tx
-    }
-
-    /// Drops cancelled inputs; a running async input is aborted. A running sync input cannot
-    /// be interrupted, so the container exits (the control plane already recorded the
-    /// cancellation).
-    fn cancel(&mut self, ids: &[String]) {
-        self.queue.retain(|i| !ids.contains(&i.input_id));
-        for id in ids {
-            match self.running.remove(id) {
-                Some(Running::Async(handle)) => handle.abort(),
-                Some(Running::Sync) => {
-                    tracing::warn!(
-                        "input {id} was cancelled while running; stopping the container to interrupt it"
-                    );
-                    exit_now(0);
                 }
-                None => {}
+                flush(&out_tx, &mut items, &mut outputs);
+                exec.start_ready();
             }
         }
     }
+}
+
+/// After an init failure: waits (at most 5 s) for the control plane to stop this container, so
+/// that the failure is delivered before the process exits; inputs sent meanwhile are ignored.
+async fn await_stop(inbound: &mut tonic::Streaming<pb::ContainerCommand>) {
+    let wait = async {
+        while let Ok(Some(cmd)) = inbound.message().await {
+            if matches!(
+                cmd.command,
+                Some(pb::container_command::Command::Shutdown(_))
+            ) {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), wait).await;
+}
+
+fn flush(
+    out: &mpsc::UnboundedSender<pb::ContainerMessage>,
+    items: &mut Vec<(String, Vec<pb::Payload>)>,
+    outputs: &mut Vec<pb::OutputItem>,
+) {
+    for (input_id, list) in items.drain(..) {
+        let _ = out.send(pb::ContainerMessage {
+            message: Some(pb::container_message::Message::GeneratorItems(
+                pb::GeneratorItems {
+                    input_id,
+                    items: list,
+                },
+            )),
+        });
+    }
+    if !outputs.is_empty() {
+        let items = std::mem::take(outputs);
+        let _ = out.send(pb::ContainerMessage {
+            message: Some(pb::container_message::Message::Outputs(pb::OutputBatch {
+                items,
+            })),
+        });
+    }
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
 }

@@ -50,19 +50,67 @@ fn payload_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-fn panic_result(payload: &(dyn Any + Send), task_id: &str) -> pb::CallResult {
+/// The outcome of a panic caught on this thread (with the location and backtrace the hook
+/// recorded).
+pub(crate) fn panic_outcome(payload: &(dyn Any + Send)) -> Outcome {
     let record = LAST_PANIC.with(|p| p.borrow_mut().take());
     let (message, location, backtrace) = match record {
         Some(r) => (r.message, r.location, r.backtrace),
         None => (payload_message(payload), String::new(), String::new()),
     };
-    pb::CallResult {
-        status: pb::ResultStatus::Panic as i32,
+    Outcome::Panic {
         message,
         location,
         backtrace,
-        task_id: task_id.to_owned(),
-        ..Default::default()
+    }
+}
+
+fn panic_result(payload: &(dyn Any + Send), task_id: &str) -> pb::CallResult {
+    wire::outcome_result(panic_outcome(payload), task_id)
+}
+
+/// Runs a future, turning a panic into its outcome.
+pub(crate) async fn catch(future: crate::registry::OutcomeFuture) -> Outcome {
+    // The panic is caught in the same poll that raised it, so the record is on this thread.
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(payload) => panic_outcome(payload.as_ref()),
+    }
+}
+
+/// A panic that ended a whole batch.
+pub(crate) struct Panicked(Outcome);
+
+impl Panicked {
+    pub(crate) fn clone_outcome(&self) -> Outcome {
+        self.0.duplicate()
+    }
+}
+
+/// Runs a batch's future, turning a panic into an error for every input.
+pub(crate) async fn catch_batch(
+    future: crate::registry::BatchFuture,
+) -> Result<Vec<Outcome>, Panicked> {
+    AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .map_err(|p| Panicked(panic_outcome(p.as_ref())))
+}
+
+/// Runs blocking user code on a blocking thread; a panic there becomes its outcome (recorded on
+/// that thread, so its location and backtrace are kept).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Outcome> {
+    match tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_outcome(p.as_ref()))
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => Err(Outcome::BadOutput(format!(
+            "the input's thread failed: {e}"
+        ))),
     }
 }
 
@@ -70,20 +118,5 @@ pub(crate) fn run_sync(f: fn(&[u8]) -> Outcome, input: &[u8], task_id: &str) -> 
     match std::panic::catch_unwind(AssertUnwindSafe(|| f(input))) {
         Ok(outcome) => wire::outcome_result(outcome, task_id),
         Err(payload) => panic_result(payload.as_ref(), task_id),
-    }
-}
-
-pub(crate) async fn run_async(
-    f: fn(bytes::Bytes) -> crate::registry::OutcomeFuture,
-    input: bytes::Bytes,
-    task_id: String,
-) -> pb::CallResult {
-    // The panic is caught in the same poll that raised it, so the record is on this thread.
-    match AssertUnwindSafe(async move { f(input).await })
-        .catch_unwind()
-        .await
-    {
-        Ok(outcome) => wire::outcome_result(outcome, &task_id),
-        Err(payload) => panic_result(payload.as_ref(), &task_id),
     }
 }

@@ -174,6 +174,7 @@ impl pb::client_api_server::ClientApi for Api {
         let (call_id, rx) = self
             .ask(|reply| Command::Invoke {
                 function_id: req.function_id,
+                method: req.method_name,
                 input,
                 wait: req.wait,
                 principal,
@@ -247,6 +248,7 @@ impl pb::client_api_server::ClientApi for Api {
         let call_id = self
             .ask(|reply| Command::MapStart {
                 function_id,
+                method: start.method_name,
                 principal,
                 out: out_tx,
                 reply,
@@ -276,7 +278,7 @@ impl pb::client_api_server::ClientApi for Api {
                     // The client half-closed: inputs are done; outputs keep flowing.
                     Ok(None) => return,
                     Err(_) => {
-                        let _ = api.send(Command::MapAbandoned {
+                        let _ = api.send(Command::CallAbandoned {
                             call_id: id.clone(),
                         });
                         return;
@@ -304,6 +306,62 @@ impl pb::client_api_server::ClientApi for Api {
                 })
             });
         Ok(Response::new(Box::pin(first.chain(outputs))))
+    }
+
+    async fn function_bind(
+        &self,
+        req: Request<pb::FunctionBindRequest>,
+    ) -> Result<Response<pb::FunctionBindResponse>, Status> {
+        let principal = self.caller(&req)?;
+        let req = req.into_inner();
+        let bound_function_id = self
+            .ask(|reply| Command::FunctionBind {
+                req,
+                principal,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(pb::FunctionBindResponse {
+            bound_function_id,
+        }))
+    }
+
+    type FunctionCallGeneratorStream = BoxStream<pb::GeneratorEvent>;
+
+    async fn function_call_generator(
+        &self,
+        req: Request<pb::FunctionCallRequest>,
+    ) -> Result<Response<Self::FunctionCallGeneratorStream>, Status> {
+        let principal = self.caller(&req)?;
+        let req = req.into_inner();
+        let input = req
+            .input
+            .ok_or_else(|| Status::invalid_argument("missing input"))?;
+        let (out, rx) = mpsc::unbounded_channel();
+        let call_id = self
+            .ask(|reply| Command::InvokeGenerator {
+                function_id: req.function_id,
+                method: req.method_name,
+                input,
+                principal,
+                out,
+                reply,
+            })
+            .await?;
+        let guard = AbandonGuard {
+            api: self.clone(),
+            call_id: call_id.clone(),
+        };
+        let first = futures::stream::once(async move {
+            Ok(pb::GeneratorEvent {
+                event: Some(pb::generator_event::Event::CallId(call_id)),
+            })
+        });
+        let events = UnboundedReceiverStream::new(rx).map(move |e| {
+            let _keep = &guard;
+            Ok(e)
+        });
+        Ok(Response::new(Box::pin(first.chain(events))))
     }
 
     async fn app_deploy(
@@ -569,7 +627,7 @@ struct AbandonGuard {
 
 impl Drop for AbandonGuard {
     fn drop(&mut self) {
-        let _ = self.api.send(Command::MapAbandoned {
+        let _ = self.api.send(Command::CallAbandoned {
             call_id: std::mem::take(&mut self.call_id),
         });
     }
@@ -624,6 +682,11 @@ impl pb::container_api_server::ContainerApi for Api {
                     Some(Message::InitFailure(f)) => Command::ContainerInitFailure {
                         task_id: task_id.clone(),
                         message: f.message,
+                    },
+                    Some(Message::GeneratorItems(g)) => Command::GeneratorItems {
+                        task_id: task_id.clone(),
+                        input_id: g.input_id,
+                        items: g.items,
                     },
                     Some(Message::Hello(_)) | None => continue,
                 };

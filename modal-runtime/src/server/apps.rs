@@ -118,6 +118,7 @@ impl State {
                     f.def = def;
                     f.version = version;
                     f.retired = false;
+                    self.refresh_variants(&id);
                 }
                 None => {
                     self.functions.insert(

@@ -39,15 +39,54 @@ impl State {
         Ok(&f.app_id)
     }
 
+    /// Checks that `method` can be called on the function the way asked (`generator`: with
+    /// `remote_gen`).
+    fn check_method(&self, function_id: &str, method: &str, generator: bool) -> Result<(), Status> {
+        let Some(f) = self.functions.get(function_id) else {
+            return Ok(());
+        };
+        let def = &f.def;
+        if def.is_class && !def.methods.iter().any(|m| m == method) {
+            return Err(Status::invalid_argument(format!(
+                "class `{}` has no method `{method}` (methods: {})",
+                def.tag,
+                def.methods.join(", ")
+            )));
+        }
+        if !def.is_class && !method.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "`{}` is a function, not a class",
+                def.tag
+            )));
+        }
+        let is_generator = def.generator_methods.iter().any(|m| m == method);
+        let what = if method.is_empty() {
+            format!("`{}`", def.tag)
+        } else {
+            format!("`{}.{method}`", def.tag)
+        };
+        match (is_generator, generator) {
+            (true, false) => Err(Status::failed_precondition(format!(
+                "{what} is a generator: call it with `remote_gen`"
+            ))),
+            (false, true) => Err(Status::failed_precondition(format!(
+                "{what} is not a generator: call it with `remote`"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) fn invoke(
         &mut self,
         function_id: &str,
+        method: &str,
         input: pb::Payload,
         wait: bool,
         principal: &Principal,
     ) -> Result<(String, Option<oneshot::Receiver<pb::CallResult>>), Status> {
         let app_id = self.accepting_function(function_id)?.to_owned();
         principal.require_app(&app_id)?;
+        self.check_method(function_id, method, false)?;
         let call_id = new_id("fc-");
         let input_id = new_id("in-");
         let (waiters, rx) = if wait {
@@ -85,8 +124,69 @@ impl State {
                 unfinished: HashSet::from([input_id.clone()]),
             },
         );
-        self.enqueue(input_id, call_id.clone(), function_id, 0, input);
+        self.enqueue(input_id, call_id.clone(), function_id, method, 0, input);
         Ok((call_id, rx))
+    }
+
+    /// A call of a generator: its items and its end go to `out`.
+    pub(super) fn invoke_generator(
+        &mut self,
+        function_id: &str,
+        method: &str,
+        input: pb::Payload,
+        principal: &Principal,
+        out: mpsc::UnboundedSender<pb::GeneratorEvent>,
+    ) -> Result<String, Status> {
+        let app_id = self.accepting_function(function_id)?.to_owned();
+        principal.require_app(&app_id)?;
+        self.check_method(function_id, method, true)?;
+        let call_id = new_id("fc-");
+        let input_id = new_id("in-");
+        self.calls.insert(
+            call_id.clone(),
+            CallRec {
+                function_id: function_id.to_owned(),
+                app_id,
+                kind: CallKind::Generator { out },
+                persisted: false,
+                created_at_ms: now_ms(),
+                unfinished: HashSet::from([input_id.clone()]),
+            },
+        );
+        self.enqueue(input_id, call_id.clone(), function_id, method, 0, input);
+        Ok(call_id)
+    }
+
+    /// Items a generator produced: straight to its caller.
+    pub(super) fn generator_items(
+        &mut self,
+        task_id: &str,
+        input_id: &str,
+        items: Vec<pb::Payload>,
+    ) {
+        let Some(input) = self.inputs.get(input_id) else {
+            return;
+        };
+        if !matches!(&input.state, InputState::Running { task, .. } if task == task_id) {
+            return;
+        }
+        let call_id = input.call_id.clone();
+        let Some(CallRec {
+            kind: CallKind::Generator { out },
+            ..
+        }) = self.calls.get(&call_id)
+        else {
+            return;
+        };
+        let gone = items.into_iter().any(|item| {
+            out.send(pb::GeneratorEvent {
+                event: Some(pb::generator_event::Event::Item(item)),
+            })
+            .is_err()
+        });
+        if gone {
+            let _ = self.call_cancel(&call_id, false, "the caller stopped reading the generator");
+        }
     }
 
     /// The app a call belongs to.
@@ -142,6 +242,7 @@ impl State {
         input_id: String,
         call_id: String,
         function_id: &str,
+        method: &str,
         idx: u64,
         payload: pb::Payload,
     ) {
@@ -154,6 +255,8 @@ impl State {
                 payload,
                 attempt: 0,
                 state: InputState::Queued,
+                method: method.to_owned(),
+                queued_at: Instant::now(),
             },
         );
         if let Some(f) = self.functions.get_mut(function_id) {
@@ -186,9 +289,9 @@ impl State {
                 waiters.push(tx);
                 Ok(Err(rx))
             }
-            CallKind::Map { .. } => Err(Status::invalid_argument(format!(
-                "call {call_id} is a map; its results stream to the caller"
-            ))),
+            CallKind::Map { .. } | CallKind::Generator { .. } => Err(Status::invalid_argument(
+                format!("call {call_id} is a map; its results stream to the caller"),
+            )),
         }
     }
 
@@ -246,11 +349,13 @@ impl State {
     pub(super) fn map_start(
         &mut self,
         function_id: &str,
+        method: &str,
         principal: &Principal,
         out: mpsc::UnboundedSender<pb::MapOutput>,
     ) -> Result<String, Status> {
         let app_id = self.accepting_function(function_id)?.to_owned();
         principal.require_app(&app_id)?;
+        self.check_method(function_id, method, false)?;
         let call_id = new_id("fc-");
         self.calls.insert(
             call_id.clone(),
@@ -260,6 +365,7 @@ impl State {
                 kind: CallKind::Map {
                     out,
                     inputs_closed: false,
+                    method: method.to_owned(),
                 },
                 persisted: false,
                 created_at_ms: now_ms(),
@@ -274,6 +380,10 @@ impl State {
             return;
         };
         let function_id = call.function_id.clone();
+        let method = match &call.kind {
+            CallKind::Map { method, .. } => method.clone(),
+            _ => String::new(),
+        };
         let accepting = self.accepting_function(&function_id).is_ok();
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
@@ -305,6 +415,7 @@ impl State {
                     input_id,
                     call_id.to_owned(),
                     &function_id,
+                    &method,
                     input.idx,
                     payload,
                 );
@@ -443,8 +554,20 @@ impl State {
                     result: Some(result),
                 });
             }
+            CallKind::Generator { out } => {
+                let _ = out.send(pb::GeneratorEvent {
+                    event: Some(pb::generator_event::Event::Done(result)),
+                });
+            }
         }
         let call_id = input.call_id;
+        if matches!(
+            self.calls.get(&call_id).map(|c| &c.kind),
+            Some(CallKind::Generator { .. })
+        ) {
+            // Dropping the sender ends the caller's stream.
+            self.calls.remove(&call_id);
+        }
         if let Some(bytes) = persist {
             self.record(Op::FinishCall {
                 id: call_id.clone(),

@@ -52,6 +52,10 @@ impl State {
         if f.queue.is_empty() {
             return;
         }
+        if let Some(batch) = f.def.batch {
+            self.dispatch_batches(function_id, batch, now);
+            return;
+        }
         let concurrency = f.concurrency();
         let version = f.version;
         let single_use = f.def.single_use_containers;
@@ -97,12 +101,98 @@ impl State {
                 input_id,
                 input: Some(input.payload.clone()),
                 attempt: input.attempt,
+                method_name: input.method.clone(),
+                batch_id: String::new(),
             });
         }
         for (input_id, task_id) in started {
             self.input_started(&input_id, &task_id, now);
         }
         for (task_id, items) in batches {
+            if let Some(tx) = self.tasks.get(&task_id).and_then(|t| t.tx.as_ref()) {
+                let _ = tx.send(pb::ContainerCommand {
+                    command: Some(pb::container_command::Command::Inputs(pb::InputBatch {
+                        items,
+                    })),
+                });
+            }
+        }
+    }
+
+    /// A batched function: a batch goes to an idle container once `max_batch_size` inputs wait,
+    /// or once the oldest has waited `wait_ms`.
+    fn dispatch_batches(&mut self, function_id: &str, cfg: pb::BatchConfig, now: Instant) {
+        let size = usize::try_from(cfg.max_batch_size.max(1)).unwrap_or(1);
+        let wait = Duration::from_millis(u64::from(cfg.wait_ms));
+        loop {
+            let Some(f) = self.functions.get_mut(function_id) else {
+                return;
+            };
+            while let Some(front) = f.queue.front() {
+                if self
+                    .inputs
+                    .get(front)
+                    .is_some_and(|i| i.state == InputState::Queued)
+                {
+                    break;
+                }
+                f.queue.pop_front();
+            }
+            let Some(oldest) = f
+                .queue
+                .front()
+                .and_then(|id| self.inputs.get(id))
+                .map(|i| i.queued_at)
+            else {
+                return;
+            };
+            if f.queue.len() < size && now.duration_since(oldest) < wait {
+                self.set_timer(
+                    oldest + wait,
+                    Timer::BatchDue {
+                        function_id: function_id.to_owned(),
+                    },
+                );
+                return;
+            }
+            let version = f.version;
+            let idle = f
+                .tasks
+                .iter()
+                .find(|id| {
+                    self.tasks
+                        .get(*id)
+                        .is_some_and(|t| t.accepting() && t.version == version && t.load() == 0)
+                })
+                .cloned();
+            let Some(task_id) = idle else { return };
+            let batch_id = new_id("bt-");
+            let mut items = Vec::new();
+            while items.len() < size {
+                let Some(input_id) = f.queue.pop_front() else {
+                    break;
+                };
+                let Some(input) = self.inputs.get(&input_id) else {
+                    continue;
+                };
+                if input.state != InputState::Queued {
+                    continue;
+                }
+                items.push(pb::InputItem {
+                    input_id,
+                    input: Some(input.payload.clone()),
+                    attempt: input.attempt,
+                    method_name: input.method.clone(),
+                    batch_id: batch_id.clone(),
+                });
+            }
+            if let Some(task) = self.tasks.get_mut(&task_id) {
+                task.running
+                    .extend(items.iter().map(|i| i.input_id.clone()));
+            }
+            for item in &items {
+                self.input_started(&item.input_id, &task_id, now);
+            }
             if let Some(tx) = self.tasks.get(&task_id).and_then(|t| t.tx.as_ref()) {
                 let _ = tx.send(pb::ContainerCommand {
                     command: Some(pb::container_command::Command::Inputs(pb::InputBatch {
@@ -130,7 +220,9 @@ impl State {
             in_containers: 0,
             ready: 0,
             starting: 0,
-            concurrency: f.concurrency(),
+            concurrency: f.def.batch.map_or(f.target_concurrency(), |b| {
+                usize::try_from(b.max_batch_size.max(1)).unwrap_or(1)
+            }),
             exec: f.exec_ewma,
             startup: f.startup_ewma,
             min_containers: usize::try_from(

@@ -80,6 +80,7 @@ pub(crate) enum Command {
     },
     Invoke {
         function_id: String,
+        method: String,
         input: pb::Payload,
         wait: bool,
         principal: Principal,
@@ -101,8 +102,22 @@ pub(crate) enum Command {
         principal: Principal,
         reply: Reply<()>,
     },
+    InvokeGenerator {
+        function_id: String,
+        method: String,
+        input: pb::Payload,
+        principal: Principal,
+        out: mpsc::UnboundedSender<pb::GeneratorEvent>,
+        reply: Reply<String>,
+    },
+    FunctionBind {
+        req: pb::FunctionBindRequest,
+        principal: Principal,
+        reply: Reply<String>,
+    },
     MapStart {
         function_id: String,
+        method: String,
         principal: Principal,
         out: mpsc::UnboundedSender<pb::MapOutput>,
         reply: Reply<String>,
@@ -112,8 +127,8 @@ pub(crate) enum Command {
         inputs: Vec<pb::MapInput>,
         last: bool,
     },
-    /// The client went away before the map finished.
-    MapAbandoned {
+    /// The client went away before the map or generator finished.
+    CallAbandoned {
         call_id: String,
     },
     BinaryStored {
@@ -156,6 +171,11 @@ pub(crate) enum Command {
     ContainerInitFailure {
         task_id: String,
         message: String,
+    },
+    GeneratorItems {
+        task_id: String,
+        input_id: String,
+        items: Vec<pb::Payload>,
     },
     ContainerDisconnected {
         task_id: String,
@@ -321,12 +341,32 @@ impl State {
             }
             Command::Invoke {
                 function_id,
+                method,
                 input,
                 wait,
                 principal,
                 reply,
             } => {
-                let r = self.invoke(&function_id, input, wait, &principal);
+                let r = self.invoke(&function_id, &method, input, wait, &principal);
+                self.respond(reply, r);
+            }
+            Command::InvokeGenerator {
+                function_id,
+                method,
+                input,
+                principal,
+                out,
+                reply,
+            } => {
+                let r = self.invoke_generator(&function_id, &method, input, &principal, out);
+                self.respond(reply, r);
+            }
+            Command::FunctionBind {
+                req,
+                principal,
+                reply,
+            } => {
+                let r = self.function_bind(req, &principal);
                 self.respond(reply, r);
             }
             Command::CallGet {
@@ -361,11 +401,12 @@ impl State {
             }
             Command::MapStart {
                 function_id,
+                method,
                 principal,
                 out,
                 reply,
             } => {
-                let r = self.map_start(&function_id, &principal, out);
+                let r = self.map_start(&function_id, &method, &principal, out);
                 self.respond(reply, r);
             }
             Command::MapInputs {
@@ -373,10 +414,13 @@ impl State {
                 inputs,
                 last,
             } => self.map_inputs(&call_id, inputs, last),
-            Command::MapAbandoned { call_id } => {
+            Command::CallAbandoned { call_id } => {
                 if self.calls.contains_key(&call_id) {
-                    let _ =
-                        self.call_cancel(&call_id, false, "the caller stopped waiting for the map");
+                    let _ = self.call_cancel(
+                        &call_id,
+                        false,
+                        "the caller stopped waiting for the results",
+                    );
                 }
             }
             Command::BinaryStored { hash, size } => self.binary_stored(hash, size),
@@ -412,6 +456,11 @@ impl State {
             Command::ContainerInitFailure { task_id, message } => {
                 self.container_init_failure(&task_id, &message);
             }
+            Command::GeneratorItems {
+                task_id,
+                input_id,
+                items,
+            } => self.generator_items(&task_id, &input_id, items),
             Command::ContainerDisconnected { task_id } => self.container_disconnected(&task_id),
             Command::WorkerRegister { info, tx, reply } => {
                 let r = Ok(self.worker_register(info, tx));
@@ -432,6 +481,9 @@ impl State {
             Timer::RetryDue { input_id } => self.retry_due(&input_id),
             Timer::StartupDeadline { task_id } => self.startup_deadline(&task_id),
             Timer::ScheduleDue { function_id } => self.schedule_due(&function_id, now),
+            Timer::BatchDue { function_id } => {
+                self.dirty.insert(function_id);
+            }
         }
     }
 

@@ -17,6 +17,7 @@ pub(crate) mod secrets;
 pub(crate) mod standalone;
 mod state;
 pub(crate) mod store;
+mod variants;
 mod workers;
 
 use std::net::SocketAddr;

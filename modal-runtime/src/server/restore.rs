@@ -65,7 +65,11 @@ impl State {
             let mut f = FunctionRec::new(row.app_id.clone(), def, row.version);
             f.created_at_ms = app.created_at_ms;
             f.retired = app.deployed_version > 0 && row.version < app.deployed_version;
-            app.functions.push(row.id.clone());
+            // A variant runs as itself (its definition is complete) but is not one of the app's
+            // functions by tag; binding it again after a restart makes a new variant.
+            if f.def.variant_of.is_empty() {
+                app.functions.push(row.id.clone());
+            }
             self.functions.insert(row.id, f);
         }
         for s in snap.secrets {
@@ -119,6 +123,8 @@ impl State {
                     payload,
                     attempt: u32::try_from(row.attempt).unwrap_or(0),
                     state: InputState::Queued,
+                    method: String::new(),
+                    queued_at: Instant::now(),
                 },
             );
             if live && self.functions.contains_key(&row.function_id) {

@@ -64,7 +64,7 @@ impl State {
 
     fn fire_schedule(&mut self, function_id: &str) {
         let input = wire::payload(crate::codec::encode(&()).unwrap_or_default());
-        match self.invoke(function_id, input, false, &Principal::Local) {
+        match self.invoke(function_id, "", input, false, &Principal::Local) {
             Ok((call_id, _)) => {
                 self.system_log(function_id, "", format!("scheduled run {call_id}"));
                 self.record(Op::UpsertSchedule(ScheduleRow {

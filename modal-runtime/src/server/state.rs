@@ -51,6 +51,17 @@ pub(crate) struct FunctionRec {
     pub(crate) created_at_ms: i64,
     /// Whether the app still has it (a redeploy may drop functions).
     pub(crate) retired: bool,
+    /// For a variant (class parameters, `with_options`…): the function it derives from, with
+    /// the parameters and overrides applied to that function's definition.
+    pub(crate) variant: Option<Variant>,
+}
+
+/// How a variant derives from its function.
+#[derive(Clone)]
+pub(crate) struct Variant {
+    pub(crate) base: FunctionId,
+    pub(crate) params: Option<pb::Payload>,
+    pub(crate) options: Option<pb::FunctionOptions>,
 }
 
 impl AppRec {
@@ -90,7 +101,20 @@ impl FunctionRec {
             version,
             created_at_ms: now_ms(),
             retired: false,
+            variant: None,
         }
+    }
+
+    /// Inputs the autoscaler plans per container (`target_inputs`, else the maximum).
+    pub(crate) fn target_concurrency(&self) -> usize {
+        let t = if self.def.target_concurrent_inputs == 0 {
+            self.def.max_concurrent_inputs
+        } else {
+            self.def.target_concurrent_inputs
+        };
+        usize::try_from(t.max(1))
+            .unwrap_or(1)
+            .min(self.concurrency())
     }
 
     pub(crate) fn concurrency(&self) -> usize {
@@ -108,6 +132,12 @@ pub(crate) enum CallKind {
     Map {
         out: mpsc::UnboundedSender<pb::MapOutput>,
         inputs_closed: bool,
+        /// For a class: the method mapped over.
+        method: String,
+    },
+    /// `remote_gen`: items stream back as the generator produces them, then how it ended.
+    Generator {
+        out: mpsc::UnboundedSender<pb::GeneratorEvent>,
     },
 }
 
@@ -143,6 +173,10 @@ pub(crate) struct InputRec {
     /// Zero-based attempt number.
     pub(crate) attempt: u32,
     pub(crate) state: InputState,
+    /// For a class: the method called.
+    pub(crate) method: String,
+    /// When it last entered the queue (batches wait for company up to `wait_ms`).
+    pub(crate) queued_at: Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +264,8 @@ pub(crate) enum Timer {
     StartupDeadline { task_id: TaskId },
     /// A scheduled function may be due.
     ScheduleDue { function_id: FunctionId },
+    /// A batched function's oldest input has waited `wait_ms`.
+    BatchDue { function_id: FunctionId },
 }
 
 /// A reply held back until the writes before it are durable.
@@ -253,6 +289,8 @@ pub(crate) struct State {
     pub(crate) retention: Duration,
     /// Deploys with `recreate` waiting for the old containers of their app to be gone.
     pub(crate) recreate_waiters: Vec<(AppId, i64, Deferred)>,
+    /// Variants by (function, encoded parameters and options).
+    pub(crate) variants: HashMap<(FunctionId, Vec<u8>), FunctionId>,
     pub(crate) apps: HashMap<AppId, AppRec>,
     pub(crate) functions: HashMap<FunctionId, FunctionRec>,
     pub(crate) calls: HashMap<CallId, CallRec>,
@@ -277,6 +315,7 @@ impl State {
             schedules: HashMap::new(),
             retention: config.retention,
             recreate_waiters: Vec::new(),
+            variants: HashMap::new(),
             apps: HashMap::new(),
             functions: HashMap::new(),
             calls: HashMap::new(),

@@ -108,12 +108,7 @@ pub(crate) fn function_definition(
     app_secrets: &[crate::Secret],
     types: (&str, &str),
 ) -> pb::FunctionDefinition {
-    let retry_policy = spec.retries.map(|r| pb::RetryPolicy {
-        max_retries: u32::try_from(r.max_retries).unwrap_or(0),
-        backoff_coefficient: r.backoff_coefficient as f32,
-        initial_delay_ms: millis(r.initial_delay),
-        max_delay_ms: millis(r.max_delay),
-    });
+    let retry_policy = spec.retries.as_ref().map(retry_policy);
     let gpu = spec
         .gpu_rules()
         .unwrap_or_default()
@@ -159,7 +154,19 @@ pub(crate) fn function_definition(
         env: spec.env.iter().cloned().collect(),
         secret_env: secret_env.into_iter().collect(),
         single_use_containers: spec.single_use(),
-        max_concurrent_inputs: 1,
+        max_concurrent_inputs: spec.concurrency.map_or(1, |(max, _)| clamp_u32(max)),
+        target_concurrent_inputs: spec
+            .concurrency
+            .map_or(1, |(max, target)| clamp_u32(target.unwrap_or(max))),
+        batch: spec.batch.map(|(size, wait)| pb::BatchConfig {
+            max_batch_size: clamp_u32(size),
+            wait_ms: clamp_u32(wait),
+        }),
+        is_class: spec.is_class,
+        methods: spec.methods.clone(),
+        generator_methods: spec.generator_methods.clone(),
+        class_params: None,
+        variant_of: String::new(),
         schedule: spec.schedule.as_ref().map(schedule_to_pb),
         named_secrets: spec
             .secrets
@@ -225,6 +232,16 @@ pub(crate) fn outcome_result(outcome: Outcome, task_id: &str) -> pb::CallResult 
             r.status = pb::ResultStatus::InternalFailure as i32;
             r.message = format!("cannot encode the return value: {message}");
         }
+        Outcome::Panic {
+            message,
+            location,
+            backtrace,
+        } => {
+            r.status = pb::ResultStatus::Panic as i32;
+            r.message = message;
+            r.location = location;
+            r.backtrace = backtrace;
+        }
     }
     r
 }
@@ -284,6 +301,16 @@ pub(crate) fn into_value(result: pb::CallResult, function: &str) -> Result<Bytes
 
 fn non_empty(s: String) -> Option<String> {
     if s.is_empty() { None } else { Some(s) }
+}
+
+/// A retry policy as sent on the wire.
+pub(crate) fn retry_policy(r: &crate::Retries) -> pb::RetryPolicy {
+    pb::RetryPolicy {
+        max_retries: u32::try_from(r.max_retries).unwrap_or(0),
+        backoff_coefficient: r.backoff_coefficient as f32,
+        initial_delay_ms: millis(r.initial_delay),
+        max_delay_ms: millis(r.max_delay),
+    }
 }
 
 /// A schedule as sent on the wire.

@@ -63,6 +63,10 @@ fn command(spec: &pb::ContainerSpec, def: &pb::FunctionDefinition, exe: PathBuf)
             def.max_concurrent_inputs.max(1).to_string(),
         )
         .env(cenv::IS_REMOTE, "1");
+    if let Some(params) = def.class_params.as_ref().filter(|p| !p.data.is_empty()) {
+        let hex: String = params.data.iter().map(|b| format!("{b:02x}")).collect();
+        cmd.env(cenv::CLASS_PARAMS, hex);
+    }
     if def.single_use_containers {
         cmd.env(cenv::SINGLE_USE, "1");
     }

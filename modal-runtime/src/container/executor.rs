@@ -1,0 +1,294 @@
+//! Runs a container's inputs in arrival order, at most `concurrency` at once: sync functions on
+//! input threads, async ones, generators, batches and class methods on the user runtime. Every
+//! event (a generator item, a result) goes out through one ordered channel.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use super::runner;
+use crate::registry::{self, ClassInstance, FunctionRegistration, GeneratorSink, Invoker, Outcome};
+use crate::wire::{self, pb};
+
+/// What running inputs report, in order.
+pub(super) enum Event {
+    Item {
+        input_id: String,
+        item: Vec<u8>,
+    },
+    Done {
+        input_id: String,
+        result: pb::CallResult,
+    },
+}
+
+enum Running {
+    Task(tokio::task::JoinHandle<()>),
+    Sync,
+}
+
+type SyncJob = (String, bytes::Bytes);
+
+pub(super) struct Executor {
+    function: &'static FunctionRegistration,
+    /// The class instance, when the function is a class.
+    instance: Option<Arc<dyn ClassInstance>>,
+    concurrency: usize,
+    task_id: String,
+    queue: VecDeque<pb::InputItem>,
+    /// Inputs started, by id; a batch counts its inputs under one slot.
+    running: HashMap<String, (Running, String)>,
+    events: mpsc::UnboundedSender<Event>,
+    sync_jobs: Option<std::sync::mpsc::Sender<SyncJob>>,
+    user: &'static tokio::runtime::Runtime,
+    /// A class's generator methods.
+    generators: Vec<String>,
+}
+
+fn sink(events: &mpsc::UnboundedSender<Event>, input_id: &str) -> GeneratorSink {
+    let events = events.clone();
+    let input_id = input_id.to_owned();
+    GeneratorSink {
+        send: Arc::new(move |item| {
+            events
+                .send(Event::Item {
+                    input_id: input_id.clone(),
+                    item,
+                })
+                .is_ok()
+        }),
+    }
+}
+
+impl Executor {
+    pub(super) fn new(
+        function: &'static FunctionRegistration,
+        instance: Option<Arc<dyn ClassInstance>>,
+        concurrency: usize,
+        task_id: String,
+        events: mpsc::UnboundedSender<Event>,
+        user: &'static tokio::runtime::Runtime,
+    ) -> Self {
+        Executor {
+            function,
+            instance,
+            concurrency,
+            task_id,
+            queue: VecDeque::new(),
+            running: HashMap::new(),
+            events,
+            sync_jobs: None,
+            user,
+            generators: (function.spec)().generator_methods,
+        }
+    }
+
+    pub(super) fn push(&mut self, items: Vec<pb::InputItem>) {
+        self.queue.extend(items);
+        self.start_ready();
+    }
+
+    /// Forgets a finished input; true if it was running here.
+    pub(super) fn finished(&mut self, input_id: &str) -> bool {
+        self.running.remove(input_id).is_some()
+    }
+
+    fn slots_used(&self) -> usize {
+        let mut batches = std::collections::HashSet::new();
+        self.running
+            .values()
+            .filter(|(_, batch)| batch.is_empty() || batches.insert(batch.as_str()))
+            .count()
+    }
+
+    fn fail(&mut self, input_id: String, batch: &str, message: String) {
+        let result = wire::failure(pb::ResultStatus::InternalFailure, message, &self.task_id);
+        self.running
+            .insert(input_id.clone(), (Running::Sync, batch.to_owned()));
+        let _ = self.events.send(Event::Done { input_id, result });
+    }
+
+    pub(super) fn start_ready(&mut self) {
+        while self.slots_used() < self.concurrency {
+            let Some(first) = self.queue.pop_front() else {
+                return;
+            };
+            if !first.batch_id.is_empty() {
+                let mut batch = vec![first];
+                while self
+                    .queue
+                    .front()
+                    .is_some_and(|i| i.batch_id == batch[0].batch_id)
+                {
+                    if let Some(i) = self.queue.pop_front() {
+                        batch.push(i);
+                    }
+                }
+                self.start_batch(batch);
+                continue;
+            }
+            self.start_one(first);
+        }
+    }
+
+    fn start_one(&mut self, item: pb::InputItem) {
+        let input = match wire::payload_bytes(item.input.as_ref()) {
+            Ok(b) => b,
+            Err(e) => return self.fail(item.input_id, "", e),
+        };
+        let input_id = item.input_id;
+        let task_id = self.task_id.clone();
+        let events = self.events.clone();
+        let finish = move |input_id: String, result: pb::CallResult| {
+            let _ = events.send(Event::Done { input_id, result });
+        };
+        let future = match (self.function.invoker, &self.instance) {
+            (Invoker::Sync(f), _) => {
+                let jobs = self.sync_pool(f);
+                self.running
+                    .insert(input_id.clone(), (Running::Sync, String::new()));
+                let _ = jobs.send((input_id, input));
+                return;
+            }
+            (Invoker::Async(f), _) => runner::catch(f(input)),
+            (Invoker::Generator(f), _) => runner::catch(f(input, sink(&self.events, &input_id))),
+            (Invoker::Class(_), Some(instance)) => {
+                let is_generator = self.generators.contains(&item.method_name);
+                let sink = is_generator.then(|| sink(&self.events, &input_id));
+                runner::catch(Arc::clone(instance).call(item.method_name, input, sink))
+            }
+            (Invoker::Batched(_), _) | (Invoker::Class(_), None) => {
+                return self.fail(
+                    input_id,
+                    "",
+                    format!("`{}` cannot run a single input this way", self.function.tag),
+                );
+            }
+        };
+        let id = input_id.clone();
+        let handle = self.user.spawn(async move {
+            let outcome = future.await;
+            finish(id, wire::outcome_result(outcome, &task_id));
+        });
+        self.running
+            .insert(input_id, (Running::Task(handle), String::new()));
+    }
+
+    fn start_batch(&mut self, items: Vec<pb::InputItem>) {
+        let batch_id = items[0].batch_id.clone();
+        let method = items[0].method_name.clone();
+        let mut ids = Vec::with_capacity(items.len());
+        let mut inputs = Vec::with_capacity(items.len());
+        for item in items {
+            match wire::payload_bytes(item.input.as_ref()) {
+                Ok(b) => {
+                    ids.push(item.input_id);
+                    inputs.push(b);
+                }
+                Err(e) => self.fail(item.input_id, &batch_id, e),
+            }
+        }
+        let future = match (self.function.invoker, &self.instance) {
+            (Invoker::Batched(f), _) => f(inputs),
+            (Invoker::Class(_), Some(instance)) => Arc::clone(instance).call_batch(method, inputs),
+            _ => {
+                for id in ids {
+                    self.fail(
+                        id,
+                        &batch_id,
+                        format!("`{}` is not batched", self.function.tag),
+                    );
+                }
+                return;
+            }
+        };
+        let events = self.events.clone();
+        let task_id = self.task_id.clone();
+        let n = ids.len();
+        let batch_ids = ids.clone();
+        let handle = self.user.spawn(async move {
+            let outcomes = match runner::catch_batch(future).await {
+                Ok(o) if o.len() == n => o,
+                Ok(o) => {
+                    let msg = format!(
+                        "the batched function returned {} results for a batch of {n} inputs",
+                        o.len()
+                    );
+                    (0..n).map(|_| Outcome::BadOutput(msg.clone())).collect()
+                }
+                Err(panic) => (0..n).map(|_| panic.clone_outcome()).collect(),
+            };
+            for (input_id, outcome) in batch_ids.into_iter().zip(outcomes) {
+                let _ = events.send(Event::Done {
+                    input_id,
+                    result: wire::outcome_result(outcome, &task_id),
+                });
+            }
+        });
+        let handle = Arc::new(Mutex::new(Some(handle)));
+        for id in ids {
+            // Cancelling any input of a batch aborts the batch.
+            let h = handle
+                .lock()
+                .ok()
+                .and_then(|mut g| g.take())
+                .map_or(Running::Sync, Running::Task);
+            self.running.insert(id, (h, batch_id.clone()));
+        }
+    }
+
+    /// Threads for a sync function: `concurrency` of them, fed from one queue. User code never
+    /// runs on the runtime's threads, which keep serving the control-plane stream (and notice
+    /// at once when it breaks).
+    fn sync_pool(&mut self, f: fn(&[u8]) -> registry::Outcome) -> std::sync::mpsc::Sender<SyncJob> {
+        if let Some(tx) = &self.sync_jobs {
+            return tx.clone();
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<SyncJob>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..self.concurrency {
+            let rx = Arc::clone(&rx);
+            let events = self.events.clone();
+            let task_id = self.task_id.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("modal-input-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(guard) => guard.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((input_id, input)) = job else { return };
+                        let result = runner::run_sync(f, &input, &task_id);
+                        if events.send(Event::Done { input_id, result }).is_err() {
+                            return;
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start an input thread: {e}");
+            }
+        }
+        self.sync_jobs = Some(tx.clone());
+        tx
+    }
+
+    /// Drops cancelled inputs; a running task is aborted. A running sync input cannot be
+    /// interrupted, so the container exits (the control plane already recorded the cancellation).
+    pub(super) fn cancel(&mut self, ids: &[String]) {
+        self.queue.retain(|i| !ids.contains(&i.input_id));
+        for id in ids {
+            match self.running.remove(id) {
+                Some((Running::Task(handle), _)) => handle.abort(),
+                Some((Running::Sync, batch)) if batch.is_empty() => {
+                    tracing::warn!(
+                        "input {id} was cancelled while running; stopping the container to interrupt it"
+                    );
+                    super::exit_now(0);
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+modal::app!(APP = App::new("ui"));
+
+#[modal::cls(app = APP)]
+struct Model {}
+
+fn main() {}
