@@ -1,37 +1,15 @@
 //! End-to-end tests of classes (lifecycle, parameters, failing `enter`), generators, concurrent
 //! inputs and batching, with the `classes` fixture binary.
 
-use std::collections::HashMap;
-use std::process::{Command, Output};
+use std::process::Output;
+use std::time::Duration;
+
+use modal_tests::{fields, show};
 
 const CLASSES: &str = env!("CARGO_BIN_EXE_classes");
 
 fn run(entrypoint: &str) -> Output {
-    Command::new(CLASSES)
-        .args(["run", entrypoint])
-        .env_remove("MODAL_SERVER_URL")
-        .env("MODAL_CONFIG_PATH", "/nonexistent/modal-config.toml")
-        .output()
-        .expect("the fixture runs")
-}
-
-fn fields(out: &Output) -> HashMap<String, String> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.split_once(": ")
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        })
-        .collect()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    modal_tests::run_bounded(CLASSES, &["run", entrypoint], &[], Duration::from_secs(180))
 }
 
 #[test]

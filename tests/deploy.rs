@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use modal_tests::show;
+
 const MODAL: &str = env!("CARGO_BIN_EXE_modal");
 const DEPLOYED: &str = env!("CARGO_BIN_EXE_deployed");
 const CALLER: &str = env!("CARGO_BIN_EXE_caller");
@@ -134,15 +136,6 @@ impl Drop for Server {
         self.kill9();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn field(out: &Output, key: &str) -> Option<String> {

@@ -1,52 +1,16 @@
 //! End-to-end tests: the real fixture binary, real container processes, bounded waits.
 
-use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use modal_tests::{fields, show};
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_fixture");
 const OTHER: &str = env!("CARGO_BIN_EXE_other");
 
 /// Runs the fixture with `args` (bounded by `limit`) and returns its output.
 fn run(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
-    let mut cmd = Command::new(FIXTURE);
-    cmd.args(args)
-        .env_remove("MODAL_SERVER_URL")
-        .env("MODAL_CONFIG_PATH", "/nonexistent/modal-config.toml")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("fixture starts");
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    });
-    let out = child.wait_with_output().expect("fixture runs");
-    drop(killer);
-    out
-}
-
-/// The `key: value` lines a run printed.
-fn fields(out: &Output) -> HashMap<String, String> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.split_once(": ")
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        })
-        .collect()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    modal_tests::run_bounded(FIXTURE, args, env, limit)
 }
 
 /// Starts `run long --containers n` and returns the child and its app id, once the app runs.

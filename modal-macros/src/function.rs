@@ -170,6 +170,12 @@ fn generate(
     let impl_idents: Vec<&Ident> = sig.args.iter().map(|a| &a.ident).collect();
     let impl_types: Vec<&Type> = sig.args.iter().map(|a| &a.ty).collect();
     let impl_params = quote!(#(#impl_idents: #impl_types),*);
+    // The user's function keeps its `mut` bindings; the generated wrappers do not need them.
+    let impl_decl_params = sig.args.iter().map(|a| {
+        let (ident, ty) = (&a.ident, &a.ty);
+        let mutability = a.mutable.then(|| quote!(mut));
+        quote!(#mutability #ident: #ty)
+    });
     let takes_arguments = !sig.args.is_empty();
     let assignments = &attr.assignments;
     let modifier_assignments = mods.assignments();
@@ -406,7 +412,7 @@ fn generate(
 
         const _: () = {
             #(#other_attrs)*
-            #asyncness fn #impl_ident(#impl_params) #output #block
+            #asyncness fn #impl_ident(#(#impl_decl_params),*) #output #block
 
             #[allow(dead_code)]
             fn __modal_type_checks() {

@@ -110,6 +110,7 @@ fn analyze(cx: &mut Ctxt, f: &ImplItemFn, role: Role) -> Option<(bool, Vec<Arg>,
                 args.push(Arg {
                     ident: pi.ident.clone(),
                     ty: (*pt.ty).clone(),
+                    mutable: pi.mutability.is_some(),
                 });
             }
             other => cx.error_spanned_by(

@@ -10,6 +10,8 @@ use crate::ctxt::Ctxt;
 pub(crate) struct Arg {
     pub(crate) ident: Ident,
     pub(crate) ty: Type,
+    /// Declared `mut x: T`.
+    pub(crate) mutable: bool,
 }
 
 pub(crate) enum Return {
@@ -91,9 +93,9 @@ pub(crate) fn analyze(cx: &mut Ctxt, f: &ItemFn, what: &str) -> Signature {
                 cx.error_spanned_by(r, format!("{what} must be a free function, not a method"))
             }
             FnArg::Typed(pt) => {
-                let ident = match &*pt.pat {
+                let (ident, mutable) = match &*pt.pat {
                     Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => {
-                        pi.ident.clone()
+                        (pi.ident.clone(), pi.mutability.is_some())
                     }
                     other => {
                         cx.error_spanned_by(
@@ -113,6 +115,7 @@ pub(crate) fn analyze(cx: &mut Ctxt, f: &ItemFn, what: &str) -> Signature {
                 args.push(Arg {
                     ident,
                     ty: (*pt.ty).clone(),
+                    mutable,
                 });
             }
         }

@@ -56,6 +56,9 @@ pub enum Error {
     /// Invalid use of the API or the command line.
     #[error("{0}")]
     Invalid(String),
+    /// GPU work failed: no driver, no device, a kernel that does not compile, a cuBLAS error.
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
     /// An entrypoint failed with an error of its own type (its display text).
     #[error("{0}")]
     Other(String),

@@ -34,6 +34,7 @@ mod client;
 mod codec;
 mod container;
 mod error;
+pub mod gpu;
 mod ids;
 mod output;
 mod registry;

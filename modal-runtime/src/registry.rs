@@ -249,6 +249,13 @@ pub(crate) fn apps() -> impl Iterator<Item = &'static App> {
 /// The functions that run as part of `app`: its own and those of the apps it includes.
 /// A tag declared twice on the app itself is an error; an included function whose tag the app
 /// already has is left out (the including app wins).
+/// Whether any function or class linked into this binary asks for a GPU.
+pub(crate) fn any_gpu_function() -> bool {
+    inventory::iter::<FunctionEntry>
+        .into_iter()
+        .any(|FunctionEntry(reg)| !(reg.spec)().gpu.is_empty())
+}
+
 pub(crate) fn functions_of(app: &App) -> Result<Vec<&'static FunctionRegistration>, RegistryError> {
     let mut own: Vec<&'static FunctionRegistration> = Vec::new();
     let mut included: Vec<&'static FunctionRegistration> = Vec::new();

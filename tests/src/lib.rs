@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests: finding container processes and waiting with bounds.
 
 use std::collections::HashMap;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A container process: its pid and environment.
@@ -84,4 +85,68 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs `exe args` on the embedded control plane (no `MODAL_SERVER_URL`, no user config) with
+/// `env` added, killed with SIGKILL if it runs past `limit`.
+pub fn run_bounded(exe: &str, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .env_remove("MODAL_SERVER_URL")
+        .env("MODAL_CONFIG_PATH", "/nonexistent/modal-config.toml")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("the program starts");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let killer = std::thread::spawn(move || {
+        if finished.recv_timeout(limit).is_err() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    });
+    let out = child.wait_with_output().expect("the program runs");
+    let _ = done.send(());
+    let _ = killer.join();
+    out
+}
+
+/// The `key: value` lines a run printed (the last one wins).
+pub fn fields(out: &Output) -> HashMap<String, String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split_once(": ")
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+/// A run's status and output, for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "status: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// What a GPU container of the `gpus` fixture saw while it held its device.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct GpuSlot {
+    /// Its `CUDA_VISIBLE_DEVICES`.
+    pub cuda_visible_devices: String,
+    /// Its `NVIDIA_VISIBLE_DEVICES`.
+    pub nvidia_visible_devices: String,
+    /// Whether its devices were declared rather than discovered.
+    pub declared: bool,
+    /// Its task id.
+    pub task_id: String,
+    /// When it started holding the device (ms since the epoch).
+    pub started_ms: i64,
+    /// When it stopped (ms since the epoch).
+    pub ended_ms: i64,
 }

@@ -2,6 +2,7 @@
 //!
 //! - `cargo xtask ci`: formatting, lints, tidy checks, docs and every test: what CI runs.
 //! - `cargo xtask bench [--json] [--quick]`: the benchmark, one JSON line.
+//! - `cargo xtask bench --gpu [--json] [--quick]`: the GPU benchmark (needs an NVIDIA GPU).
 //! - `cargo xtask tidy`: the repository rules alone.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
@@ -69,20 +70,27 @@ fn bench(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     if let Some(other) = args
         .iter()
-        .find(|a| !matches!(a.as_str(), "--json" | "--quick"))
+        .find(|a| !matches!(a.as_str(), "--json" | "--quick" | "--gpu"))
     {
-        bail!("unknown bench option `{other}`; expected --json and/or --quick");
+        bail!("unknown bench option `{other}`; expected --gpu, --json and/or --quick");
     }
+    let value = if args.iter().any(|a| a == "--gpu") {
+        gpu_bench(json, quick)?
+    } else {
+        cpu_bench(json, quick)?
+    };
+    if json {
+        println!("{value}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    }
+    Ok(())
+}
+
+/// Builds a release binary quietly when the output is JSON.
+fn build_release(json: bool, target: &[&str]) -> Result<()> {
     let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "modal-tests",
-        "--bin",
-        "bench",
-    ]);
+    build.args(["build", "--release", "--locked"]).args(target);
     if json {
         build.arg("--quiet");
     }
@@ -90,13 +98,14 @@ fn bench(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("building the benchmark failed");
     }
-    let exe = root().join("target/release/bench");
-    let mut cmd = Command::new(&exe);
-    if quick {
-        cmd.arg("--quick");
-    }
-    cmd.env_remove("MODAL_SERVER_URL");
-    let out = cmd
+    Ok(())
+}
+
+/// Runs `exe` on the embedded control plane and returns its standard output.
+fn run_bench(exe: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(exe)
+        .args(args)
+        .env_remove("MODAL_SERVER_URL")
         .output()
         .with_context(|| format!("cannot run {}", exe.display()))?;
     if !out.status.success() {
@@ -105,20 +114,65 @@ fn bench(args: &[String]) -> Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The GPU figures: `examples/gpu_matmul` at 8192³ (4096³ with `--quick`), in a function and
+/// directly in a plain process.
+fn gpu_bench(json: bool, quick: bool) -> Result<serde_json::Value> {
+    build_release(json, &["-p", "modal-examples", "--example", "gpu_matmul"])?;
+    let exe = root().join("target/release/examples/gpu_matmul");
+    let size = if quick { "4096" } else { "8192" };
+    let stdout = run_bench(&exe, &["--size", size, "--iterations", "10", "--direct"])?;
+    let field = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+            .map(str::trim)
+            .with_context(|| format!("the GPU benchmark printed no `{key}`"))
+    };
+    let number = |key: &str| -> Result<f64> {
+        field(key)?
+            .parse()
+            .with_context(|| format!("`{key}` is not a number"))
+    };
+    let ratio = |a: f64, b: f64| (a / b * 1000.0).round() / 1000.0;
+    let (s_in, s_direct) = (
+        number("sgemm tflops in function")?,
+        number("sgemm tflops direct")?,
+    );
+    let (h_in, h_direct) = (
+        number("hgemm tflops in function")?,
+        number("hgemm tflops direct")?,
+    );
+    Ok(serde_json::json!({
+        "system": "modal-rs",
+        "gpu": field("device")?,
+        "matmul_size": number("size")?,
+        "gpu_cold_start_ms": number("gpu cold start ms")?,
+        "sgemm_tflops_in_function": s_in,
+        "sgemm_tflops_direct": s_direct,
+        "sgemm_in_function_over_direct": ratio(s_in, s_direct),
+        "hgemm_tflops_in_function": h_in,
+        "hgemm_tflops_direct": h_direct,
+        "hgemm_in_function_over_direct": ratio(h_in, h_direct),
+        "sgemm_matches_cpu": field("sgemm matches the CPU")? == "true",
+        "hgemm_matches_cpu": field("hgemm matches the CPU")? == "true",
+    }))
+}
+
+/// The CPU figures: the `bench` program's JSON line.
+fn cpu_bench(json: bool, quick: bool) -> Result<serde_json::Value> {
+    build_release(json, &["-p", "modal-tests", "--bin", "bench"])?;
+    let exe = root().join("target/release/bench");
+    let args: &[&str] = if quick { &["--quick"] } else { &[] };
+    let stdout = run_bench(&exe, args)?;
     let line = stdout
         .lines()
         .rev()
         .find(|l| l.starts_with('{'))
         .context("the benchmark printed no JSON")?;
-    let value: serde_json::Value =
-        serde_json::from_str(line).context("the benchmark's JSON does not parse")?;
-    if json {
-        println!("{value}");
-    } else {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    }
-    Ok(())
+    serde_json::from_str(line).context("the benchmark's JSON does not parse")
 }
 
 fn main() -> ExitCode {
@@ -128,7 +182,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("tidy") => tidy::check(&root()).map(|()| eprintln!("tidy: ok")),
         _ => {
-            eprintln!("usage: cargo xtask ci | bench [--json] [--quick] | tidy");
+            eprintln!("usage: cargo xtask ci | bench [--gpu] [--json] [--quick] | tidy");
             return ExitCode::from(2);
         }
     };

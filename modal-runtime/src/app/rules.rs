@@ -351,8 +351,27 @@ mod tests {
                 count: 4
             }
         );
-        assert_eq!(parse_gpu("h100!:2").unwrap().kind, "H100!");
-        assert_eq!(parse_gpu("any").unwrap().kind, "ANY");
+        let accepted = [
+            ("T4", "T4", 1),
+            ("l4", "L4", 1),
+            ("a10:4", "A10", 4),
+            ("L40S:2", "L40S", 2),
+            ("A100", "A100", 1),
+            ("a100-40gb", "A100-40GB", 1),
+            ("A100-80GB:8", "A100-80GB", 8),
+            ("rtx-pro-6000", "RTX-PRO-6000", 1),
+            ("H100", "H100", 1),
+            ("h100!:2", "H100!", 2),
+            ("H200", "H200", 1),
+            ("b200", "B200", 1),
+            ("B200+", "B200+", 1),
+            ("any", "ANY", 1),
+            ("Any:3", "ANY", 3),
+        ];
+        for (spec, kind, count) in accepted {
+            let rule = parse_gpu(spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
+            assert_eq!((rule.kind.as_str(), rule.count), (kind, count), "{spec}");
+        }
         assert!(
             parse_gpu("H100:x")
                 .unwrap_err()
@@ -362,6 +381,12 @@ mod tests {
         assert!(parse_gpu("A10:5").unwrap_err().contains("between 1 and 4"));
         assert!(parse_gpu("H100:0").is_err());
         assert!(parse_gpu("V100").unwrap_err().contains("expected one of"));
+        assert!(parse_gpu("").unwrap_err().contains("unknown GPU type"));
+        assert!(
+            parse_gpu("H100:-1")
+                .unwrap_err()
+                .contains("invalid GPU count")
+        );
     }
 
     #[test]

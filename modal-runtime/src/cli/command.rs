@@ -270,7 +270,11 @@ async fn worker(args: WorkerArgs) -> Result<()> {
     let url = args.server.or(settings.server_url).ok_or_else(|| {
         Error::Invalid("no control plane: pass --server URL or set MODAL_SERVER_URL".into())
     })?;
-    let config = crate::worker::WorkerConfig::local(url.clone(), settings.credentials);
+    let config = crate::worker::WorkerConfig::local(
+        url.clone(),
+        settings.credentials,
+        crate::worker::GpuSource::DeclaredOrDiscovered,
+    );
     println!("worker connecting to {url}");
     crate::worker::run(config)
         .await

@@ -105,7 +105,16 @@ impl Client {
                 message,
             })?;
         let url = plane.url();
-        let worker = crate::worker::WorkerConfig::local(url.clone(), None);
+        // The driver's start-up costs a GPU machine a few hundred milliseconds: only an app
+        // with GPU functions pays it. A malformed declaration fails here, not in the worker.
+        let gpus = if crate::registry::any_gpu_function() {
+            crate::worker::GpuSource::DeclaredOrDiscovered
+        } else {
+            crate::worker::GpuSource::DeclaredOnly
+        };
+        crate::gpu::inventory::load(crate::worker::GpuSource::DeclaredOnly)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let worker = crate::worker::WorkerConfig::local(url.clone(), None, gpus);
         tokio::spawn(async move {
             if let Err(e) = crate::worker::run(worker).await {
                 tracing::error!("local worker stopped: {e}");

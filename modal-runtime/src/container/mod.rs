@@ -77,6 +77,11 @@ pub(crate) fn run_if_container() -> Option<ExitCode> {
             return Some(ExitCode::FAILURE);
         }
     };
+    if crate::gpu::container_has_gpus() {
+        // Context creation (hundreds of milliseconds) overlaps the connection and the wait for
+        // the first input.
+        crate::gpu::warm_up();
+    }
     // The control-plane stream lives on its own single-threaded runtime: user code (on input
     // threads, or on the user runtime for async functions) can never stall it.
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -355,5 +355,13 @@ impl State {
         }
         self.scale_down(now);
         self.prune(now);
+        // Work waiting for capacity looks again: containers that have gone idle since may give
+        // way to it.
+        let waiting = self
+            .functions
+            .iter()
+            .filter(|(_, f)| !f.queue.is_empty())
+            .map(|(id, _)| id.clone());
+        self.dirty.extend(waiting);
     }
 }

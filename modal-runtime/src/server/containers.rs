@@ -279,7 +279,7 @@ impl State {
                 }
                 Placement::Wait => {
                     // Idle containers of other functions give way to waiting work.
-                    if let Some(victim) = self.idle_victim(function_id) {
+                    if let Some(victim) = self.idle_victim(function_id, !request.gpu.is_empty()) {
                         tracing::debug!(task_id = %victim, %function_id, "stopping an idle container to make room");
                         self.stop_task(&victim, StopReason::Idle, 500);
                     }
@@ -301,12 +301,13 @@ impl State {
     }
 
     /// The longest-idle container of another function that can go without dropping below that
-    /// function's `min_containers`.
-    fn idle_victim(&self, for_function: &str) -> Option<String> {
+    /// function's `min_containers`; one holding GPUs when GPUs are what is missing.
+    fn idle_victim(&self, for_function: &str, needs_gpus: bool) -> Option<String> {
         self.tasks
             .iter()
             .filter(|(_, t)| {
                 t.function_id != for_function
+                    && (!needs_gpus || !t.reservation.gpus.is_empty())
                     && t.state == TaskState::Ready
                     && t.stop.is_none()
                     && t.load() == 0

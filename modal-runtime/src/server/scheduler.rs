@@ -50,11 +50,13 @@ pub(crate) const DEFAULT_MEMORY_MB: u32 = 128;
 
 /// Whether a device called `name` with `memory_mb` of memory satisfies a request for `kind`.
 ///
-/// Rules: `ANY` takes any device; a type matches when the device name contains it as a word
-/// (`NVIDIA H100 80GB HBM3` is an H100; `A10` does not match an A100); `A100-40GB` and
-/// `A100-80GB` need an A100 with at least that much memory; `H100` may be served by an H200
-/// unless written `H100!`; `B200+` also takes a B300.
+/// Rules: `ANY` takes any device; a type matches when the device name contains it as a word,
+/// case-insensitively (`NVIDIA H100 80GB HBM3` and `NVIDIA H100 PCIe` are H100s; `A10` matches
+/// `NVIDIA A10` and `NVIDIA A10G` but not an A100; `L40S` does not take an L40); `A100-40GB` and
+/// `A100-80GB` need an A100 with at least 40 GB or 80 GB (10⁹ bytes) of memory; `H100` may be
+/// served by an H200 unless written `H100!`; `B200+` also takes a B300.
 pub(crate) fn gpu_matches(kind: &str, name: &str, memory_mb: u64) -> bool {
+    let at_least_gb = |gb: u64| memory_mb.saturating_mul(1024 * 1024) >= gb * 1_000_000_000;
     let upper = name.to_ascii_uppercase();
     let words: Vec<&str> = upper
         .split(|c: char| c.is_whitespace() || c == '-' || c == '_')
@@ -67,8 +69,8 @@ pub(crate) fn gpu_matches(kind: &str, name: &str, memory_mb: u64) -> bool {
     };
     match kind {
         "ANY" => true,
-        "A100-40GB" => has("A100") && memory_mb >= 38_000,
-        "A100-80GB" => has("A100") && memory_mb >= 76_000,
+        "A100-40GB" => has("A100") && at_least_gb(40),
+        "A100-80GB" => has("A100") && at_least_gb(80),
         "H100" => has("H100") || has("H200"),
         "H100!" => has("H100"),
         "B200+" => has("B200") || has("B300"),
@@ -290,6 +292,16 @@ mod tests {
             ("A100-80GB", "NVIDIA A100-SXM4-40GB", 40_960, false),
             ("A100-80GB", "NVIDIA A100-SXM4-80GB", 81_920, true),
             ("A100-40GB", "NVIDIA A100-SXM4-80GB", 81_920, true),
+            ("A100-80GB", "NVIDIA A100 80GB PCIe", 81_251, true),
+            ("A100-80GB", "NVIDIA A100 80GB PCIe", 76_000, false),
+            ("A100-40GB", "NVIDIA A100-PCIE-40GB", 40_536, true),
+            ("H100", "NVIDIA H100 PCIe", 81_559, true),
+            ("H100!", "NVIDIA H100 NVL", 95_830, true),
+            ("H200", "NVIDIA H100 80GB HBM3", 81_559, false),
+            ("H200", "NVIDIA GH200 480GB", 97_871, false),
+            ("L4", "NVIDIA L4", 22_491, true),
+            ("L40S", "NVIDIA L40", 46_068, false),
+            ("A10", "NVIDIA A10", 22_731, true),
             ("L4", "NVIDIA L40S", 46_068, false),
             ("L40S", "NVIDIA L40S", 46_068, true),
             ("T4", "Tesla T4", 15_360, true),

@@ -80,12 +80,17 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         // The built-in worker's token lives as long as this process.
         let (token_id, token_secret, hash) = auth::Auth::mint_user_token();
         auth.add_user_token(token_id.clone(), hash);
+        // A malformed `MODAL_WORKER_GPUS` stops the server here rather than leaving it without
+        // its worker.
+        crate::gpu::inventory::load(crate::worker::GpuSource::DeclaredOnly)
+            .map_err(|e| e.to_string())?;
         let mut worker = crate::worker::WorkerConfig::local(
             url.clone(),
             Some(Credentials {
                 token_id,
                 token_secret,
             }),
+            crate::worker::GpuSource::DeclaredOrDiscovered,
         );
         worker.binary_cache = binaries.dir().to_path_buf();
         tokio::spawn(async move {

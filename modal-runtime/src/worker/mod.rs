@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::client::credentials::{AuthHeaders, Credentials};
+pub(crate) use crate::gpu::inventory::Source as GpuSource;
 use crate::wire::{self, pb};
 
 /// The worker API stub, with credentials on every request.
@@ -25,7 +26,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) server_url: String,
     pub(crate) milli_cpu: u32,
     pub(crate) memory_mb: u32,
-    pub(crate) gpus: Vec<pb::GpuDevice>,
+    /// Where the worker's GPU list comes from.
+    pub(crate) gpus: GpuSource,
     /// Run containers from this executable instead of the one each function registered.
     pub(crate) container_exe: Option<PathBuf>,
     /// The worker's token (none for the embedded control plane).
@@ -35,8 +37,13 @@ pub(crate) struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// This machine's CPUs and memory; `MODAL_WORKER_CONTAINER_EXE` overrides the executable.
-    pub(crate) fn local(server_url: String, credentials: Option<Credentials>) -> Self {
+    /// This machine's CPUs, memory and GPUs; `MODAL_WORKER_CONTAINER_EXE` overrides the
+    /// executable.
+    pub(crate) fn local(
+        server_url: String,
+        credentials: Option<Credentials>,
+        gpus: GpuSource,
+    ) -> Self {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -44,7 +51,7 @@ impl WorkerConfig {
             server_url,
             milli_cpu: u32::try_from(cpus * 1000).unwrap_or(u32::MAX),
             memory_mb: total_memory_mb().unwrap_or(4096),
-            gpus: Vec::new(),
+            gpus,
             container_exe: std::env::var_os("MODAL_WORKER_CONTAINER_EXE").map(PathBuf::from),
             credentials,
             binary_cache: default_binary_cache(),
@@ -76,6 +83,12 @@ pub(crate) enum Report {
 
 /// Connects to the control plane and serves assignments until the connection ends.
 pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
+    let source = config.gpus;
+    let gpus = tokio::task::spawn_blocking(move || crate::gpu::inventory::load(source))
+        .await
+        .map_err(|e| format!("GPU discovery stopped: {e}"))?
+        .map_err(|e| e.to_string())?;
+    let gpus: Arc<[crate::gpu::inventory::Device]> = gpus.into();
     let channel = wire::connect(&config.server_url, true).await?;
     let mut client: WorkerClient = pb::worker_api_client::WorkerApiClient::with_interceptor(
         channel,
@@ -98,7 +111,7 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
             hostname,
             milli_cpu: config.milli_cpu,
             memory_mb: config.memory_mb,
-            gpus: config.gpus.clone(),
+            gpus: gpus.iter().map(|g| g.to_proto()).collect(),
             runtime: crate::app::support::RUNTIME.into(),
         })),
     });
@@ -129,6 +142,7 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
                 tokio::spawn(process::supervise(
                     spec,
                     Arc::clone(&resolver),
+                    Arc::clone(&gpus),
                     stop_rx,
                     report_tx.clone(),
                 ));

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::Report;
 use crate::container::env as cenv;
+use crate::gpu::inventory::Device;
 use crate::wire::pb;
 
 /// Variables passed through from the worker's environment; everything else is cleared so that
@@ -31,9 +32,43 @@ const PASS_THROUGH: &[&str] = &[
     "RUST_LOG",
     "LD_LIBRARY_PATH",
     "XDG_CACHE_HOME",
+    "CUDA_DEVICE_ORDER",
 ];
 
-fn command(spec: &pb::ContainerSpec, def: &pb::FunctionDefinition, exe: PathBuf) -> Command {
+/// The variables that give a container exactly its reserved devices and nothing else: the
+/// worker's ids in `CUDA_VISIBLE_DEVICES`, UUIDs (when known) in `NVIDIA_VISIBLE_DEVICES`, and an
+/// empty `CUDA_VISIBLE_DEVICES` for a container without GPUs, so that it cannot use devices
+/// reserved for others.
+fn gpu_env(assigned: &[u32], gpus: &[Device]) -> Vec<(&'static str, String)> {
+    let devices: Vec<&Device> = assigned
+        .iter()
+        .filter_map(|i| gpus.iter().find(|g| g.index == *i))
+        .collect();
+    if devices.is_empty() {
+        return vec![("CUDA_VISIBLE_DEVICES", String::new())];
+    }
+    let join =
+        |f: &dyn Fn(&Device) -> String| devices.iter().map(|d| f(d)).collect::<Vec<_>>().join(",");
+    let mut env = vec![
+        ("CUDA_VISIBLE_DEVICES", join(&|d| d.visible_id.clone())),
+        (
+            "NVIDIA_VISIBLE_DEVICES",
+            join(&|d| d.uuid.clone().unwrap_or_else(|| d.visible_id.clone())),
+        ),
+        (crate::gpu::NAMES_ENV, join(&|d| d.name.clone())),
+    ];
+    if devices.iter().any(|d| d.declared) {
+        env.push((crate::gpu::DECLARED_ENV, "1".into()));
+    }
+    env
+}
+
+fn command(
+    spec: &pb::ContainerSpec,
+    def: &pb::FunctionDefinition,
+    exe: PathBuf,
+    gpus: &[Device],
+) -> Command {
     let mut cmd = Command::new(exe);
     cmd.env_clear();
     for (k, v) in std::env::vars_os() {
@@ -70,11 +105,7 @@ fn command(spec: &pb::ContainerSpec, def: &pb::FunctionDefinition, exe: PathBuf)
     if def.single_use_containers {
         cmd.env(cenv::SINGLE_USE, "1");
     }
-    if !spec.gpu_indices.is_empty() {
-        let list: Vec<String> = spec.gpu_indices.iter().map(u32::to_string).collect();
-        cmd.env("CUDA_VISIBLE_DEVICES", list.join(","));
-        cmd.env("NVIDIA_VISIBLE_DEVICES", list.join(","));
-    }
+    cmd.envs(gpu_env(&spec.gpu_indices, gpus));
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -88,6 +119,7 @@ fn command(spec: &pb::ContainerSpec, def: &pb::FunctionDefinition, exe: PathBuf)
 pub(super) async fn supervise(
     spec: pb::ContainerSpec,
     resolver: std::sync::Arc<super::binaries::Resolver>,
+    gpus: std::sync::Arc<[Device]>,
     mut stop: mpsc::UnboundedReceiver<u32>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
@@ -104,7 +136,7 @@ pub(super) async fn supervise(
             return;
         }
     };
-    let mut child = match command(&spec, &def, exe.clone()).spawn() {
+    let mut child = match command(&spec, &def, exe.clone(), &gpus).spawn() {
         Ok(c) => c,
         Err(e) => {
             let _ = reports.send(Report::Message(pb::worker_message::Message::SpawnFailed(
@@ -204,5 +236,46 @@ async fn pump(
         if reports.send(Report::Line(entry)).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(index: u32, uuid: Option<&str>, visible_id: &str, declared: bool) -> Device {
+        Device {
+            index,
+            name: format!("GPU {index}"),
+            memory_mb: 1024,
+            uuid: uuid.map(str::to_owned),
+            visible_id: visible_id.into(),
+            declared,
+        }
+    }
+
+    #[test]
+    fn containers_see_exactly_their_devices() {
+        let real = [
+            device(0, Some("GPU-aa"), "2", false),
+            device(1, Some("GPU-bb"), "3", false),
+        ];
+        assert_eq!(
+            gpu_env(&[], &real),
+            vec![("CUDA_VISIBLE_DEVICES", String::new())]
+        );
+        assert_eq!(
+            gpu_env(&[1], &real),
+            vec![
+                ("CUDA_VISIBLE_DEVICES", "3".to_owned()),
+                ("NVIDIA_VISIBLE_DEVICES", "GPU-bb".to_owned()),
+                (crate::gpu::NAMES_ENV, "GPU 1".to_owned()),
+            ]
+        );
+        let fake = [device(0, None, "0", true), device(1, None, "1", true)];
+        let env = gpu_env(&[0, 1], &fake);
+        assert!(env.contains(&("CUDA_VISIBLE_DEVICES", "0,1".to_owned())));
+        assert!(env.contains(&("NVIDIA_VISIBLE_DEVICES", "0,1".to_owned())));
+        assert!(env.contains(&(crate::gpu::DECLARED_ENV, "1".to_owned())));
     }
 }

@@ -32,11 +32,19 @@ fn single_values(xs: Vec<u8>) -> usize {
     xs.len()
 }
 
+/// Arguments keep their `mut` bindings.
+#[modal::function(app = APP, gpu = "any:2")]
+fn sorted(mut xs: Vec<i64>) -> Vec<i64> {
+    xs.sort_unstable();
+    xs
+}
+
 // trybuild runs pass programs: this one only has to compile, so `main` starts no app.
 #[allow(dead_code)]
 async fn calls() -> modal::Result<()> {
     let (x, label) = everything.remote(1, "a".into()).await?;
     let n = single_values.remote(vec![1, 2, 3]).await?;
+    let _ = sorted.remote(vec![3, 1, 2]).await?;
     println!("{x} {label} {n}");
     Ok(())
 }
