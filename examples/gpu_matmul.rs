@@ -63,8 +63,8 @@ fn matrix(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// `C = A·B` for `n×n` matrices on `gpu`: timed over `iterations` after two warm-ups, and
-/// compared with the CPU when `check` (keep `n` small then).
+/// `C = A·B` for `n×n` matrices on `gpu`: timed after two warm-ups, and compared with the CPU
+/// when `check` (keep `n` small then).
 fn multiply<T: Element>(
     gpu: &Gpu,
     n: usize,
@@ -81,13 +81,21 @@ fn multiply<T: Element>(
         gpu.matmul((n, n, n), &a, &b, &mut c)?;
     }
     stream.synchronize().map_err(GpuError::from)?;
-    let started = Instant::now();
-    for _ in 0..iterations {
-        gpu.matmul((n, n, n), &a, &b, &mut c)?;
-    }
-    stream.synchronize().map_err(GpuError::from)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let tflops = 2.0 * (n as f64).powi(3) * f64::from(iterations) / seconds / 1e12;
+    // At least `iterations`, and doubled until the timed run lasts half a second, so that fast
+    // (half-precision) products are not timed over a few milliseconds.
+    let mut iterations = iterations.max(1);
+    let tflops = loop {
+        let started = Instant::now();
+        for _ in 0..iterations {
+            gpu.matmul((n, n, n), &a, &b, &mut c)?;
+        }
+        stream.synchronize().map_err(GpuError::from)?;
+        let seconds = started.elapsed().as_secs_f64();
+        if seconds >= 0.5 || iterations >= 1 << 16 {
+            break 2.0 * (n as f64).powi(3) * f64::from(iterations) / seconds / 1e12;
+        }
+        iterations *= 2;
+    };
     let matches_cpu = if check {
         let got = stream.clone_dtoh(&c).map_err(GpuError::from)?;
         Some(agrees_with_cpu(&host_a, &host_b, &got, n))
@@ -180,25 +188,19 @@ async fn main(
     println!("hgemm tflops in function: {:.1}", h.tflops);
 
     if direct.unwrap_or(false) {
-        let gpu = modal::gpu::device()?;
-        let (size, n) = (size as usize, iterations);
-        let (s, h) = tokio_free_blocking(move || {
+        // The same calls in this process: no container, no control plane in the way.
+        let size = size as usize;
+        let (s, h) = std::thread::spawn(move || -> modal::Result<(Measured, Measured)> {
+            let gpu = modal::gpu::device()?;
             Ok((
-                multiply::<f32>(&gpu, size, n, false)?,
-                multiply::<f16>(&gpu, size, n, false)?,
+                multiply::<f32>(&gpu, size, iterations, false)?,
+                multiply::<f16>(&gpu, size, iterations, false)?,
             ))
-        })?;
+        })
+        .join()
+        .map_err(|_| modal::Error::Other("the direct run panicked".into()))??;
         println!("sgemm tflops direct: {:.1}", s.tflops);
         println!("hgemm tflops direct: {:.1}", h.tflops);
     }
     Ok(())
-}
-
-/// Runs blocking GPU work from the async entrypoint on its own thread.
-fn tokio_free_blocking<T: Send + 'static>(
-    work: impl FnOnce() -> modal::Result<T> + Send + 'static,
-) -> modal::Result<T> {
-    std::thread::spawn(work)
-        .join()
-        .map_err(|_| modal::Error::Other("the direct run panicked".into()))?
 }

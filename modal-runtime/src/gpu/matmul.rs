@@ -125,6 +125,13 @@ impl Gpu {
     ) -> Result<(), GpuError> {
         let config = column_major_config::<T>(m, n, k, (a.len(), b.len(), c.len()))?;
         let blas = self.blas()?;
+        // cuBLAS works in the calling thread's current context; inputs run on many threads.
+        self.context()
+            .bind_to_thread()
+            .map_err(|source| GpuError::Driver {
+                action: "making the context current",
+                source,
+            })?;
         // SAFETY: every buffer was checked above to hold its whole matrix, and the leading
         // dimensions equal the row lengths, so cuBLAS reads and writes only inside them.
         unsafe { T::gemm(&blas, config, b, a, c) }.map_err(|source| GpuError::Blas {

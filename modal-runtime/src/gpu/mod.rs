@@ -154,7 +154,7 @@ impl std::fmt::Debug for Gpu {
 /// # Errors
 /// [`GpuError`] when there is no driver, no device, or the context cannot be created.
 pub fn device() -> Result<Arc<Gpu>, GpuError> {
-    devices()?
+    open(Some(1))?
         .into_iter()
         .next()
         .ok_or_else(|| GpuError::NoDevice(assigned_hint()))
@@ -165,14 +165,23 @@ pub fn device() -> Result<Arc<Gpu>, GpuError> {
 /// # Errors
 /// As [`device`].
 pub fn devices() -> Result<Vec<Arc<Gpu>>, GpuError> {
-    static OPENED: Mutex<Option<Vec<Arc<Gpu>>>> = Mutex::new(None);
+    open(None)
+}
+
+/// Opens the first `wanted` visible devices (all when `None`), each once per process.
+fn open(wanted: Option<usize>) -> Result<Vec<Arc<Gpu>>, GpuError> {
+    static OPENED: Mutex<Vec<Arc<Gpu>>> = Mutex::new(Vec::new());
     let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(gpus) = opened.as_ref() {
-        return Ok(gpus.clone());
+    if let Some(n) = wanted.filter(|n| *n <= opened.len()) {
+        return Ok(opened[..n].to_vec());
     }
-    let gpus = open_all()?;
-    *opened = Some(gpus.clone());
-    Ok(gpus)
+    let count = visible_count()?;
+    let wanted = wanted.map_or(count, |n| n.min(count));
+    while opened.len() < wanted {
+        let gpu = Gpu::open(opened.len())?;
+        opened.push(Arc::new(gpu));
+    }
+    Ok(opened[..wanted].to_vec())
 }
 
 /// Starts creating this container's contexts in the background, so that the first input finds
@@ -211,7 +220,8 @@ fn assigned_hint() -> String {
     hint
 }
 
-fn open_all() -> Result<Vec<Arc<Gpu>>, GpuError> {
+/// How many devices this process may use, with the reason when none.
+fn visible_count() -> Result<usize, GpuError> {
     if crate::container::is_container()
         && std::env::var("CUDA_VISIBLE_DEVICES").is_ok_and(|v| v.trim().is_empty())
     {
@@ -228,7 +238,7 @@ fn open_all() -> Result<Vec<Arc<Gpu>>, GpuError> {
     if count == 0 {
         return Err(GpuError::NoDevice(assigned_hint()));
     }
-    (0..count).map(|i| Gpu::open(i).map(Arc::new)).collect()
+    Ok(count)
 }
 
 impl Gpu {
