@@ -9,7 +9,7 @@ use syn::{Expr, Fields, Ident, ItemStruct, Type};
 use crate::attr::{self, ParamValue};
 use crate::ctxt::Ctxt;
 use crate::modifiers;
-use crate::params::{self, CLS_PARAMS};
+use crate::params;
 
 struct Parameter {
     ident: Ident,
@@ -26,7 +26,7 @@ pub(crate) fn expand(attr_tokens: TokenStream, item: TokenStream) -> syn::Result
         ));
     };
     let mods = modifiers::take(&mut cx, &mut s.attrs, false);
-    let parsed = params::parse_attr(&mut cx, attr_tokens, "#[modal::cls]", CLS_PARAMS);
+    let parsed = params::parse_attr(&mut cx, attr_tokens, "#[modal::cls]", &params::cls_params());
     if !s.generics.params.is_empty() {
         cx.error_spanned_by(&s.generics, "a #[modal::cls] cannot be generic");
     }

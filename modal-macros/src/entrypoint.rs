@@ -84,9 +84,7 @@ pub(crate) fn expand(attr_tokens: TokenStream, item: TokenStream) -> syn::Result
     };
     let mut user_fn = f.clone();
     user_fn.sig.ident = fn_ident.clone();
-    let arg_names: Vec<String> = sig.args.iter().map(|a| a.ident.to_string()).collect();
     let arg_idents: Vec<&syn::Ident> = sig.args.iter().map(|a| &a.ident).collect();
-    let arg_types: Vec<&syn::Type> = sig.args.iter().map(|a| &a.ty).collect();
     let specs = sig.args.iter().map(|a| {
         let n = a.ident.to_string();
         let t = &a.ty;
@@ -108,7 +106,6 @@ pub(crate) fn expand(attr_tokens: TokenStream, item: TokenStream) -> syn::Result
             ).map_err(|__e| ::std::format!("{} {}", #flag, __e))?;
         )
     });
-    let _ = arg_names;
     let call = quote!(#fn_ident(#(#arg_idents),*));
     let value = if sig.is_async {
         quote!(#call.await)
@@ -138,7 +135,6 @@ pub(crate) fn expand(attr_tokens: TokenStream, item: TokenStream) -> syn::Result
     } else {
         quote!()
     };
-    let _ = arg_types;
     Ok(quote! {
         #user_fn
 

@@ -106,6 +106,19 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         ));
     }
     let is_generator = matches!(sig.ret, Return::Generator { .. });
+    if let Some(a) = &parsed
+        && let Some((declared, span)) = a.is_generator
+        && declared != is_generator
+    {
+        cx.push(syn::Error::new(
+            span,
+            format!(
+                "`is_generator = {declared}` contradicts the signature: `{}` {} a generator (a generator returns `impl Iterator<Item = T>` or `impl Stream<Item = T>`)",
+                f.sig.ident,
+                if is_generator { "is" } else { "is not" }
+            ),
+        ));
+    }
     if is_generator
         && let Some(a) = &parsed
         && let Some(span) = a.retries

@@ -50,41 +50,15 @@ pub(crate) const PARAMS: &[&str] = &[
     "max_inputs",
 ];
 
-/// Every parameter `#[modal::cls]` accepts: those of functions but `schedule` and `name`.
-pub(crate) const CLS_PARAMS: &[&str] = &[
-    "app",
-    "image",
-    "env",
-    "secrets",
-    "gpu",
-    "serialized",
-    "network_file_systems",
-    "volumes",
-    "cpu",
-    "memory",
-    "ephemeral_disk",
-    "min_containers",
-    "max_containers",
-    "buffer_containers",
-    "scaledown_window",
-    "proxy",
-    "retries",
-    "timeout",
-    "startup_timeout",
-    "cloud",
-    "region",
-    "routing_region",
-    "nonpreemptible",
-    "enable_memory_snapshot",
-    "block_network",
-    "restrict_modal_access",
-    "single_use_containers",
-    "i6pn",
-    "include_source",
-    "experimental_options",
-    "_experimental_restrict_output",
-    "max_inputs",
-];
+/// Every parameter `#[modal::cls]` accepts: those of functions but `schedule`, `name` and
+/// `is_generator` (which belong to a function, not to a class).
+pub(crate) fn cls_params() -> Vec<&'static str> {
+    PARAMS
+        .iter()
+        .copied()
+        .filter(|k| !matches!(*k, "schedule" | "name" | "is_generator"))
+        .collect()
+}
 
 const RETRIES_KEYS: &[&str] = &[
     "max_retries",
@@ -102,6 +76,8 @@ pub(crate) struct FunctionAttr {
     pub(crate) has_schedule: Option<Span>,
     /// Where `retries` was given.
     pub(crate) retries: Option<Span>,
+    /// A literal `is_generator`, to check against the signature.
+    pub(crate) is_generator: Option<(bool, Span)>,
 }
 
 fn expr_of<'a>(cx: &mut Ctxt, p: &'a Param) -> Option<&'a Expr> {
@@ -191,6 +167,10 @@ fn gpu_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
         Expr::Array(a) => a.elems.iter().collect(),
         other => vec![other],
     };
+    // Names of constants (or any expression) are checked when the app starts.
+    if items.iter().any(|item| attr::literal(item).is_none()) {
+        return Some(quote_spanned!(e.span()=> ::modal::__private::gpu_list(#e)));
+    }
     let mut literals = Vec::new();
     for item in &items {
         match attr::string(item) {
@@ -198,9 +178,6 @@ fn gpu_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
                 Ok(_) => literals.push(s),
                 Err(msg) => cx.error_spanned_by(item, msg),
             },
-            None if items.len() == 1 && attr::literal(item).is_none() => {
-                return Some(quote_spanned!(e.span()=> ::modal::__private::gpu_list(#e)));
-            }
             None => cx.error_spanned_by(
                 item,
                 "`gpu` takes a string such as \"H100\" or \"A100-80GB:2\", or a list of them",
@@ -215,6 +192,37 @@ fn gpu_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
     ))
 }
 
+/// One element of a `(request, limit)` pair: a literal of the right kind as written, anything
+/// else converted losslessly with `Into` (a cast would silently truncate or wrap).
+fn pair_element(cx: &mut Ctxt, x: &Expr, param: &str, ty: &str) -> Option<TokenStream> {
+    let ok = match attr::literal(x) {
+        None => {
+            let ty = format_ident!("{ty}");
+            return Some(quote_spanned!(x.span()=> ::core::convert::Into::<#ty>::into(#x)));
+        }
+        Some(Literal::Int(i)) => i >= 0,
+        Some(Literal::Float(f)) => ty == "f64" && f >= 0.0,
+        Some(_) => false,
+    };
+    if !ok {
+        let what = if ty == "u64" {
+            "whole numbers of MiB"
+        } else {
+            "numbers of cores"
+        };
+        cx.error_spanned_by(
+            x,
+            format!("`{param}` takes {what}, or `(request, limit)` of them"),
+        );
+        return None;
+    }
+    Some(if ty == "u64" {
+        quote!((#x) as u64)
+    } else {
+        quote!((#x) as f64)
+    })
+}
+
 /// `cpu = 1.5` or `cpu = (0.5, 2.0)`.
 fn cpu_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
     let e = expr_of(cx, p)?;
@@ -227,9 +235,11 @@ fn cpu_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
                 cx.error_spanned_by(e, msg);
                 return None;
             }
-            Some(
-                quote!(::core::option::Option::Some(((#req) as f64, ::core::option::Option::Some((#lim) as f64)))),
-            )
+            let (req, lim) = (
+                pair_element(cx, req, "cpu", "f64")?,
+                pair_element(cx, lim, "cpu", "f64")?,
+            );
+            Some(quote!(::core::option::Option::Some((#req, ::core::option::Option::Some(#lim)))))
         }
         _ => {
             if let Some(r) = attr::number(e) {
@@ -264,9 +274,11 @@ fn memory_param(cx: &mut Ctxt, p: &Param) -> Option<TokenStream> {
                 cx.error_spanned_by(e, msg);
                 return None;
             }
-            Some(
-                quote!(::core::option::Option::Some(((#req) as u64, ::core::option::Option::Some((#lim) as u64)))),
-            )
+            let (req, lim) = (
+                pair_element(cx, req, "memory", "u64")?,
+                pair_element(cx, lim, "memory", "u64")?,
+            );
+            Some(quote!(::core::option::Option::Some((#req, ::core::option::Option::Some(#lim)))))
         }
         _ => match attr::literal(e) {
             Some(_) => match as_u64(e) {
@@ -395,6 +407,7 @@ pub(crate) fn parse_attr(
     let mut assignments = Vec::new();
     let mut has_schedule = None;
     let mut retries_at = None;
+    let mut is_generator = None;
     // Literal `min_containers` and `max_containers`, to compare once both are known.
     let mut min_containers: Option<(u64, Span)> = None;
     let mut max_containers: Option<(u64, Span)> = None;
@@ -442,7 +455,20 @@ pub(crate) fn parse_attr(
             }
             "serialized" | "nonpreemptible" | "enable_memory_snapshot" | "block_network"
             | "restrict_modal_access" | "single_use_containers" | "_experimental_restrict_output" => bool_param(cx, p),
-            "is_generator" | "i6pn" | "include_source" => bool_param(cx, p).map(|v| quote!(Some(#v))),
+            "is_generator" | "i6pn" | "include_source" => {
+                let v = bool_param(cx, p);
+                if key == "is_generator" {
+                    is_generator = match &p.value {
+                        ParamValue::Flag => Some((true, p.key.span())),
+                        ParamValue::Expr(e) => match attr::literal(e) {
+                            Some(Literal::Bool(b)) => Some((b, e.span())),
+                            _ => None,
+                        },
+                        ParamValue::List(_) => None,
+                    };
+                }
+                v.map(|v| quote!(Some(#v)))
+            }
             "cloud" => string_param(cx, p, rules::check_cloud).map(|v| quote!(Some(#v))),
             "routing_region" => string_param(cx, p, |_| Ok(())).map(|v| quote!(Some(#v))),
             "region" => expr_of(cx, p).map(|e| quote_spanned!(e.span()=> ::modal::__private::strings(#e))),
@@ -477,11 +503,6 @@ pub(crate) fn parse_attr(
             }
         };
         if let Some(v) = value {
-            let field = if key == "_experimental_restrict_output" {
-                format_ident!("experimental_restrict_output")
-            } else {
-                field
-            };
             assignments.push(quote!(spec.#field = #v;));
         }
     }
@@ -503,5 +524,6 @@ pub(crate) fn parse_attr(
         assignments,
         has_schedule,
         retries: retries_at,
+        is_generator,
     })
 }

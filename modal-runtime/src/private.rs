@@ -365,7 +365,7 @@ pub fn batch_values<R: Serialize>(values: Vec<R>) -> Vec<Outcome> {
 
 /// The same outcome for every input of a batch.
 pub fn batch_failed(n: usize, outcome: &Outcome) -> Vec<Outcome> {
-    (0..n).map(|_| outcome.duplicate()).collect()
+    vec![outcome.clone(); n]
 }
 
 /// A class instance in a container: the user's struct behind a lock (`&self` methods share it,

@@ -17,7 +17,7 @@ inventory::collect!(AppEntry);
 
 /// What running a function produced, before it goes on the wire.
 #[doc(hidden)]
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     /// The encoded return value.
     Success(Vec<u8>),
@@ -38,35 +38,6 @@ pub enum Outcome {
         location: String,
         backtrace: String,
     },
-}
-
-impl Outcome {
-    /// A copy (an outcome is not `Clone` only because its user error type name is static).
-    pub fn duplicate(&self) -> Outcome {
-        match self {
-            Outcome::Success(b) => Outcome::Success(b.clone()),
-            Outcome::UserError {
-                type_name,
-                message,
-                payload,
-            } => Outcome::UserError {
-                type_name,
-                message: message.clone(),
-                payload: payload.clone(),
-            },
-            Outcome::BadInput(m) => Outcome::BadInput(m.clone()),
-            Outcome::BadOutput(m) => Outcome::BadOutput(m.clone()),
-            Outcome::Panic {
-                message,
-                location,
-                backtrace,
-            } => Outcome::Panic {
-                message: message.clone(),
-                location: location.clone(),
-                backtrace: backtrace.clone(),
-            },
-        }
-    }
 }
 
 /// A boxed future of a batched function's outcomes, one per input of the batch.

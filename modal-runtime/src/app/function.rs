@@ -49,6 +49,7 @@ pub struct FunctionSpec {
     pub retries: Option<Retries>,
     pub timeout: u64,
     pub startup_timeout: Option<u64>,
+    /// Checked against the signature (a generator returns `impl Iterator`/`impl Stream`).
     pub is_generator: Option<bool>,
     pub cloud: Option<String>,
     pub region: Vec<String>,
@@ -61,6 +62,7 @@ pub struct FunctionSpec {
     pub i6pn: Option<bool>,
     pub include_source: Option<bool>,
     pub experimental_options: Vec<(String, String)>,
+    /// Always in effect: results are decoded with serde into the declared types, never as code.
     pub experimental_restrict_output: bool,
     pub max_inputs: Option<u64>,
     /// Whether the function takes arguments (a schedule needs one that does not).
@@ -163,8 +165,18 @@ impl FunctionSpec {
         if let Some(c) = &self.cloud {
             check(rules::check_cloud(c));
         }
-        if let Err(e) = self.gpu_rules() {
-            check(Err(e));
+        check(self.gpu_rules().map(drop));
+        if let Some(s) = &self.schedule {
+            check(s.validate());
+        }
+        let generator = !self.generator_methods.is_empty();
+        if self.is_generator.is_some_and(|g| g != generator) {
+            check(Err(format!(
+                "`is_generator = {}` contradicts the signature: `{}` {} a generator (a generator returns `impl Iterator` or `impl Stream`)",
+                !generator,
+                self.tag,
+                if generator { "is" } else { "is not" }
+            )));
         }
         if self.schedule.is_some() && self.takes_arguments {
             check(Err(format!(

@@ -127,7 +127,7 @@ enum AppCommand {
     Stop {
         /// App name or id.
         app: String,
-        /// Do not ask for confirmation.
+        /// Do not ask for confirmation (asked only on a terminal).
         #[arg(short = 'y', long)]
         yes: bool,
         #[arg(short = 'e', long = "env", default_value = "")]
@@ -161,6 +161,7 @@ enum SecretCommand {
     /// Delete a secret.
     Delete {
         name: String,
+        /// Do not ask for confirmation (asked only on a terminal).
         #[arg(short = 'y', long)]
         yes: bool,
         #[arg(short = 'e', long = "env", default_value = "")]
@@ -270,11 +271,10 @@ async fn worker(args: WorkerArgs) -> Result<()> {
     let url = args.server.or(settings.server_url).ok_or_else(|| {
         Error::Invalid("no control plane: pass --server URL or set MODAL_SERVER_URL".into())
     })?;
-    let config = crate::worker::WorkerConfig::local(
-        url.clone(),
-        settings.credentials,
-        crate::worker::GpuSource::DeclaredOrDiscovered,
-    );
+    let gpus = crate::worker::gpus(crate::worker::GpuSource::DeclaredOrDiscovered)
+        .await
+        .map_err(Error::Invalid)?;
+    let config = crate::worker::WorkerConfig::local(url.clone(), settings.credentials, gpus);
     println!("worker connecting to {url}");
     crate::worker::run(config)
         .await
@@ -444,7 +444,11 @@ async fn app(cmd: AppCommand) -> Result<()> {
                 }
             }
         }
-        AppCommand::Stop { app, yes: _, env } => {
+        AppCommand::Stop { app, yes, env } => {
+            if !confirm(&format!("Stop app {app}?"), yes) {
+                println!("Not stopped.");
+                return Ok(());
+            }
             let resp = api
                 .app_stop(pb::AppStopRequest {
                     app,
@@ -589,7 +593,11 @@ async fn secret(cmd: SecretCommand) -> Result<()> {
                 );
             }
         }
-        SecretCommand::Delete { name, yes: _, env } => {
+        SecretCommand::Delete { name, yes, env } => {
+            if !confirm(&format!("Delete secret {name}?"), yes) {
+                println!("Not deleted.");
+                return Ok(());
+            }
             api.secret_delete(pb::SecretDeleteRequest {
                 name: name.clone(),
                 environment_name: env,
@@ -665,4 +673,19 @@ async fn container(cmd: ContainerCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Asks `question` on a terminal; `--yes`, or input that is not a terminal (a script), means yes.
+fn confirm(question: &str, yes: bool) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes || !std::io::stdin().is_terminal() {
+        return true;
+    }
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
 }

@@ -309,12 +309,9 @@ async fn deploy(rest: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let functions = all_functions();
     let with_functions: Vec<&'static crate::app::App> = registry::apps()
-        .filter(|a| {
-            all_functions()
-                .iter()
-                .any(|(home, _)| std::ptr::eq(*home, *a))
-        })
+        .filter(|a| functions.iter().any(|(home, _)| std::ptr::eq(*home, *a)))
         .collect();
     let app = match &args.app {
         Some(n) => registry::apps().find(|a| a.name() == n),

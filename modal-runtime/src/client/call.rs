@@ -120,7 +120,7 @@ pub(crate) async fn wait_result(
         let resp = api
             .function_call_get(pb::FunctionCallGetRequest {
                 call_id: call_id.to_owned(),
-                timeout_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
+                timeout_ms: wire::millis(wait),
             })
             .await
             .map_err(|s| {

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use serde::Serialize;
 
 use super::options::Options;
-use super::target::Target;
+use super::target::{Target, merge};
 use super::{Function, Generator};
 use crate::registry::FunctionRegistration;
 use crate::wire::{self, pb};
@@ -98,36 +98,6 @@ impl ClsCore {
     pub fn generator<A, T>(&self, name: &'static str) -> Generator<A, T> {
         Generator::__new(Function::with_target(self.target(), name))
     }
-}
-
-/// Later options override earlier ones, field by field.
-fn merge(earlier: Option<pb::FunctionOptions>, later: pb::FunctionOptions) -> pb::FunctionOptions {
-    let Some(mut o) = earlier else { return later };
-    macro_rules! take {
-        ($($f:ident),*) => {$( if later.$f.is_some() { o.$f = later.$f; } )*};
-    }
-    take!(
-        timeout_secs,
-        scaledown_window_secs,
-        max_containers,
-        min_containers,
-        buffer_containers,
-        milli_cpu,
-        memory_mb,
-        max_concurrent_inputs,
-        target_concurrent_inputs,
-        batch,
-        retry_policy
-    );
-    if !later.gpu.is_empty() {
-        o.gpu = later.gpu;
-    }
-    o.env.extend(later.env);
-    if !later.named_secrets.is_empty() || !later.secret_env.is_empty() {
-        o.named_secrets = later.named_secrets;
-        o.secret_env = later.secret_env;
-    }
-    o
 }
 
 /// A class of a deployed app, by name, for a program that does not declare it.

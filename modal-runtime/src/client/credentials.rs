@@ -62,26 +62,26 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+fn pair(token_id: Option<String>, token_secret: Option<String>) -> Option<Credentials> {
+    Some(Credentials {
+        token_id: token_id?,
+        token_secret: token_secret?,
+    })
+}
+
+impl Credentials {
+    /// `MODAL_TOKEN_ID` and `MODAL_TOKEN_SECRET` (how a container gets its token).
+    pub(crate) fn from_env() -> Option<Self> {
+        pair(env("MODAL_TOKEN_ID"), env("MODAL_TOKEN_SECRET"))
+    }
+}
+
 impl Settings {
     pub(crate) fn load() -> Self {
         let file = read_file();
-        let server_url = env("MODAL_SERVER_URL").or(file.server_url);
-        let credentials = match (env("MODAL_TOKEN_ID"), env("MODAL_TOKEN_SECRET")) {
-            (Some(token_id), Some(token_secret)) => Some(Credentials {
-                token_id,
-                token_secret,
-            }),
-            _ => match (file.token_id, file.token_secret) {
-                (Some(token_id), Some(token_secret)) => Some(Credentials {
-                    token_id,
-                    token_secret,
-                }),
-                _ => None,
-            },
-        };
         Settings {
-            server_url,
-            credentials,
+            server_url: env("MODAL_SERVER_URL").or(file.server_url),
+            credentials: Credentials::from_env().or_else(|| pair(file.token_id, file.token_secret)),
         }
     }
 }

@@ -179,7 +179,7 @@ where
                 method_name: self.method.to_owned(),
                 input: Some(input),
                 wait: wait.is_some(),
-                wait_ms: wait.map_or(0, |w| u32::try_from(w.as_millis()).unwrap_or(u32::MAX)),
+                wait_ms: wait.map_or(0, wire::millis),
             })
             .await?;
         Ok(resp.into_inner())

@@ -92,6 +92,13 @@ impl Client {
     async fn embedded() -> Result<Client> {
         // This process now relays payloads between the program and its containers.
         crate::alloc_tuning::tune_for_payloads();
+        // The driver's start-up costs a GPU machine a few hundred milliseconds: only a program
+        // with GPU functions pays it, while the control plane starts.
+        let gpus = crate::worker::gpus(if crate::registry::any_gpu_function() {
+            crate::worker::GpuSource::DeclaredOrDiscovered
+        } else {
+            crate::worker::GpuSource::DeclaredOnly
+        });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(|e| Error::Connect {
@@ -105,15 +112,7 @@ impl Client {
                 message,
             })?;
         let url = plane.url();
-        // The driver's start-up costs a GPU machine a few hundred milliseconds: only an app
-        // with GPU functions pays it. A malformed declaration fails here, not in the worker.
-        let gpus = if crate::registry::any_gpu_function() {
-            crate::worker::GpuSource::DeclaredOrDiscovered
-        } else {
-            crate::worker::GpuSource::DeclaredOnly
-        };
-        crate::gpu::inventory::load(crate::worker::GpuSource::DeclaredOnly)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let gpus = gpus.await.map_err(Error::Invalid)?;
         let worker = crate::worker::WorkerConfig::local(url.clone(), None, gpus);
         tokio::spawn(async move {
             if let Err(e) = crate::worker::run(worker).await {

@@ -3,7 +3,7 @@
 
 use crate::app::{Retries, Secret, rules};
 use crate::error::{Error, Result};
-use crate::wire::pb;
+use crate::wire::{self, pb};
 
 /// Options of a variant; unset ones keep the function's. Secrets given here replace the
 /// function's (Modal's rule).
@@ -101,15 +101,14 @@ impl Options {
     /// The overrides as sent, after the same checks `#[modal::function]` makes.
     pub(crate) fn to_pb(&self) -> Result<pb::FunctionOptions> {
         let invalid = |e: String| Error::Invalid(format!("with_options: {e}"));
-        let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         let mut o = pb::FunctionOptions::default();
         if let Some(c) = self.cpu {
             rules::check_cpu(c, None).map_err(invalid)?;
-            o.milli_cpu = Some((c * 1000.0).round().clamp(1.0, f64::from(u32::MAX)) as u32);
+            o.milli_cpu = Some(wire::cores_to_milli(c));
         }
         if let Some(m) = self.memory {
             rules::check_memory(m, None).map_err(invalid)?;
-            o.memory_mb = Some(clamp(m));
+            o.memory_mb = Some(wire::clamp_u32(m));
         }
         if let Some(g) = &self.gpu {
             let rule = rules::parse_gpu(g).map_err(invalid)?;
@@ -120,16 +119,16 @@ impl Options {
         }
         if let Some(t) = self.timeout {
             rules::check_timeout(t).map_err(invalid)?;
-            o.timeout_secs = Some(clamp(t));
+            o.timeout_secs = Some(wire::clamp_u32(t));
         }
         if let Some(w) = self.scaledown_window {
             rules::check_scaledown_window(w).map_err(invalid)?;
-            o.scaledown_window_secs = Some(clamp(w));
+            o.scaledown_window_secs = Some(wire::clamp_u32(w));
         }
         rules::check_container_counts(self.min_containers, self.max_containers).map_err(invalid)?;
-        o.min_containers = self.min_containers.map(clamp);
-        o.max_containers = self.max_containers.map(clamp);
-        o.buffer_containers = self.buffer_containers.map(clamp);
+        o.min_containers = self.min_containers.map(wire::clamp_u32);
+        o.max_containers = self.max_containers.map(wire::clamp_u32);
+        o.buffer_containers = self.buffer_containers.map(wire::clamp_u32);
         if let Some(r) = &self.retries {
             r.validate().map_err(invalid)?;
             o.retry_policy = Some(crate::wire::retry_policy(r));
@@ -138,11 +137,7 @@ impl Options {
         if let Some(secrets) = &self.secrets {
             for s in secrets {
                 match s.named() {
-                    Some((name, env, keys)) => o.named_secrets.push(pb::NamedSecret {
-                        name: name.to_owned(),
-                        environment_name: env.unwrap_or_default().to_owned(),
-                        required_keys: keys.to_vec(),
-                    }),
+                    Some(named) => o.named_secrets.push(wire::named_secret(named)),
                     None => o.secret_env.extend(s.resolve().map_err(invalid)?),
                 }
             }

@@ -46,16 +46,25 @@ impl Target {
         }))
     }
 
-    /// A variant of `base` (a variant of a variant binds the original function).
+    /// A variant of `base`. A variant of a variant binds the original function with both
+    /// layers: the later parameters and options win, field by field.
     pub(crate) fn variant(
         base: Target,
         params: Option<pb::Payload>,
         options: Option<pb::FunctionOptions>,
         invalid: Option<String>,
     ) -> Self {
-        let base = match base {
-            Target::Variant(v) => v.base.clone(),
-            other => other,
+        let (base, params, options, invalid) = match base {
+            Target::Variant(v) => (
+                v.base.clone(),
+                params.or_else(|| v.params.clone()),
+                match options {
+                    Some(o) => Some(merge(v.options.clone(), o)),
+                    None => v.options.clone(),
+                },
+                invalid.or_else(|| v.invalid.clone()),
+            ),
+            other => (other, params, options, invalid),
         };
         Target::Variant(Arc::new(VariantTarget {
             base,
@@ -146,5 +155,76 @@ impl Target {
                     .cloned()
             }
         }
+    }
+}
+
+/// Later options override earlier ones, field by field.
+pub(crate) fn merge(
+    earlier: Option<pb::FunctionOptions>,
+    later: pb::FunctionOptions,
+) -> pb::FunctionOptions {
+    let Some(mut o) = earlier else { return later };
+    macro_rules! take {
+        ($($f:ident),*) => {$( if later.$f.is_some() { o.$f = later.$f; } )*};
+    }
+    take!(
+        timeout_secs,
+        scaledown_window_secs,
+        max_containers,
+        min_containers,
+        buffer_containers,
+        milli_cpu,
+        memory_mb,
+        max_concurrent_inputs,
+        target_concurrent_inputs,
+        batch,
+        retry_policy
+    );
+    if !later.gpu.is_empty() {
+        o.gpu = later.gpu;
+    }
+    o.env.extend(later.env);
+    if !later.named_secrets.is_empty() || !later.secret_env.is_empty() {
+        o.named_secrets = later.named_secrets;
+        o.secret_env = later.secret_env;
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_variant_of_a_variant_keeps_both_layers() {
+        let base = Target::named("app", "Model", "");
+        let with_params = Target::variant(
+            base,
+            Some(crate::wire::payload(vec![1, 2])),
+            Some(pb::FunctionOptions {
+                timeout_secs: Some(10),
+                max_containers: Some(3),
+                ..Default::default()
+            }),
+            Some("`size` has no value".into()),
+        );
+        let layered = Target::variant(
+            with_params,
+            None,
+            Some(pb::FunctionOptions {
+                timeout_secs: Some(20),
+                ..Default::default()
+            }),
+            None,
+        );
+        let Target::Variant(v) = layered else {
+            panic!("a variant");
+        };
+        assert!(matches!(v.base, Target::Named(_)));
+        assert_eq!(v.params.as_ref().map(|p| p.data.to_vec()), Some(vec![1, 2]));
+        let options = v.options.clone().unwrap_or_default();
+        assert_eq!(options.timeout_secs, Some(20));
+        assert_eq!(options.max_containers, Some(3));
+        assert_eq!(v.invalid.as_deref(), Some("`size` has no value"));
     }
 }

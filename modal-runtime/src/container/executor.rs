@@ -24,7 +24,8 @@ pub(super) enum Event {
 }
 
 enum Running {
-    Task(tokio::task::JoinHandle<()>),
+    /// On the user runtime (every input of a batch holds the batch's handle).
+    Task(tokio::task::AbortHandle),
     Sync,
 }
 
@@ -171,8 +172,10 @@ impl Executor {
             let outcome = future.await;
             finish(id, wire::outcome_result(outcome, &task_id));
         });
-        self.running
-            .insert(input_id, (Running::Task(handle), String::new()));
+        self.running.insert(
+            input_id,
+            (Running::Task(handle.abort_handle()), String::new()),
+        );
     }
 
     fn start_batch(&mut self, items: Vec<pb::InputItem>) {
@@ -215,9 +218,9 @@ impl Executor {
                         "the batched function returned {} results for a batch of {n} inputs",
                         o.len()
                     );
-                    (0..n).map(|_| Outcome::BadOutput(msg.clone())).collect()
+                    crate::__private::batch_failed(n, &Outcome::BadOutput(msg))
                 }
-                Err(panic) => (0..n).map(|_| panic.clone_outcome()).collect(),
+                Err(panic) => crate::__private::batch_failed(n, &panic.0),
             };
             for (input_id, outcome) in batch_ids.into_iter().zip(outcomes) {
                 let _ = events.send(Event::Done {
@@ -226,15 +229,11 @@ impl Executor {
                 });
             }
         });
-        let handle = Arc::new(Mutex::new(Some(handle)));
+        // The batch is aborted once every one of its inputs is cancelled.
+        let handle = handle.abort_handle();
         for id in ids {
-            // Cancelling any input of a batch aborts the batch.
-            let h = handle
-                .lock()
-                .ok()
-                .and_then(|mut g| g.take())
-                .map_or(Running::Sync, Running::Task);
-            self.running.insert(id, (h, batch_id.clone()));
+            self.running
+                .insert(id, (Running::Task(handle.clone()), batch_id.clone()));
         }
     }
 
@@ -274,13 +273,18 @@ impl Executor {
         tx
     }
 
-    /// Drops cancelled inputs; a running task is aborted. A running sync input cannot be
-    /// interrupted, so the container exits (the control plane already recorded the cancellation).
+    /// Drops cancelled inputs; a running task is aborted (a batch when none of its inputs is
+    /// left). A running sync input cannot be interrupted, so the container exits (the control
+    /// plane already recorded the cancellation).
     pub(super) fn cancel(&mut self, ids: &[String]) {
         self.queue.retain(|i| !ids.contains(&i.input_id));
         for id in ids {
             match self.running.remove(id) {
-                Some((Running::Task(handle), _)) => handle.abort(),
+                Some((Running::Task(handle), batch))
+                    if batch.is_empty() || !self.running.values().any(|(_, b)| *b == batch) =>
+                {
+                    handle.abort()
+                }
                 Some((Running::Sync, batch)) if batch.is_empty() => {
                     tracing::warn!(
                         "input {id} was cancelled while running; stopping the container to interrupt it"

@@ -167,10 +167,6 @@ async fn serve(ctx: Context) -> ExitCode {
     };
     let found = find_function(&ctx);
     let (out_tx, out_rx) = mpsc::unbounded_channel::<pb::ContainerMessage>();
-    let send = |tx: &mpsc::UnboundedSender<pb::ContainerMessage>,
-                m: pb::container_message::Message| {
-        let _ = tx.send(pb::ContainerMessage { message: Some(m) });
-    };
     send(
         &out_tx,
         pb::container_message::Message::Hello(pb::ContainerHello {
@@ -180,7 +176,8 @@ async fn serve(ctx: Context) -> ExitCode {
             function_tag: ctx.identity.tag.clone(),
         }),
     );
-    let credentials = crate::client::credentials::Settings::load().credentials;
+    // The worker passes the container's token in its environment; no config file is read.
+    let credentials = crate::client::credentials::Credentials::from_env();
     let auth = crate::client::credentials::AuthHeaders::new(credentials.as_ref());
     let mut client = pb::container_api_client::ContainerApiClient::with_interceptor(channel, auth)
         .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
@@ -201,26 +198,12 @@ async fn serve(ctx: Context) -> ExitCode {
     };
     let function = match found {
         Ok(f) => f,
-        Err(message) => {
-            tracing::error!("{message}");
-            send(
-                &out_tx,
-                pb::container_message::Message::InitFailure(pb::ContainerInitFailure { message }),
-            );
-            drop(out_tx);
-            // Wait for the control plane to acknowledge by closing or stopping us.
-            await_stop(&mut inbound).await;
-            return ExitCode::FAILURE;
-        }
+        Err(message) => return init_failed(out_tx, &mut inbound, message).await,
     };
 
     let Some(user) = user_runtime() else {
         let message = "the container could not start its runtime for user code".to_owned();
-        send(
-            &out_tx,
-            pb::container_message::Message::InitFailure(pb::ContainerInitFailure { message }),
-        );
-        return ExitCode::FAILURE;
+        return init_failed(out_tx, &mut inbound, message).await;
     };
     // A class: build the instance from its parameters and run its `enter` hooks before any input.
     let instance = match function.invoker {
@@ -242,18 +225,7 @@ async fn serve(ctx: Context) -> ExitCode {
             };
             match entered {
                 Ok(instance) => Some(instance),
-                Err(message) => {
-                    tracing::error!("{message}");
-                    send(
-                        &out_tx,
-                        pb::container_message::Message::InitFailure(pb::ContainerInitFailure {
-                            message,
-                        }),
-                    );
-                    drop(out_tx);
-                    await_stop(&mut inbound).await;
-                    return ExitCode::FAILURE;
-                }
+                Err(message) => return init_failed(out_tx, &mut inbound, message).await,
             }
         }
         _ => None,
@@ -321,6 +293,26 @@ async fn serve(ctx: Context) -> ExitCode {
     }
 }
 
+fn send(tx: &mpsc::UnboundedSender<pb::ContainerMessage>, m: pb::container_message::Message) {
+    let _ = tx.send(pb::ContainerMessage { message: Some(m) });
+}
+
+/// Reports an init failure and waits for the control plane to acknowledge it.
+async fn init_failed(
+    out_tx: mpsc::UnboundedSender<pb::ContainerMessage>,
+    inbound: &mut tonic::Streaming<pb::ContainerCommand>,
+    message: String,
+) -> ExitCode {
+    tracing::error!("{message}");
+    send(
+        &out_tx,
+        pb::container_message::Message::InitFailure(pb::ContainerInitFailure { message }),
+    );
+    drop(out_tx);
+    await_stop(inbound).await;
+    ExitCode::FAILURE
+}
+
 /// After an init failure: waits (at most 5 s) for the control plane to stop this container, so
 /// that the failure is delivered before the process exits; inputs sent meanwhile are ignored.
 async fn await_stop(inbound: &mut tonic::Streaming<pb::ContainerCommand>) {
@@ -343,22 +335,20 @@ fn flush(
     outputs: &mut Vec<pb::OutputItem>,
 ) {
     for (input_id, list) in items.drain(..) {
-        let _ = out.send(pb::ContainerMessage {
-            message: Some(pb::container_message::Message::GeneratorItems(
-                pb::GeneratorItems {
-                    input_id,
-                    items: list,
-                },
-            )),
-        });
+        send(
+            out,
+            pb::container_message::Message::GeneratorItems(pb::GeneratorItems {
+                input_id,
+                items: list,
+            }),
+        );
     }
     if !outputs.is_empty() {
         let items = std::mem::take(outputs);
-        let _ = out.send(pb::ContainerMessage {
-            message: Some(pb::container_message::Message::Outputs(pb::OutputBatch {
-                items,
-            })),
-        });
+        send(
+            out,
+            pb::container_message::Message::Outputs(pb::OutputBatch { items }),
+        );
     }
 }
 

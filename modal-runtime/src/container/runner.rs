@@ -79,13 +79,7 @@ pub(crate) async fn catch(future: crate::registry::OutcomeFuture) -> Outcome {
 }
 
 /// A panic that ended a whole batch.
-pub(crate) struct Panicked(Outcome);
-
-impl Panicked {
-    pub(crate) fn clone_outcome(&self) -> Outcome {
-        self.0.duplicate()
-    }
-}
+pub(crate) struct Panicked(pub(crate) Outcome);
 
 /// Runs a batch's future, turning a panic into an error for every input.
 pub(crate) async fn catch_batch(

@@ -141,20 +141,20 @@ pub(crate) fn discover() -> Result<Vec<Device>, GpuError> {
         Err(e) if e.0 == sys::CUresult::CUDA_ERROR_NO_DEVICE => return Ok(Vec::new()),
         Err(source) => return Err(super::init_error(source)),
     }
-    let driver = |action| move |source| GpuError::Driver { action, source };
-    let count = result::device::get_count().map_err(driver("counting devices"))?;
+    let count = result::device::get_count().map_err(GpuError::driver("counting devices"))?;
     let count = usize::try_from(count).unwrap_or(0);
     let parent = std::env::var("CUDA_VISIBLE_DEVICES").ok();
     let ids = visible_ids(parent.as_deref(), count);
     let mut devices = Vec::with_capacity(count);
     for (ordinal, visible_id) in ids.into_iter().enumerate() {
         let dev = result::device::get(i32::try_from(ordinal).unwrap_or(i32::MAX))
-            .map_err(driver("opening a device"))?;
-        let name = result::device::get_name(dev).map_err(driver("reading a device name"))?;
+            .map_err(GpuError::driver("opening a device"))?;
+        let name =
+            result::device::get_name(dev).map_err(GpuError::driver("reading a device name"))?;
         // SAFETY: `dev` was returned by `cuDeviceGet` after a successful `cuInit`.
         #[allow(unsafe_code)]
-        let bytes =
-            unsafe { result::device::total_mem(dev) }.map_err(driver("reading device memory"))?;
+        let bytes = unsafe { result::device::total_mem(dev) }
+            .map_err(GpuError::driver("reading device memory"))?;
         let uuid = result::device::get_uuid(dev)
             .ok()
             .map(|u| format_uuid(&u.bytes));

@@ -128,10 +128,7 @@ impl Gpu {
         // cuBLAS works in the calling thread's current context; inputs run on many threads.
         self.context()
             .bind_to_thread()
-            .map_err(|source| GpuError::Driver {
-                action: "making the context current",
-                source,
-            })?;
+            .map_err(GpuError::driver("making the context current"))?;
         // SAFETY: every buffer was checked above to hold its whole matrix, and the leading
         // dimensions equal the row lengths, so cuBLAS reads and writes only inside them.
         unsafe { T::gemm(&blas, config, b, a, c) }.map_err(|source| GpuError::Blas {

@@ -99,6 +99,13 @@ pub enum GpuError {
     Declaration(String),
 }
 
+impl GpuError {
+    /// Turns a driver error into one that says what was being done.
+    pub(crate) fn driver(action: &'static str) -> impl Fn(DriverError) -> GpuError {
+        move |source| GpuError::Driver { action, source }
+    }
+}
+
 impl From<DriverError> for GpuError {
     fn from(source: DriverError) -> Self {
         GpuError::Driver {
@@ -243,17 +250,19 @@ fn visible_count() -> Result<usize, GpuError> {
 
 impl Gpu {
     fn open(ordinal: usize) -> Result<Gpu, GpuError> {
-        let driver = |action| move |source| GpuError::Driver { action, source };
         let started = std::time::Instant::now();
-        let context = CudaContext::new(ordinal).map_err(driver("creating the context"))?;
-        let name = context.name().map_err(driver("reading the device name"))?;
+        let context =
+            CudaContext::new(ordinal).map_err(GpuError::driver("creating the context"))?;
+        let name = context
+            .name()
+            .map_err(GpuError::driver("reading the device name"))?;
         let memory_mb = context
             .total_mem()
-            .map_err(driver("reading device memory"))? as u64
+            .map_err(GpuError::driver("reading device memory"))? as u64
             / (1024 * 1024);
         let (major, minor) = context
             .compute_capability()
-            .map_err(driver("reading the compute capability"))?;
+            .map_err(GpuError::driver("reading the compute capability"))?;
         let stream = context.default_stream();
         tracing::info!(ordinal, %name, elapsed_ms = started.elapsed().as_millis() as u64, "GPU context created");
         Ok(Gpu {
@@ -311,10 +320,7 @@ impl Gpu {
         let module = self
             .context
             .load_module(ptx)
-            .map_err(|source| GpuError::Driver {
-                action: "loading a compiled module",
-                source,
-            })?;
+            .map_err(GpuError::driver("loading a compiled module"))?;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "kernel compiled"

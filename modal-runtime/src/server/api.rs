@@ -469,7 +469,8 @@ impl pb::client_api_server::ClientApi for Api {
                 reply,
             })
             .await?;
-        let tail = usize::try_from(req.tail.clamp(1, 20_000)).unwrap_or(100);
+        // `-n 0` asks for no past lines (with `--follow`: only new ones).
+        let tail = usize::try_from(req.tail.min(20_000)).unwrap_or(100);
         let rows = self
             .store
             .logs(&app_id, tail)

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
-use super::state::{AppRec, FunctionRec, State, StopReason, now_ms};
+use super::state::{AppRec, FunctionRec, State, StopReason, environment, now_ms};
 use super::store::{AppRow, FunctionRow, Op};
 use crate::ids::new_id;
 use crate::wire::pb;
@@ -25,12 +25,7 @@ impl State {
         };
         let app_id = new_id("ap-");
         tracing::info!(%app_id, name = %req.name, "app created");
-        let environment = if req.environment_name.is_empty() {
-            "main".to_owned()
-        } else {
-            req.environment_name
-        };
-        let mut app = AppRec::new(req.name, environment, state);
+        let mut app = AppRec::new(req.name, environment(&req.environment_name), state);
         app.description = req.description;
         app.tags = req.tags.into_iter().collect();
         self.apps.insert(app_id.clone(), app);
@@ -355,13 +350,9 @@ impl State {
         }
         self.scale_down(now);
         self.prune(now);
-        // Work waiting for capacity looks again: containers that have gone idle since may give
-        // way to it.
-        let waiting = self
-            .functions
-            .iter()
-            .filter(|(_, f)| !f.queue.is_empty())
-            .map(|(id, _)| id.clone());
-        self.dirty.extend(waiting);
+        // Containers that have gone idle since (a cancel, a timeout) may give way to waiting
+        // work, or retire when a deploy outdated them.
+        self.recheck_waiting();
+        self.retire_outdated();
     }
 }

@@ -121,6 +121,7 @@ impl State {
                 },
                 persisted,
                 created_at_ms,
+                finished_at_ms: None,
                 unfinished: HashSet::from([input_id.clone()]),
             },
         );
@@ -150,6 +151,7 @@ impl State {
                 kind: CallKind::Generator { out },
                 persisted: false,
                 created_at_ms: now_ms(),
+                finished_at_ms: None,
                 unfinished: HashSet::from([input_id.clone()]),
             },
         );
@@ -221,20 +223,6 @@ impl State {
             function_id: call.function_id.clone(),
             function_tag: tag,
         })
-    }
-
-    /// Ends every queued input of a function with an internal failure (no retry).
-    pub(super) fn fail_function_queue(&mut self, function_id: &str, why: &str, _now: Instant) {
-        let Some(f) = self.functions.get_mut(function_id) else {
-            return;
-        };
-        let queued: Vec<String> = f.queue.drain(..).collect();
-        for input_id in queued {
-            self.finish_input(
-                &input_id,
-                wire::failure(pb::ResultStatus::InternalFailure, why, ""),
-            );
-        }
     }
 
     fn enqueue(
@@ -369,6 +357,7 @@ impl State {
                 },
                 persisted: false,
                 created_at_ms: now_ms(),
+                finished_at_ms: None,
                 unfinished: HashSet::new(),
             },
         );
@@ -465,13 +454,12 @@ impl State {
                 input.state = InputState::RetryWait;
                 let attempt = input.attempt;
                 let call_id = input.call_id.clone();
-                let payload = prost::Message::encode_to_vec(&input.payload);
                 if let Some(call) = self.calls.get(&call_id).filter(|c| c.persisted) {
                     let row = CallRow {
                         id: call_id.clone(),
                         function_id: call.function_id.clone(),
                         app_id: call.app_id.clone(),
-                        input: payload,
+                        input: prost::Message::encode_to_vec(&input.payload),
                         attempt: i64::from(attempt),
                         created_at: call.created_at_ms,
                         result: None,
@@ -512,6 +500,7 @@ impl State {
             return;
         }
         input.state = InputState::Queued;
+        input.queued_at = Instant::now();
         let function_id = input.function_id.clone();
         if let Some(f) = self.functions.get_mut(&function_id) {
             f.queue.push_back(input_id.to_owned());
@@ -537,7 +526,10 @@ impl State {
         call.unfinished.remove(input_id);
         let persist = call
             .persisted
-            .then(|| prost::Message::encode_to_vec(&result));
+            .then(|| (prost::Message::encode_to_vec(&result), now_ms()));
+        if let Some((_, at)) = persist {
+            call.finished_at_ms = Some(at);
+        }
         match &mut call.kind {
             CallKind::Unary {
                 result: slot,
@@ -568,11 +560,11 @@ impl State {
             // Dropping the sender ends the caller's stream.
             self.calls.remove(&call_id);
         }
-        if let Some(bytes) = persist {
+        if let Some((bytes, finished_at)) = persist {
             self.record(Op::FinishCall {
                 id: call_id.clone(),
                 result: bytes,
-                finished_at: now_ms(),
+                finished_at,
             });
         }
         self.maybe_close_map(&call_id);

@@ -581,7 +581,7 @@ impl State {
                 .unwrap_or(StopReason::Requested);
             self.stop_task(task_id, reason, 2000);
         }
-        self.retire_outdated();
+        self.retire_if_outdated(task_id);
     }
 
     pub(super) fn container_init_failure(&mut self, task_id: &str, message: &str) {
@@ -714,6 +714,7 @@ impl State {
             for input_id in requeue.into_iter().rev() {
                 if let Some(input) = self.inputs.get_mut(&input_id) {
                     input.state = InputState::Queued;
+                    input.queued_at = now;
                     f.queue.push_front(input_id);
                 }
             }
@@ -753,16 +754,20 @@ impl State {
         tracing::debug!(%task_id, %how, "container exited");
         self.dirty.insert(function_id);
         // The capacity it held may let waiting work start.
-        let waiting: Vec<String> = self
-            .functions
-            .iter()
-            .filter(|(_, f)| !f.queue.is_empty())
-            .map(|(id, _)| id.clone())
-            .collect();
-        self.dirty.extend(waiting);
+        self.recheck_waiting();
         let app_id = task.app_id;
         self.check_app_done(&app_id);
         self.check_recreate(&app_id);
+    }
+
+    /// Puts every function with queued inputs into the next scheduling pass.
+    pub(super) fn recheck_waiting(&mut self) {
+        let waiting = self
+            .functions
+            .iter()
+            .filter(|(_, f)| !f.queue.is_empty())
+            .map(|(id, _)| id.clone());
+        self.dirty.extend(waiting);
     }
 
     /// Stops containers idle past their scale-down window, keeping `min_containers`.

@@ -7,19 +7,11 @@ use std::time::Instant;
 use tonic::Status;
 
 use super::event_loop::Reply;
-use super::state::{AppRec, State, StopReason, now_ms};
+use super::state::{AppRec, State, StopReason, TaskRec, environment, now_ms};
 use super::store::{DeploymentRow, Op};
 use crate::app::rules;
 use crate::ids::new_id;
 use crate::wire::pb;
-
-fn environment(name: &str) -> String {
-    if name.is_empty() {
-        "main".to_owned()
-    } else {
-        name.to_owned()
-    }
-}
 
 fn strategy_name(s: pb::DeployStrategy) -> &'static str {
     match s {
@@ -158,16 +150,29 @@ impl State {
                 .get(&id)
                 .is_some_and(|f| !new_tags.contains(&f.def.tag));
             if retired {
-                if let Some(f) = self.functions.get_mut(&id) {
-                    f.retired = true;
-                }
-                self.schedules.remove(&id);
+                // Its variants (class parameters, option overrides) go with it.
+                let variants: Vec<String> = self
+                    .functions
+                    .iter()
+                    .filter(|(_, f)| f.variant.as_ref().is_some_and(|v| v.base == id))
+                    .map(|(vid, _)| vid.clone())
+                    .collect();
+                let why = format!("the function was removed by deploy v{version}");
                 let now = Instant::now();
-                self.fail_function_queue(
-                    &id,
-                    &format!("the function was removed by deploy v{version}"),
-                    now,
-                );
+                for fid in std::iter::once(id).chain(variants) {
+                    if let Some(f) = self.functions.get_mut(&fid) {
+                        f.retired = true;
+                    }
+                    self.schedules.remove(&fid);
+                    self.fail_queued(
+                        &fid,
+                        pb::ResultStatus::InternalFailure,
+                        &why,
+                        "",
+                        false,
+                        now,
+                    );
+                }
             }
         }
         let deployed_at = now_ms();
@@ -221,19 +226,32 @@ impl State {
         let idle_outdated: Vec<String> = self
             .tasks
             .iter()
-            .filter(|(_, t)| {
-                t.stop.is_none()
-                    && t.load() == 0
-                    && self
-                        .functions
-                        .get(&t.function_id)
-                        .is_some_and(|f| t.version < f.version || f.retired)
-            })
+            .filter(|(_, t)| self.idle_and_outdated(t))
             .map(|(id, _)| id.clone())
             .collect();
         for id in idle_outdated {
             self.stop_task(&id, StopReason::Redeployed, 2000);
         }
+    }
+
+    /// [`State::retire_outdated`] for the one container whose load just fell.
+    pub(super) fn retire_if_outdated(&mut self, task_id: &str) {
+        if self
+            .tasks
+            .get(task_id)
+            .is_some_and(|t| self.idle_and_outdated(t))
+        {
+            self.stop_task(task_id, StopReason::Redeployed, 2000);
+        }
+    }
+
+    fn idle_and_outdated(&self, t: &TaskRec) -> bool {
+        t.stop.is_none()
+            && t.load() == 0
+            && self
+                .functions
+                .get(&t.function_id)
+                .is_some_and(|f| t.version < f.version || f.retired)
     }
 
     /// Sends the replies of `recreate` deploys whose old containers are all gone.

@@ -6,18 +6,10 @@ use std::collections::BTreeMap;
 use tonic::Status;
 
 use super::auth::Auth;
-use super::state::{State, now_ms};
+use super::state::{State, environment, now_ms};
 use super::store::{BinaryRow, Op, SecretRow, TokenRow};
 use crate::app::rules;
 use crate::wire::pb;
-
-fn environment(name: &str) -> String {
-    if name.is_empty() {
-        "main".to_owned()
-    } else {
-        name.to_owned()
-    }
-}
 
 fn check_env_key(key: &str) -> Result<(), Status> {
     let mut chars = key.chars();

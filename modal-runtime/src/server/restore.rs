@@ -11,6 +11,9 @@ use super::state::{AppRec, CallKind, CallRec, FunctionRec, InputRec, InputState,
 use super::store::{Op, Snapshot};
 use crate::wire::{self, pb};
 
+/// How often results and logs past their retention are forgotten.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl State {
     /// Rebuilds the state from a snapshot of the store.
     pub(crate) fn restore(&mut self, snap: Snapshot) {
@@ -103,6 +106,7 @@ impl State {
                     },
                     persisted: true,
                     created_at_ms: row.created_at,
+                    finished_at_ms: row.finished_at,
                     unfinished: if pending {
                         HashSet::from([input_id.clone()])
                     } else {
@@ -155,36 +159,25 @@ impl State {
     /// Starts what the restored state implies: schedules, and scheduling of waiting inputs.
     pub(super) fn resume(&mut self, now: Instant) {
         self.arm_all_schedules(now);
-        let waiting: Vec<String> = self
-            .functions
-            .iter()
-            .filter(|(_, f)| !f.queue.is_empty())
-            .map(|(id, _)| id.clone())
-            .collect();
-        self.dirty.extend(waiting);
+        self.recheck_waiting();
     }
 
-    /// Forgets results past their retention.
-    pub(super) fn prune(&mut self, _now: Instant) {
-        if !self.durable {
+    /// Forgets results and logs past their retention (counted from when a call finished, as
+    /// the store does), at most once a minute.
+    pub(super) fn prune(&mut self, now: Instant) {
+        if !self.durable || now < self.next_prune {
             return;
         }
+        self.next_prune = now + PRUNE_EVERY;
         let cutoff = now_ms() - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
-        let expired: Vec<String> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| c.persisted && c.unfinished.is_empty() && c.created_at_ms < cutoff)
-            .map(|(id, _)| id.clone())
-            .collect();
-        if expired.is_empty() {
-            return;
+        let before = self.calls.len();
+        self.calls
+            .retain(|_, c| !(c.persisted && c.finished_at_ms.is_some_and(|f| f < cutoff)));
+        if self.calls.len() < before {
+            self.record(Op::PruneCalls {
+                finished_before: cutoff,
+            });
         }
-        for id in &expired {
-            self.calls.remove(id);
-        }
-        self.record(Op::PruneCalls {
-            finished_before: cutoff,
-        });
         self.record(Op::PruneLogs { before: cutoff });
     }
 }

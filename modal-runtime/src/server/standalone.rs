@@ -82,15 +82,14 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         auth.add_user_token(token_id.clone(), hash);
         // A malformed `MODAL_WORKER_GPUS` stops the server here rather than leaving it without
         // its worker.
-        crate::gpu::inventory::load(crate::worker::GpuSource::DeclaredOnly)
-            .map_err(|e| e.to_string())?;
+        let gpus = crate::worker::gpus(crate::worker::GpuSource::DeclaredOrDiscovered).await?;
         let mut worker = crate::worker::WorkerConfig::local(
             url.clone(),
             Some(Credentials {
                 token_id,
                 token_secret,
             }),
-            crate::worker::GpuSource::DeclaredOrDiscovered,
+            gpus,
         );
         worker.binary_cache = binaries.dir().to_path_buf();
         tokio::spawn(async move {

@@ -148,6 +148,9 @@ pub(crate) struct CallRec {
     /// Kept in the store (spawned and scheduled calls of a durable control plane).
     pub(crate) persisted: bool,
     pub(crate) created_at_ms: i64,
+    /// When its last input got its final result (persisted calls only): retention counts from
+    /// here, as in the store.
+    pub(crate) finished_at_ms: Option<i64>,
     /// Inputs of this call that have no final result yet.
     pub(crate) unfinished: HashSet<InputId>,
 }
@@ -287,6 +290,8 @@ pub(crate) struct State {
     pub(crate) schedules: HashMap<FunctionId, (Option<i64>, i64)>,
     /// How long finished spawned calls keep their results.
     pub(crate) retention: Duration,
+    /// When results past their retention are next forgotten.
+    pub(crate) next_prune: Instant,
     /// Deploys with `recreate` waiting for the old containers of their app to be gone.
     pub(crate) recreate_waiters: Vec<(AppId, i64, Deferred)>,
     /// Variants by (function, encoded parameters and options).
@@ -314,6 +319,7 @@ impl State {
             secrets: HashMap::new(),
             schedules: HashMap::new(),
             retention: config.retention,
+            next_prune: Instant::now(),
             recreate_waiters: Vec::new(),
             variants: HashMap::new(),
             apps: HashMap::new(),
@@ -351,6 +357,15 @@ impl State {
 }
 
 /// Now, in Unix milliseconds.
+/// The environment a request names; the empty name is `main`.
+pub(crate) fn environment(name: &str) -> String {
+    if name.is_empty() {
+        "main".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

@@ -2,7 +2,6 @@
 //! as the scheduler sees it, and container listings and stops asked for by users.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -79,19 +78,11 @@ impl State {
             Message::Register(_) => {}
             Message::Exited(e) => self.task_exited(&e.task_id, e.exit_code, e.signal, None),
             Message::SpawnFailed(f) => {
-                let now = Instant::now();
+                // Handled as a container that never became ready: the waiting inputs fail
+                // (retried per their policy) unless another container of the function serves.
                 if let Some(task) = self.tasks.get_mut(&f.task_id) {
                     let msg = format!("could not start a container: {}", f.message);
-                    task.stop = Some(StopReason::StartupTimeout(msg.clone()));
-                    let function_id = task.function_id.clone();
-                    self.fail_queued(
-                        &function_id,
-                        pb::ResultStatus::InitFailure,
-                        &msg,
-                        &f.task_id,
-                        true,
-                        now,
-                    );
+                    task.stop = Some(StopReason::StartupTimeout(msg));
                 }
                 self.task_exited(&f.task_id, None, None, Some(f.message));
             }

@@ -173,26 +173,36 @@ pub(crate) fn function_definition(
             .iter()
             .chain(app_secrets)
             .filter_map(|s| s.named())
-            .map(|(name, environment_name, required_keys)| pb::NamedSecret {
-                name: name.to_owned(),
-                environment_name: environment_name.unwrap_or_default().to_owned(),
-                required_keys: required_keys.to_vec(),
-            })
+            .map(named_secret)
             .collect(),
         args_type: types.0.to_owned(),
         return_type: types.1.to_owned(),
     }
 }
 
-fn millis(d: Duration) -> u32 {
+/// A secret created with `modal secret create`, as a function definition names it.
+pub(crate) fn named_secret(
+    (name, environment_name, required_keys): (&str, Option<&str>, &[String]),
+) -> pb::NamedSecret {
+    pb::NamedSecret {
+        name: name.to_owned(),
+        environment_name: environment_name.unwrap_or_default().to_owned(),
+        required_keys: required_keys.to_vec(),
+    }
+}
+
+/// Milliseconds, saturating at `u32::MAX`.
+pub(crate) fn millis(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
-fn clamp_u32(v: u64) -> u32 {
+/// `v`, saturating at `u32::MAX`.
+pub(crate) fn clamp_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-fn cores_to_milli(cores: f64) -> u32 {
+/// Thousandths of a core, at least 1.
+pub(crate) fn cores_to_milli(cores: f64) -> u32 {
     let m = (cores * 1000.0).round();
     if m <= 0.0 {
         1

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::client::credentials::{AuthHeaders, Credentials};
+use crate::gpu::inventory::Device;
 pub(crate) use crate::gpu::inventory::Source as GpuSource;
 use crate::wire::{self, pb};
 
@@ -26,8 +27,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) server_url: String,
     pub(crate) milli_cpu: u32,
     pub(crate) memory_mb: u32,
-    /// Where the worker's GPU list comes from.
-    pub(crate) gpus: GpuSource,
+    /// The GPUs it offers (see [`gpus`]).
+    pub(crate) gpus: Vec<Device>,
     /// Run containers from this executable instead of the one each function registered.
     pub(crate) container_exe: Option<PathBuf>,
     /// The worker's token (none for the embedded control plane).
@@ -42,7 +43,7 @@ impl WorkerConfig {
     pub(crate) fn local(
         server_url: String,
         credentials: Option<Credentials>,
-        gpus: GpuSource,
+        gpus: Vec<Device>,
     ) -> Self {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -56,6 +57,19 @@ impl WorkerConfig {
             credentials,
             binary_cache: default_binary_cache(),
         }
+    }
+}
+
+/// This machine's GPUs from `source`, found off the async runtime (the driver's start-up blocks
+/// for hundreds of milliseconds) starting now, so that other start-up work can overlap it. A
+/// malformed `MODAL_WORKER_GPUS` is an error.
+pub(crate) fn gpus(source: GpuSource) -> impl Future<Output = Result<Vec<Device>, String>> {
+    let found = tokio::task::spawn_blocking(move || crate::gpu::inventory::load(source));
+    async move {
+        found
+            .await
+            .map_err(|e| format!("GPU discovery stopped: {e}"))?
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -83,12 +97,7 @@ pub(crate) enum Report {
 
 /// Connects to the control plane and serves assignments until the connection ends.
 pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
-    let source = config.gpus;
-    let gpus = tokio::task::spawn_blocking(move || crate::gpu::inventory::load(source))
-        .await
-        .map_err(|e| format!("GPU discovery stopped: {e}"))?
-        .map_err(|e| e.to_string())?;
-    let gpus: Arc<[crate::gpu::inventory::Device]> = gpus.into();
+    let gpus: Arc<[Device]> = config.gpus.clone().into();
     let channel = wire::connect(&config.server_url, true).await?;
     let mut client: WorkerClient = pb::worker_api_client::WorkerApiClient::with_interceptor(
         channel,
