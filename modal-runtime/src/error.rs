@@ -199,13 +199,3 @@ impl From<RemoteFailure> for Error {
         Error::Remote(Box::new(r))
     }
 }
-
-impl From<tonic::Status> for Error {
-    fn from(s: tonic::Status) -> Self {
-        Error::ControlPlane(format!(
-            "{}: {}",
-            crate::wire::code_name(s.code()),
-            s.message()
-        ))
-    }
-}

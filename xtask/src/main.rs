@@ -7,6 +7,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
 
+mod layers;
 mod tidy;
 
 use std::path::{Path, PathBuf};

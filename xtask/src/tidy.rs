@@ -19,7 +19,7 @@ const LONG_FILE: usize = 600;
 /// The only module that names the generated protocol crate.
 const PROTO_GATE: &str = "modal-runtime/src/wire/mod.rs";
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+pub(crate) fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -68,6 +68,12 @@ pub(crate) fn check(root: &Path) -> Result<()> {
     if files.is_empty() {
         bail!("tidy found no source files under {}", root.display());
     }
+    let runtime = crate::layers::read_sources(&root.join("modal-runtime/src"))?;
+    problems.extend(
+        crate::layers::problems(&runtime)?
+            .into_iter()
+            .map(|p| format!("modal-runtime/src/{p}")),
+    );
     if problems.is_empty() {
         Ok(())
     } else {

@@ -221,7 +221,7 @@ mod tests {
         spec.gpu = vec!["H100:9".into()];
         spec.timeout = 0;
         spec.retries = Some(Retries::new(3).backoff_coefficient(20.0));
-        spec.schedule = Some(crate::Period::days(1).into());
+        spec.schedule = Some(crate::app::Period::days(1).into());
         spec.takes_arguments = true;
         let errors = spec.validate();
         assert_eq!(errors.len(), 4, "{errors:#?}");

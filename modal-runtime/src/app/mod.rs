@@ -1,5 +1,6 @@
 //! The app model: apps, function specs and their parameters as plain data (no IO, no proto).
 
+pub(crate) mod attr_values;
 pub(crate) mod function;
 pub(crate) mod objects;
 pub(crate) mod retries;

@@ -302,7 +302,7 @@ async fn deploy(rest: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let strategy = match args.strategy.parse::<crate::Strategy>() {
+    let strategy = match args.strategy.parse::<crate::client::Strategy>() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("Error: {e}");

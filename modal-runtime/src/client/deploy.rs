@@ -5,12 +5,10 @@ use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 
-use tokio::io::AsyncReadExt;
-
 use super::Client;
+use super::target::Bound;
 use crate::app::{App, rules};
 use crate::error::{Error, Result};
-use crate::registry::Bound;
 use crate::wire::pb;
 
 /// How a redeploy replaces the running version.
@@ -259,7 +257,7 @@ impl DeployBuilder {
     /// Validates the app, uploads its executable if new, and deploys it.
     pub async fn start(self) -> Result<Deployment> {
         let app = self.app;
-        if crate::container::is_container() {
+        if crate::task_env::is_container() {
             return Err(Error::Invalid(
                 "App::deploy was called inside a container".into(),
             ));
@@ -267,9 +265,9 @@ impl DeployBuilder {
         let name = self.name.unwrap_or_else(|| app.name().to_owned());
         rules::check_app_name(&name).map_err(Error::Invalid)?;
         rules::check_deployment_tag(&self.tag).map_err(Error::Invalid)?;
-        let definitions = super::run::definitions(app, false)?;
+        let definitions = super::publish::definitions(app, false)?;
         let client = standalone("deploy").await?;
-        upload_binary(&client).await?;
+        super::publish::upload_binary(&client).await?;
         let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
         let host = nix::unistd::gethostname()
             .ok()
@@ -322,57 +320,4 @@ impl IntoFuture for DeployBuilder {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.start())
     }
-}
-
-/// Uploads this program's executable unless the control plane has it (content-addressed).
-pub(crate) async fn upload_binary(client: &Client) -> Result<()> {
-    if client.embedded {
-        return Ok(());
-    }
-    let hash = crate::binhash::current_exe_hash()
-        .map_err(Error::Invalid)?
-        .to_owned();
-    let mut api = client.api.clone();
-    if api
-        .binary_check(pb::BinaryCheckRequest { hash: hash.clone() })
-        .await?
-        .into_inner()
-        .present
-    {
-        return Ok(());
-    }
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::Invalid(format!("cannot find this program's executable: {e}")))?;
-    let mut file = tokio::fs::File::open(&exe)
-        .await
-        .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", exe.display())))?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<pb::BinaryChunk>(4);
-    let reader = tokio::spawn(async move {
-        let mut first = true;
-        loop {
-            let mut buf = vec![0u8; crate::server::binaries::CHUNK];
-            let n = match file.read(&mut buf).await {
-                Ok(0) if !first => return Ok(()),
-                Ok(n) => n,
-                Err(e) => return Err(e.to_string()),
-            };
-            buf.truncate(n);
-            let chunk = pb::BinaryChunk {
-                hash: if first { hash.clone() } else { String::new() },
-                data: buf.into(),
-            };
-            first = false;
-            if tx.send(chunk).await.is_err() {
-                return Ok(());
-            }
-        }
-    });
-    api.binary_upload(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await?;
-    reader
-        .await
-        .map_err(|e| Error::Invalid(format!("upload failed: {e}")))?
-        .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", exe.display())))?;
-    tracing::info!("uploaded {}", exe.display());
-    Ok(())
 }

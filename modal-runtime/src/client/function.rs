@@ -9,10 +9,11 @@ use serde::de::DeserializeOwned;
 use super::call::{self, FunctionCall};
 use super::map::{ForEach, MapCall};
 use super::options::Options;
+use super::target::Bound;
 use super::target::Target;
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::registry::{Bound, FunctionRegistration};
+use crate::registry::FunctionRegistration;
 use crate::wire::{self, pb};
 
 /// How long one `remote` request waits for its result before it polls again.
@@ -137,12 +138,6 @@ impl<A, R> Function<A, R> {
     }
 }
 
-pub(crate) fn encode_args<A: Serialize>(args: &A, function: &str) -> Result<pb::Payload> {
-    codec::encode(args)
-        .map(wire::payload)
-        .map_err(|e| Error::Serialization(format!("arguments of `{function}`: {e}")))
-}
-
 impl<A, R> Function<A, R>
 where
     A: Serialize + Send + 'static,
@@ -171,7 +166,7 @@ where
         args: A,
         wait: Option<Duration>,
     ) -> Result<pb::FunctionCallResponse> {
-        let input = encode_args(&args, &self.name())?;
+        let input = wire::encode_args(&args, &self.name())?;
         let mut api = bound.client.api.clone();
         let resp = api
             .function_call(pb::FunctionCallRequest {

@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Function;
-use super::function::encode_args;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::wire::{self, pb};
@@ -121,7 +120,7 @@ async fn drive<A: Serialize, T: DeserializeOwned>(
 ) -> Result<()> {
     let name = function.name();
     let bound = function.bound().await?;
-    let input = encode_args(&args, &name)?;
+    let input = wire::encode_args(&args, &name)?;
     let mut api = bound.client.api.clone();
     let mut events = api
         .function_call_generator(pb::FunctionCallRequest {

@@ -15,10 +15,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::Function;
 use super::call::decode_result;
-use super::function::encode_args;
+use super::output::Progress;
 use crate::error::{Error, Result};
-use crate::output::Progress;
-use crate::wire::pb;
+use crate::wire::{self, pb};
 
 /// Inputs in flight (sent, result not back yet) per map.
 const WINDOW: usize = 8192;
@@ -259,7 +258,7 @@ async fn pump_inputs<A: Serialize + Send + 'static>(
             }
             batch.push(pb::MapInput {
                 idx,
-                input: Some(encode_args(&a, &tag)?),
+                input: Some(wire::encode_args(&a, &tag)?),
             });
             idx += 1;
             // Do not sit on a partial chunk while the window is full.

@@ -3,15 +3,19 @@
 
 mod call;
 mod cls;
-pub(crate) mod credentials;
 mod deploy;
 mod function;
 mod generator;
 mod map;
 mod options;
+mod output;
+mod publish;
 pub(crate) mod run;
 mod target;
 mod transport;
+
+use std::future::Future;
+use std::pin::Pin;
 
 use tokio::sync::OnceCell;
 use tonic::service::interceptor::InterceptedService;
@@ -25,9 +29,10 @@ pub use map::{ForEach, MapCall};
 pub use options::Options;
 pub use run::{AppRun, RunBuilder};
 
+use crate::credentials::{Credentials, Settings};
 use crate::error::{Error, Result};
-use crate::wire::{self, pb};
-use credentials::{AuthHeaders, Credentials, Settings};
+use crate::wire::{self, AuthHeaders, pb};
+use transport::LocalService;
 
 /// The client API stub, with credentials on every request.
 pub(crate) type Api =
@@ -53,7 +58,7 @@ impl Client {
                 let settings = Settings::load();
                 match settings.server_url {
                     Some(url) => Client::connect(&url, settings.credentials.as_ref()).await,
-                    None => Client::embedded().await,
+                    None => start_embedded().await,
                 }
             })
             .await
@@ -89,41 +94,29 @@ impl Client {
         Client { api, embedded }
     }
 
-    async fn embedded() -> Result<Client> {
-        // This process now relays payloads between the program and its containers.
-        crate::alloc_tuning::tune_for_payloads();
-        // The driver's start-up costs a GPU machine a few hundred milliseconds: only a program
-        // with GPU functions pays it, while the control plane starts.
-        let gpus = crate::worker::gpus(if crate::registry::any_gpu_function() {
-            crate::worker::GpuSource::DeclaredOrDiscovered
-        } else {
-            crate::worker::GpuSource::DeclaredOnly
-        });
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(|e| Error::Connect {
-                url: "127.0.0.1:0".into(),
-                message: format!("cannot bind the embedded control plane: {e}"),
-            })?;
-        let plane = crate::server::serve(listener, crate::server::Config::embedded())
-            .await
-            .map_err(|message| Error::Connect {
-                url: "127.0.0.1:0".into(),
-                message,
-            })?;
-        let url = plane.url();
-        let gpus = gpus.await.map_err(Error::Invalid)?;
-        let worker = crate::worker::WorkerConfig::local(url.clone(), None, gpus);
-        tokio::spawn(async move {
-            if let Err(e) = crate::worker::run(worker).await {
-                tracing::error!("local worker stopped: {e}");
-            }
-        });
-        // This program's own calls skip the network: the service is called in-process.
-        Ok(Client::over(
-            transport::Transport::InProcess(plane.client_service),
-            None,
-            true,
-        ))
+    /// A client of a control plane in this process, whose service it calls directly.
+    pub(crate) fn in_process(service: LocalService) -> Client {
+        Client::over(transport::Transport::InProcess(service), None, true)
+    }
+}
+
+/// Starts a control plane in this process for a program that configured none. The layer that
+/// assembles the embedded default (`crate::embedded`: control plane, local worker, in-process
+/// transport) submits the one implementation; the client finds it at link time and never
+/// names that layer.
+pub(crate) struct EmbeddedStart(pub(crate) fn() -> EmbeddedFuture);
+
+/// What [`EmbeddedStart`] returns.
+pub(crate) type EmbeddedFuture = Pin<Box<dyn Future<Output = Result<Client>> + Send>>;
+
+inventory::collect!(EmbeddedStart);
+
+async fn start_embedded() -> Result<Client> {
+    match inventory::iter::<EmbeddedStart>().next() {
+        Some(start) => (start.0)().await,
+        None => Err(Error::Invalid(
+            "no control plane is configured (MODAL_SERVER_URL) and this build has no embedded one"
+                .into(),
+        )),
     }
 }

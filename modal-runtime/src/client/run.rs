@@ -9,11 +9,12 @@ use futures::StreamExt;
 use tokio::task::JoinHandle;
 
 use super::Client;
-use crate::app::{App, support};
+use super::output::Output;
+use super::target::Bound;
+use crate::app::App;
 use crate::error::{Error, Result};
-use crate::output::Output;
-use crate::registry::{self, Bound, FunctionRegistration};
-use crate::wire::{self, pb};
+use crate::registry::FunctionRegistration;
+use crate::wire::pb;
 
 /// How often a running app tells the control plane its client is alive.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -81,7 +82,7 @@ impl RunBuilder {
     /// Validates the app, creates it on the control plane and registers its functions.
     pub async fn start(self) -> Result<AppRun> {
         let app = self.app;
-        if crate::container::is_container() {
+        if crate::task_env::is_container() {
             return Err(Error::Invalid(format!(
                 "App::run for `{}` was called inside a container: the program's main must hand over to modal first (`#[modal::main]`, `#[modal::local_entrypoint]` on `main`, or `modal::main()`)",
                 app.name()
@@ -95,9 +96,9 @@ impl RunBuilder {
         }
         let started = Instant::now();
         let output = Output::new(self.output);
-        let definitions = definitions(app, self.interactive)?;
+        let definitions = super::publish::definitions(app, self.interactive)?;
         let client = Client::from_env().await?;
-        super::deploy::upload_binary(&client).await?;
+        super::publish::upload_binary(&client).await?;
         if self.detach && client.embedded {
             return Err(Error::Invalid(
                 "`detach` needs a standalone control plane (set MODAL_SERVER_URL): the embedded one ends with this program".into(),
@@ -193,72 +194,6 @@ impl IntoFuture for RunBuilder {
     }
 }
 
-/// Every function of the app, validated and turned into its wire definition; all problems at once.
-pub(crate) fn definitions(
-    app: &'static App,
-    interactive: bool,
-) -> Result<Vec<(&'static FunctionRegistration, pb::FunctionDefinition)>> {
-    let mut errors: Vec<String> = app.config_errors().to_vec();
-    if interactive {
-        errors.push(format!(
-            "`interactive` is not supported by {}",
-            support::RUNTIME
-        ));
-    }
-    let functions = registry::functions_of(app).map_err(|e| Error::InvalidApp {
-        app: app.name().to_owned(),
-        errors: vec![e.to_string()],
-    })?;
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::Invalid(format!("cannot find this program's executable: {e}")))?;
-    let hash = crate::binhash::current_exe_hash().map_err(Error::Invalid)?;
-    let mut app_secret_env = Vec::new();
-    for s in &app.secrets {
-        match s.resolve() {
-            Ok(kv) => app_secret_env.extend(kv),
-            Err(e) => errors.push(e),
-        }
-    }
-    let mut out = Vec::new();
-    for reg in functions {
-        let mut spec = (reg.spec)();
-        // The container finds the function by this identity: the same function computes it.
-        let tag = registry::identity(app, reg).tag;
-        spec.tag.clone_from(&tag);
-        errors.extend(
-            spec.validate()
-                .into_iter()
-                .map(|e| format!("function `{tag}`: {e}")),
-        );
-        errors.extend(support::unsupported(app, &spec));
-        let mut secret_env = app_secret_env.clone();
-        for s in &spec.secrets {
-            match s.resolve() {
-                Ok(kv) => secret_env.extend(kv),
-                Err(e) => errors.push(format!("function `{tag}`: {e}")),
-            }
-        }
-        let def = wire::function_definition(
-            &spec,
-            reg.implementation,
-            hash,
-            &exe.to_string_lossy(),
-            secret_env,
-            &app.secrets,
-            reg.types,
-        );
-        out.push((reg, def));
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(Error::InvalidApp {
-            app: app.name().to_owned(),
-            errors,
-        })
-    }
-}
-
 /// A running app. End it with [`stop`](AppRun::stop); dropping it leaves the control plane to
 /// reap the app once heartbeats stop (an embedded control plane ends with the program anyway).
 pub struct AppRun {
@@ -319,7 +254,7 @@ impl AppRun {
             let _ = tokio::time::timeout(LOGS_TIMEOUT, logs).await;
         }
         for reg in &self.registrations {
-            reg.bound.set(None);
+            reg.bound.set(None::<Bound>);
         }
         self.app.set_active(None);
         match reason {

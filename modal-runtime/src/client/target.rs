@@ -7,8 +7,15 @@ use tokio::sync::OnceCell;
 
 use super::Client;
 use crate::error::{Error, Result};
-use crate::registry::{Bound, FunctionRegistration};
+use crate::registry::FunctionRegistration;
 use crate::wire::pb;
+
+/// A function's binding: the client to call through and the function's id on its control plane.
+#[derive(Clone)]
+pub(crate) struct Bound {
+    pub(crate) client: Client,
+    pub(crate) function_id: String,
+}
 
 #[derive(Clone)]
 pub(crate) enum Target {
@@ -99,7 +106,7 @@ impl Target {
     /// The client and function id to call.
     pub(crate) async fn bound(&self) -> Result<Bound> {
         match self {
-            Target::Registered(r) => r.bound.get().ok_or_else(|| Error::NotRunning {
+            Target::Registered(r) => r.bound.get::<Bound>().ok_or_else(|| Error::NotRunning {
                 app: (r.app)().name().to_owned(),
                 function: r.tag.to_owned(),
             }),

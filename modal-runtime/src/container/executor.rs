@@ -218,9 +218,9 @@ impl Executor {
                         "the batched function returned {} results for a batch of {n} inputs",
                         o.len()
                     );
-                    crate::__private::batch_failed(n, &Outcome::BadOutput(msg))
+                    crate::registry::outcome::batch_failed(n, &Outcome::BadOutput(msg))
                 }
-                Err(panic) => crate::__private::batch_failed(n, &panic.0),
+                Err(panic) => crate::registry::outcome::batch_failed(n, &panic.0),
             };
             for (input_id, outcome) in batch_ids.into_iter().zip(outcomes) {
                 let _ = events.send(Event::Done {

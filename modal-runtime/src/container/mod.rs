@@ -11,29 +11,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::registry::{self, FunctionRegistration, Identity, Invoker};
+use crate::task_env::{self as env, is_container};
 use crate::wire::{self, pb};
 use executor::{Event, Executor};
-
-/// Environment variables the worker sets for a container.
-pub(crate) mod env {
-    pub(crate) const TASK_ID: &str = "MODAL_TASK_ID";
-    pub(crate) const SERVER_URL: &str = "MODAL_SERVER_URL";
-    pub(crate) const APP_ID: &str = "MODAL_APP_ID";
-    pub(crate) const APP_NAME: &str = "MODAL_APP_NAME";
-    pub(crate) const FUNCTION_ID: &str = "MODAL_FUNCTION_ID";
-    pub(crate) const FUNCTION_TAG: &str = "MODAL_FUNCTION_TAG";
-    pub(crate) const BINARY_HASH: &str = "MODAL_BINARY_HASH";
-    pub(crate) const MAX_INPUTS: &str = "MODAL_MAX_INPUTS";
-    pub(crate) const SINGLE_USE: &str = "MODAL_SINGLE_USE";
-    pub(crate) const IS_REMOTE: &str = "MODAL_IS_REMOTE";
-    /// A class's encoded parameters, in hex.
-    pub(crate) const CLASS_PARAMS: &str = "MODAL_CLASS_PARAMS";
-}
-
-/// Whether this process is a container.
-pub(crate) fn is_container() -> bool {
-    std::env::var_os(env::TASK_ID).is_some()
-}
 
 struct Context {
     task_id: String,
@@ -177,8 +157,8 @@ async fn serve(ctx: Context) -> ExitCode {
         }),
     );
     // The worker passes the container's token in its environment; no config file is read.
-    let credentials = crate::client::credentials::Credentials::from_env();
-    let auth = crate::client::credentials::AuthHeaders::new(credentials.as_ref());
+    let credentials = crate::credentials::Credentials::from_env();
+    let auth = wire::AuthHeaders::new(credentials.as_ref());
     let mut client = pb::container_api_client::ContainerApiClient::with_interceptor(channel, auth)
         .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);

@@ -93,7 +93,8 @@ pub(crate) async fn catch_batch(
 
 /// Runs blocking user code on a blocking thread; a panic there becomes its outcome (recorded on
 /// that thread, so its location and backtrace are kept).
-pub(crate) async fn blocking<T: Send + 'static>(
+#[doc(hidden)]
+pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Outcome> {
     match tokio::task::spawn_blocking(move || {
@@ -112,5 +113,21 @@ pub(crate) fn run_sync(f: fn(&[u8]) -> Outcome, input: &[u8], task_id: &str) -> 
     match std::panic::catch_unwind(AssertUnwindSafe(|| f(input))) {
         Ok(outcome) => wire::outcome_result(outcome, task_id),
         Err(payload) => panic_result(payload.as_ref(), task_id),
+    }
+}
+
+/// Runs an async lifecycle hook, turning a panic into the hook's failure.
+#[doc(hidden)]
+pub async fn guard_hook(
+    hook: &str,
+    f: impl Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(f).catch_unwind().await {
+        Ok(r) => r,
+        Err(p) => Err(crate::registry::class::hook_failure(
+            hook,
+            panic_outcome(p.as_ref()),
+        )),
     }
 }

@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use cudarc::driver::{result, sys};
 
 use super::GpuError;
-use crate::wire::pb;
 
 /// The variable that declares a worker's GPUs instead of discovering them:
 /// `NAME:MEMORY_MIB` entries separated by commas, or `none` for no GPU at all.
@@ -29,17 +28,6 @@ pub(crate) struct Device {
     pub(crate) visible_id: String,
     /// Declared in configuration, not discovered: there is no real device behind it.
     pub(crate) declared: bool,
-}
-
-impl Device {
-    pub(crate) fn to_proto(&self) -> pb::GpuDevice {
-        pb::GpuDevice {
-            index: self.index,
-            name: self.name.clone(),
-            memory_mb: self.memory_mb,
-            declared: self.declared,
-        }
-    }
 }
 
 /// Where a worker's GPU list comes from.

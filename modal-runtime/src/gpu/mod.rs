@@ -208,7 +208,7 @@ pub(crate) fn warm_up() {
 
 /// Whether the worker reserved GPUs for this container.
 pub(crate) fn container_has_gpus() -> bool {
-    crate::container::is_container()
+    crate::task_env::is_container()
         && std::env::var("CUDA_VISIBLE_DEVICES").is_ok_and(|v| !v.trim().is_empty())
 }
 
@@ -229,7 +229,7 @@ fn assigned_hint() -> String {
 
 /// How many devices this process may use, with the reason when none.
 fn visible_count() -> Result<usize, GpuError> {
-    if crate::container::is_container()
+    if crate::task_env::is_container()
         && std::env::var("CUDA_VISIBLE_DEVICES").is_ok_and(|v| v.trim().is_empty())
     {
         return Err(GpuError::NotAssigned);

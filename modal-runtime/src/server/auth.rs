@@ -7,9 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use tonic::{Request, Status};
 
-/// Metadata headers a client sends its credentials in.
-pub(crate) const TOKEN_ID_HEADER: &str = "x-modal-token-id";
-pub(crate) const TOKEN_SECRET_HEADER: &str = "x-modal-token-secret";
+use crate::credentials::{TOKEN_ID_HEADER, TOKEN_SECRET_HEADER};
 
 /// How a caller is known.
 #[derive(Debug, Clone, PartialEq, Eq)]

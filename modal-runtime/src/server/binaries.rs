@@ -9,10 +9,7 @@ use futures::{Stream, StreamExt};
 use tokio::io::AsyncReadExt;
 use tonic::Status;
 
-use crate::wire::pb;
-
-/// Chunk size for uploads and downloads.
-pub(crate) const CHUNK: usize = 1 << 20;
+use crate::wire::{self, pb};
 
 #[derive(Clone)]
 pub(crate) struct Binaries {
@@ -117,7 +114,7 @@ impl Binaries {
             move |(mut file, first)| {
                 let hash = hash.clone();
                 async move {
-                    let mut buf = vec![0u8; CHUNK];
+                    let mut buf = vec![0u8; wire::BINARY_CHUNK];
                     match file.read(&mut buf).await {
                         Ok(0) if !first => None,
                         Ok(n) => {

@@ -1,6 +1,6 @@
-//! `modal server`: a control plane that outlives its clients, with durable state in a data
-//! directory (SQLite by default, PostgreSQL by URL), token auth, a binary store, and a built-in
-//! worker for this machine.
+//! A standalone control plane (what `modal server` runs): it outlives its clients, with durable
+//! state in a data directory (SQLite by default, PostgreSQL by URL), token auth and a binary
+//! store.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Config, auth, binaries, secrets, store};
-use crate::client::credentials::Credentials;
+use crate::credentials::Credentials;
 
 /// How to run a standalone control plane.
 #[derive(Debug, Clone)]
@@ -20,7 +20,6 @@ pub(crate) struct Options {
     /// The URL containers and workers use (default: `http://` + the listen address, with an
     /// unspecified IP replaced by 127.0.0.1).
     pub(crate) advertise_url: Option<String>,
-    pub(crate) worker: bool,
     pub(crate) retention: Duration,
 }
 
@@ -36,10 +35,26 @@ pub(crate) fn default_data_dir() -> PathBuf {
 /// A running standalone control plane.
 pub(crate) struct Running {
     pub(crate) url: String,
+    /// The store, described for messages (no password).
     pub(crate) store: String,
+    /// Where uploaded executables are kept (a worker on this host reads them from there).
+    pub(crate) binaries_dir: PathBuf,
+    auth: auth::Auth,
 }
 
-/// Starts the control plane (and its worker) in tasks of the current runtime.
+impl Running {
+    /// A user token valid while this process runs (for a worker it starts itself).
+    pub(crate) fn process_token(&self) -> Credentials {
+        let (token_id, token_secret, hash) = auth::Auth::mint_user_token();
+        self.auth.add_user_token(token_id.clone(), hash);
+        Credentials {
+            token_id,
+            token_secret,
+        }
+    }
+}
+
+/// Starts the control plane in tasks of the current runtime.
 pub(crate) async fn start(opts: Options) -> Result<Running, String> {
     std::fs::create_dir_all(&opts.data_dir)
         .map_err(|e| format!("{}: {e}", opts.data_dir.display()))?;
@@ -76,30 +91,10 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         advertise_url: Some(url.clone()),
     };
     super::serve(listener, config).await?;
-    if opts.worker {
-        // The built-in worker's token lives as long as this process.
-        let (token_id, token_secret, hash) = auth::Auth::mint_user_token();
-        auth.add_user_token(token_id.clone(), hash);
-        // A malformed `MODAL_WORKER_GPUS` stops the server here rather than leaving it without
-        // its worker.
-        let gpus = crate::worker::gpus(crate::worker::GpuSource::DeclaredOrDiscovered).await?;
-        let mut worker = crate::worker::WorkerConfig::local(
-            url.clone(),
-            Some(Credentials {
-                token_id,
-                token_secret,
-            }),
-            gpus,
-        );
-        worker.binary_cache = binaries.dir().to_path_buf();
-        tokio::spawn(async move {
-            if let Err(e) = crate::worker::run(worker).await {
-                tracing::error!("built-in worker stopped: {e}");
-            }
-        });
-    }
     Ok(Running {
         url,
         store: described,
+        binaries_dir: binaries.dir().to_path_buf(),
+        auth,
     })
 }

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use crate::client::credentials::{AuthHeaders, Credentials};
+use crate::credentials::Credentials;
 use crate::gpu::inventory::Device;
 pub(crate) use crate::gpu::inventory::Source as GpuSource;
-use crate::wire::{self, pb};
+use crate::wire::{self, AuthHeaders, pb};
 
 /// The worker API stub, with credentials on every request.
 pub(crate) type WorkerClient = pb::worker_api_client::WorkerApiClient<
@@ -120,7 +120,7 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
             hostname,
             milli_cpu: config.milli_cpu,
             memory_mb: config.memory_mb,
-            gpus: gpus.iter().map(|g| g.to_proto()).collect(),
+            gpus: gpus.iter().map(wire::gpu_device).collect(),
             runtime: crate::app::support::RUNTIME.into(),
         })),
     });

@@ -13,8 +13,8 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use super::Report;
-use crate::container::env as cenv;
 use crate::gpu::inventory::Device;
+use crate::task_env as cenv;
 use crate::wire::pb;
 
 /// Variables passed through from the worker's environment; everything else is cleared so that

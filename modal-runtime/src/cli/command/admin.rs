@@ -1,287 +1,19 @@
-//! The `modal` command: `server`, `worker`, `token new`, `app list|logs|stop|history`,
-//! `secret create|list|delete`, `container list|stop`; tables like Modal's, `--json` for scripts.
+//! The admin subcommands of `modal`: tokens, apps, secrets and containers on a control plane;
+//! tables like Modal's, `--json` for scripts.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::Duration;
-
-use clap::{Args, Parser, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use futures::StreamExt;
 use serde_json::json;
 
+use super::args::{AppCommand, ContainerCommand, DEFAULT_LISTEN, SecretCommand};
 use crate::client::Client;
-use crate::client::credentials::{self, Credentials, Settings};
+use crate::credentials::{self, Credentials, Settings};
 use crate::error::{Error, Result};
-use crate::server::standalone;
 use crate::wire::pb;
 
-/// Where `modal server` listens and clients look by default.
-const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
-
-#[derive(Parser)]
-#[command(
-    name = "modal",
-    version,
-    about = "modal-rs: run Rust functions in containers, locally or on your cluster"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run a control plane that outlives its clients (with a worker for this machine).
-    Server(ServerArgs),
-    /// Offer this machine's CPUs and memory to a control plane.
-    Worker(WorkerArgs),
-    /// API tokens.
-    #[command(subcommand)]
-    Token(TokenCommand),
-    /// Apps: list, logs, stop, history.
-    #[command(subcommand)]
-    App(AppCommand),
-    /// Named secrets.
-    #[command(subcommand)]
-    Secret(SecretCommand),
-    /// Running containers.
-    #[command(subcommand)]
-    Container(ContainerCommand),
-}
-
-#[derive(Args)]
-struct ServerArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = DEFAULT_LISTEN)]
-    listen: SocketAddr,
-    /// Where state, binaries and the secret key are kept.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// State store: `sqlite:PATH` or `postgres://…` (default: SQLite in the data directory).
-    #[arg(long)]
-    store: Option<String>,
-    /// URL containers and workers reach this server at.
-    #[arg(long)]
-    advertise_url: Option<String>,
-    /// Do not run a worker in this process.
-    #[arg(long)]
-    no_worker: bool,
-    /// How long results of spawned calls are kept, in days.
-    #[arg(long, default_value_t = 7)]
-    retention_days: u64,
-}
-
-#[derive(Args)]
-struct WorkerArgs {
-    /// The control plane (default: MODAL_SERVER_URL or the config file's).
-    #[arg(long)]
-    server: Option<String>,
-}
-
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Create a token on the server and save it in the config file.
-    New {
-        /// The control plane (default: MODAL_SERVER_URL, the config file's, or http://127.0.0.1:7878).
-        #[arg(long)]
-        server: Option<String>,
-        /// A label for the token.
-        #[arg(long, default_value = "")]
-        label: String,
-        /// Print `export MODAL_TOKEN_ID=… MODAL_TOKEN_SECRET=…` instead of saving the config file.
-        #[arg(long)]
-        print: bool,
-    },
-}
-
-#[derive(Args)]
-struct Common {
-    /// Environment.
-    #[arg(short = 'e', long = "env", default_value = "")]
-    env: String,
-    /// Machine-readable output.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Subcommand)]
-enum AppCommand {
-    /// Apps, most containers first.
-    List(Common),
-    /// An app's logs: the last lines, or follow with -f.
-    Logs {
-        /// App name or id.
-        app: String,
-        #[arg(short = 'f', long)]
-        follow: bool,
-        #[arg(short = 'n', long, default_value_t = 100)]
-        tail: u32,
-        #[arg(short = 'e', long = "env", default_value = "")]
-        env: String,
-    },
-    /// Stop an app: no more inputs, every container gone when this returns.
-    Stop {
-        /// App name or id.
-        app: String,
-        /// Do not ask for confirmation (asked only on a terminal).
-        #[arg(short = 'y', long)]
-        yes: bool,
-        #[arg(short = 'e', long = "env", default_value = "")]
-        env: String,
-    },
-    /// Deployment history of an app.
-    History {
-        /// App name or id.
-        app: String,
-        #[command(flatten)]
-        common: Common,
-    },
-}
-
-#[derive(Subcommand)]
-enum SecretCommand {
-    /// Create a secret: `modal secret create NAME KEY=VALUE...`.
-    Create {
-        name: String,
-        /// KEY=VALUE pairs.
-        #[arg(required = true)]
-        pairs: Vec<String>,
-        /// Replace an existing secret of that name.
-        #[arg(long)]
-        force: bool,
-        #[arg(short = 'e', long = "env", default_value = "")]
-        env: String,
-    },
-    /// Secrets with their key names (never their values).
-    List(Common),
-    /// Delete a secret.
-    Delete {
-        name: String,
-        /// Do not ask for confirmation (asked only on a terminal).
-        #[arg(short = 'y', long)]
-        yes: bool,
-        #[arg(short = 'e', long = "env", default_value = "")]
-        env: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum ContainerCommand {
-    /// Running containers.
-    List {
-        #[arg(long, default_value = "")]
-        app_id: String,
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Stop a container; its inputs run elsewhere (with --graceful they finish first).
-    Stop {
-        task_id: String,
-        #[arg(long)]
-        graceful: bool,
-    },
-}
-
-/// Runs the `modal` command.
-pub fn run() -> ExitCode {
-    crate::telemetry::init();
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(dispatch(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn dispatch(command: Command) -> Result<()> {
-    match command {
-        Command::Server(args) => server(args).await,
-        Command::Worker(args) => worker(args).await,
-        Command::Token(TokenCommand::New {
-            server,
-            label,
-            print,
-        }) => token_new(server, label, print).await,
-        Command::App(cmd) => app(cmd).await,
-        Command::Secret(cmd) => secret(cmd).await,
-        Command::Container(cmd) => container(cmd).await,
-    }
-}
-
-async fn server(args: ServerArgs) -> Result<()> {
-    let opts = standalone::Options {
-        listen: args.listen,
-        data_dir: args.data_dir.unwrap_or_else(standalone::default_data_dir),
-        store_url: args.store,
-        advertise_url: args.advertise_url,
-        worker: !args.no_worker,
-        retention: Duration::from_secs(args.retention_days.max(1) * 24 * 3600),
-    };
-    let data_dir = opts.data_dir.clone();
-    let running = standalone::start(opts).await.map_err(Error::Invalid)?;
-    println!(
-        "modal server listening on {} (state: {}, data: {})",
-        running.url,
-        running.store,
-        data_dir.display()
-    );
-    println!(
-        "create a token with: modal token new --server {}",
-        running.url
-    );
-    wait_for_shutdown().await;
-    println!("modal server stopping");
-    Ok(())
-}
-
-async fn wait_for_shutdown() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminated => {}
-    }
-}
-
-async fn worker(args: WorkerArgs) -> Result<()> {
-    let settings = Settings::load();
-    let url = args.server.or(settings.server_url).ok_or_else(|| {
-        Error::Invalid("no control plane: pass --server URL or set MODAL_SERVER_URL".into())
-    })?;
-    let gpus = crate::worker::gpus(crate::worker::GpuSource::DeclaredOrDiscovered)
-        .await
-        .map_err(Error::Invalid)?;
-    let config = crate::worker::WorkerConfig::local(url.clone(), settings.credentials, gpus);
-    println!("worker connecting to {url}");
-    crate::worker::run(config)
-        .await
-        .map_err(|e| Error::Connect { url, message: e })
-}
-
-async fn client() -> Result<Client> {
+pub(super) async fn client() -> Result<Client> {
     let settings = Settings::load();
     let url = settings
         .server_url
@@ -289,7 +21,7 @@ async fn client() -> Result<Client> {
     Client::connect(&url, settings.credentials.as_ref()).await
 }
 
-async fn token_new(server: Option<String>, label: String, print: bool) -> Result<()> {
+pub(super) async fn token_new(server: Option<String>, label: String, print: bool) -> Result<()> {
     let settings = Settings::load();
     let url = server
         .or(settings.server_url)
@@ -350,7 +82,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     t.to_string()
 }
 
-async fn app(cmd: AppCommand) -> Result<()> {
+pub(super) async fn app(cmd: AppCommand) -> Result<()> {
     let client = client().await?;
     let mut api = client.api.clone();
     match cmd {
@@ -526,7 +258,7 @@ fn print_log(e: &pb::LogEntry) {
     }
 }
 
-async fn secret(cmd: SecretCommand) -> Result<()> {
+pub(super) async fn secret(cmd: SecretCommand) -> Result<()> {
     let client = client().await?;
     let mut api = client.api.clone();
     match cmd {
@@ -609,7 +341,7 @@ async fn secret(cmd: SecretCommand) -> Result<()> {
     Ok(())
 }
 
-async fn container(cmd: ContainerCommand) -> Result<()> {
+pub(super) async fn container(cmd: ContainerCommand) -> Result<()> {
     let client = client().await?;
     let mut api = client.api.clone();
     match cmd {

@@ -1,10 +1,18 @@
 //! The registry: apps, functions and entrypoints collected at link time through `inventory`,
 //! and the one identity scheme that the client and the container both use.
 
+pub(crate) mod class;
+pub(crate) mod outcome;
+pub(crate) mod probes;
+
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+
+pub use class::{ClassBuilder, ClassInstance};
+pub use outcome::{BatchFuture, GeneratorSink, Outcome, OutcomeFuture, ResultFormatter};
 
 use crate::app::{App, FunctionSpec};
 
@@ -14,86 +22,6 @@ pub struct AppEntry {
     pub app: fn() -> &'static App,
 }
 inventory::collect!(AppEntry);
-
-/// What running a function produced, before it goes on the wire.
-#[doc(hidden)]
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// The encoded return value.
-    Success(Vec<u8>),
-    /// The function returned `Err(e)`.
-    UserError {
-        type_name: &'static str,
-        message: String,
-        /// `e` encoded, when its type is serde.
-        payload: Option<Vec<u8>>,
-    },
-    /// The input could not be decoded as the function's arguments.
-    BadInput(String),
-    /// The return value could not be encoded.
-    BadOutput(String),
-    /// The function panicked (caught where it ran).
-    Panic {
-        message: String,
-        location: String,
-        backtrace: String,
-    },
-}
-
-/// A boxed future of a batched function's outcomes, one per input of the batch.
-#[doc(hidden)]
-pub type BatchFuture = Pin<Box<dyn Future<Output = Vec<Outcome>> + Send + 'static>>;
-
-/// Where a generator puts its items (each encoded as it is produced).
-#[doc(hidden)]
-#[derive(Clone)]
-pub struct GeneratorSink {
-    pub(crate) send: std::sync::Arc<dyn Fn(Vec<u8>) -> bool + Send + Sync>,
-}
-
-impl GeneratorSink {
-    /// Sends one item; `Err` when the item cannot be encoded or nobody reads any more.
-    pub fn send<T: serde::Serialize>(&self, item: &T) -> Result<(), String> {
-        let bytes = crate::codec::encode(item).map_err(|e| e.to_string())?;
-        if (self.send)(bytes) {
-            Ok(())
-        } else {
-            Err("the generator's caller went away".into())
-        }
-    }
-}
-
-/// A class instance in a container: its lifecycle hooks and its methods.
-#[doc(hidden)]
-pub trait ClassInstance: Send + Sync {
-    /// Runs the `#[modal::enter]` methods, in declaration order.
-    fn enter(
-        self: std::sync::Arc<Self>,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
-    /// Calls a method (a generator method gets `sink`).
-    fn call(
-        self: std::sync::Arc<Self>,
-        method: String,
-        input: bytes::Bytes,
-        sink: Option<GeneratorSink>,
-    ) -> OutcomeFuture;
-    /// Calls the batched method with one batch.
-    fn call_batch(
-        self: std::sync::Arc<Self>,
-        method: String,
-        inputs: Vec<bytes::Bytes>,
-    ) -> BatchFuture;
-    /// Runs the `#[modal::exit]` methods.
-    fn exit(self: std::sync::Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-}
-
-/// A boxed future of an async function's outcome.
-#[doc(hidden)]
-pub type OutcomeFuture = Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>;
-
-/// Builds a class instance from its encoded parameters.
-#[doc(hidden)]
-pub type ClassBuilder = fn(&[u8]) -> Result<std::sync::Arc<dyn ClassInstance>, String>;
 
 /// How the container calls a function: with the encoded arguments.
 #[doc(hidden)]
@@ -110,10 +38,6 @@ pub enum Invoker {
     /// A class: builds an instance from its encoded parameters.
     Class(ClassBuilder),
 }
-
-/// Formats an encoded return value for display.
-#[doc(hidden)]
-pub type ResultFormatter = fn(&[u8]) -> String;
 
 /// One `#[modal::function]`.
 #[doc(hidden)]
@@ -139,16 +63,10 @@ pub struct FunctionRegistration {
 pub struct FunctionEntry(pub &'static FunctionRegistration);
 inventory::collect!(FunctionEntry);
 
-/// A function's binding to a running app: the client to call through and its id.
-#[derive(Clone)]
-pub(crate) struct Bound {
-    pub(crate) client: crate::client::Client,
-    pub(crate) function_id: String,
-}
-
-/// Holds a function's binding while its app runs.
+/// Holds a function's binding while its app runs: whatever the client put there (its connection
+/// and the function's id), opaque to the registry.
 #[doc(hidden)]
-pub struct BoundSlot(RwLock<Option<Bound>>);
+pub struct BoundSlot(RwLock<Option<Arc<dyn Any + Send + Sync>>>);
 
 impl BoundSlot {
     /// An empty slot (for statics).
@@ -157,13 +75,15 @@ impl BoundSlot {
         BoundSlot(RwLock::new(None))
     }
 
-    pub(crate) fn get(&self) -> Option<Bound> {
-        self.0.read().ok().and_then(|g| g.clone())
+    /// The binding, when one of type `T` is set.
+    pub(crate) fn get<T: Any + Clone>(&self) -> Option<T> {
+        let guard = self.0.read().ok()?;
+        guard.as_ref()?.downcast_ref::<T>().cloned()
     }
 
-    pub(crate) fn set(&self, bound: Option<Bound>) {
+    pub(crate) fn set<T: Any + Send + Sync>(&self, bound: Option<T>) {
         if let Ok(mut g) = self.0.write() {
-            *g = bound;
+            *g = bound.map(|b| Arc::new(b) as Arc<dyn Any + Send + Sync>);
         }
     }
 }
@@ -274,7 +194,7 @@ pub(crate) fn lookup(identity: &Identity) -> Result<&'static FunctionRegistratio
     let functions = functions_of(app)?;
     functions
         .iter()
-        .find(|f| f.tag == identity.tag)
+        .find(|f| self::identity(app, f) == *identity)
         .copied()
         .ok_or_else(|| {
             let known: Vec<&str> = functions.iter().map(|f| f.tag).collect();
@@ -324,7 +244,7 @@ pub type EntrypointArgs = std::collections::HashMap<&'static str, String>;
 /// The future an entrypoint returns once its arguments are parsed.
 #[doc(hidden)]
 pub type EntrypointFuture =
-    Pin<Box<dyn Future<Output = Result<(), crate::Error>> + Send + 'static>>;
+    Pin<Box<dyn Future<Output = Result<(), crate::error::Error>> + Send + 'static>>;
 
 /// One `#[modal::local_entrypoint]`.
 #[doc(hidden)]

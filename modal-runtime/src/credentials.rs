@@ -5,10 +5,9 @@
 
 use std::path::PathBuf;
 
-use tonic::metadata::MetadataValue;
-use tonic::service::Interceptor;
-
-use crate::server::auth::{TOKEN_ID_HEADER, TOKEN_SECRET_HEADER};
+/// Metadata headers a client sends its credentials in.
+pub(crate) const TOKEN_ID_HEADER: &str = "x-modal-token-id";
+pub(crate) const TOKEN_SECRET_HEADER: &str = "x-modal-token-secret";
 
 /// A token id and secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -110,32 +109,4 @@ pub(crate) fn save(server_url: &str, credentials: &Credentials) -> Result<PathBu
     f.write_all(text.as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
-}
-
-/// Adds the token to every request.
-#[derive(Clone, Default)]
-pub(crate) struct AuthHeaders {
-    values: Option<(
-        MetadataValue<tonic::metadata::Ascii>,
-        MetadataValue<tonic::metadata::Ascii>,
-    )>,
-}
-
-impl AuthHeaders {
-    pub(crate) fn new(credentials: Option<&Credentials>) -> Self {
-        let values = credentials
-            .and_then(|c| Some((c.token_id.parse().ok()?, c.token_secret.parse().ok()?)));
-        AuthHeaders { values }
-    }
-}
-
-impl Interceptor for AuthHeaders {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some((id, secret)) = &self.values {
-            req.metadata_mut().insert(TOKEN_ID_HEADER, id.clone());
-            req.metadata_mut()
-                .insert(TOKEN_SECRET_HEADER, secret.clone());
-        }
-        Ok(req)
-    }
 }

@@ -1,0 +1,53 @@
+//! The `modal` command: parses its command line (`args.rs`) and runs the subcommand: the
+//! standalone control plane and workers (`standalone.rs`), or the admin commands (`admin.rs`).
+
+#![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
+
+mod admin;
+mod args;
+mod standalone;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::error::Result;
+use args::{Cli, Command, TokenCommand};
+
+/// Runs the `modal` command.
+pub fn run() -> ExitCode {
+    crate::telemetry::init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Server(args) => standalone::server(args).await,
+        Command::Worker(args) => standalone::worker(args).await,
+        Command::Token(TokenCommand::New {
+            server,
+            label,
+            print,
+        }) => admin::token_new(server, label, print).await,
+        Command::App(cmd) => admin::app(cmd).await,
+        Command::Secret(cmd) => admin::secret(cmd).await,
+        Command::Container(cmd) => admin::container(cmd).await,
+    }
+}

@@ -1,0 +1,94 @@
+//! `modal server` and `modal worker`: a standalone control plane with its built-in worker, and
+//! a worker for another machine. Assembly: the one place besides `crate::embedded` that puts a
+//! control plane and a worker together.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
+
+use std::time::Duration;
+
+use super::args::{ServerArgs, WorkerArgs};
+use crate::credentials::Settings;
+use crate::error::{Error, Result};
+use crate::server::standalone;
+
+pub(super) async fn server(args: ServerArgs) -> Result<()> {
+    let opts = standalone::Options {
+        listen: args.listen,
+        data_dir: args.data_dir.unwrap_or_else(standalone::default_data_dir),
+        store_url: args.store,
+        advertise_url: args.advertise_url,
+        retention: Duration::from_secs(args.retention_days.max(1) * 24 * 3600),
+    };
+    let data_dir = opts.data_dir.clone();
+    let running = standalone::start(opts).await.map_err(Error::Invalid)?;
+    if !args.no_worker {
+        start_builtin_worker(&running).await?;
+    }
+    println!(
+        "modal server listening on {} (state: {}, data: {})",
+        running.url,
+        running.store,
+        data_dir.display()
+    );
+    println!(
+        "create a token with: modal token new --server {}",
+        running.url
+    );
+    wait_for_shutdown().await;
+    println!("modal server stopping");
+    Ok(())
+}
+
+async fn wait_for_shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated => {}
+    }
+}
+
+pub(super) async fn worker(args: WorkerArgs) -> Result<()> {
+    let settings = Settings::load();
+    let url = args.server.or(settings.server_url).ok_or_else(|| {
+        Error::Invalid("no control plane: pass --server URL or set MODAL_SERVER_URL".into())
+    })?;
+    let gpus = crate::worker::gpus(crate::worker::GpuSource::DeclaredOrDiscovered)
+        .await
+        .map_err(Error::Invalid)?;
+    let config = crate::worker::WorkerConfig::local(url.clone(), settings.credentials, gpus);
+    println!("worker connecting to {url}");
+    crate::worker::run(config)
+        .await
+        .map_err(|e| Error::Connect { url, message: e })
+}
+
+/// The built-in worker of `modal server`: this machine's CPUs, memory and GPUs, with a token
+/// that lives as long as the server, reading uploaded executables straight from the server's
+/// binary store.
+async fn start_builtin_worker(running: &standalone::Running) -> Result<()> {
+    // A malformed `MODAL_WORKER_GPUS` stops the server here rather than leaving it without its
+    // worker.
+    let gpus = crate::worker::gpus(crate::worker::GpuSource::DeclaredOrDiscovered)
+        .await
+        .map_err(Error::Invalid)?;
+    let mut worker = crate::worker::WorkerConfig::local(
+        running.url.clone(),
+        Some(running.process_token()),
+        gpus,
+    );
+    worker.binary_cache = running.binaries_dir.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::worker::run(worker).await {
+            tracing::error!("built-in worker stopped: {e}");
+        }
+    });
+    Ok(())
+}

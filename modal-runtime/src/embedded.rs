@@ -1,0 +1,57 @@
+//! The embedded default: a program with no control plane configured starts one in its own
+//! process on a loopback port, with a local worker whose containers are child processes, and
+//! calls its service in-process. The one place that puts the control plane, the worker and the
+//! client together.
+
+use std::sync::Arc;
+
+use tower_service::Service;
+
+use crate::client::{Client, EmbeddedFuture, EmbeddedStart};
+use crate::error::{Error, Result};
+
+inventory::submit! {
+    EmbeddedStart(start)
+}
+
+fn start() -> EmbeddedFuture {
+    Box::pin(embedded())
+}
+
+async fn embedded() -> Result<Client> {
+    // This process now relays payloads between the program and its containers.
+    crate::alloc_tuning::tune_for_payloads();
+    // The driver's start-up costs a GPU machine a few hundred milliseconds: only a program
+    // with GPU functions pays it, while the control plane starts.
+    let gpus = crate::worker::gpus(if crate::registry::any_gpu_function() {
+        crate::worker::GpuSource::DeclaredOrDiscovered
+    } else {
+        crate::worker::GpuSource::DeclaredOnly
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| Error::Connect {
+            url: "127.0.0.1:0".into(),
+            message: format!("cannot bind the embedded control plane: {e}"),
+        })?;
+    let plane = crate::server::serve(listener, crate::server::Config::embedded())
+        .await
+        .map_err(|message| Error::Connect {
+            url: "127.0.0.1:0".into(),
+            message,
+        })?;
+    let url = plane.url();
+    let gpus = gpus.await.map_err(Error::Invalid)?;
+    let worker = crate::worker::WorkerConfig::local(url, None, gpus);
+    tokio::spawn(async move {
+        if let Err(e) = crate::worker::run(worker).await {
+            tracing::error!("local worker stopped: {e}");
+        }
+    });
+    // This program's own calls skip the network: the service is called in-process.
+    let service = plane.client_service;
+    Ok(Client::in_process(Arc::new(move |req| {
+        let mut service = service.clone();
+        Box::pin(async move { service.call(req).await })
+    })))
+}
