@@ -9,11 +9,13 @@ use syn::{Expr, Ident, Lit, Meta, Token};
 use crate::ctxt::Ctxt;
 
 /// One argument of an attribute.
+#[derive(Clone)]
 pub(crate) struct Param {
     pub(crate) key: Ident,
     pub(crate) value: ParamValue,
 }
 
+#[derive(Clone)]
 pub(crate) enum ParamValue {
     /// `key = expr`
     Expr(Expr),

@@ -9,6 +9,7 @@ use syn::{Expr, Fields, Ident, ItemStruct, Type};
 use crate::attr::{self, ParamValue};
 use crate::ctxt::Ctxt;
 use crate::modifiers;
+use crate::param_table::Target;
 use crate::params;
 
 struct Parameter {
@@ -26,7 +27,7 @@ pub(crate) fn expand(attr_tokens: TokenStream, item: TokenStream) -> syn::Result
         ));
     };
     let mods = modifiers::take(&mut cx, &mut s.attrs, false);
-    let parsed = params::parse_attr(&mut cx, attr_tokens, "#[modal::cls]", &params::cls_params());
+    let parsed = params::parse_attr(&mut cx, attr_tokens, Target::Cls);
     if !s.generics.params.is_empty() {
         cx.error_spanned_by(&s.generics, "a #[modal::cls] cannot be generic");
     }

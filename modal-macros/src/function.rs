@@ -11,7 +11,8 @@ use syn::{GenericArgument, Ident, ItemFn, PathArguments, Type};
 use crate::ctxt::Ctxt;
 use crate::modifiers::{self, Modifiers};
 use crate::outcome;
-use crate::params::{self, FunctionAttr, PARAMS};
+use crate::param_table::Target;
+use crate::params::{self, FunctionAttr};
 use crate::sig::{self, Return, Signature};
 
 /// `Vec<T>` → `T`.
@@ -94,7 +95,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         ));
     };
     let mods = modifiers::take(&mut cx, &mut f.attrs, true);
-    let parsed = params::parse_attr(&mut cx, attr, "#[modal::function]", PARAMS);
+    let parsed = params::parse_attr(&mut cx, attr, Target::Function);
     let sig = sig::analyze(&mut cx, &f, "a #[modal::function]");
     if let Some(a) = &parsed
         && let Some(span) = a.has_schedule

@@ -12,6 +12,8 @@ mod main_attr;
 mod methods;
 mod modifiers;
 mod outcome;
+#[path = "../../modal-runtime/src/app/param_table.rs"]
+mod param_table;
 mod params;
 #[path = "../../modal-runtime/src/app/rules.rs"]
 mod rules;

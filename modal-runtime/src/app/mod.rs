@@ -3,6 +3,7 @@
 pub(crate) mod attr_values;
 pub(crate) mod function;
 pub(crate) mod objects;
+pub(crate) mod param_table;
 pub(crate) mod retries;
 pub(crate) mod rules;
 pub(crate) mod schedule;

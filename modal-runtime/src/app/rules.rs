@@ -320,17 +320,6 @@ pub(crate) fn parse_gpu(spec: &str) -> Result<GpuRule, String> {
     Ok(GpuRule { kind: upper, count })
 }
 
-/// Parameters Modal renamed; using the old name is an error that names the new one.
-pub(crate) fn renamed_parameter(name: &str) -> Option<&'static str> {
-    match name {
-        "keep_warm" => Some("min_containers"),
-        "concurrency_limit" => Some("max_containers"),
-        "container_idle_timeout" => Some("scaledown_window"),
-        "allow_concurrent_inputs" => Some("#[modal::concurrent(max_inputs = …)]"),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +433,5 @@ mod tests {
         assert!(check_concurrency(4, Some(5)).is_err());
         assert!(check_batching(1001, 0).is_err());
         assert!(check_batching(8, 600_001).is_err());
-        assert_eq!(renamed_parameter("keep_warm"), Some("min_containers"));
     }
 }

@@ -1,119 +1,85 @@
 //! Which parameters the runtime honours: the one place that turns an option it cannot honour
-//! yet into an error naming the option, instead of a silent no-op.
+//! yet into an error naming the option, instead of a silent no-op. What it cannot honour, and
+//! why, is the support column of the parameter table (`param_table.rs`); this module only knows
+//! how each such parameter shows on a `FunctionSpec`.
 
+use super::param_table::PARAMS;
 use super::{App, FunctionSpec};
 
 /// The container runtime this build provides.
 pub(crate) const RUNTIME: &str = "the process runtime";
 
-/// One message per parameter of `spec` (or of its app) that the runtime does not provide yet.
+/// Whether the unsupported form of a parameter is given.
+#[derive(Debug, PartialEq, Eq)]
+enum Given {
+    No,
+    Yes,
+    /// Given, with what (added to the reason in parentheses).
+    With(String),
+}
+
+/// One message per parameter of `spec` (or of its app) that the runtime does not provide yet,
+/// in table order.
 pub(crate) fn unsupported(app: &App, spec: &FunctionSpec) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut no = |param: &str, why: &str| {
-        out.push(format!(
-            "function `{}`: `{param}` is not supported by {RUNTIME}: {why}",
-            spec.tag
-        ));
-    };
-    if spec.image.is_some() || app.image.is_some() {
-        no(
-            "image",
-            "containers run the app's own binary on the host filesystem",
-        );
-    }
-    if spec.serialized {
-        no(
-            "serialized",
-            "Rust functions are always found by identity in the same binary",
-        );
-    }
-    if spec.network_file_systems {
-        no(
-            "network_file_systems",
-            "there is no network file system service",
-        );
-    }
-    if !spec.volumes.is_empty() || !app.volumes.is_empty() {
-        no("volumes", "there is no volume service yet");
-    }
-    if matches!(spec.cpu, Some((_, Some(_)))) {
-        no(
-            "cpu (request, limit)",
-            "CPU limits need cgroup enforcement; give a request only",
-        );
-    }
-    if matches!(spec.memory, Some((_, Some(_)))) {
-        no(
-            "memory (request, limit)",
-            "memory limits need cgroup enforcement; give a request only",
-        );
-    }
-    if spec.ephemeral_disk.is_some() {
-        no("ephemeral_disk", "containers share the host's disk");
-    }
-    if spec.proxy {
-        no("proxy", "there is no proxy service");
-    }
-    if spec.cloud.as_deref().is_some_and(|c| c != "auto") {
-        no("cloud", "workers are not grouped by cloud provider");
-    }
-    if !spec.region.is_empty() {
-        no("region", "workers are not grouped by region");
-    }
-    if spec.routing_region.is_some() {
-        no("routing_region", "workers are not grouped by region");
-    }
-    if spec.nonpreemptible {
-        no(
-            "nonpreemptible",
-            "workers are not classified by preemptibility",
-        );
-    }
-    if spec.enable_memory_snapshot {
-        no(
-            "enable_memory_snapshot",
-            "memory snapshots are not available on this platform",
-        );
-    }
-    if spec.block_network {
-        no("block_network", "containers share the host's network");
-    }
-    if spec.restrict_modal_access {
-        no(
-            "restrict_modal_access",
-            "container tokens are not scoped yet",
-        );
-    }
-    if spec.i6pn == Some(true) {
-        no("i6pn", "there is no container network between containers");
-    }
-    if spec.include_source == Some(false) || (!app.include_source && spec.include_source.is_none())
-    {
-        no(
-            "include_source = false",
-            "a Rust function's code is always part of the binary the container runs",
-        );
-    }
-    if !spec.experimental_options.is_empty() {
-        let keys: Vec<&str> = spec
-            .experimental_options
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .collect();
-        no(
-            "experimental_options",
-            &format!(
-                "no experimental option is known (given: {})",
-                keys.join(", ")
-            ),
-        );
-    }
-    out
+    PARAMS
+        .iter()
+        .filter_map(|p| {
+            let (named, why) = p.runtime.unsupported(p.name)?;
+            let detail = match unsupported_form_given(p.name, app, spec)? {
+                Given::No => return None,
+                Given::Yes => String::new(),
+                Given::With(what) => format!(" ({what})"),
+            };
+            Some(format!(
+                "function `{}`: `{named}` is not supported by {RUNTIME}: {why}{detail}",
+                spec.tag
+            ))
+        })
+        .collect()
+}
+
+/// Whether the form of parameter `name` that the runtime cannot honour is given on `spec` or
+/// its app; `None` for a parameter the table says the runtime honours (it is not looked at).
+fn unsupported_form_given(name: &str, app: &App, spec: &FunctionSpec) -> Option<Given> {
+    let given = |yes: bool| if yes { Given::Yes } else { Given::No };
+    Some(match name {
+        "image" => given(spec.image.is_some() || app.image.is_some()),
+        "serialized" => given(spec.serialized),
+        "network_file_systems" => given(spec.network_file_systems),
+        "volumes" => given(!spec.volumes.is_empty() || !app.volumes.is_empty()),
+        "cpu" => given(matches!(spec.cpu, Some((_, Some(_))))),
+        "memory" => given(matches!(spec.memory, Some((_, Some(_))))),
+        "ephemeral_disk" => given(spec.ephemeral_disk.is_some()),
+        "proxy" => given(spec.proxy),
+        "cloud" => given(spec.cloud.as_deref().is_some_and(|c| c != "auto")),
+        "region" => given(!spec.region.is_empty()),
+        "routing_region" => given(spec.routing_region.is_some()),
+        "nonpreemptible" => given(spec.nonpreemptible),
+        "enable_memory_snapshot" => given(spec.enable_memory_snapshot),
+        "block_network" => given(spec.block_network),
+        "restrict_modal_access" => given(spec.restrict_modal_access),
+        "i6pn" => given(spec.i6pn == Some(true)),
+        "include_source" => given(
+            spec.include_source == Some(false)
+                || (!app.include_source && spec.include_source.is_none()),
+        ),
+        "experimental_options" if spec.experimental_options.is_empty() => Given::No,
+        "experimental_options" => {
+            let keys: Vec<&str> = spec
+                .experimental_options
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect();
+            Given::With(format!("given: {}", keys.join(", ")))
+        }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::{Image, Volume};
 
     #[test]
     fn defaults_are_supported() {
@@ -133,5 +99,73 @@ mod tests {
         assert!(msgs[0].contains("`memory (request, limit)`"));
         assert!(msgs[1].contains("`region`"));
         assert!(msgs[2].contains("`block_network`"));
+    }
+
+    /// The table is the one list of parameters: this module looks at exactly the rows the
+    /// table marks unsupported (a new unsupported row needs an arm here, and an arm for a
+    /// parameter now honoured must go).
+    #[test]
+    fn every_row_is_looked_at_or_honoured() {
+        let (app, spec) = (App::new("a"), FunctionSpec::new("f"));
+        for p in PARAMS {
+            let unsupported = p.runtime.unsupported(p.name).is_some();
+            let looked_at = unsupported_form_given(p.name, &app, &spec);
+            if unsupported {
+                assert_eq!(
+                    looked_at,
+                    Some(Given::No),
+                    "`{}` is unsupported in the table: say here when it is given",
+                    p.name
+                );
+            } else {
+                assert_eq!(
+                    looked_at, None,
+                    "`{}` is honoured in the table: nothing to look at here",
+                    p.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_unsupported_row_is_reported_with_its_reason() {
+        let app = App::new("a")
+            .image(Image::debian_slim())
+            .volumes([("/data", Volume::from_name("v"))])
+            .include_source(false);
+        let mut spec = FunctionSpec::new("f");
+        spec.serialized = true;
+        spec.network_file_systems = true;
+        spec.cpu = Some((1.0, Some(2.0)));
+        spec.memory = Some((128, Some(256)));
+        spec.ephemeral_disk = Some(1024);
+        spec.proxy = true;
+        spec.cloud = Some("aws".into());
+        spec.region = vec!["us-east".into()];
+        spec.routing_region = Some("us-east".into());
+        spec.nonpreemptible = true;
+        spec.enable_memory_snapshot = true;
+        spec.block_network = true;
+        spec.restrict_modal_access = true;
+        spec.i6pn = Some(true);
+        spec.experimental_options = vec![("a".into(), "1".into()), ("b".into(), "2".into())];
+        let msgs = unsupported(&app, &spec);
+        let expected: Vec<String> = PARAMS
+            .iter()
+            .filter_map(|p| p.runtime.unsupported(p.name))
+            .map(|(named, why)| {
+                format!("function `f`: `{named}` is not supported by the process runtime: {why}")
+            })
+            .collect();
+        assert_eq!(msgs.len(), expected.len(), "{msgs:#?}");
+        for (msg, expected) in msgs.iter().zip(&expected) {
+            assert!(msg.starts_with(expected), "{msg} / {expected}");
+        }
+        assert!(msgs.iter().any(|m| m.ends_with(
+            "`experimental_options` is not supported by the process runtime: no experimental option is known (given: a, b)"
+        )));
+        assert!(msgs.iter().any(|m| m.ends_with(
+            "`cpu (request, limit)` is not supported by the process runtime: CPU limits need cgroup enforcement; give a request only"
+        )));
     }
 }
