@@ -10,6 +10,8 @@ pub(crate) const FORMAT: PayloadFormat = PayloadFormat::Bincode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PayloadFormat {
     Bincode,
+    /// A tag this build does not know (from a newer peer): relayed, refused where it is read.
+    Other(i32),
 }
 
 /// A value could not be encoded or decoded.

@@ -38,6 +38,7 @@ mod embedded;
 mod error;
 pub mod gpu;
 mod ids;
+mod model;
 mod registry;
 mod server;
 mod task_env;

@@ -6,10 +6,10 @@ use std::sync::{Arc, OnceLock};
 use serde::Serialize;
 
 use super::options::Options;
-use super::target::{Target, merge};
+use super::target::Target;
 use super::{Function, Generator};
+use crate::model::{FunctionOptions, Payload};
 use crate::registry::FunctionRegistration;
-use crate::wire::{self, pb};
 
 /// The binding of a class: where it is, its parameter values and options. Method handles made
 /// from one binding share its variant.
@@ -17,9 +17,9 @@ use crate::wire::{self, pb};
 #[derive(Clone)]
 pub struct ClsCore {
     base: Target,
-    params: Option<pb::Payload>,
+    params: Option<Payload>,
     missing: Option<String>,
-    options: Option<pb::FunctionOptions>,
+    options: Option<FunctionOptions>,
     error: Option<String>,
     variant: Arc<OnceLock<Target>>,
 }
@@ -51,7 +51,7 @@ impl ClsCore {
     pub fn with_params<P: Serialize>(&self, params: &P, missing: Option<String>) -> Self {
         let mut next = self.fresh();
         match crate::codec::encode(params) {
-            Ok(bytes) => next.params = Some(wire::payload(bytes)),
+            Ok(bytes) => next.params = Some(Payload::new(bytes)),
             Err(e) => next.error = Some(format!("class parameters of `{}`: {e}", self.base.tag())),
         }
         next.missing = missing;
@@ -61,8 +61,8 @@ impl ClsCore {
     /// The same class with other options.
     pub fn with_options(&self, options: Options) -> Self {
         let mut next = self.fresh();
-        match options.to_pb() {
-            Ok(o) => next.options = Some(merge(next.options.take(), o)),
+        match options.overrides() {
+            Ok(o) => next.options = Some(o.on_top_of(next.options.take())),
             Err(e) => next.error = Some(e.to_string()),
         }
         next

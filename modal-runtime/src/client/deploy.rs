@@ -286,7 +286,7 @@ impl DeployBuilder {
                     Strategy::Rolling => pb::DeployStrategy::Rolling,
                     Strategy::Recreate => pb::DeployStrategy::Recreate,
                 } as i32,
-                functions: definitions.iter().map(|(_, d)| d.clone()).collect(),
+                functions: definitions.iter().map(|(_, d)| d.into()).collect(),
                 tags: app
                     .tag_map()
                     .iter()

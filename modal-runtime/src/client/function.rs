@@ -99,7 +99,7 @@ impl<A, R> Function<A, R> {
     /// ```
     pub fn with_options(&self, options: Options) -> Result<Self> {
         Ok(Self::with_target(
-            Target::variant(self.target.clone(), None, Some(options.to_pb()?), None),
+            Target::variant(self.target.clone(), None, Some(options.overrides()?), None),
             self.method,
         ))
     }

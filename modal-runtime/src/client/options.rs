@@ -3,7 +3,8 @@
 
 use crate::app::{Retries, Secret, rules};
 use crate::error::{Error, Result};
-use crate::wire::{self, pb};
+use crate::model::function::{clamp_u32, cores_to_milli};
+use crate::model::{BatchConfig, FunctionOptions, GpuRequest, NamedSecret};
 
 /// Options of a variant; unset ones keep the function's. Secrets given here replace the
 /// function's (Modal's rule).
@@ -99,45 +100,45 @@ impl Options {
     }
 
     /// The overrides as sent, after the same checks `#[modal::function]` makes.
-    pub(crate) fn to_pb(&self) -> Result<pb::FunctionOptions> {
+    pub(crate) fn overrides(&self) -> Result<FunctionOptions> {
         let invalid = |e: String| Error::Invalid(format!("with_options: {e}"));
-        let mut o = pb::FunctionOptions::default();
+        let mut o = FunctionOptions::default();
         if let Some(c) = self.cpu {
             rules::check_cpu(c, None).map_err(invalid)?;
-            o.milli_cpu = Some(wire::cores_to_milli(c));
+            o.milli_cpu = Some(cores_to_milli(c));
         }
         if let Some(m) = self.memory {
             rules::check_memory(m, None).map_err(invalid)?;
-            o.memory_mb = Some(wire::clamp_u32(m));
+            o.memory_mb = Some(clamp_u32(m));
         }
         if let Some(g) = &self.gpu {
             let rule = rules::parse_gpu(g).map_err(invalid)?;
-            o.gpu = vec![pb::GpuRequest {
+            o.gpu = vec![GpuRequest {
                 kind: rule.kind,
                 count: rule.count,
             }];
         }
         if let Some(t) = self.timeout {
             rules::check_timeout(t).map_err(invalid)?;
-            o.timeout_secs = Some(wire::clamp_u32(t));
+            o.timeout_secs = Some(clamp_u32(t));
         }
         if let Some(w) = self.scaledown_window {
             rules::check_scaledown_window(w).map_err(invalid)?;
-            o.scaledown_window_secs = Some(wire::clamp_u32(w));
+            o.scaledown_window_secs = Some(clamp_u32(w));
         }
         rules::check_container_counts(self.min_containers, self.max_containers).map_err(invalid)?;
-        o.min_containers = self.min_containers.map(wire::clamp_u32);
-        o.max_containers = self.max_containers.map(wire::clamp_u32);
-        o.buffer_containers = self.buffer_containers.map(wire::clamp_u32);
+        o.min_containers = self.min_containers.map(clamp_u32);
+        o.max_containers = self.max_containers.map(clamp_u32);
+        o.buffer_containers = self.buffer_containers.map(clamp_u32);
         if let Some(r) = &self.retries {
             r.validate().map_err(invalid)?;
-            o.retry_policy = Some(crate::wire::retry_policy(r));
+            o.retries = Some(*r);
         }
         o.env = self.env.iter().cloned().collect();
         if let Some(secrets) = &self.secrets {
             for s in secrets {
-                match s.named() {
-                    Some(named) => o.named_secrets.push(wire::named_secret(named)),
+                match NamedSecret::of(s) {
+                    Some(named) => o.named_secrets.push(named),
                     None => o.secret_env.extend(s.resolve().map_err(invalid)?),
                 }
             }
@@ -149,7 +150,7 @@ impl Options {
         }
         if let Some((size, wait)) = self.batching {
             rules::check_batching(u64::from(size), u64::from(wait)).map_err(invalid)?;
-            o.batch = Some(pb::BatchConfig {
+            o.batch = Some(BatchConfig {
                 max_batch_size: size,
                 wait_ms: wait,
             });

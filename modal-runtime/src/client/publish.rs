@@ -6,14 +6,16 @@ use tokio::io::AsyncReadExt;
 use super::Client;
 use crate::app::{App, support};
 use crate::error::{Error, Result};
+use crate::model::FunctionDef;
+use crate::model::function::Origin;
 use crate::registry::{self, FunctionRegistration};
-use crate::wire::{self, pb};
+use crate::wire::pb;
 
-/// Every function of the app, validated and turned into its wire definition; all problems at once.
+/// Every function of the app, validated and turned into its definition; all problems at once.
 pub(crate) fn definitions(
     app: &'static App,
     interactive: bool,
-) -> Result<Vec<(&'static FunctionRegistration, pb::FunctionDefinition)>> {
+) -> Result<Vec<(&'static FunctionRegistration, FunctionDef)>> {
     let mut errors: Vec<String> = app.config_errors().to_vec();
     if interactive {
         errors.push(format!(
@@ -54,15 +56,13 @@ pub(crate) fn definitions(
                 Err(e) => errors.push(format!("function `{tag}`: {e}")),
             }
         }
-        let def = wire::function_definition(
-            &spec,
-            reg.implementation,
-            hash,
-            &exe.to_string_lossy(),
-            secret_env,
-            &app.secrets,
-            reg.types,
-        );
+        let origin = Origin {
+            implementation: reg.implementation,
+            binary_hash: hash,
+            binary_path: &exe.to_string_lossy(),
+            types: reg.types,
+        };
+        let def = FunctionDef::new(&spec, origin, secret_env, &app.secrets);
         out.push((reg, def));
     }
     if errors.is_empty() {

@@ -141,7 +141,7 @@ impl RunBuilder {
         let published = api
             .app_publish(pb::AppPublishRequest {
                 app_id: app_id.clone(),
-                functions: definitions.iter().map(|(_, d)| d.clone()).collect(),
+                functions: definitions.iter().map(|(_, d)| d.into()).collect(),
             })
             .await;
         let ids = match published {

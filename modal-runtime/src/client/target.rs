@@ -7,6 +7,7 @@ use tokio::sync::OnceCell;
 
 use super::Client;
 use crate::error::{Error, Result};
+use crate::model::{FunctionOptions, Payload};
 use crate::registry::FunctionRegistration;
 use crate::wire::pb;
 
@@ -36,8 +37,8 @@ pub(crate) struct Named {
 
 pub(crate) struct VariantTarget {
     pub(crate) base: Target,
-    pub(crate) params: Option<pb::Payload>,
-    pub(crate) options: Option<pb::FunctionOptions>,
+    pub(crate) params: Option<Payload>,
+    pub(crate) options: Option<FunctionOptions>,
     /// Why this variant cannot be used (a required class parameter without a value).
     pub(crate) invalid: Option<String>,
     resolved: OnceCell<Bound>,
@@ -57,8 +58,8 @@ impl Target {
     /// layers: the later parameters and options win, field by field.
     pub(crate) fn variant(
         base: Target,
-        params: Option<pb::Payload>,
-        options: Option<pb::FunctionOptions>,
+        params: Option<Payload>,
+        options: Option<FunctionOptions>,
         invalid: Option<String>,
     ) -> Self {
         let (base, params, options, invalid) = match base {
@@ -66,7 +67,7 @@ impl Target {
                 v.base.clone(),
                 params.or_else(|| v.params.clone()),
                 match options {
-                    Some(o) => Some(merge(v.options.clone(), o)),
+                    Some(o) => Some(o.on_top_of(v.options.clone())),
                     None => v.options.clone(),
                 },
                 invalid.or_else(|| v.invalid.clone()),
@@ -148,8 +149,8 @@ impl Target {
                         let resp = api
                             .function_bind(pb::FunctionBindRequest {
                                 function_id: base.function_id.clone(),
-                                params: v.params.clone(),
-                                options: v.options.clone(),
+                                params: v.params.clone().map(Into::into),
+                                options: v.options.as_ref().map(Into::into),
                             })
                             .await?
                             .into_inner();
@@ -165,39 +166,6 @@ impl Target {
     }
 }
 
-/// Later options override earlier ones, field by field.
-pub(crate) fn merge(
-    earlier: Option<pb::FunctionOptions>,
-    later: pb::FunctionOptions,
-) -> pb::FunctionOptions {
-    let Some(mut o) = earlier else { return later };
-    macro_rules! take {
-        ($($f:ident),*) => {$( if later.$f.is_some() { o.$f = later.$f; } )*};
-    }
-    take!(
-        timeout_secs,
-        scaledown_window_secs,
-        max_containers,
-        min_containers,
-        buffer_containers,
-        milli_cpu,
-        memory_mb,
-        max_concurrent_inputs,
-        target_concurrent_inputs,
-        batch,
-        retry_policy
-    );
-    if !later.gpu.is_empty() {
-        o.gpu = later.gpu;
-    }
-    o.env.extend(later.env);
-    if !later.named_secrets.is_empty() || !later.secret_env.is_empty() {
-        o.named_secrets = later.named_secrets;
-        o.secret_env = later.secret_env;
-    }
-    o
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,8 +175,8 @@ mod tests {
         let base = Target::named("app", "Model", "");
         let with_params = Target::variant(
             base,
-            Some(crate::wire::payload(vec![1, 2])),
-            Some(pb::FunctionOptions {
+            Some(Payload::new(vec![1, 2])),
+            Some(FunctionOptions {
                 timeout_secs: Some(10),
                 max_containers: Some(3),
                 ..Default::default()
@@ -218,7 +186,7 @@ mod tests {
         let layered = Target::variant(
             with_params,
             None,
-            Some(pb::FunctionOptions {
+            Some(FunctionOptions {
                 timeout_secs: Some(20),
                 ..Default::default()
             }),

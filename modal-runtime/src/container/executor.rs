@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::runner;
+use crate::model::{CallResult, InputItem, ResultStatus};
 use crate::registry::{self, ClassInstance, FunctionRegistration, GeneratorSink, Invoker, Outcome};
-use crate::wire::{self, pb};
 
 /// What running inputs report, in order.
 pub(super) enum Event {
@@ -19,7 +19,7 @@ pub(super) enum Event {
     },
     Done {
         input_id: String,
-        result: pb::CallResult,
+        result: CallResult,
     },
 }
 
@@ -37,7 +37,7 @@ pub(super) struct Executor {
     instance: Option<Arc<dyn ClassInstance>>,
     concurrency: usize,
     task_id: String,
-    queue: VecDeque<pb::InputItem>,
+    queue: VecDeque<InputItem>,
     /// Inputs started, by id; a batch counts its inputs under one slot.
     running: HashMap<String, (Running, String)>,
     events: mpsc::UnboundedSender<Event>,
@@ -85,7 +85,7 @@ impl Executor {
         }
     }
 
-    pub(super) fn push(&mut self, items: Vec<pb::InputItem>) {
+    pub(super) fn push(&mut self, items: Vec<InputItem>) {
         self.queue.extend(items);
         self.start_ready();
     }
@@ -104,7 +104,7 @@ impl Executor {
     }
 
     fn fail(&mut self, input_id: String, batch: &str, message: String) {
-        let result = wire::failure(pb::ResultStatus::InternalFailure, message, &self.task_id);
+        let result = CallResult::failure(ResultStatus::InternalFailure, message, &self.task_id);
         self.running
             .insert(input_id.clone(), (Running::Sync, batch.to_owned()));
         let _ = self.events.send(Event::Done { input_id, result });
@@ -133,15 +133,15 @@ impl Executor {
         }
     }
 
-    fn start_one(&mut self, item: pb::InputItem) {
-        let input = match wire::payload_bytes(item.input.as_ref()) {
-            Ok(b) => b,
+    fn start_one(&mut self, item: InputItem) {
+        let input = match item.input.readable() {
+            Ok(b) => b.clone(),
             Err(e) => return self.fail(item.input_id, "", e),
         };
         let input_id = item.input_id;
         let task_id = self.task_id.clone();
         let events = self.events.clone();
-        let finish = move |input_id: String, result: pb::CallResult| {
+        let finish = move |input_id: String, result: CallResult| {
             let _ = events.send(Event::Done { input_id, result });
         };
         let future = match (self.function.invoker, &self.instance) {
@@ -155,9 +155,9 @@ impl Executor {
             (Invoker::Async(f), _) => runner::catch(f(input)),
             (Invoker::Generator(f), _) => runner::catch(f(input, sink(&self.events, &input_id))),
             (Invoker::Class(_), Some(instance)) => {
-                let is_generator = self.generators.contains(&item.method_name);
+                let is_generator = self.generators.contains(&item.method);
                 let sink = is_generator.then(|| sink(&self.events, &input_id));
-                runner::catch(Arc::clone(instance).call(item.method_name, input, sink))
+                runner::catch(Arc::clone(instance).call(item.method, input, sink))
             }
             (Invoker::Batched(_), _) | (Invoker::Class(_), None) => {
                 return self.fail(
@@ -170,7 +170,7 @@ impl Executor {
         let id = input_id.clone();
         let handle = self.user.spawn(async move {
             let outcome = future.await;
-            finish(id, wire::outcome_result(outcome, &task_id));
+            finish(id, CallResult::from_outcome(outcome, &task_id));
         });
         self.running.insert(
             input_id,
@@ -178,16 +178,16 @@ impl Executor {
         );
     }
 
-    fn start_batch(&mut self, items: Vec<pb::InputItem>) {
+    fn start_batch(&mut self, items: Vec<InputItem>) {
         let batch_id = items[0].batch_id.clone();
-        let method = items[0].method_name.clone();
+        let method = items[0].method.clone();
         let mut ids = Vec::with_capacity(items.len());
         let mut inputs = Vec::with_capacity(items.len());
         for item in items {
-            match wire::payload_bytes(item.input.as_ref()) {
+            match item.input.readable() {
                 Ok(b) => {
+                    inputs.push(b.clone());
                     ids.push(item.input_id);
-                    inputs.push(b);
                 }
                 Err(e) => self.fail(item.input_id, &batch_id, e),
             }
@@ -225,7 +225,7 @@ impl Executor {
             for (input_id, outcome) in batch_ids.into_iter().zip(outcomes) {
                 let _ = events.send(Event::Done {
                     input_id,
-                    result: wire::outcome_result(outcome, &task_id),
+                    result: CallResult::from_outcome(outcome, &task_id),
                 });
             }
         });

@@ -231,7 +231,9 @@ async fn serve(ctx: Context) -> ExitCode {
                     }
                 };
                 match cmd {
-                    Some(pb::container_command::Command::Inputs(batch)) => exec.push(batch.items),
+                    Some(pb::container_command::Command::Inputs(batch)) => {
+                        exec.push(batch.items.into_iter().map(Into::into).collect())
+                    }
                     Some(pb::container_command::Command::Cancel(c)) => exec.cancel(&c.input_ids),
                     Some(pb::container_command::Command::Shutdown(_)) => {
                         if let Some(instance) = &instance {
@@ -261,7 +263,7 @@ async fn serve(ctx: Context) -> ExitCode {
                         }
                         Event::Done { input_id, result } => {
                             if exec.finished(&input_id) {
-                                outputs.push(pb::OutputItem { input_id, result: Some(result) });
+                                outputs.push(pb::OutputItem { input_id, result: Some(result.into()) });
                             }
                         }
                     }

@@ -8,8 +8,8 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 
+use crate::model::CallResult;
 use crate::registry::Outcome;
-use crate::wire::{self, pb};
 
 struct PanicRecord {
     message: String,
@@ -65,8 +65,8 @@ pub(crate) fn panic_outcome(payload: &(dyn Any + Send)) -> Outcome {
     }
 }
 
-fn panic_result(payload: &(dyn Any + Send), task_id: &str) -> pb::CallResult {
-    wire::outcome_result(panic_outcome(payload), task_id)
+fn panic_result(payload: &(dyn Any + Send), task_id: &str) -> CallResult {
+    CallResult::from_outcome(panic_outcome(payload), task_id)
 }
 
 /// Runs a future, turning a panic into its outcome.
@@ -109,9 +109,9 @@ pub async fn blocking<T: Send + 'static>(
     }
 }
 
-pub(crate) fn run_sync(f: fn(&[u8]) -> Outcome, input: &[u8], task_id: &str) -> pb::CallResult {
+pub(crate) fn run_sync(f: fn(&[u8]) -> Outcome, input: &[u8], task_id: &str) -> CallResult {
     match std::panic::catch_unwind(AssertUnwindSafe(|| f(input))) {
-        Ok(outcome) => wire::outcome_result(outcome, task_id),
+        Ok(outcome) => CallResult::from_outcome(outcome, task_id),
         Err(payload) => panic_result(payload.as_ref(), task_id),
     }
 }

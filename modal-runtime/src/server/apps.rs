@@ -1,22 +1,33 @@
 //! Apps on the control plane: creation, function registration, stopping, liveness and log fan-out.
 
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
-use super::state::{AppRec, FunctionRec, State, StopReason, environment, now_ms};
-use super::store::{AppRow, FunctionRow, Op};
+use super::state::{AppRec, FunctionRec, State, StopReason, environment};
+use super::store::{AppRow, FunctionRow, LogRow, Op};
 use crate::ids::new_id;
-use crate::wire::pb;
+use crate::model::{AppState, FunctionDef, LogBatch, LogEntry, LogSource};
+use crate::wire;
 
 /// An ephemeral app whose client sent no heartbeat for this long is stopped.
 const EPHEMERAL_REAP_AFTER: Duration = Duration::from_secs(60);
 
+/// An app to create for a run.
+pub(crate) struct NewApp {
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) environment: String,
+    pub(crate) state: Option<AppState>,
+    pub(crate) tags: BTreeMap<String, String>,
+}
+
 impl State {
-    pub(super) fn app_create(&mut self, req: pb::AppCreateRequest) -> Result<String, Status> {
-        let state = match pb::AppState::try_from(req.state) {
-            Ok(s @ (pb::AppState::Ephemeral | pb::AppState::Detached)) => s,
+    pub(crate) fn app_create(&mut self, new: NewApp) -> Result<String, Status> {
+        let state = match new.state {
+            Some(s @ (AppState::Ephemeral | AppState::Detached)) => s,
             _ => {
                 return Err(Status::invalid_argument(
                     "an app is created ephemeral or detached",
@@ -24,17 +35,17 @@ impl State {
             }
         };
         let app_id = new_id("ap-");
-        tracing::info!(%app_id, name = %req.name, "app created");
-        let mut app = AppRec::new(req.name, environment(&req.environment_name), state);
-        app.description = req.description;
-        app.tags = req.tags.into_iter().collect();
+        tracing::info!(%app_id, name = %new.name, "app created");
+        let mut app = AppRec::new(new.name, environment(&new.environment), state, self.clock);
+        app.description = new.description;
+        app.tags = new.tags;
         self.apps.insert(app_id.clone(), app);
         self.save_app(&app_id);
         Ok(app_id)
     }
 
     /// Queues the app's current row for the store.
-    pub(super) fn save_app(&mut self, app_id: &str) {
+    pub(crate) fn save_app(&mut self, app_id: &str) {
         let Some(app) = self.apps.get(app_id) else {
             return;
         };
@@ -42,7 +53,7 @@ impl State {
             id: app_id.to_owned(),
             name: app.name.clone(),
             environment: app.environment.clone(),
-            state: app.state as i32,
+            state: wire::app_state_code(app.state),
             tags_json: serde_json::to_string(&app.tags).unwrap_or_else(|_| "{}".into()),
             created_at: app.created_at_ms,
             stopped_at: app.stopped_at_ms,
@@ -52,7 +63,7 @@ impl State {
     }
 
     /// Queues a function's current row for the store.
-    pub(super) fn save_function(&mut self, function_id: &str) {
+    pub(crate) fn save_function(&mut self, function_id: &str) {
         let Some(f) = self.functions.get(function_id) else {
             return;
         };
@@ -60,41 +71,36 @@ impl State {
             id: function_id.to_owned(),
             app_id: f.app_id.clone(),
             tag: f.def.tag.clone(),
-            definition: prost::Message::encode_to_vec(&f.def),
+            definition: wire::encode_definition(&f.def),
             version: f.version,
         };
         self.record(Op::UpsertFunction(row));
     }
 
     /// Creates or updates the app's functions from their definitions; returns tag → id.
-    pub(super) fn register_functions(
+    pub(crate) fn register_functions(
         &mut self,
         app_id: &str,
-        defs: Vec<pb::FunctionDefinition>,
+        defs: Vec<FunctionDef>,
         version: i64,
-    ) -> Result<std::collections::HashMap<String, String>, Status> {
+    ) -> Result<HashMap<String, String>, Status> {
         let app = self
             .apps
             .get(app_id)
             .ok_or_else(|| Status::not_found(format!("app {app_id} not found")))?;
         let environment = app.environment.clone();
         for def in &defs {
-            if def.tag.is_empty() || def.binary_path.is_empty() || def.binary_hash.is_empty() {
+            let problems = def.problems();
+            if !problems.is_empty() {
                 return Err(Status::invalid_argument(format!(
-                    "function definition `{}` lacks a tag, binary path or binary hash",
-                    def.tag
+                    "function `{}`: {}",
+                    def.tag,
+                    problems.join("; ")
                 )));
             }
             self.check_named_secrets(def, &environment)?;
-            if let Some(schedule) = &def.schedule {
-                crate::wire::schedule_from_pb(schedule)
-                    .and_then(|s| s.validate())
-                    .map_err(|e| {
-                        Status::invalid_argument(format!("function `{}`: {e}", def.tag))
-                    })?;
-            }
         }
-        let mut function_ids = std::collections::HashMap::new();
+        let mut function_ids = HashMap::new();
         for def in defs {
             let existing = self.apps.get(app_id).and_then(|app| {
                 app.functions
@@ -116,37 +122,36 @@ impl State {
                     self.refresh_variants(&id);
                 }
                 None => {
-                    self.functions.insert(
-                        id.clone(),
-                        FunctionRec::new(app_id.to_owned(), def, version),
-                    );
+                    let rec = FunctionRec::new(app_id.to_owned(), def, version, self.clock.unix_ms);
+                    self.functions.insert(id.clone(), rec);
                     if let Some(app) = self.apps.get_mut(app_id) {
                         app.functions.push(id.clone());
                     }
                 }
             }
             self.save_function(&id);
-            self.arm_schedule(&id, Instant::now());
+            self.arm_schedule(&id);
             self.dirty.insert(id);
         }
         Ok(function_ids)
     }
 
-    pub(super) fn app_publish(
+    /// Registers the functions of a running app; returns tag → id.
+    pub(crate) fn app_publish(
         &mut self,
-        req: pb::AppPublishRequest,
-    ) -> Result<pb::AppPublishResponse, Status> {
-        self.running_app(&req.app_id)?;
-        let function_ids = self.register_functions(&req.app_id, req.functions, 0)?;
-        Ok(pb::AppPublishResponse { function_ids })
+        app_id: &str,
+        defs: Vec<FunctionDef>,
+    ) -> Result<HashMap<String, String>, Status> {
+        self.running_app(app_id)?;
+        self.register_functions(app_id, defs, 0)
     }
 
-    pub(super) fn running_app(&self, app_id: &str) -> Result<&AppRec, Status> {
+    pub(crate) fn running_app(&self, app_id: &str) -> Result<&AppRec, Status> {
         let app = self
             .apps
             .get(app_id)
             .ok_or_else(|| Status::not_found(format!("app {app_id} not found")))?;
-        if matches!(app.state, pb::AppState::Stopping | pb::AppState::Stopped) {
+        if !app.is_live() {
             return Err(Status::failed_precondition(format!(
                 "app {app_id} ({}) is stopped",
                 app.name
@@ -155,18 +160,19 @@ impl State {
         Ok(app)
     }
 
-    pub(super) fn app_heartbeat(&mut self, app_id: &str) -> Result<(), Status> {
+    pub(crate) fn app_heartbeat(&mut self, app_id: &str) -> Result<(), Status> {
+        let now = self.clock.now;
         let app = self
             .apps
             .get_mut(app_id)
             .ok_or_else(|| Status::not_found(format!("app {app_id} not found")))?;
-        app.last_heartbeat = Instant::now();
+        app.last_heartbeat = now;
         Ok(())
     }
 
     /// Stops the app: no new inputs, every unfinished input ends cancelled, every container stops.
     /// The returned receiver fires once the last container is gone.
-    pub(super) fn app_stop(
+    pub(crate) fn app_stop(
         &mut self,
         app_id: &str,
         why: &str,
@@ -176,8 +182,8 @@ impl State {
             return Err(Status::not_found(format!("app {app_id} not found")));
         };
         app.stop_waiters.push(tx);
-        if app.state != pb::AppState::Stopped {
-            app.state = pb::AppState::Stopping;
+        if app.state != AppState::Stopped {
+            app.state = AppState::Stopping;
             tracing::info!(%app_id, why, "stopping app");
         }
         let calls: Vec<String> = self
@@ -203,20 +209,21 @@ impl State {
     }
 
     /// Marks a stopping app stopped once none of its containers is left.
-    pub(super) fn check_app_done(&mut self, app_id: &str) {
+    pub(crate) fn check_app_done(&mut self, app_id: &str) {
         if self.tasks.values().any(|t| t.app_id == app_id) {
             return;
         }
+        let unix_ms = self.clock.unix_ms;
         let Some(app) = self.apps.get_mut(app_id) else {
             return;
         };
-        if app.state != pb::AppState::Stopping && app.state != pb::AppState::Stopped {
+        if app.state != AppState::Stopping && app.state != AppState::Stopped {
             return;
         }
-        app.state = pb::AppState::Stopped;
-        app.stopped_at_ms.get_or_insert_with(now_ms);
+        app.state = AppState::Stopped;
+        app.stopped_at_ms.get_or_insert(unix_ms);
         for sub in app.log_subscribers.drain(..) {
-            let _ = sub.send(pb::LogBatch {
+            let _ = sub.send(LogBatch {
                 entries: Vec::new(),
                 app_done: true,
             });
@@ -228,17 +235,17 @@ impl State {
         self.save_app(app_id);
     }
 
-    pub(super) fn subscribe_logs(
+    pub(crate) fn subscribe_logs(
         &mut self,
         app_id: &str,
-        tx: mpsc::UnboundedSender<pb::LogBatch>,
+        tx: mpsc::UnboundedSender<LogBatch>,
     ) -> Result<(), Status> {
         let app = self
             .apps
             .get_mut(app_id)
             .ok_or_else(|| Status::not_found(format!("app {app_id} not found")))?;
-        if app.state == pb::AppState::Stopped {
-            let _ = tx.send(pb::LogBatch {
+        if app.state == AppState::Stopped {
+            let _ = tx.send(LogBatch {
                 entries: Vec::new(),
                 app_done: true,
             });
@@ -249,11 +256,7 @@ impl State {
     }
 
     /// Sends log lines of one container to its app's subscribers, tagged with what it was running.
-    pub(super) fn emit_task_logs(
-        &mut self,
-        task_id: &str,
-        lines: Vec<(pb::LogSource, String, i64)>,
-    ) {
+    pub(crate) fn emit_task_logs(&mut self, task_id: &str, lines: Vec<(LogSource, String, i64)>) {
         let Some(task) = self.tasks.get(task_id) else {
             return;
         };
@@ -266,12 +269,12 @@ impl State {
         };
         let entries = lines
             .into_iter()
-            .map(|(source, data, timestamp_ms)| pb::LogEntry {
+            .map(|(source, data, timestamp_ms)| LogEntry {
                 function_id: task.function_id.clone(),
                 function_tag: function.def.tag.clone(),
                 task_id: task_id.to_owned(),
                 input_id: input_id.clone(),
-                source: source as i32,
+                source,
                 data,
                 timestamp_ms,
             })
@@ -281,20 +284,20 @@ impl State {
     }
 
     /// Keeps log lines for `modal app logs` (a standalone control plane only).
-    fn keep_logs(&mut self, app_id: &str, entries: &[pb::LogEntry]) {
+    fn keep_logs(&mut self, app_id: &str, entries: &[LogEntry]) {
         if !self.durable || entries.is_empty() {
             return;
         }
         let rows = entries
             .iter()
-            .map(|e| super::store::LogRow {
+            .map(|e| LogRow {
                 app_id: app_id.to_owned(),
                 timestamp_ms: e.timestamp_ms,
                 function_id: e.function_id.clone(),
                 function_tag: e.function_tag.clone(),
                 task_id: e.task_id.clone(),
                 input_id: e.input_id.clone(),
-                source: e.source,
+                source: wire::log_source_code(e.source),
                 data: e.data.clone(),
             })
             .collect();
@@ -302,29 +305,29 @@ impl State {
     }
 
     /// A line the platform writes about a function (a retry, a timeout, a crashed container).
-    pub(super) fn system_log(&mut self, function_id: &str, task_id: &str, data: String) {
+    pub(crate) fn system_log(&mut self, function_id: &str, task_id: &str, data: String) {
         let Some(function) = self.functions.get(function_id) else {
             return;
         };
-        let entry = pb::LogEntry {
+        let entry = LogEntry {
             function_id: function_id.to_owned(),
             function_tag: function.def.tag.clone(),
             task_id: task_id.to_owned(),
             input_id: String::new(),
-            source: pb::LogSource::System as i32,
+            source: LogSource::System,
             data,
-            timestamp_ms: chrono::Utc::now().timestamp_millis(),
+            timestamp_ms: self.clock.unix_ms,
         };
         let app_id = function.app_id.clone();
         self.send_logs(&app_id, vec![entry]);
     }
 
-    fn send_logs(&mut self, app_id: &str, entries: Vec<pb::LogEntry>) {
+    fn send_logs(&mut self, app_id: &str, entries: Vec<LogEntry>) {
         self.keep_logs(app_id, &entries);
         let Some(app) = self.apps.get_mut(app_id) else {
             return;
         };
-        let batch = pb::LogBatch {
+        let batch = LogBatch {
             entries,
             app_done: false,
         };
@@ -334,12 +337,13 @@ impl State {
 
     /// Periodic work: stop idle containers past their scale-down window, reap ephemeral apps
     /// whose client stopped sending heartbeats.
-    pub(super) fn housekeeping(&mut self, now: Instant) {
+    pub(crate) fn housekeeping(&mut self) {
+        let now = self.clock.now;
         let stale: Vec<String> = self
             .apps
             .iter()
             .filter(|(_, a)| {
-                a.state == pb::AppState::Ephemeral
+                a.state == AppState::Ephemeral
                     && now.duration_since(a.last_heartbeat) > EPHEMERAL_REAP_AFTER
             })
             .map(|(id, _)| id.clone())
@@ -348,8 +352,8 @@ impl State {
             tracing::warn!(%app_id, "no heartbeat from the app's client; stopping it");
             let _ = self.app_stop(&app_id, "its client stopped sending heartbeats");
         }
-        self.scale_down(now);
-        self.prune(now);
+        self.scale_down();
+        self.prune();
         // Containers that have gone idle since (a cancel, a timeout) may give way to waiting
         // work, or retire when a deploy outdated them.
         self.recheck_waiting();

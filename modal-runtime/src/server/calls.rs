@@ -1,18 +1,35 @@
 //! Calls and inputs on the control plane: accepting inputs, ending each attempt, retries, and
 //! delivering exactly one final result per input.
 
-use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, HashSet};
 
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use super::auth::Principal;
 use super::retry::{self, Next};
-use super::state::{CallKind, CallRec, InputRec, InputState, State, StopReason, Timer, now_ms};
+use super::state::{CallKind, CallRec, InputRec, InputState, State, StopReason, Timer};
 use super::store::{CallRow, Op};
 use crate::ids::new_id;
-use crate::wire::{self, pb};
+use crate::model::{
+    CallResult, ContainerCommand, GeneratorEvent, MapOutput, Payload, ResultStatus,
+};
+use crate::wire;
+
+fn not_found(call_id: &str) -> Status {
+    Status::not_found(format!(
+        "call {call_id} not found: its result expired or it never existed"
+    ))
+}
+
+/// Whether a call waits for its result or is spawned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// `remote`: the caller waits; the result is not kept once delivered.
+    Caller,
+    /// `spawn`: the result is kept (and, on a standalone control plane, stored) to be read later.
+    Spawned,
+}
 
 impl State {
     fn accepting_function(&self, function_id: &str) -> Result<&str, Status> {
@@ -30,7 +47,7 @@ impl State {
             .apps
             .get(&f.app_id)
             .ok_or_else(|| Status::not_found(format!("app {} not found", f.app_id)))?;
-        if matches!(app.state, pb::AppState::Stopping | pb::AppState::Stopped) {
+        if !app.is_live() {
             return Err(Status::failed_precondition(format!(
                 "app `{}` ({}) is stopped; function `{}` takes no more inputs",
                 app.name, f.app_id, f.def.tag
@@ -59,13 +76,12 @@ impl State {
                 def.tag
             )));
         }
-        let is_generator = def.generator_methods.iter().any(|m| m == method);
         let what = if method.is_empty() {
             format!("`{}`", def.tag)
         } else {
             format!("`{}.{method}`", def.tag)
         };
-        match (is_generator, generator) {
+        match (def.is_generator(method), generator) {
             (true, false) => Err(Status::failed_precondition(format!(
                 "{what} is a generator: call it with `remote_gen`"
             ))),
@@ -76,96 +92,100 @@ impl State {
         }
     }
 
-    pub(super) fn invoke(
+    /// Checks that the caller may call the function that way; returns its app.
+    fn admit(
+        &self,
+        function_id: &str,
+        method: &str,
+        generator: bool,
+        principal: &Principal,
+    ) -> Result<String, Status> {
+        let app_id = self.accepting_function(function_id)?.to_owned();
+        principal.require_app(&app_id)?;
+        self.check_method(function_id, method, generator)?;
+        Ok(app_id)
+    }
+
+    fn new_call(&mut self, function_id: &str, app_id: String, kind: CallKind) -> String {
+        let call_id = new_id("fc-");
+        self.calls.insert(
+            call_id.clone(),
+            CallRec {
+                function_id: function_id.to_owned(),
+                app_id,
+                kind,
+                persisted: false,
+                created_at_ms: self.clock.unix_ms,
+                finished_at_ms: None,
+                unfinished: HashSet::new(),
+            },
+        );
+        call_id
+    }
+
+    /// `remote` (the caller gets a receiver for the result) or `spawn`.
+    pub(crate) fn invoke(
         &mut self,
         function_id: &str,
         method: &str,
-        input: pb::Payload,
-        wait: bool,
+        input: Payload,
+        wait: Wait,
         principal: &Principal,
-    ) -> Result<(String, Option<oneshot::Receiver<pb::CallResult>>), Status> {
-        let app_id = self.accepting_function(function_id)?.to_owned();
-        principal.require_app(&app_id)?;
-        self.check_method(function_id, method, false)?;
-        let call_id = new_id("fc-");
-        let input_id = new_id("in-");
-        let (waiters, rx) = if wait {
-            let (tx, rx) = oneshot::channel();
-            (vec![tx], Some(rx))
-        } else {
-            (Vec::new(), None)
+    ) -> Result<(String, Option<oneshot::Receiver<CallResult>>), Status> {
+        let app_id = self.admit(function_id, method, false, principal)?;
+        let (waiters, rx) = match wait {
+            Wait::Caller => {
+                let (tx, rx) = oneshot::channel();
+                (vec![tx], Some(rx))
+            }
+            Wait::Spawned => (Vec::new(), None),
         };
+        let call_id = self.new_call(
+            function_id,
+            app_id.clone(),
+            CallKind::Unary {
+                result: None,
+                waiters,
+            },
+        );
         // A spawned call outlives its caller: it is kept until its result expires.
-        let persisted = !wait && self.durable;
-        let created_at_ms = now_ms();
-        if persisted {
+        if wait == Wait::Spawned && self.durable {
+            let created_at = self.clock.unix_ms;
+            if let Some(c) = self.calls.get_mut(&call_id) {
+                c.persisted = true;
+            }
             self.record(Op::UpsertCall(CallRow {
                 id: call_id.clone(),
                 function_id: function_id.to_owned(),
-                app_id: app_id.clone(),
-                input: prost::Message::encode_to_vec(&input),
+                app_id,
+                input: wire::encode_payload(&input),
                 attempt: 0,
-                created_at: created_at_ms,
+                created_at,
                 result: None,
                 finished_at: None,
             }));
         }
-        self.calls.insert(
-            call_id.clone(),
-            CallRec {
-                function_id: function_id.to_owned(),
-                app_id,
-                kind: CallKind::Unary {
-                    result: None,
-                    waiters,
-                },
-                persisted,
-                created_at_ms,
-                finished_at_ms: None,
-                unfinished: HashSet::from([input_id.clone()]),
-            },
-        );
-        self.enqueue(input_id, call_id.clone(), function_id, method, 0, input);
+        self.enqueue(&call_id, function_id, method, 0, input);
         Ok((call_id, rx))
     }
 
     /// A call of a generator: its items and its end go to `out`.
-    pub(super) fn invoke_generator(
+    pub(crate) fn invoke_generator(
         &mut self,
         function_id: &str,
         method: &str,
-        input: pb::Payload,
+        input: Payload,
         principal: &Principal,
-        out: mpsc::UnboundedSender<pb::GeneratorEvent>,
+        out: mpsc::UnboundedSender<GeneratorEvent>,
     ) -> Result<String, Status> {
-        let app_id = self.accepting_function(function_id)?.to_owned();
-        principal.require_app(&app_id)?;
-        self.check_method(function_id, method, true)?;
-        let call_id = new_id("fc-");
-        let input_id = new_id("in-");
-        self.calls.insert(
-            call_id.clone(),
-            CallRec {
-                function_id: function_id.to_owned(),
-                app_id,
-                kind: CallKind::Generator { out },
-                persisted: false,
-                created_at_ms: now_ms(),
-                finished_at_ms: None,
-                unfinished: HashSet::from([input_id.clone()]),
-            },
-        );
-        self.enqueue(input_id, call_id.clone(), function_id, method, 0, input);
+        let app_id = self.admit(function_id, method, true, principal)?;
+        let call_id = self.new_call(function_id, app_id, CallKind::Generator { out });
+        self.enqueue(&call_id, function_id, method, 0, input);
         Ok(call_id)
     }
 
     /// Items a generator produced: straight to its caller.
-    pub(super) fn generator_items(
-        &mut self,
-        task_id: &str,
-        input_id: &str,
-        items: Vec<pb::Payload>,
-    ) {
+    pub(crate) fn generator_items(&mut self, task_id: &str, input_id: &str, items: Vec<Payload>) {
         let Some(input) = self.inputs.get(input_id) else {
             return;
         };
@@ -180,71 +200,61 @@ impl State {
         else {
             return;
         };
-        let gone = items.into_iter().any(|item| {
-            out.send(pb::GeneratorEvent {
-                event: Some(pb::generator_event::Event::Item(item)),
-            })
-            .is_err()
-        });
+        let gone = items
+            .into_iter()
+            .any(|item| out.send(GeneratorEvent::Item(item)).is_err());
         if gone {
             let _ = self.call_cancel(&call_id, false, "the caller stopped reading the generator");
         }
     }
 
     /// The app a call belongs to.
-    pub(super) fn call_app(&self, call_id: &str) -> Result<String, Status> {
+    pub(crate) fn call_app(&self, call_id: &str) -> Result<String, Status> {
         self.calls
             .get(call_id)
             .map(|c| c.app_id.clone())
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "call {call_id} not found: its result expired or it never existed"
-                ))
-            })
+            .ok_or_else(|| not_found(call_id))
     }
 
-    pub(super) fn call_from_id(
+    /// A call's function: its id and tag.
+    pub(crate) fn call_from_id(
         &self,
         call_id: &str,
         principal: &Principal,
-    ) -> Result<pb::FunctionCallFromIdResponse, Status> {
-        let call = self.calls.get(call_id).ok_or_else(|| {
-            Status::not_found(format!(
-                "call {call_id} not found: its result expired or it never existed"
-            ))
-        })?;
+    ) -> Result<(String, String), Status> {
+        let call = self.calls.get(call_id).ok_or_else(|| not_found(call_id))?;
         principal.require_app(&call.app_id)?;
         let tag = self
             .functions
             .get(&call.function_id)
             .map(|f| f.def.tag.clone())
             .unwrap_or_default();
-        Ok(pb::FunctionCallFromIdResponse {
-            function_id: call.function_id.clone(),
-            function_tag: tag,
-        })
+        Ok((call.function_id.clone(), tag))
     }
 
     fn enqueue(
         &mut self,
-        input_id: String,
-        call_id: String,
+        call_id: &str,
         function_id: &str,
         method: &str,
         idx: u64,
-        payload: pb::Payload,
+        payload: Payload,
     ) {
+        let input_id = new_id("in-");
+        if let Some(call) = self.calls.get_mut(call_id) {
+            call.unfinished.insert(input_id.clone());
+        }
         self.inputs.insert(
             input_id.clone(),
             InputRec {
-                call_id,
+                call_id: call_id.to_owned(),
                 function_id: function_id.to_owned(),
                 idx,
                 payload,
                 attempt: 0,
                 state: InputState::Queued,
                 method: method.to_owned(),
-                queued_at: Instant::now(),
+                queued_at: self.clock.now,
             },
         );
         if let Some(f) = self.functions.get_mut(function_id) {
@@ -253,18 +263,18 @@ impl State {
         self.dirty.insert(function_id.to_owned());
     }
 
-    pub(super) fn call_get(
+    /// The result of a unary call, or a receiver for it.
+    pub(crate) fn call_get(
         &mut self,
         call_id: &str,
         principal: &Principal,
-    ) -> Result<Result<pb::CallResult, oneshot::Receiver<pb::CallResult>>, Status> {
+    ) -> Result<Result<CallResult, oneshot::Receiver<CallResult>>, Status> {
         let app_id = self.call_app(call_id)?;
         principal.require_app(&app_id)?;
-        let call = self.calls.get_mut(call_id).ok_or_else(|| {
-            Status::not_found(format!(
-                "call {call_id} not found: its result expired or it never existed"
-            ))
-        })?;
+        let call = self
+            .calls
+            .get_mut(call_id)
+            .ok_or_else(|| not_found(call_id))?;
         match &mut call.kind {
             CallKind::Unary {
                 result: Some(r), ..
@@ -283,8 +293,20 @@ impl State {
         }
     }
 
+    /// `FunctionCall::cancel`: checks the caller, then cancels.
+    pub(crate) fn call_cancel_request(
+        &mut self,
+        call_id: &str,
+        terminate_containers: bool,
+        principal: &Principal,
+    ) -> Result<(), Status> {
+        let app = self.call_app(call_id)?;
+        principal.require_app(&app)?;
+        self.call_cancel(call_id, terminate_containers, "the call was cancelled")
+    }
+
     /// Ends every unfinished input of the call as cancelled.
-    pub(super) fn call_cancel(
+    pub(crate) fn call_cancel(
         &mut self,
         call_id: &str,
         terminate_containers: bool,
@@ -300,7 +322,7 @@ impl State {
         if let Some(f) = self.functions.get_mut(&function_id) {
             f.queue.retain(|id| !cancelled.contains(id));
         }
-        let mut per_task: std::collections::HashMap<String, Vec<String>> = Default::default();
+        let mut per_task: HashMap<String, Vec<String>> = HashMap::new();
         for input_id in &inputs {
             let Some(input) = self.inputs.get(input_id) else {
                 continue;
@@ -314,18 +336,14 @@ impl State {
                 }
                 InputState::Queued | InputState::RetryWait => {}
             }
-            let result = wire::failure(pb::ResultStatus::Terminated, why, "");
-            self.finish_input(input_id, result);
+            self.finish_input(
+                input_id,
+                CallResult::failure(ResultStatus::Cancelled, why, ""),
+            );
         }
         for (task_id, ids) in per_task {
-            if let Some(task) = self.tasks.get(&task_id)
-                && let Some(tx) = &task.tx
-            {
-                let _ = tx.send(pb::ContainerCommand {
-                    command: Some(pb::container_command::Command::Cancel(pb::CancelInputs {
-                        input_ids: ids,
-                    })),
-                });
+            if let Some(task) = self.tasks.get(&task_id) {
+                task.send(ContainerCommand::Cancel(ids));
             }
             if terminate_containers {
                 self.stop_task(&task_id, StopReason::Cancelled, 0);
@@ -334,37 +352,26 @@ impl State {
         Ok(())
     }
 
-    pub(super) fn map_start(
+    pub(crate) fn map_start(
         &mut self,
         function_id: &str,
         method: &str,
         principal: &Principal,
-        out: mpsc::UnboundedSender<pb::MapOutput>,
+        out: mpsc::UnboundedSender<MapOutput>,
     ) -> Result<String, Status> {
-        let app_id = self.accepting_function(function_id)?.to_owned();
-        principal.require_app(&app_id)?;
-        self.check_method(function_id, method, false)?;
-        let call_id = new_id("fc-");
-        self.calls.insert(
-            call_id.clone(),
-            CallRec {
-                function_id: function_id.to_owned(),
-                app_id,
-                kind: CallKind::Map {
-                    out,
-                    inputs_closed: false,
-                    method: method.to_owned(),
-                },
-                persisted: false,
-                created_at_ms: now_ms(),
-                finished_at_ms: None,
-                unfinished: HashSet::new(),
+        let app_id = self.admit(function_id, method, false, principal)?;
+        Ok(self.new_call(
+            function_id,
+            app_id,
+            CallKind::Map {
+                out,
+                inputs_closed: false,
+                method: method.to_owned(),
             },
-        );
-        Ok(call_id)
+        ))
     }
 
-    pub(super) fn map_inputs(&mut self, call_id: &str, inputs: Vec<pb::MapInput>, last: bool) {
+    pub(crate) fn map_inputs(&mut self, call_id: &str, inputs: Vec<(u64, Payload)>, last: bool) {
         let Some(call) = self.calls.get(call_id) else {
             return;
         };
@@ -380,34 +387,15 @@ impl State {
         if last && let CallKind::Map { inputs_closed, .. } = &mut call.kind {
             *inputs_closed = true;
         }
-        if !accepting {
-            if let CallKind::Map { out, .. } = &call.kind {
-                for input in inputs {
-                    let result =
-                        wire::failure(pb::ResultStatus::Terminated, "the app was stopped", "");
-                    let _ = out.send(pb::MapOutput {
-                        idx: input.idx,
-                        result: Some(result),
-                    });
-                }
+        if accepting {
+            for (idx, payload) in inputs {
+                self.enqueue(call_id, &function_id, &method, idx, payload);
             }
-        } else {
-            let mut accepted = Vec::with_capacity(inputs.len());
-            for input in inputs {
-                let input_id = new_id("in-");
-                call.unfinished.insert(input_id.clone());
-                accepted.push((input_id, input));
-            }
-            for (input_id, input) in accepted {
-                let payload = input.input.unwrap_or_default();
-                self.enqueue(
-                    input_id,
-                    call_id.to_owned(),
-                    &function_id,
-                    &method,
-                    input.idx,
-                    payload,
-                );
+        } else if let CallKind::Map { out, .. } = &call.kind {
+            for (idx, _) in inputs {
+                let result =
+                    CallResult::failure(ResultStatus::Cancelled, "the app was stopped", "");
+                let _ = out.send(MapOutput { idx, result });
             }
         }
         self.maybe_close_map(call_id);
@@ -431,45 +419,40 @@ impl State {
     }
 
     /// An attempt of `input_id` ended with `result`: retry it, or make the result final.
-    pub(super) fn attempt_ended(
-        &mut self,
-        input_id: &str,
-        mut result: pb::CallResult,
-        now: Instant,
-    ) {
+    pub(crate) fn attempt_ended(&mut self, input_id: &str, mut result: CallResult) {
+        let now = self.clock.now;
         let Some(input) = self.inputs.get_mut(input_id) else {
             return;
         };
         result.attempt = input.attempt;
-        let status =
-            pb::ResultStatus::try_from(result.status).unwrap_or(pb::ResultStatus::InternalFailure);
         let function_id = input.function_id.clone();
-        let policy = self
-            .functions
-            .get(&function_id)
-            .and_then(|f| f.def.retry_policy);
-        match retry::after_attempt(status, input.attempt, policy.as_ref()) {
+        let policy = self.functions.get(&function_id).and_then(|f| f.def.retries);
+        match retry::after_attempt(result.status, input.attempt, policy.as_ref()) {
             Next::Retry(delay) => {
                 input.attempt += 1;
                 input.state = InputState::RetryWait;
                 let attempt = input.attempt;
                 let call_id = input.call_id.clone();
-                if let Some(call) = self.calls.get(&call_id).filter(|c| c.persisted) {
-                    let row = CallRow {
+                let row = self
+                    .calls
+                    .get(&call_id)
+                    .filter(|c| c.persisted)
+                    .map(|call| CallRow {
                         id: call_id.clone(),
                         function_id: call.function_id.clone(),
                         app_id: call.app_id.clone(),
-                        input: prost::Message::encode_to_vec(&input.payload),
+                        input: wire::encode_payload(&input.payload),
                         attempt: i64::from(attempt),
                         created_at: call.created_at_ms,
                         result: None,
                         finished_at: None,
-                    };
+                    });
+                if let Some(row) = row {
                     self.record(Op::UpsertCall(row));
                 }
-                let max = policy.map(|p| p.max_retries).unwrap_or(0);
+                let max = policy.map_or(0, |p| p.max_retries);
                 let what = if result.message.is_empty() {
-                    status_word(status).to_owned()
+                    result.status.word().to_owned()
                 } else {
                     result.message.clone()
                 };
@@ -492,7 +475,8 @@ impl State {
         }
     }
 
-    pub(super) fn retry_due(&mut self, input_id: &str) {
+    pub(crate) fn retry_due(&mut self, input_id: &str) {
+        let now = self.clock.now;
         let Some(input) = self.inputs.get_mut(input_id) else {
             return;
         };
@@ -500,7 +484,7 @@ impl State {
             return;
         }
         input.state = InputState::Queued;
-        input.queued_at = Instant::now();
+        input.queued_at = now;
         let function_id = input.function_id.clone();
         if let Some(f) = self.functions.get_mut(&function_id) {
             f.queue.push_back(input_id.to_owned());
@@ -509,7 +493,7 @@ impl State {
     }
 
     /// Delivers the final result of an input to its call and forgets the input.
-    pub(super) fn finish_input(&mut self, input_id: &str, mut result: pb::CallResult) {
+    pub(crate) fn finish_input(&mut self, input_id: &str, mut result: CallResult) {
         let Some(input) = self.inputs.remove(input_id) else {
             return;
         };
@@ -520,17 +504,16 @@ impl State {
             t.running.retain(|i| i != input_id);
             t.prefetched.retain(|i| i != input_id);
         }
+        let finished_at = self.clock.unix_ms;
         let Some(call) = self.calls.get_mut(&input.call_id) else {
             return;
         };
         call.unfinished.remove(input_id);
-        let persist = call
-            .persisted
-            .then(|| (prost::Message::encode_to_vec(&result), now_ms()));
-        if let Some((_, at)) = persist {
-            call.finished_at_ms = Some(at);
+        let persist = call.persisted.then(|| wire::encode_result(&result));
+        if persist.is_some() {
+            call.finished_at_ms = Some(finished_at);
         }
-        match &mut call.kind {
+        let generator = match &mut call.kind {
             CallKind::Unary {
                 result: slot,
                 waiters,
@@ -539,28 +522,26 @@ impl State {
                     let _ = w.send(result.clone());
                 }
                 *slot = Some(result);
+                false
             }
             CallKind::Map { out, .. } => {
-                let _ = out.send(pb::MapOutput {
+                let _ = out.send(MapOutput {
                     idx: input.idx,
-                    result: Some(result),
+                    result,
                 });
+                false
             }
             CallKind::Generator { out } => {
-                let _ = out.send(pb::GeneratorEvent {
-                    event: Some(pb::generator_event::Event::Done(result)),
-                });
+                let _ = out.send(GeneratorEvent::Done(result));
+                true
             }
-        }
+        };
         let call_id = input.call_id;
-        if matches!(
-            self.calls.get(&call_id).map(|c| &c.kind),
-            Some(CallKind::Generator { .. })
-        ) {
+        if generator {
             // Dropping the sender ends the caller's stream.
             self.calls.remove(&call_id);
         }
-        if let Some((bytes, finished_at)) = persist {
+        if let Some(bytes) = persist {
             self.record(Op::FinishCall {
                 id: call_id.clone(),
                 result: bytes,
@@ -571,7 +552,7 @@ impl State {
     }
 
     /// The attempt's time is up: the result is a timeout and its container is stopped.
-    pub(super) fn input_deadline(&mut self, input_id: &str, attempt: u32, now: Instant) {
+    pub(crate) fn input_deadline(&mut self, input_id: &str, attempt: u32) {
         let Some(input) = self.inputs.get(input_id) else {
             return;
         };
@@ -586,8 +567,7 @@ impl State {
         let timeout = self
             .functions
             .get(&function_id)
-            .map(|f| f.def.timeout_secs)
-            .unwrap_or(0);
+            .map_or(0, |f| f.def.timeout_secs);
         if let Some(t) = self.tasks.get_mut(&task_id) {
             t.running.retain(|i| i != input_id);
         }
@@ -600,12 +580,15 @@ impl State {
             format!("input {input_id} timed out after {timeout} s; stopping container {task_id}"),
         );
         self.stop_task(&task_id, StopReason::Timeout, 0);
-        let result = wire::failure(pb::ResultStatus::Timeout, msg, &task_id);
-        self.attempt_ended(input_id, result, now);
+        self.attempt_ended(
+            input_id,
+            CallResult::failure(ResultStatus::Timeout, msg, &task_id),
+        );
     }
 
-    /// Starts the deadline of an input that just began running.
-    pub(super) fn input_started(&mut self, input_id: &str, task_id: &str, now: Instant) {
+    /// Marks an input running in a container and starts its deadline.
+    pub(crate) fn input_started(&mut self, input_id: &str, task_id: &str) {
+        let now = self.clock.now;
         let Some(input) = self.inputs.get_mut(input_id) else {
             return;
         };
@@ -614,29 +597,19 @@ impl State {
             started: now,
         };
         let attempt = input.attempt;
-        let timeout = self
+        let Some(timeout) = self
             .functions
             .get(&input.function_id)
-            .map(|f| f.def.timeout_secs)
-            .unwrap_or(crate::app::rules::DEFAULT_TIMEOUT_SECS as u32);
+            .map(|f| f.def.timeout())
+        else {
+            return;
+        };
         self.set_timer(
-            now + Duration::from_secs(u64::from(timeout)),
+            now + timeout,
             Timer::InputDeadline {
                 input_id: input_id.to_owned(),
                 attempt,
             },
         );
-    }
-}
-
-fn status_word(s: pb::ResultStatus) -> &'static str {
-    match s {
-        pb::ResultStatus::UserError => "user error",
-        pb::ResultStatus::Panic => "panic",
-        pb::ResultStatus::Timeout => "timeout",
-        pb::ResultStatus::InitFailure => "init failure",
-        pb::ResultStatus::InternalFailure => "internal failure",
-        pb::ResultStatus::Terminated => "cancelled",
-        _ => "failure",
     }
 }

@@ -1,29 +1,57 @@
 //! Apps by name: deploys (versions, stable ids, rolling and recreate), lookups, stop by name,
 //! listings, history and tags.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::collections::{BTreeMap, HashMap};
 
+use tokio::sync::oneshot;
 use tonic::Status;
 
 use super::event_loop::Reply;
-use super::state::{AppRec, State, StopReason, TaskRec, environment, now_ms};
+use super::state::{AppRec, State, StopReason, TaskRec, environment};
 use super::store::{DeploymentRow, Op};
 use crate::app::rules;
 use crate::ids::new_id;
-use crate::wire::pb;
+use crate::model::{AppState, AppSummary, DeployStrategy, Deployment, FunctionDef, ResultStatus};
 
-fn strategy_name(s: pb::DeployStrategy) -> &'static str {
-    match s {
-        pb::DeployStrategy::Recreate => "recreate",
-        _ => "rolling",
-    }
+/// A deploy as asked.
+pub(crate) struct DeployRequest {
+    pub(crate) name: String,
+    pub(crate) environment: String,
+    pub(crate) tag: String,
+    pub(crate) strategy: DeployStrategy,
+    pub(crate) functions: Vec<FunctionDef>,
+    pub(crate) tags: BTreeMap<String, String>,
+    /// Who deploys (user@host), for the history.
+    pub(crate) client: String,
+}
+
+/// What a deploy made.
+pub(crate) struct Deployed {
+    pub(crate) app_id: String,
+    pub(crate) version: i64,
+    /// tag → function id.
+    pub(crate) function_ids: HashMap<String, String>,
+}
+
+/// An app found by name.
+pub(crate) struct Found {
+    pub(crate) app_id: String,
+    pub(crate) state: AppState,
+    pub(crate) name: String,
+}
+
+/// What `modal app stop` did.
+pub(crate) struct Stopped {
+    pub(crate) app_id: String,
+    /// Containers that were running when the stop was asked.
+    pub(crate) stopped_containers: u32,
+    pub(crate) already_stopped: bool,
 }
 
 impl State {
     /// Finds an app by id, or by name in an environment: a deployed app first, else the newest
     /// running one (ephemeral and detached apps are found by name too).
-    pub(super) fn find_app(
+    pub(crate) fn find_app(
         &self,
         app: &str,
         environment_name: &str,
@@ -41,13 +69,13 @@ impl State {
             .iter()
             .filter(|(_, a)| a.name == app && a.environment == env)
             .collect();
-        candidates.sort_by_key(|(_, a)| {
+        candidates.sort_by_key(|(id, a)| {
             let rank = match a.state {
-                pb::AppState::Deployed => 0,
-                s if a.is_live() && s != pb::AppState::Initializing => 1,
+                AppState::Deployed => 0,
+                s if a.is_live() && s != AppState::Initializing => 1,
                 _ => 2,
             };
-            (rank, -a.created_at_ms)
+            (rank, -a.created_at_ms, (*id).clone())
         });
         match candidates.first() {
             Some((id, a)) if a.is_live() => Ok(((*id).clone(), a)),
@@ -62,7 +90,7 @@ impl State {
     }
 
     /// Like [`find_app`](State::find_app), falling back to the newest stopped app of that name.
-    pub(super) fn find_app_any_state(
+    pub(crate) fn find_app_any_state(
         &self,
         app: &str,
         environment_name: &str,
@@ -74,7 +102,7 @@ impl State {
                 self.apps
                     .iter()
                     .filter(|(_, a)| a.name == app && a.environment == env)
-                    .max_by_key(|(_, a)| a.created_at_ms)
+                    .max_by_key(|(id, a)| (a.created_at_ms, (*id).clone()))
                     .map(|(id, _)| id.clone())
                     .ok_or(e)
             }
@@ -82,11 +110,8 @@ impl State {
         }
     }
 
-    pub(super) fn app_deploy(
-        &mut self,
-        req: pb::AppDeployRequest,
-        reply: Reply<pb::AppDeployResponse>,
-    ) {
+    /// Deploys; with `recreate`, replies once the old version's containers are gone.
+    pub(crate) fn app_deploy(&mut self, req: DeployRequest, reply: Reply<Deployed>) {
         match self.deploy(req) {
             Ok((resp, None)) => self.respond(reply, Ok(resp)),
             Ok((resp, Some(version))) => {
@@ -110,32 +135,31 @@ impl State {
         }
     }
 
-    fn deploy(
-        &mut self,
-        req: pb::AppDeployRequest,
-    ) -> Result<(pb::AppDeployResponse, Option<i64>), Status> {
+    fn deploy(&mut self, req: DeployRequest) -> Result<(Deployed, Option<i64>), Status> {
         rules::check_app_name(&req.name).map_err(Status::invalid_argument)?;
         rules::check_deployment_tag(&req.tag).map_err(Status::invalid_argument)?;
-        let env = environment(&req.environment_name);
-        let strategy =
-            pb::DeployStrategy::try_from(req.strategy).unwrap_or(pb::DeployStrategy::Rolling);
+        let env = environment(&req.environment);
+        let strategy = req.strategy;
         let existing = self
             .apps
             .iter()
             .find(|(_, a)| {
-                a.name == req.name && a.environment == env && a.state == pb::AppState::Deployed
+                a.name == req.name && a.environment == env && a.state == AppState::Deployed
             })
             .map(|(id, _)| id.clone());
         let app_id = existing.unwrap_or_else(|| {
             let id = new_id("ap-");
-            self.apps.insert(
-                id.clone(),
-                AppRec::new(req.name.clone(), env.clone(), pb::AppState::Deployed),
+            let app = AppRec::new(
+                req.name.clone(),
+                env.clone(),
+                AppState::Deployed,
+                self.clock,
             );
+            self.apps.insert(id.clone(), app);
             id
         });
         let version = self.apps.get(&app_id).map_or(1, |a| a.deployed_version + 1);
-        let tags: BTreeMap<String, String> = req.tags.into_iter().collect();
+        let tags = req.tags;
         let old_functions: Vec<String> = self
             .apps
             .get(&app_id)
@@ -158,33 +182,25 @@ impl State {
                     .map(|(vid, _)| vid.clone())
                     .collect();
                 let why = format!("the function was removed by deploy v{version}");
-                let now = Instant::now();
                 for fid in std::iter::once(id).chain(variants) {
                     if let Some(f) = self.functions.get_mut(&fid) {
                         f.retired = true;
                     }
                     self.schedules.remove(&fid);
-                    self.fail_queued(
-                        &fid,
-                        pb::ResultStatus::InternalFailure,
-                        &why,
-                        "",
-                        false,
-                        now,
-                    );
+                    self.fail_queued(&fid, ResultStatus::InternalFailure, &why, "", false);
                 }
             }
         }
-        let deployed_at = now_ms();
+        let deployed_at = self.clock.unix_ms;
         if let Some(app) = self.apps.get_mut(&app_id) {
             app.deployed_version = version;
             app.tags = tags;
-            app.history.push(pb::Deployment {
+            app.history.push(Deployment {
                 version,
                 deployed_at_ms: deployed_at,
                 client: req.client.clone(),
                 tag: req.tag.clone(),
-                strategy: strategy as i32,
+                strategy,
             });
         }
         self.save_app(&app_id);
@@ -194,7 +210,7 @@ impl State {
             tag: req.tag,
             deployed_at,
             client: req.client,
-            strategy: strategy_name(strategy).to_owned(),
+            strategy: strategy.name().to_owned(),
         }));
         // Containers of older versions take no new inputs; with `recreate` they stop now,
         // otherwise they finish what they hold (see `retire_outdated`).
@@ -205,24 +221,24 @@ impl State {
             .map(|(id, _)| id.clone())
             .collect();
         for task_id in &outdated {
-            if strategy == pb::DeployStrategy::Recreate {
+            if strategy == DeployStrategy::Recreate {
                 self.stop_task(task_id, StopReason::Redeployed, 0);
             }
         }
         self.retire_outdated();
-        tracing::info!(%app_id, version, strategy = strategy_name(strategy), "app deployed");
-        let resp = pb::AppDeployResponse {
+        tracing::info!(%app_id, version, strategy = strategy.name(), "app deployed");
+        let resp = Deployed {
             app_id,
             version,
             function_ids,
         };
         let wait =
-            (strategy == pb::DeployStrategy::Recreate && !outdated.is_empty()).then_some(version);
+            (strategy == DeployStrategy::Recreate && !outdated.is_empty()).then_some(version);
         Ok((resp, wait))
     }
 
     /// Stops containers of older versions once they hold no inputs.
-    pub(super) fn retire_outdated(&mut self) {
+    pub(crate) fn retire_outdated(&mut self) {
         let idle_outdated: Vec<String> = self
             .tasks
             .iter()
@@ -235,7 +251,7 @@ impl State {
     }
 
     /// [`State::retire_outdated`] for the one container whose load just fell.
-    pub(super) fn retire_if_outdated(&mut self, task_id: &str) {
+    pub(crate) fn retire_if_outdated(&mut self, task_id: &str) {
         if self
             .tasks
             .get(task_id)
@@ -255,7 +271,7 @@ impl State {
     }
 
     /// Sends the replies of `recreate` deploys whose old containers are all gone.
-    pub(super) fn check_recreate(&mut self, app_id: &str) {
+    pub(crate) fn check_recreate(&mut self, app_id: &str) {
         let mut i = 0;
         while i < self.recreate_waiters.len() {
             let (waiting_app, version, _) = &self.recreate_waiters[i];
@@ -273,173 +289,167 @@ impl State {
         }
     }
 
-    pub(super) fn app_lookup(
+    /// An app by name or id; with `create_if_missing`, a deployed app of that name is created.
+    pub(crate) fn app_lookup(
         &mut self,
-        req: pb::AppLookupRequest,
-    ) -> Result<pb::AppLookupResponse, Status> {
-        if req.name.starts_with("ap-") && req.create_if_missing {
+        name: &str,
+        environment_name: &str,
+        create_if_missing: bool,
+    ) -> Result<Found, Status> {
+        if name.starts_with("ap-") && create_if_missing {
             return Err(Status::invalid_argument(
                 "`create_if_missing` needs an app name, not an app id",
             ));
         }
-        match self.find_app(&req.name, &req.environment_name) {
-            Ok((app_id, app)) => Ok(pb::AppLookupResponse {
+        match self.find_app(name, environment_name) {
+            Ok((app_id, app)) => Ok(Found {
                 app_id,
-                state: app.state as i32,
+                state: app.state,
                 name: app.name.clone(),
             }),
-            Err(e) if req.create_if_missing && e.code() == tonic::Code::NotFound => {
-                rules::check_app_name(&req.name).map_err(Status::invalid_argument)?;
+            Err(e) if create_if_missing && e.code() == tonic::Code::NotFound => {
+                rules::check_app_name(name).map_err(Status::invalid_argument)?;
                 let app_id = new_id("ap-");
                 let app = AppRec::new(
-                    req.name.clone(),
-                    environment(&req.environment_name),
-                    pb::AppState::Deployed,
+                    name.to_owned(),
+                    environment(environment_name),
+                    AppState::Deployed,
+                    self.clock,
                 );
                 self.apps.insert(app_id.clone(), app);
                 self.save_app(&app_id);
-                Ok(pb::AppLookupResponse {
+                Ok(Found {
                     app_id,
-                    state: pb::AppState::Deployed as i32,
-                    name: req.name,
+                    state: AppState::Deployed,
+                    name: name.to_owned(),
                 })
             }
             Err(e) => Err(e),
         }
     }
 
-    pub(super) fn app_stop_request(
+    /// `modal app stop`: the receiver fires once the app's last container is gone.
+    pub(crate) fn app_stop_request(
         &mut self,
-        req: pb::AppStopRequest,
-    ) -> Result<
-        (
-            pb::AppStopResponse,
-            Option<tokio::sync::oneshot::Receiver<()>>,
-        ),
-        Status,
-    > {
-        let app_id = self.find_app_any_state(&req.app, &req.environment_name)?;
+        app: &str,
+        environment_name: &str,
+    ) -> Result<(Stopped, Option<oneshot::Receiver<()>>), Status> {
+        let app_id = self.find_app_any_state(app, environment_name)?;
         let running = self.tasks.values().filter(|t| t.app_id == app_id).count();
         let already_stopped = self
             .apps
             .get(&app_id)
-            .is_some_and(|a| a.state == pb::AppState::Stopped);
-        let resp = pb::AppStopResponse {
+            .is_some_and(|a| a.state == AppState::Stopped);
+        let stopped = Stopped {
             app_id: app_id.clone(),
             stopped_containers: u32::try_from(running).unwrap_or(u32::MAX),
             already_stopped,
         };
         if already_stopped {
-            return Ok((resp, None));
+            return Ok((stopped, None));
         }
         let done = self.app_stop(&app_id, "it was stopped")?;
         self.save_app(&app_id);
-        Ok((resp, Some(done)))
+        Ok((stopped, Some(done)))
     }
 
-    pub(super) fn app_list(&self, environment_name: &str) -> pb::AppListResponse {
-        let mut apps: Vec<pb::AppSummary> = self
+    /// Apps of an environment (every one for `""`), most containers first, then newest.
+    pub(crate) fn app_list(&self, environment_name: &str) -> Vec<AppSummary> {
+        let mut apps: Vec<AppSummary> = self
             .apps
             .iter()
             .filter(|(_, a)| environment_name.is_empty() || a.environment == environment_name)
-            .map(|(id, a)| pb::AppSummary {
+            .map(|(id, a)| AppSummary {
                 app_id: id.clone(),
                 name: a.name.clone(),
                 description: a.description.clone(),
-                state: a.state as i32,
+                state: a.state,
                 tasks: u32::try_from(self.tasks.values().filter(|t| t.app_id == *id).count())
                     .unwrap_or(u32::MAX),
                 created_at_ms: a.created_at_ms,
                 stopped_at_ms: a.stopped_at_ms.unwrap_or(0),
-                environment_name: a.environment.clone(),
+                environment: a.environment.clone(),
                 deployed_version: a.deployed_version,
             })
             .collect();
-        // Modal's order: most tasks first, then newest.
         apps.sort_by(|a, b| {
             b.tasks
                 .cmp(&a.tasks)
                 .then(b.created_at_ms.cmp(&a.created_at_ms))
+                .then(a.app_id.cmp(&b.app_id))
         });
-        pb::AppListResponse { apps }
+        apps
     }
 
-    pub(super) fn app_history(
+    /// The deployment history of an app, newest first.
+    pub(crate) fn app_history(
         &self,
-        req: &pb::AppHistoryRequest,
-    ) -> Result<pb::AppHistoryResponse, Status> {
-        let env = environment(&req.environment_name);
-        let found = if req.app.starts_with("ap-") {
-            self.apps.get(&req.app).map(|a| (req.app.clone(), a))
+        app: &str,
+        environment_name: &str,
+    ) -> Result<(String, Vec<Deployment>), Status> {
+        let env = environment(environment_name);
+        let found = if app.starts_with("ap-") {
+            self.apps.get(app).map(|a| (app.to_owned(), a))
         } else {
             self.apps
                 .iter()
-                .filter(|(_, a)| {
-                    a.name == req.app && a.environment == env && a.deployed_version > 0
-                })
-                .max_by_key(|(_, a)| a.created_at_ms)
+                .filter(|(_, a)| a.name == app && a.environment == env && a.deployed_version > 0)
+                .max_by_key(|(id, a)| (a.created_at_ms, (*id).clone()))
                 .map(|(id, a)| (id.clone(), a))
         };
-        let (app_id, app) = found.ok_or_else(|| {
+        let (app_id, rec) = found.ok_or_else(|| {
             Status::not_found(format!(
-                "no deployed app named `{}` in environment `{env}`",
-                req.app
+                "no deployed app named `{app}` in environment `{env}`"
             ))
         })?;
-        let mut deployments = app.history.clone();
+        let mut deployments = rec.history.clone();
         deployments.sort_by_key(|d| std::cmp::Reverse(d.version));
-        Ok(pb::AppHistoryResponse {
-            app_id,
-            deployments,
-        })
+        Ok((app_id, deployments))
     }
 
-    pub(super) fn app_set_tags(&mut self, req: pb::AppSetTagsRequest) -> Result<(), Status> {
-        for (k, v) in &req.tags {
+    pub(crate) fn app_set_tags(
+        &mut self,
+        app_id: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<(), Status> {
+        for (k, v) in &tags {
             rules::check_tag("key", k).map_err(Status::invalid_argument)?;
             rules::check_tag("value", v).map_err(Status::invalid_argument)?;
         }
         let app = self
             .apps
-            .get_mut(&req.app_id)
-            .ok_or_else(|| Status::not_found(format!("app {} not found", req.app_id)))?;
-        app.tags = req.tags.into_iter().collect();
-        self.save_app(&req.app_id);
+            .get_mut(app_id)
+            .ok_or_else(|| Status::not_found(format!("app {app_id} not found")))?;
+        app.tags = tags;
+        self.save_app(app_id);
         Ok(())
     }
 
-    pub(super) fn app_get_tags(&self, app_id: &str) -> Result<pb::AppGetTagsResponse, Status> {
+    pub(crate) fn app_get_tags(&self, app_id: &str) -> Result<BTreeMap<String, String>, Status> {
         let app = self
             .apps
             .get(app_id)
             .ok_or_else(|| Status::not_found(format!("app {app_id} not found")))?;
-        Ok(pb::AppGetTagsResponse {
-            tags: app
-                .tags
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        })
+        Ok(app.tags.clone())
     }
 
-    pub(super) fn function_get(
+    /// A function of an app found by name: its id, the app's id, and its definition.
+    pub(crate) fn function_get(
         &self,
-        req: &pb::FunctionGetRequest,
+        app_name: &str,
+        tag: &str,
+        environment_name: &str,
         principal: &super::auth::Principal,
-    ) -> Result<pb::FunctionGetResponse, Status> {
-        let (app_id, app) = self.find_app(&req.app_name, &req.environment_name)?;
+    ) -> Result<(String, String, FunctionDef), Status> {
+        let (app_id, app) = self.find_app(app_name, environment_name)?;
         principal.require_app(&app_id)?;
         let found = app
             .functions
             .iter()
             .filter_map(|id| self.functions.get(id).map(|f| (id, f)))
-            .find(|(_, f)| f.def.tag == req.tag && !f.retired);
+            .find(|(_, f)| f.def.tag == tag && !f.retired);
         match found {
-            Some((id, f)) => Ok(pb::FunctionGetResponse {
-                function_id: id.clone(),
-                app_id,
-                definition: Some(f.def.clone()),
-            }),
+            Some((id, f)) => Ok((id.clone(), app_id, f.def.clone())),
             None => {
                 let known: Vec<&str> = app
                     .functions
@@ -448,15 +458,13 @@ impl State {
                     .filter(|f| !f.retired)
                     .map(|f| f.def.tag.as_str())
                     .collect();
-                let hint = if req.tag.contains('.') {
+                let hint = if tag.contains('.') {
                     " (a class method is looked up with Cls::from_name)"
                 } else {
                     ""
                 };
                 Err(Status::not_found(format!(
-                    "app `{}` has no function `{}`{hint}; its functions: {}",
-                    req.app_name,
-                    req.tag,
+                    "app `{app_name}` has no function `{tag}`{hint}; its functions: {}",
                     if known.is_empty() {
                         "none".to_owned()
                     } else {

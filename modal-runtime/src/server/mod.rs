@@ -7,6 +7,7 @@ pub(crate) mod binaries;
 mod calls;
 mod containers;
 mod deploy;
+mod dispatch;
 mod event_loop;
 mod objects;
 mod restore;
@@ -86,7 +87,7 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
         .advertise_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let mut state = state::State::new(url, &config);
+    let mut state = state::State::new(url, &config, state::Clock::system());
     state.restore(snapshot);
     let (commands, rx) = mpsc::unbounded_channel();
     tokio::spawn(event_loop::run(state, Arc::clone(&config.store), rx));

@@ -6,10 +6,28 @@ use std::collections::BTreeMap;
 use tonic::Status;
 
 use super::auth::Auth;
-use super::state::{State, environment, now_ms};
+use super::state::{State, environment};
 use super::store::{BinaryRow, Op, SecretRow, TokenRow};
 use crate::app::rules;
-use crate::wire::pb;
+use crate::model::{FunctionDef, NamedSecret, SecretSummary};
+
+/// A secret to create.
+pub(crate) struct NewSecret {
+    pub(crate) name: String,
+    pub(crate) environment: String,
+    pub(crate) values: BTreeMap<String, String>,
+    /// Replace an existing secret of that name.
+    pub(crate) overwrite: bool,
+}
+
+/// The environment a named secret lives in: its own, else the app's.
+fn secret_env(s: &NamedSecret, app_env: &str) -> String {
+    if s.environment.is_empty() {
+        app_env.to_owned()
+    } else {
+        s.environment.clone()
+    }
+}
 
 fn check_env_key(key: &str) -> Result<(), Status> {
     let mut chars = key.chars();
@@ -27,7 +45,7 @@ fn check_env_key(key: &str) -> Result<(), Status> {
 }
 
 impl State {
-    pub(super) fn secret_create(&mut self, req: pb::SecretCreateRequest) -> Result<(), Status> {
+    pub(crate) fn secret_create(&mut self, req: NewSecret) -> Result<(), Status> {
         rules::check_app_name(&req.name)
             .map_err(|e| Status::invalid_argument(e.replace("app name", "secret name")))?;
         if req.values.is_empty() {
@@ -36,7 +54,7 @@ impl State {
         for k in req.values.keys() {
             check_env_key(k)?;
         }
-        let env = environment(&req.environment_name);
+        let env = environment(&req.environment);
         let key = (env.clone(), req.name.clone());
         let existing = self.secrets.get(&key).map(|s| s.created_at);
         if existing.is_some() && !req.overwrite {
@@ -45,10 +63,10 @@ impl State {
                 req.name
             )));
         }
-        let values: BTreeMap<String, String> = req.values.into_iter().collect();
+        let values = req.values;
         let keys: Vec<&String> = values.keys().collect();
         let (nonce, ciphertext) = self.secret_key.seal(&values).map_err(Status::internal)?;
-        let now = now_ms();
+        let now = self.clock.unix_ms;
         let row = SecretRow {
             environment: env,
             name: req.name,
@@ -63,54 +81,54 @@ impl State {
         Ok(())
     }
 
-    pub(super) fn secret_list(&self, environment_name: &str) -> pb::SecretListResponse {
-        let mut secrets: Vec<pb::SecretSummary> = self
+    /// Secrets of an environment (every one for `""`), with key names, never values.
+    pub(crate) fn secret_list(&self, environment_name: &str) -> Vec<SecretSummary> {
+        let mut secrets: Vec<SecretSummary> = self
             .secrets
             .values()
             .filter(|s| environment_name.is_empty() || s.environment == environment_name)
-            .map(|s| pb::SecretSummary {
+            .map(|s| SecretSummary {
                 name: s.name.clone(),
-                environment_name: s.environment.clone(),
+                environment: s.environment.clone(),
                 keys: serde_json::from_str(&s.keys_json).unwrap_or_default(),
                 created_at_ms: s.created_at,
                 updated_at_ms: s.updated_at,
             })
             .collect();
-        secrets.sort_by(|a, b| (&a.environment_name, &a.name).cmp(&(&b.environment_name, &b.name)));
-        pb::SecretListResponse { secrets }
+        secrets.sort_by(|a, b| (&a.environment, &a.name).cmp(&(&b.environment, &b.name)));
+        secrets
     }
 
-    pub(super) fn secret_delete(&mut self, req: &pb::SecretDeleteRequest) -> Result<(), Status> {
-        let env = environment(&req.environment_name);
+    pub(crate) fn secret_delete(
+        &mut self,
+        name: &str,
+        environment_name: &str,
+    ) -> Result<(), Status> {
+        let env = environment(environment_name);
         if self
             .secrets
-            .remove(&(env.clone(), req.name.clone()))
+            .remove(&(env.clone(), name.to_owned()))
             .is_none()
         {
             return Err(Status::not_found(format!(
-                "no secret named `{}` in environment `{env}`",
-                req.name
+                "no secret named `{name}` in environment `{env}`"
             )));
         }
         self.record(Op::DeleteSecret {
             environment: env,
-            name: req.name.clone(),
+            name: name.to_owned(),
         });
         Ok(())
     }
 
     /// Fails a registration whose named secrets are missing or lack required keys.
-    pub(super) fn check_named_secrets(
+    pub(crate) fn check_named_secrets(
         &self,
-        def: &pb::FunctionDefinition,
+        def: &FunctionDef,
         app_env: &str,
     ) -> Result<(), Status> {
         for s in &def.named_secrets {
-            let env = if s.environment_name.is_empty() {
-                app_env.to_owned()
-            } else {
-                s.environment_name.clone()
-            };
+            let env = secret_env(s, app_env);
             let row = self.secrets.get(&(env.clone(), s.name.clone())).ok_or_else(|| {
                 Status::failed_precondition(format!(
                     "function `{}` uses secret `{}`, which does not exist in environment `{env}` (create it with `modal secret create {} KEY=VALUE`)",
@@ -134,18 +152,14 @@ impl State {
     }
 
     /// The variables of the function's named secrets, opened for a container about to start.
-    pub(super) fn open_named_secrets(
+    pub(crate) fn open_named_secrets(
         &self,
-        def: &pb::FunctionDefinition,
+        def: &FunctionDef,
         app_env: &str,
     ) -> Result<BTreeMap<String, String>, String> {
         let mut out = BTreeMap::new();
         for s in &def.named_secrets {
-            let env = if s.environment_name.is_empty() {
-                app_env.to_owned()
-            } else {
-                s.environment_name.clone()
-            };
+            let env = secret_env(s, app_env);
             let row = self
                 .secrets
                 .get(&(env.clone(), s.name.clone()))
@@ -160,13 +174,14 @@ impl State {
         Ok(out)
     }
 
-    pub(super) fn token_create(&mut self, label: String) -> pb::TokenCreateResponse {
+    /// A new user token: its id and its secret (shown once, stored hashed).
+    pub(crate) fn token_create(&mut self, label: String) -> (String, String) {
         let (token_id, token_secret, secret_hash) = Auth::mint_user_token();
         self.record(Op::InsertToken(TokenRow {
             id: token_id.clone(),
             secret_hash: secret_hash.clone(),
             label,
-            created_at: now_ms(),
+            created_at: self.clock.unix_ms,
         }));
         let auth = self.auth.clone();
         let id = token_id.clone();
@@ -176,17 +191,15 @@ impl State {
             }
         });
         tracing::info!(%token_id, "token created");
-        pb::TokenCreateResponse {
-            token_id,
-            token_secret,
-        }
+        (token_id, token_secret)
     }
 
-    pub(super) fn binary_stored(&mut self, hash: String, size: u64) {
+    pub(crate) fn binary_stored(&mut self, hash: String, size: u64) {
+        let uploaded_at = self.clock.unix_ms;
         self.record(Op::InsertBinary(BinaryRow {
             hash,
             size: i64::try_from(size).unwrap_or(i64::MAX),
-            uploaded_at: now_ms(),
+            uploaded_at,
         }));
     }
 }

@@ -3,13 +3,11 @@
 //! finished ones can still be read; schedules resume.
 
 use std::collections::HashSet;
-use std::time::Instant;
 
-use prost::Message;
-
-use super::state::{AppRec, CallKind, CallRec, FunctionRec, InputRec, InputState, State, now_ms};
+use super::state::{AppRec, CallKind, CallRec, FunctionRec, InputRec, InputState, State};
 use super::store::{Op, Snapshot};
-use crate::wire::{self, pb};
+use crate::model::{AppState, CallResult, DeployStrategy, Deployment, Payload, ResultStatus};
+use crate::wire;
 
 /// How often results and logs past their retention are forgotten.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -18,44 +16,44 @@ impl State {
     /// Rebuilds the state from a snapshot of the store.
     pub(crate) fn restore(&mut self, snap: Snapshot) {
         let mut changed = Vec::new();
+        let clock = self.clock;
         for row in snap.apps {
-            let stored = pb::AppState::try_from(row.state).unwrap_or(pb::AppState::Stopped);
+            let stored = wire::app_state_of(row.state).unwrap_or(AppState::Stopped);
             let state = match stored {
-                s @ (pb::AppState::Deployed | pb::AppState::Detached) => s,
-                pb::AppState::Stopped => pb::AppState::Stopped,
+                s @ (AppState::Deployed | AppState::Detached | AppState::Stopped) => s,
                 _ => {
                     // Its client was connected to the control plane that went away.
                     changed.push(row.id.clone());
-                    pb::AppState::Stopped
+                    AppState::Stopped
                 }
             };
-            let mut app = AppRec::new(row.name, row.environment, state);
+            let mut app = AppRec::new(row.name, row.environment, state, clock);
             app.tags = serde_json::from_str(&row.tags_json).unwrap_or_default();
             app.created_at_ms = row.created_at;
             app.stopped_at_ms = row
                 .stopped_at
-                .or_else(|| (state == pb::AppState::Stopped).then(now_ms));
+                .or_else(|| (state == AppState::Stopped).then_some(clock.unix_ms));
             app.deployed_version = row.deployed_version;
             self.apps.insert(row.id, app);
         }
         for d in snap.deployments {
             if let Some(app) = self.apps.get_mut(&d.app_id) {
-                let strategy = if d.strategy == "recreate" {
-                    pb::DeployStrategy::Recreate
+                let strategy = if d.strategy == DeployStrategy::Recreate.name() {
+                    DeployStrategy::Recreate
                 } else {
-                    pb::DeployStrategy::Rolling
+                    DeployStrategy::Rolling
                 };
-                app.history.push(pb::Deployment {
+                app.history.push(Deployment {
                     version: d.version,
                     deployed_at_ms: d.deployed_at,
                     client: d.client,
                     tag: d.tag,
-                    strategy: strategy as i32,
+                    strategy,
                 });
             }
         }
         for row in snap.functions {
-            let def = match pb::FunctionDefinition::decode(row.definition.as_slice()) {
+            let def = match wire::decode_definition(&row.definition) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(function_id = %row.id, "stored definition does not decode: {e}");
@@ -65,8 +63,7 @@ impl State {
             let Some(app) = self.apps.get_mut(&row.app_id) else {
                 continue;
             };
-            let mut f = FunctionRec::new(row.app_id.clone(), def, row.version);
-            f.created_at_ms = app.created_at_ms;
+            let mut f = FunctionRec::new(row.app_id.clone(), def, row.version, app.created_at_ms);
             f.retired = app.deployed_version > 0 && row.version < app.deployed_version;
             // A variant runs as itself (its definition is complete) but is not one of the app's
             // functions by tag; binding it again after a restart makes a new variant.
@@ -88,10 +85,15 @@ impl State {
         }
         let mut rerun = 0usize;
         for row in snap.calls {
-            let result = row
-                .result
-                .as_deref()
-                .and_then(|r| pb::CallResult::decode(r).ok());
+            let result = row.result.as_deref().map(|r| {
+                wire::decode_result(r).unwrap_or_else(|e| {
+                    CallResult::failure(
+                        ResultStatus::InternalFailure,
+                        format!("the stored result of call {} is unreadable: {e}", row.id),
+                        "",
+                    )
+                })
+            });
             let live = self.apps.get(&row.app_id).is_some_and(AppRec::is_live);
             let input_id = crate::ids::new_id("in-");
             let pending = result.is_none();
@@ -117,7 +119,16 @@ impl State {
             if !pending {
                 continue;
             }
-            let payload = pb::Payload::decode(row.input.as_slice()).unwrap_or_default();
+            let (payload, unreadable) = match wire::decode_payload(&row.input) {
+                Ok(p) => (p, None),
+                Err(e) => (
+                    Payload::default(),
+                    Some(format!(
+                        "the stored input of call {} is unreadable: {e}",
+                        row.id
+                    )),
+                ),
+            };
             self.inputs.insert(
                 input_id.clone(),
                 InputRec {
@@ -128,17 +139,23 @@ impl State {
                     attempt: u32::try_from(row.attempt).unwrap_or(0),
                     state: InputState::Queued,
                     method: String::new(),
-                    queued_at: Instant::now(),
+                    queued_at: clock.now,
                 },
             );
+            if let Some(why) = unreadable {
+                tracing::error!(call_id = %row.id, "{why}");
+                let r = CallResult::failure(ResultStatus::InternalFailure, why, "");
+                self.finish_input(&input_id, r);
+                continue;
+            }
             if live && self.functions.contains_key(&row.function_id) {
                 if let Some(f) = self.functions.get_mut(&row.function_id) {
                     f.queue.push_back(input_id);
                 }
                 rerun += 1;
             } else {
-                let r = wire::failure(
-                    pb::ResultStatus::Terminated,
+                let r = CallResult::failure(
+                    ResultStatus::Cancelled,
                     "the app stopped while the control plane was down",
                     "",
                 );
@@ -157,19 +174,21 @@ impl State {
     }
 
     /// Starts what the restored state implies: schedules, and scheduling of waiting inputs.
-    pub(super) fn resume(&mut self, now: Instant) {
-        self.arm_all_schedules(now);
+    pub(crate) fn resume(&mut self) {
+        self.arm_all_schedules();
         self.recheck_waiting();
     }
 
     /// Forgets results and logs past their retention (counted from when a call finished, as
     /// the store does), at most once a minute.
-    pub(super) fn prune(&mut self, now: Instant) {
+    pub(crate) fn prune(&mut self) {
+        let now = self.clock.now;
         if !self.durable || now < self.next_prune {
             return;
         }
         self.next_prune = now + PRUNE_EVERY;
-        let cutoff = now_ms() - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff =
+            self.clock.unix_ms - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
         let before = self.calls.len();
         self.calls
             .retain(|_, c| !(c.persisted && c.finished_at_ms.is_some_and(|f| f < cutoff)));

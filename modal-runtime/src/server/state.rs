@@ -1,7 +1,9 @@
-//! The control plane's authoritative state: plain records, owned and mutated by the event loop alone.
+//! The control plane's authoritative state: plain records in the runtime's own types, owned and
+//! mutated by the event loop alone, with the clock it is given (state transitions never read
+//! the system clock, so tests drive time themselves).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -9,7 +11,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::auth::Auth;
 use super::secrets::SecretKey;
 use super::store::{Op, SecretRow, StoreError};
-use crate::wire::pb;
+use crate::model::{
+    AppState, CallResult, ContainerCommand, Deployment, FunctionDef, FunctionOptions,
+    GeneratorEvent, LogBatch, MapOutput, Payload, WorkerCommand, WorkerInfo,
+};
 
 pub(crate) type AppId = String;
 pub(crate) type FunctionId = String;
@@ -18,26 +23,44 @@ pub(crate) type InputId = String;
 pub(crate) type TaskId = String;
 pub(crate) type WorkerId = String;
 
+/// The time as the event loop last gave it: monotonic for deadlines, wall clock (Unix ms) for
+/// what is stored or shown.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    pub(crate) now: Instant,
+    pub(crate) unix_ms: i64,
+}
+
+impl Clock {
+    /// The system clock (read by the event loop, never by a state transition).
+    pub(crate) fn system() -> Self {
+        Clock {
+            now: Instant::now(),
+            unix_ms: chrono::Utc::now().timestamp_millis(),
+        }
+    }
+}
+
 pub(crate) struct AppRec {
     pub(crate) name: String,
     pub(crate) description: String,
     pub(crate) environment: String,
-    pub(crate) state: pb::AppState,
-    pub(crate) tags: std::collections::BTreeMap<String, String>,
+    pub(crate) state: AppState,
+    pub(crate) tags: BTreeMap<String, String>,
     pub(crate) created_at_ms: i64,
     pub(crate) stopped_at_ms: Option<i64>,
     /// Latest deployment version; 0 = never deployed.
     pub(crate) deployed_version: i64,
-    pub(crate) history: Vec<pb::Deployment>,
+    pub(crate) history: Vec<Deployment>,
     pub(crate) functions: Vec<FunctionId>,
-    pub(crate) log_subscribers: Vec<mpsc::UnboundedSender<pb::LogBatch>>,
+    pub(crate) log_subscribers: Vec<mpsc::UnboundedSender<LogBatch>>,
     pub(crate) stop_waiters: Vec<oneshot::Sender<()>>,
     pub(crate) last_heartbeat: Instant,
 }
 
 pub(crate) struct FunctionRec {
     pub(crate) app_id: AppId,
-    pub(crate) def: pb::FunctionDefinition,
+    pub(crate) def: FunctionDef,
     /// Inputs waiting for a container, in arrival order.
     pub(crate) queue: VecDeque<InputId>,
     pub(crate) tasks: Vec<TaskId>,
@@ -57,40 +80,40 @@ pub(crate) struct FunctionRec {
 }
 
 /// How a variant derives from its function.
-#[derive(Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Variant {
     pub(crate) base: FunctionId,
-    pub(crate) params: Option<pb::Payload>,
-    pub(crate) options: Option<pb::FunctionOptions>,
+    pub(crate) params: Option<Payload>,
+    pub(crate) options: Option<FunctionOptions>,
 }
 
 impl AppRec {
-    pub(crate) fn new(name: String, environment: String, state: pb::AppState) -> Self {
+    pub(crate) fn new(name: String, environment: String, state: AppState, clock: Clock) -> Self {
         AppRec {
             description: name.clone(),
             name,
             environment,
             state,
-            tags: Default::default(),
-            created_at_ms: now_ms(),
+            tags: BTreeMap::new(),
+            created_at_ms: clock.unix_ms,
             stopped_at_ms: None,
             deployed_version: 0,
             history: Vec::new(),
             functions: Vec::new(),
             log_subscribers: Vec::new(),
             stop_waiters: Vec::new(),
-            last_heartbeat: Instant::now(),
+            last_heartbeat: clock.now,
         }
     }
 
     /// Whether the app takes inputs.
     pub(crate) fn is_live(&self) -> bool {
-        !matches!(self.state, pb::AppState::Stopping | pb::AppState::Stopped)
+        self.state.is_live()
     }
 }
 
 impl FunctionRec {
-    pub(crate) fn new(app_id: AppId, def: pb::FunctionDefinition, version: i64) -> Self {
+    pub(crate) fn new(app_id: AppId, def: FunctionDef, version: i64, created_at_ms: i64) -> Self {
         FunctionRec {
             app_id,
             def,
@@ -99,45 +122,29 @@ impl FunctionRec {
             exec_ewma: None,
             startup_ewma: None,
             version,
-            created_at_ms: now_ms(),
+            created_at_ms,
             retired: false,
             variant: None,
         }
-    }
-
-    /// Inputs the autoscaler plans per container (`target_inputs`, else the maximum).
-    pub(crate) fn target_concurrency(&self) -> usize {
-        let t = if self.def.target_concurrent_inputs == 0 {
-            self.def.max_concurrent_inputs
-        } else {
-            self.def.target_concurrent_inputs
-        };
-        usize::try_from(t.max(1))
-            .unwrap_or(1)
-            .min(self.concurrency())
-    }
-
-    pub(crate) fn concurrency(&self) -> usize {
-        usize::try_from(self.def.max_concurrent_inputs.max(1)).unwrap_or(1)
     }
 }
 
 pub(crate) enum CallKind {
     /// `remote` and `spawn`: one input, a result kept for later reads.
     Unary {
-        result: Option<pb::CallResult>,
-        waiters: Vec<oneshot::Sender<pb::CallResult>>,
+        result: Option<CallResult>,
+        waiters: Vec<oneshot::Sender<CallResult>>,
     },
     /// `map`: results stream back as they finish.
     Map {
-        out: mpsc::UnboundedSender<pb::MapOutput>,
+        out: mpsc::UnboundedSender<MapOutput>,
         inputs_closed: bool,
         /// For a class: the method mapped over.
         method: String,
     },
     /// `remote_gen`: items stream back as the generator produces them, then how it ended.
     Generator {
-        out: mpsc::UnboundedSender<pb::GeneratorEvent>,
+        out: mpsc::UnboundedSender<GeneratorEvent>,
     },
 }
 
@@ -172,7 +179,7 @@ pub(crate) struct InputRec {
     pub(crate) call_id: CallId,
     pub(crate) function_id: FunctionId,
     pub(crate) idx: u64,
-    pub(crate) payload: pb::Payload,
+    pub(crate) payload: Payload,
     /// Zero-based attempt number.
     pub(crate) attempt: u32,
     pub(crate) state: InputState,
@@ -216,7 +223,7 @@ pub(crate) struct TaskRec {
     pub(crate) app_id: AppId,
     pub(crate) worker_id: WorkerId,
     pub(crate) state: TaskState,
-    pub(crate) tx: Option<mpsc::UnboundedSender<pb::ContainerCommand>>,
+    pub(crate) tx: Option<mpsc::UnboundedSender<ContainerCommand>>,
     pub(crate) running: Vec<InputId>,
     pub(crate) prefetched: VecDeque<InputId>,
     pub(crate) created: Instant,
@@ -239,6 +246,13 @@ impl TaskRec {
     pub(crate) fn accepting(&self) -> bool {
         self.state == TaskState::Ready && self.stop.is_none() && self.tx.is_some()
     }
+
+    /// Sends a command down its stream (a no-op before it connected or after it left).
+    pub(crate) fn send(&self, command: ContainerCommand) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(command);
+        }
+    }
 }
 
 /// Worker resources held by one container.
@@ -250,8 +264,8 @@ pub(crate) struct Reservation {
 }
 
 pub(crate) struct WorkerRec {
-    pub(crate) tx: mpsc::UnboundedSender<pb::WorkerCommand>,
-    pub(crate) info: pb::WorkerRegister,
+    pub(crate) tx: mpsc::UnboundedSender<WorkerCommand>,
+    pub(crate) info: WorkerInfo,
     pub(crate) used_milli_cpu: u32,
     pub(crate) used_memory_mb: u32,
     pub(crate) busy_gpus: HashSet<u32>,
@@ -279,6 +293,8 @@ pub(crate) struct State {
     pub(crate) server_url: String,
     /// Whether writes go to a store (a standalone control plane) or nowhere (embedded).
     pub(crate) durable: bool,
+    /// The time, as the event loop last set it.
+    pub(crate) clock: Clock,
     /// Writes of the current batch, applied before its deferred replies are sent.
     pub(crate) ops: Vec<Op>,
     pub(crate) deferred: Vec<Deferred>,
@@ -294,8 +310,8 @@ pub(crate) struct State {
     pub(crate) next_prune: Instant,
     /// Deploys with `recreate` waiting for the old containers of their app to be gone.
     pub(crate) recreate_waiters: Vec<(AppId, i64, Deferred)>,
-    /// Variants by (function, encoded parameters and options).
-    pub(crate) variants: HashMap<(FunctionId, Vec<u8>), FunctionId>,
+    /// Variants by their base function and parameters and options.
+    pub(crate) variants: Vec<(Variant, FunctionId)>,
     pub(crate) apps: HashMap<AppId, AppRec>,
     pub(crate) functions: HashMap<FunctionId, FunctionRec>,
     pub(crate) calls: HashMap<CallId, CallRec>,
@@ -308,10 +324,11 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(server_url: String, config: &super::Config) -> Self {
+    pub(crate) fn new(server_url: String, config: &super::Config, clock: Clock) -> Self {
         State {
             server_url,
             durable: config.durable,
+            clock,
             ops: Vec::new(),
             deferred: Vec::new(),
             auth: config.auth.clone(),
@@ -319,9 +336,9 @@ impl State {
             secrets: HashMap::new(),
             schedules: HashMap::new(),
             retention: config.retention,
-            next_prune: Instant::now(),
+            next_prune: clock.now,
             recreate_waiters: Vec::new(),
-            variants: HashMap::new(),
+            variants: Vec::new(),
             apps: HashMap::new(),
             functions: HashMap::new(),
             calls: HashMap::new(),
@@ -331,6 +348,11 @@ impl State {
             timers: BinaryHeap::new(),
             dirty: HashSet::new(),
         }
+    }
+
+    /// Moves the state's clock forward (the event loop calls it before each step).
+    pub(crate) fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
     }
 
     pub(crate) fn set_timer(&mut self, at: Instant, timer: Timer) {
@@ -354,23 +376,7 @@ impl State {
         }
         due
     }
-}
 
-/// Now, in Unix milliseconds.
-/// The environment a request names; the empty name is `main`.
-pub(crate) fn environment(name: &str) -> String {
-    if name.is_empty() {
-        "main".to_owned()
-    } else {
-        name.to_owned()
-    }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-impl State {
     /// Queues a write (a no-op for the embedded control plane, which keeps nothing).
     pub(crate) fn record(&mut self, op: Op) {
         if self.durable {
@@ -381,7 +387,7 @@ impl State {
     /// Sends `value` now, or once the writes queued so far are durable.
     pub(crate) fn respond<T: Send + 'static>(
         &mut self,
-        reply: tokio::sync::oneshot::Sender<Result<T, tonic::Status>>,
+        reply: oneshot::Sender<Result<T, tonic::Status>>,
         value: Result<T, tonic::Status>,
     ) {
         if self.ops.is_empty() && self.deferred.is_empty() {
@@ -405,5 +411,14 @@ impl State {
         } else {
             self.deferred.push(Box::new(f));
         }
+    }
+}
+
+/// The environment a request names; the empty name is `main`.
+pub(crate) fn environment(name: &str) -> String {
+    if name.is_empty() {
+        "main".to_owned()
+    } else {
+        name.to_owned()
     }
 }

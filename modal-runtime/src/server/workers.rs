@@ -9,10 +9,10 @@ use tonic::Status;
 use super::scheduler::{GpuView, WorkerView};
 use super::state::{State, StopReason, TaskState, WorkerRec};
 use crate::ids::new_id;
-use crate::wire::pb;
+use crate::model::{ContainerSummary, LogSource, WorkerCommand, WorkerEvent, WorkerInfo};
 
 impl State {
-    pub(super) fn worker_views(&self) -> Vec<WorkerView> {
+    pub(crate) fn worker_views(&self) -> Vec<WorkerView> {
         let mut views: Vec<WorkerView> = self
             .workers
             .iter()
@@ -39,10 +39,10 @@ impl State {
         views
     }
 
-    pub(super) fn worker_register(
+    pub(crate) fn worker_register(
         &mut self,
-        info: pb::WorkerRegister,
-        tx: mpsc::UnboundedSender<pb::WorkerCommand>,
+        info: WorkerInfo,
+        tx: mpsc::UnboundedSender<WorkerCommand>,
     ) -> String {
         let worker_id = new_id("wk-");
         tracing::info!(%worker_id, host = %info.hostname, cpu = info.milli_cpu, mem = info.memory_mb, gpus = info.gpus.len(), "worker registered");
@@ -59,41 +59,34 @@ impl State {
         let waiting: Vec<String> = self
             .functions
             .iter()
-            .filter(|(_, f)| {
-                !f.queue.is_empty() || f.def.autoscaler.is_some_and(|a| a.min_containers > 0)
-            })
+            .filter(|(_, f)| !f.queue.is_empty() || f.def.autoscaler.min_containers > 0)
             .map(|(id, _)| id.clone())
             .collect();
         self.dirty.extend(waiting);
         worker_id
     }
 
-    pub(super) fn worker_message(
-        &mut self,
-        _worker_id: &str,
-        message: pb::worker_message::Message,
-    ) {
-        use pb::worker_message::Message;
-        match message {
-            Message::Register(_) => {}
-            Message::Exited(e) => self.task_exited(&e.task_id, e.exit_code, e.signal, None),
-            Message::SpawnFailed(f) => {
+    pub(crate) fn worker_event(&mut self, _worker_id: &str, event: WorkerEvent) {
+        match event {
+            WorkerEvent::Exited {
+                task_id,
+                exit_code,
+                signal,
+            } => self.task_exited(&task_id, exit_code, signal, None),
+            WorkerEvent::SpawnFailed { task_id, message } => {
                 // Handled as a container that never became ready: the waiting inputs fail
                 // (retried per their policy) unless another container of the function serves.
-                if let Some(task) = self.tasks.get_mut(&f.task_id) {
-                    let msg = format!("could not start a container: {}", f.message);
+                if let Some(task) = self.tasks.get_mut(&task_id) {
+                    let msg = format!("could not start a container: {message}");
                     task.stop = Some(StopReason::StartupTimeout(msg));
                 }
-                self.task_exited(&f.task_id, None, None, Some(f.message));
+                self.task_exited(&task_id, None, None, Some(message));
             }
-            Message::Logs(batch) => {
-                let mut by_task: HashMap<String, Vec<(pb::LogSource, String, i64)>> =
-                    HashMap::new();
-                for line in batch.lines {
-                    let source =
-                        pb::LogSource::try_from(line.source).unwrap_or(pb::LogSource::Stdout);
+            WorkerEvent::Logs(lines) => {
+                let mut by_task: HashMap<String, Vec<(LogSource, String, i64)>> = HashMap::new();
+                for line in lines {
                     by_task.entry(line.task_id).or_default().push((
-                        source,
+                        line.source,
                         line.data,
                         line.timestamp_ms,
                     ));
@@ -105,7 +98,7 @@ impl State {
         }
     }
 
-    pub(super) fn worker_disconnected(&mut self, worker_id: &str) {
+    pub(crate) fn worker_disconnected(&mut self, worker_id: &str) {
         if self.workers.remove(worker_id).is_none() {
             return;
         }
@@ -126,22 +119,20 @@ impl State {
         }
     }
 
-    pub(super) fn container_list(
-        &self,
-        req: &pb::ContainerListRequest,
-    ) -> pb::ContainerListResponse {
-        let mut containers: Vec<pb::ContainerSummary> = self
+    /// Containers of an app (every app for `""`) in an environment (every one for `""`).
+    pub(crate) fn container_list(&self, app_id: &str, environment: &str) -> Vec<ContainerSummary> {
+        let mut containers: Vec<ContainerSummary> = self
             .tasks
             .iter()
-            .filter(|(_, t)| req.app_id.is_empty() || t.app_id == req.app_id)
+            .filter(|(_, t)| app_id.is_empty() || t.app_id == app_id)
             .filter(|(_, t)| {
-                req.environment_name.is_empty()
+                environment.is_empty()
                     || self
                         .apps
                         .get(&t.app_id)
-                        .is_some_and(|a| a.environment == req.environment_name)
+                        .is_some_and(|a| a.environment == environment)
             })
-            .map(|(id, t)| pb::ContainerSummary {
+            .map(|(id, t)| ContainerSummary {
                 task_id: id.clone(),
                 app_id: t.app_id.clone(),
                 app_name: self
@@ -163,23 +154,24 @@ impl State {
             })
             .collect();
         containers.sort_by(|a, b| a.task_id.cmp(&b.task_id));
-        pb::ContainerListResponse { containers }
+        containers
     }
 
     /// `modal container stop`: graceful lets current inputs finish; otherwise the container is
     /// stopped now and its inputs run elsewhere.
-    pub(super) fn container_stop(&mut self, req: &pb::ContainerStopRequest) -> Result<(), Status> {
-        let task = self.tasks.get_mut(&req.task_id).ok_or_else(|| {
-            Status::not_found(format!("container {} is not running", req.task_id))
-        })?;
-        if req.graceful && task.load() > 0 {
+    pub(crate) fn container_stop(&mut self, task_id: &str, graceful: bool) -> Result<(), Status> {
+        let task = self
+            .tasks
+            .get_mut(task_id)
+            .ok_or_else(|| Status::not_found(format!("container {task_id} is not running")))?;
+        if graceful && task.load() > 0 {
             task.stop = Some(StopReason::Requested);
             return Ok(());
         }
         self.stop_task(
-            &req.task_id,
+            task_id,
             StopReason::Requested,
-            if req.graceful { 2000 } else { 0 },
+            if graceful { 2000 } else { 0 },
         );
         Ok(())
     }

@@ -8,9 +8,11 @@ pub(crate) use modal_proto::v1 as pb;
 
 mod auth;
 mod convert;
+mod types;
 
 pub(crate) use auth::AuthHeaders;
 pub(crate) use convert::*;
+pub(crate) use types::*;
 
 /// Largest message any endpoint accepts or sends (payloads travel inline).
 pub(crate) const MAX_MESSAGE_BYTES: usize = 1 << 30;

@@ -9,6 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
 use super::WorkerClient;
+use crate::model::FunctionDef;
 use crate::wire::pb;
 
 pub(crate) struct Resolver {
@@ -30,7 +31,7 @@ impl Resolver {
         }
     }
 
-    pub(crate) async fn resolve(&self, def: &pb::FunctionDefinition) -> Result<PathBuf, String> {
+    pub(crate) async fn resolve(&self, def: &FunctionDef) -> Result<PathBuf, String> {
         if let Some(exe) = &self.exe_override {
             return Ok(exe.clone());
         }

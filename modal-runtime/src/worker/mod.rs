@@ -14,6 +14,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use crate::credentials::Credentials;
 use crate::gpu::inventory::Device;
 pub(crate) use crate::gpu::inventory::Source as GpuSource;
+use crate::model::{GpuDevice, WorkerCommand, WorkerEvent, WorkerInfo, WorkerLogLine};
 use crate::wire::{self, AuthHeaders, pb};
 
 /// The worker API stub, with credentials on every request.
@@ -91,8 +92,8 @@ fn total_memory_mb() -> Option<u32> {
 
 /// What a container supervisor reports, in order: output lines, then its exit.
 pub(crate) enum Report {
-    Line(pb::WorkerLogLine),
-    Message(pb::worker_message::Message),
+    Line(WorkerLogLine),
+    Event(WorkerEvent),
 }
 
 /// Connects to the control plane and serves assignments until the connection ends.
@@ -115,14 +116,23 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".into());
+    let info = WorkerInfo {
+        hostname,
+        milli_cpu: config.milli_cpu,
+        memory_mb: config.memory_mb,
+        gpus: gpus
+            .iter()
+            .map(|d| GpuDevice {
+                index: d.index,
+                name: d.name.clone(),
+                memory_mb: d.memory_mb,
+                declared: d.declared,
+            })
+            .collect(),
+        runtime: crate::app::support::RUNTIME.into(),
+    };
     let _ = out_tx.send(pb::WorkerMessage {
-        message: Some(pb::worker_message::Message::Register(pb::WorkerRegister {
-            hostname,
-            milli_cpu: config.milli_cpu,
-            memory_mb: config.memory_mb,
-            gpus: gpus.iter().map(wire::gpu_device).collect(),
-            runtime: crate::app::support::RUNTIME.into(),
-        })),
+        message: Some(pb::worker_message::Message::Register((&info).into())),
     });
     let mut commands = client
         .worker_connect(UnboundedReceiverStream::new(out_rx))
@@ -143,25 +153,26 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
             }
         };
         containers.retain(|_, stop| !stop.is_closed());
-        match cmd.command {
-            Some(pb::worker_command::Command::Start(start)) => {
-                let Some(spec) = start.spec else { continue };
+        match WorkerCommand::try_from(cmd) {
+            Ok(WorkerCommand::Start(spec)) => {
                 let (stop_tx, stop_rx) = mpsc::unbounded_channel();
                 containers.insert(spec.task_id.clone(), stop_tx);
                 tokio::spawn(process::supervise(
-                    spec,
+                    *spec,
                     Arc::clone(&resolver),
                     Arc::clone(&gpus),
                     stop_rx,
                     report_tx.clone(),
                 ));
             }
-            Some(pb::worker_command::Command::Stop(stop)) => {
-                if let Some(tx) = containers.get(&stop.task_id) {
-                    let _ = tx.send(stop.grace_ms);
+            Ok(WorkerCommand::Stop { task_id, grace_ms }) => {
+                if let Some(tx) = containers.get(&task_id) {
+                    let _ = tx.send(grace_ms);
                 }
             }
-            None => {}
+            Err(e) => {
+                tracing::warn!("the control plane sent a command this worker cannot read: {e}")
+            }
         }
     }
     // Without a control plane no container may outlive this worker.
@@ -176,35 +187,28 @@ async fn forward_reports(
     mut rx: mpsc::UnboundedReceiver<Report>,
     out: mpsc::UnboundedSender<pb::WorkerMessage>,
 ) {
+    let send = |event: WorkerEvent| {
+        out.send(pb::WorkerMessage {
+            message: Some(event.into()),
+        })
+        .is_ok()
+    };
     let mut buf = Vec::with_capacity(256);
     while rx.recv_many(&mut buf, 256).await > 0 {
         let mut lines = Vec::new();
         for report in buf.drain(..) {
             match report {
                 Report::Line(l) => lines.push(l),
-                Report::Message(m) => {
+                Report::Event(e) => {
                     if !lines.is_empty() {
-                        let batch = pb::WorkerLogBatch {
-                            lines: std::mem::take(&mut lines),
-                        };
-                        let _ = out.send(pb::WorkerMessage {
-                            message: Some(pb::worker_message::Message::Logs(batch)),
-                        });
+                        send(WorkerEvent::Logs(std::mem::take(&mut lines)));
                     }
-                    let _ = out.send(pb::WorkerMessage { message: Some(m) });
+                    send(e);
                 }
             }
         }
-        if !lines.is_empty() {
-            let batch = pb::WorkerLogBatch { lines };
-            if out
-                .send(pb::WorkerMessage {
-                    message: Some(pb::worker_message::Message::Logs(batch)),
-                })
-                .is_err()
-            {
-                return;
-            }
+        if !lines.is_empty() && !send(WorkerEvent::Logs(lines)) {
+            return;
         }
     }
 }

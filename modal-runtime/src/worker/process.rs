@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 
 use super::Report;
 use crate::gpu::inventory::Device;
+use crate::model::{ContainerSpec, FunctionDef, LogSource, WorkerEvent, WorkerLogLine};
 use crate::task_env as cenv;
-use crate::wire::pb;
 
 /// Variables passed through from the worker's environment; everything else is cleared so that
 /// a container sees only what its function asked for.
@@ -63,12 +63,7 @@ fn gpu_env(assigned: &[u32], gpus: &[Device]) -> Vec<(&'static str, String)> {
     env
 }
 
-fn command(
-    spec: &pb::ContainerSpec,
-    def: &pb::FunctionDefinition,
-    exe: PathBuf,
-    gpus: &[Device],
-) -> Command {
+fn command(spec: &ContainerSpec, def: &FunctionDef, exe: PathBuf, gpus: &[Device]) -> Command {
     let mut cmd = Command::new(exe);
     cmd.env_clear();
     for (k, v) in std::env::vars_os() {
@@ -117,34 +112,28 @@ fn command(
 /// Runs one container from start to exit. A stop request carries a grace period in
 /// milliseconds, after which the whole process group is killed.
 pub(super) async fn supervise(
-    spec: pb::ContainerSpec,
+    spec: ContainerSpec,
     resolver: std::sync::Arc<super::binaries::Resolver>,
     gpus: std::sync::Arc<[Device]>,
     mut stop: mpsc::UnboundedReceiver<u32>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
     let task_id = spec.task_id.clone();
-    let Some(def) = spec.definition.clone() else {
-        return;
-    };
-    let exe = match resolver.resolve(&def).await {
+    let def = &spec.definition;
+    let exe = match resolver.resolve(def).await {
         Ok(exe) => exe,
         Err(message) => {
-            let _ = reports.send(Report::Message(pb::worker_message::Message::SpawnFailed(
-                pb::ContainerSpawnFailed { task_id, message },
-            )));
+            let _ = reports.send(Report::Event(WorkerEvent::SpawnFailed { task_id, message }));
             return;
         }
     };
-    let mut child = match command(&spec, &def, exe.clone(), &gpus).spawn() {
+    let mut child = match command(&spec, def, exe.clone(), &gpus).spawn() {
         Ok(c) => c,
         Err(e) => {
-            let _ = reports.send(Report::Message(pb::worker_message::Message::SpawnFailed(
-                pb::ContainerSpawnFailed {
-                    task_id,
-                    message: format!("{}: {e}", exe.display()),
-                },
-            )));
+            let _ = reports.send(Report::Event(WorkerEvent::SpawnFailed {
+                task_id,
+                message: format!("{}: {e}", exe.display()),
+            }));
             return;
         }
     };
@@ -157,7 +146,7 @@ pub(super) async fn supervise(
         readers.push(tokio::spawn(pump(
             out,
             task_id.clone(),
-            pb::LogSource::Stdout,
+            LogSource::Stdout,
             reports.clone(),
         )));
     }
@@ -165,7 +154,7 @@ pub(super) async fn supervise(
         readers.push(tokio::spawn(pump(
             err,
             task_id.clone(),
-            pb::LogSource::Stderr,
+            LogSource::Stderr,
             reports.clone(),
         )));
     }
@@ -201,19 +190,17 @@ pub(super) async fn supervise(
         Ok(s) => (s.code(), s.signal()),
         Err(_) => (None, None),
     };
-    let _ = reports.send(Report::Message(pb::worker_message::Message::Exited(
-        pb::ContainerExited {
-            task_id,
-            exit_code,
-            signal,
-        },
-    )));
+    let _ = reports.send(Report::Event(WorkerEvent::Exited {
+        task_id,
+        exit_code,
+        signal,
+    }));
 }
 
 async fn pump(
     stream: impl AsyncRead + Unpin,
     task_id: String,
-    source: pb::LogSource,
+    source: LogSource,
     reports: mpsc::UnboundedSender<Report>,
 ) {
     let mut reader = BufReader::new(stream);
@@ -227,9 +214,9 @@ async fn pump(
         while matches!(buf.last(), Some(b'\n' | b'\r')) {
             buf.pop();
         }
-        let entry = pb::WorkerLogLine {
+        let entry = WorkerLogLine {
             task_id: task_id.clone(),
-            source: source as i32,
+            source,
             data: String::from_utf8_lossy(&buf).into_owned(),
             timestamp_ms: chrono::Utc::now().timestamp_millis(),
         };

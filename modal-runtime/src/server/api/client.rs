@@ -1,96 +1,43 @@
-//! The gRPC services: each handler finds out who is calling, checks its request, hands a command
-//! to the event loop and turns the reply into a response.
+//! The client API: apps, calls, maps and generators, deploys and lookups, secrets, tokens and
+//! containers, each request converted at this edge and run as one `State` method.
 
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::auth::{Auth, Principal};
-use super::binaries::Binaries;
-use super::event_loop::{Command, Reply};
-use super::store::Store;
-use crate::wire::pb;
+use super::{AbandonGuard, Api, BoxStream};
+use crate::model::{CallResult, FunctionDef, FunctionOptions, Payload};
+use crate::server::apps::NewApp;
+use crate::server::auth::Principal;
+use crate::server::calls::Wait;
+use crate::server::deploy::DeployRequest;
+use crate::server::objects::NewSecret;
+use crate::wire::{self, pb};
 
 /// Longest a single request waits for a result before answering "not yet".
 const MAX_WAIT: Duration = Duration::from_secs(55);
 /// How long a stop waits for the last container to exit.
 const STOP_WAIT: Duration = Duration::from_secs(15);
 
-#[derive(Clone)]
-pub(crate) struct Api {
-    commands: mpsc::UnboundedSender<Command>,
-    auth: Auth,
-    store: Arc<dyn Store>,
-    binaries: Option<Binaries>,
-}
-
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
-
-impl Api {
-    pub(crate) fn new(
-        commands: mpsc::UnboundedSender<Command>,
-        auth: Auth,
-        store: Arc<dyn Store>,
-        binaries: Option<Binaries>,
-    ) -> Self {
-        Api {
-            commands,
-            auth,
-            store,
-            binaries,
-        }
-    }
-
-    fn send(&self, cmd: Command) -> Result<(), Status> {
-        self.commands
-            .send(cmd)
-            .map_err(|_| Status::unavailable("the control plane is shutting down"))
-    }
-
-    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Status> {
-        let (tx, rx) = oneshot::channel();
-        self.send(make(tx))?;
-        rx.await
-            .map_err(|_| Status::unavailable("the control plane is shutting down"))?
-    }
-
-    fn user<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
-        let p = self.auth.principal(req);
-        p.require_user()?;
-        Ok(p)
-    }
-
-    /// Anyone with a valid token (a container's is checked against the app later).
-    fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
-        let p = self.auth.principal(req);
-        if let Principal::Anonymous { .. } = p {
-            p.require_user()?;
-        }
-        Ok(p)
-    }
-
-    fn binaries(&self) -> Result<&Binaries, Status> {
-        self.binaries.as_ref().ok_or_else(|| {
-            Status::failed_precondition(
-                "this control plane stores no binaries (it is embedded in a program)",
-            )
-        })
-    }
-}
-
-async fn wait_result(
-    rx: oneshot::Receiver<pb::CallResult>,
-    wait: Duration,
-) -> Option<pb::CallResult> {
+async fn wait_result(rx: oneshot::Receiver<CallResult>, wait: Duration) -> Option<pb::CallResult> {
     match tokio::time::timeout(wait.min(MAX_WAIT), rx).await {
-        Ok(Ok(r)) => Some(r),
+        Ok(Ok(r)) => Some(r.into()),
         _ => None,
     }
+}
+
+fn input(p: Option<pb::Payload>) -> Result<Payload, Status> {
+    p.map(Into::into)
+        .ok_or_else(|| Status::invalid_argument("missing input"))
+}
+
+fn definitions(defs: Vec<pb::FunctionDefinition>) -> Result<Vec<FunctionDef>, Status> {
+    defs.into_iter()
+        .map(|d| FunctionDef::try_from(d).map_err(Status::invalid_argument))
+        .collect()
 }
 
 #[tonic::async_trait]
@@ -101,7 +48,14 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::AppCreateResponse>, Status> {
         self.user(&req)?;
         let req = req.into_inner();
-        let app_id = self.ask(|reply| Command::AppCreate { req, reply }).await?;
+        let new = NewApp {
+            name: req.name,
+            description: req.description,
+            environment: req.environment_name,
+            state: wire::app_state_of(req.state),
+            tags: req.tags.into_iter().collect(),
+        };
+        let app_id = self.ask(move |s| s.app_create(new)).await?;
         Ok(Response::new(pb::AppCreateResponse { app_id }))
     }
 
@@ -109,16 +63,12 @@ impl pb::client_api_server::ClientApi for Api {
         &self,
         req: Request<pb::AppPublishRequest>,
     ) -> Result<Response<pb::AppPublishResponse>, Status> {
-        let principal = self.user(&req)?;
+        self.user(&req)?;
         let req = req.into_inner();
-        Ok(Response::new(
-            self.ask(|reply| Command::AppPublish {
-                req,
-                principal,
-                reply,
-            })
-            .await?,
-        ))
+        let defs = definitions(req.functions)?;
+        let app_id = req.app_id;
+        let function_ids = self.ask(move |s| s.app_publish(&app_id, defs)).await?;
+        Ok(Response::new(pb::AppPublishResponse { function_ids }))
     }
 
     async fn app_client_disconnect(
@@ -128,7 +78,7 @@ impl pb::client_api_server::ClientApi for Api {
         self.user(&req)?;
         let app_id = req.into_inner().app_id;
         let done = self
-            .ask(|reply| Command::AppDisconnect { app_id, reply })
+            .ask(move |s| s.app_stop(&app_id, "the app's client disconnected"))
             .await?;
         // Containers get a grace period, then are killed: this returns once all are gone.
         let _ = tokio::time::timeout(STOP_WAIT, done).await;
@@ -141,8 +91,7 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::Empty>, Status> {
         self.user(&req)?;
         let app_id = req.into_inner().app_id;
-        self.ask(|reply| Command::AppHeartbeat { app_id, reply })
-            .await?;
+        self.ask(move |s| s.app_heartbeat(&app_id)).await?;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -155,10 +104,9 @@ impl pb::client_api_server::ClientApi for Api {
         self.user(&req)?;
         let app_id = req.into_inner().app_id;
         let (tx, rx) = mpsc::unbounded_channel();
-        self.ask(|reply| Command::SubscribeLogs { app_id, tx, reply })
-            .await?;
+        self.ask(move |s| s.subscribe_logs(&app_id, tx)).await?;
         Ok(Response::new(Box::pin(
-            UnboundedReceiverStream::new(rx).map(Ok),
+            UnboundedReceiverStream::new(rx).map(|b| Ok(b.into())),
         )))
     }
 
@@ -168,18 +116,15 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::FunctionCallResponse>, Status> {
         let principal = self.caller(&req)?;
         let req = req.into_inner();
-        let input = req
-            .input
-            .ok_or_else(|| Status::invalid_argument("missing input"))?;
+        let input = input(req.input)?;
+        let wait = if req.wait {
+            Wait::Caller
+        } else {
+            Wait::Spawned
+        };
+        let (function_id, method) = (req.function_id, req.method_name);
         let (call_id, rx) = self
-            .ask(|reply| Command::Invoke {
-                function_id: req.function_id,
-                method: req.method_name,
-                input,
-                wait: req.wait,
-                principal,
-                reply,
-            })
+            .ask(move |s| s.invoke(&function_id, &method, input, wait, &principal))
             .await?;
         let result = match rx {
             Some(rx) => wait_result(rx, Duration::from_millis(u64::from(req.wait_ms))).await,
@@ -195,15 +140,8 @@ impl pb::client_api_server::ClientApi for Api {
         let principal = self.caller(&req)?;
         let req = req.into_inner();
         let call_id = req.call_id;
-        let result = match self
-            .ask(|reply| Command::CallGet {
-                call_id,
-                principal,
-                reply,
-            })
-            .await?
-        {
-            Ok(r) => Some(r),
+        let result = match self.ask(move |s| s.call_get(&call_id, &principal)).await? {
+            Ok(r) => Some(r.into()),
             Err(rx) => wait_result(rx, Duration::from_millis(u64::from(req.timeout_ms))).await,
         };
         Ok(Response::new(pb::FunctionCallGetResponse { result }))
@@ -215,13 +153,9 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::Empty>, Status> {
         let principal = self.caller(&req)?;
         let req = req.into_inner();
-        self.ask(|reply| Command::CallCancel {
-            call_id: req.call_id,
-            terminate_containers: req.terminate_containers,
-            principal,
-            reply,
-        })
-        .await?;
+        let (call_id, terminate) = (req.call_id, req.terminate_containers);
+        self.ask(move |s| s.call_cancel_request(&call_id, terminate, &principal))
+            .await?;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -244,15 +178,9 @@ impl pb::client_api_server::ClientApi for Api {
             }
         };
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        let function_id = start.function_id;
+        let (function_id, method) = (start.function_id, start.method_name);
         let call_id = self
-            .ask(|reply| Command::MapStart {
-                function_id,
-                method: start.method_name,
-                principal,
-                out: out_tx,
-                reply,
-            })
+            .ask(move |s| s.map_start(&function_id, &method, &principal, out_tx))
             .await?;
         let api = self.clone();
         let id = call_id.clone();
@@ -262,15 +190,17 @@ impl pb::client_api_server::ClientApi for Api {
                     Ok(Some(pb::MapRequest {
                         request: Some(pb::map_request::Request::Inputs(batch)),
                     })) => {
-                        let last = batch.last;
-                        if api
-                            .send(Command::MapInputs {
-                                call_id: id.clone(),
-                                inputs: batch.inputs,
-                                last,
-                            })
-                            .is_err()
-                        {
+                        let inputs = batch
+                            .inputs
+                            .into_iter()
+                            .map(|i| (i.idx, i.input.map(Into::into).unwrap_or_default()))
+                            .collect();
+                        let cmd = crate::server::event_loop::Command::MapInputs {
+                            call_id: id.clone(),
+                            inputs,
+                            last: batch.last,
+                        };
+                        if api.send(cmd).is_err() {
                             return;
                         }
                     }
@@ -278,7 +208,7 @@ impl pb::client_api_server::ClientApi for Api {
                     // The client half-closed: inputs are done; outputs keep flowing.
                     Ok(None) => return,
                     Err(_) => {
-                        let _ = api.send(Command::CallAbandoned {
+                        let _ = api.send(crate::server::event_loop::Command::CallAbandoned {
                             call_id: id.clone(),
                         });
                         return;
@@ -302,7 +232,7 @@ impl pb::client_api_server::ClientApi for Api {
                 let _keep = &guard;
                 Ok(pb::MapResponse {
                     call_id: String::new(),
-                    outputs,
+                    outputs: outputs.into_iter().map(Into::into).collect(),
                 })
             });
         Ok(Response::new(Box::pin(first.chain(outputs))))
@@ -314,12 +244,11 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::FunctionBindResponse>, Status> {
         let principal = self.caller(&req)?;
         let req = req.into_inner();
+        let function_id = req.function_id;
+        let params: Option<Payload> = req.params.map(Into::into);
+        let options: Option<FunctionOptions> = req.options.map(Into::into);
         let bound_function_id = self
-            .ask(|reply| Command::FunctionBind {
-                req,
-                principal,
-                reply,
-            })
+            .ask(move |s| s.function_bind(&function_id, params, options, &principal))
             .await?;
         Ok(Response::new(pb::FunctionBindResponse {
             bound_function_id,
@@ -334,19 +263,11 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<Self::FunctionCallGeneratorStream>, Status> {
         let principal = self.caller(&req)?;
         let req = req.into_inner();
-        let input = req
-            .input
-            .ok_or_else(|| Status::invalid_argument("missing input"))?;
+        let input = input(req.input)?;
         let (out, rx) = mpsc::unbounded_channel();
+        let (function_id, method) = (req.function_id, req.method_name);
         let call_id = self
-            .ask(|reply| Command::InvokeGenerator {
-                function_id: req.function_id,
-                method: req.method_name,
-                input,
-                principal,
-                out,
-                reply,
-            })
+            .ask(move |s| s.invoke_generator(&function_id, &method, input, &principal, out))
             .await?;
         let guard = AbandonGuard {
             api: self.clone(),
@@ -359,7 +280,7 @@ impl pb::client_api_server::ClientApi for Api {
         });
         let events = UnboundedReceiverStream::new(rx).map(move |e| {
             let _keep = &guard;
-            Ok(e)
+            Ok(e.into())
         });
         Ok(Response::new(Box::pin(first.chain(events))))
     }
@@ -378,9 +299,23 @@ impl pb::client_api_server::ClientApi for Api {
                 def.binary_hash, def.tag
             )));
         }
-        Ok(Response::new(
-            self.ask(|reply| Command::AppDeploy { req, reply }).await?,
-        ))
+        let deploy = DeployRequest {
+            name: req.name,
+            environment: req.environment_name,
+            tag: req.tag,
+            strategy: wire::strategy_of(req.strategy),
+            functions: definitions(req.functions)?,
+            tags: req.tags.into_iter().collect(),
+            client: req.client,
+        };
+        let d = self
+            .ask_with(move |s, reply| s.app_deploy(deploy, reply))
+            .await?;
+        Ok(Response::new(pb::AppDeployResponse {
+            app_id: d.app_id,
+            version: d.version,
+            function_ids: d.function_ids,
+        }))
     }
 
     async fn app_lookup(
@@ -389,9 +324,14 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::AppLookupResponse>, Status> {
         self.user(&req)?;
         let req = req.into_inner();
-        Ok(Response::new(
-            self.ask(|reply| Command::AppLookup { req, reply }).await?,
-        ))
+        let found = self
+            .ask(move |s| s.app_lookup(&req.name, &req.environment_name, req.create_if_missing))
+            .await?;
+        Ok(Response::new(pb::AppLookupResponse {
+            app_id: found.app_id,
+            state: wire::app_state_code(found.state),
+            name: found.name,
+        }))
     }
 
     async fn app_stop(
@@ -400,16 +340,22 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::AppStopResponse>, Status> {
         self.user(&req)?;
         let req = req.into_inner();
-        let (resp, done) = self.ask(|reply| Command::AppStop { req, reply }).await?;
+        let (stopped, done) = self
+            .ask(move |s| s.app_stop_request(&req.app, &req.environment_name))
+            .await?;
         if let Some(done) = done
             && tokio::time::timeout(STOP_WAIT, done).await.is_err()
         {
             return Err(Status::deadline_exceeded(format!(
                 "app {} is stopping but containers are still running after {STOP_WAIT:?}",
-                resp.app_id
+                stopped.app_id
             )));
         }
-        Ok(Response::new(resp))
+        Ok(Response::new(pb::AppStopResponse {
+            app_id: stopped.app_id,
+            stopped_containers: stopped.stopped_containers,
+            already_stopped: stopped.already_stopped,
+        }))
     }
 
     async fn app_list(
@@ -417,10 +363,11 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::AppListRequest>,
     ) -> Result<Response<pb::AppListResponse>, Status> {
         self.user(&req)?;
-        let req = req.into_inner();
-        Ok(Response::new(
-            self.ask(|reply| Command::AppList { req, reply }).await?,
-        ))
+        let env = req.into_inner().environment_name;
+        let apps = self.ask(move |s| Ok(s.app_list(&env))).await?;
+        Ok(Response::new(pb::AppListResponse {
+            apps: apps.into_iter().map(Into::into).collect(),
+        }))
     }
 
     async fn app_history(
@@ -429,9 +376,13 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::AppHistoryResponse>, Status> {
         self.user(&req)?;
         let req = req.into_inner();
-        Ok(Response::new(
-            self.ask(|reply| Command::AppHistory { req, reply }).await?,
-        ))
+        let (app_id, deployments) = self
+            .ask(move |s| s.app_history(&req.app, &req.environment_name))
+            .await?;
+        Ok(Response::new(pb::AppHistoryResponse {
+            app_id,
+            deployments: deployments.into_iter().map(Into::into).collect(),
+        }))
     }
 
     async fn app_set_tags(
@@ -440,7 +391,8 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::Empty>, Status> {
         self.user(&req)?;
         let req = req.into_inner();
-        self.ask(|reply| Command::AppSetTags { req, reply }).await?;
+        let tags = req.tags.into_iter().collect();
+        self.ask(move |s| s.app_set_tags(&req.app_id, tags)).await?;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -449,10 +401,11 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::AppGetTagsRequest>,
     ) -> Result<Response<pb::AppGetTagsResponse>, Status> {
         self.user(&req)?;
-        let req = req.into_inner();
-        Ok(Response::new(
-            self.ask(|reply| Command::AppGetTags { req, reply }).await?,
-        ))
+        let app_id = req.into_inner().app_id;
+        let tags = self.ask(move |s| s.app_get_tags(&app_id)).await?;
+        Ok(Response::new(pb::AppGetTagsResponse {
+            tags: tags.into_iter().collect(),
+        }))
     }
 
     async fn app_fetch_logs(
@@ -463,11 +416,7 @@ impl pb::client_api_server::ClientApi for Api {
         let req = req.into_inner();
         let (app, environment_name) = (req.app, req.environment_name);
         let app_id = self
-            .ask(|reply| Command::ResolveApp {
-                app,
-                environment_name,
-                reply,
-            })
+            .ask(move |s| s.find_app_any_state(&app, &environment_name))
             .await?;
         // `-n 0` asks for no past lines (with `--follow`: only new ones).
         let tail = usize::try_from(req.tail.min(20_000)).unwrap_or(100);
@@ -500,14 +449,16 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::FunctionGetResponse>, Status> {
         let principal = self.caller(&req)?;
         let req = req.into_inner();
-        Ok(Response::new(
-            self.ask(|reply| Command::FunctionGet {
-                req,
-                principal,
-                reply,
+        let (function_id, app_id, def) = self
+            .ask(move |s| {
+                s.function_get(&req.app_name, &req.tag, &req.environment_name, &principal)
             })
-            .await?,
-        ))
+            .await?;
+        Ok(Response::new(pb::FunctionGetResponse {
+            function_id,
+            app_id,
+            definition: Some((&def).into()),
+        }))
     }
 
     async fn function_call_from_id(
@@ -516,14 +467,13 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::FunctionCallFromIdResponse>, Status> {
         let principal = self.caller(&req)?;
         let call_id = req.into_inner().call_id;
-        Ok(Response::new(
-            self.ask(|reply| Command::CallFromId {
-                call_id,
-                principal,
-                reply,
-            })
-            .await?,
-        ))
+        let (function_id, function_tag) = self
+            .ask(move |s| s.call_from_id(&call_id, &principal))
+            .await?;
+        Ok(Response::new(pb::FunctionCallFromIdResponse {
+            function_id,
+            function_tag,
+        }))
     }
 
     async fn binary_check(
@@ -542,7 +492,7 @@ impl pb::client_api_server::ClientApi for Api {
         self.user(&req)?;
         let (hash, size) = self.binaries()?.receive(req.into_inner()).await?;
         tracing::info!(%hash, size, "binary stored");
-        self.send(Command::BinaryStored { hash, size })?;
+        self.send(crate::server::event_loop::Command::BinaryStored { hash, size })?;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -552,8 +502,13 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::Empty>, Status> {
         self.user(&req)?;
         let req = req.into_inner();
-        self.ask(|reply| Command::SecretCreate { req, reply })
-            .await?;
+        let new = NewSecret {
+            name: req.name,
+            environment: req.environment_name,
+            values: req.values.into_iter().collect(),
+            overwrite: req.overwrite,
+        };
+        self.ask(move |s| s.secret_create(new)).await?;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -562,10 +517,11 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::SecretListRequest>,
     ) -> Result<Response<pb::SecretListResponse>, Status> {
         self.user(&req)?;
-        let req = req.into_inner();
-        Ok(Response::new(
-            self.ask(|reply| Command::SecretList { req, reply }).await?,
-        ))
+        let env = req.into_inner().environment_name;
+        let secrets = self.ask(move |s| Ok(s.secret_list(&env))).await?;
+        Ok(Response::new(pb::SecretListResponse {
+            secrets: secrets.into_iter().map(Into::into).collect(),
+        }))
     }
 
     async fn secret_delete(
@@ -574,7 +530,7 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::Empty>, Status> {
         self.user(&req)?;
         let req = req.into_inner();
-        self.ask(|reply| Command::SecretDelete { req, reply })
+        self.ask(move |s| s.secret_delete(&req.name, &req.environment_name))
             .await?;
         Ok(Response::new(pb::Empty {}))
     }
@@ -589,10 +545,11 @@ impl pb::client_api_server::ClientApi for Api {
             p => p.require_user()?,
         }
         let label = req.into_inner().label;
-        Ok(Response::new(
-            self.ask(|reply| Command::TokenCreate { label, reply })
-                .await?,
-        ))
+        let (token_id, token_secret) = self.ask(move |s| Ok(s.token_create(label))).await?;
+        Ok(Response::new(pb::TokenCreateResponse {
+            token_id,
+            token_secret,
+        }))
     }
 
     async fn container_list(
@@ -601,10 +558,12 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::ContainerListResponse>, Status> {
         self.user(&req)?;
         let req = req.into_inner();
-        Ok(Response::new(
-            self.ask(|reply| Command::ContainerList { req, reply })
-                .await?,
-        ))
+        let containers = self
+            .ask(move |s| Ok(s.container_list(&req.app_id, &req.environment_name)))
+            .await?;
+        Ok(Response::new(pb::ContainerListResponse {
+            containers: containers.into_iter().map(Into::into).collect(),
+        }))
     }
 
     async fn container_stop(
@@ -613,157 +572,8 @@ impl pb::client_api_server::ClientApi for Api {
     ) -> Result<Response<pb::Empty>, Status> {
         self.user(&req)?;
         let req = req.into_inner();
-        self.ask(|reply| Command::ContainerStop { req, reply })
+        self.ask(move |s| s.container_stop(&req.task_id, req.graceful))
             .await?;
         Ok(Response::new(pb::Empty {}))
-    }
-}
-
-/// Cancels a map's remaining inputs when its response stream is dropped before the end (a
-/// no-op for a map that finished: the event loop no longer knows it).
-struct AbandonGuard {
-    api: Api,
-    call_id: String,
-}
-
-impl Drop for AbandonGuard {
-    fn drop(&mut self) {
-        let _ = self.api.send(Command::CallAbandoned {
-            call_id: std::mem::take(&mut self.call_id),
-        });
-    }
-}
-
-#[tonic::async_trait]
-impl pb::container_api_server::ContainerApi for Api {
-    type ContainerConnectStream = BoxStream<pb::ContainerCommand>;
-
-    async fn container_connect(
-        &self,
-        req: Request<Streaming<pb::ContainerMessage>>,
-    ) -> Result<Response<Self::ContainerConnectStream>, Status> {
-        let principal = self.auth.principal(&req);
-        let mut inbound = req.into_inner();
-        use pb::container_message::Message;
-        let hello = match inbound.message().await? {
-            Some(pb::ContainerMessage {
-                message: Some(Message::Hello(h)),
-            }) => h,
-            Some(pb::ContainerMessage {
-                message: Some(Message::InitFailure(f)),
-            }) => {
-                return Err(Status::invalid_argument(format!(
-                    "a container stream starts with its hello, got an init failure: {}",
-                    f.message
-                )));
-            }
-            _ => {
-                return Err(Status::invalid_argument(
-                    "a container stream starts with its hello",
-                ));
-            }
-        };
-        principal.require_task(&hello.task_id)?;
-        let task_id = hello.task_id.clone();
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.ask(|reply| Command::ContainerHello { hello, tx, reply })
-            .await?;
-        let api = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let msg = match inbound.message().await {
-                    Ok(Some(m)) => m.message,
-                    Ok(None) | Err(_) => break,
-                };
-                let cmd = match msg {
-                    Some(Message::Outputs(batch)) => Command::ContainerOutputs {
-                        task_id: task_id.clone(),
-                        items: batch.items,
-                    },
-                    Some(Message::InitFailure(f)) => Command::ContainerInitFailure {
-                        task_id: task_id.clone(),
-                        message: f.message,
-                    },
-                    Some(Message::GeneratorItems(g)) => Command::GeneratorItems {
-                        task_id: task_id.clone(),
-                        input_id: g.input_id,
-                        items: g.items,
-                    },
-                    Some(Message::Hello(_)) | None => continue,
-                };
-                if api.send(cmd).is_err() {
-                    return;
-                }
-            }
-            let _ = api.send(Command::ContainerDisconnected { task_id });
-        });
-        Ok(Response::new(Box::pin(
-            UnboundedReceiverStream::new(rx).map(Ok),
-        )))
-    }
-}
-
-#[tonic::async_trait]
-impl pb::worker_api_server::WorkerApi for Api {
-    type WorkerConnectStream = BoxStream<pb::WorkerCommand>;
-
-    async fn worker_connect(
-        &self,
-        req: Request<Streaming<pb::WorkerMessage>>,
-    ) -> Result<Response<Self::WorkerConnectStream>, Status> {
-        self.user(&req)?;
-        let mut inbound = req.into_inner();
-        let info = match inbound.message().await? {
-            Some(pb::WorkerMessage {
-                message: Some(pb::worker_message::Message::Register(r)),
-            }) => r,
-            _ => {
-                return Err(Status::invalid_argument(
-                    "a worker stream starts with its registration",
-                ));
-            }
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let worker_id = self
-            .ask(|reply| Command::WorkerRegister { info, tx, reply })
-            .await?;
-        let api = self.clone();
-        tokio::spawn(async move {
-            loop {
-                match inbound.message().await {
-                    Ok(Some(pb::WorkerMessage {
-                        message: Some(message),
-                    })) => {
-                        if api
-                            .send(Command::WorkerMessage {
-                                worker_id: worker_id.clone(),
-                                message,
-                            })
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => break,
-                }
-            }
-            let _ = api.send(Command::WorkerDisconnected { worker_id });
-        });
-        Ok(Response::new(Box::pin(
-            UnboundedReceiverStream::new(rx).map(Ok),
-        )))
-    }
-
-    type BinaryDownloadStream = BoxStream<pb::BinaryChunk>;
-
-    async fn binary_download(
-        &self,
-        req: Request<pb::BinaryDownloadRequest>,
-    ) -> Result<Response<Self::BinaryDownloadStream>, Status> {
-        self.user(&req)?;
-        let hash = req.into_inner().hash;
-        let stream = self.binaries()?.send(&hash).await?;
-        Ok(Response::new(Box::pin(stream)))
     }
 }

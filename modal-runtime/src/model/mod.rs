@@ -1,0 +1,24 @@
+//! The data the roles exchange, as the runtime's own types: function definitions and option
+//! overrides, payloads and results, apps and deployments, logs, and what workers and containers
+//! are told and report. Protobuf versions of them live only in `wire/`, which converts.
+
+mod app;
+mod call;
+pub(crate) mod function;
+mod logs;
+mod worker;
+
+pub(crate) use app::{
+    AppState, AppSummary, ContainerSummary, DeployStrategy, Deployment, SecretSummary,
+};
+pub(crate) use call::{
+    CallResult, GeneratorEvent, InputItem, MapOutput, OutputItem, Payload, ResultStatus,
+};
+pub(crate) use function::{
+    Autoscaler, BatchConfig, FunctionDef, FunctionOptions, GpuRequest, NamedSecret, Resources,
+};
+pub(crate) use logs::{LogBatch, LogEntry, LogSource};
+pub(crate) use worker::{
+    ContainerCommand, ContainerHello, ContainerSpec, GpuDevice, WorkerCommand, WorkerEvent,
+    WorkerInfo, WorkerLogLine,
+};

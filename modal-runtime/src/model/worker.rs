@@ -1,0 +1,103 @@
+//! What the control plane and its workers and containers tell each other: a worker's capacity,
+//! a container to start or stop, what happened to it, and commands on a container's stream.
+
+use std::collections::BTreeMap;
+
+use super::{FunctionDef, InputItem, LogSource};
+
+/// A GPU a worker offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GpuDevice {
+    pub(crate) index: u32,
+    pub(crate) name: String,
+    pub(crate) memory_mb: u64,
+    /// Declared in configuration rather than discovered.
+    pub(crate) declared: bool,
+}
+
+/// What a worker offers when it registers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct WorkerInfo {
+    pub(crate) hostname: String,
+    pub(crate) milli_cpu: u32,
+    pub(crate) memory_mb: u32,
+    pub(crate) gpus: Vec<GpuDevice>,
+    /// Its container runtime, for messages.
+    pub(crate) runtime: String,
+}
+
+/// A container for a worker to start.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ContainerSpec {
+    pub(crate) task_id: String,
+    pub(crate) app_id: String,
+    pub(crate) app_name: String,
+    pub(crate) function_id: String,
+    pub(crate) definition: FunctionDef,
+    /// Where the container connects back to.
+    pub(crate) server_url: String,
+    /// GPU indices reserved for it.
+    pub(crate) gpu_indices: Vec<u32>,
+    /// Resolved named secrets: injected as environment variables, never logged.
+    pub(crate) secret_env: BTreeMap<String, String>,
+    /// Its own credentials, valid while it lives and scoped to its app (empty without auth).
+    pub(crate) token_id: String,
+    pub(crate) token_secret: String,
+}
+
+/// What the control plane asks of a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum WorkerCommand {
+    Start(Box<ContainerSpec>),
+    /// Stop a container: kill it after `grace_ms` (0 = now).
+    Stop {
+        task_id: String,
+        grace_ms: u32,
+    },
+}
+
+/// One line a container wrote, as its worker captured it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WorkerLogLine {
+    pub(crate) task_id: String,
+    pub(crate) source: LogSource,
+    pub(crate) data: String,
+    pub(crate) timestamp_ms: i64,
+}
+
+/// What a worker reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WorkerEvent {
+    /// A container's process is gone (exit code, or the signal that ended it).
+    Exited {
+        task_id: String,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+    },
+    /// A container could not be started at all.
+    SpawnFailed {
+        task_id: String,
+        message: String,
+    },
+    Logs(Vec<WorkerLogLine>),
+}
+
+/// The first message on a container's stream: who it is and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ContainerHello {
+    pub(crate) task_id: String,
+    /// Its own executable's digest.
+    pub(crate) binary_hash: String,
+    pub(crate) app_name: String,
+    pub(crate) function_tag: String,
+}
+
+/// What the control plane sends down a container's stream.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ContainerCommand {
+    /// Inputs to run, in order.
+    Inputs(Vec<InputItem>),
+    Cancel(Vec<String>),
+    /// Finish nothing more; exit now.
+    Shutdown(String),
+}

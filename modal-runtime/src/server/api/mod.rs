@@ -1,0 +1,122 @@
+//! The gRPC edge of the control plane: each handler finds out who is calling, converts its
+//! request into the runtime's own types (`wire`), runs the one `State` method it needs on the
+//! event loop, and converts the answer back. `client.rs` serves the client API, `streams.rs`
+//! the container and worker streams.
+
+mod client;
+mod streams;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tokio::sync::{mpsc, oneshot};
+use tonic::{Request, Status};
+
+use super::auth::{Auth, Principal};
+use super::binaries::Binaries;
+use super::event_loop::{Command, Reply};
+use super::state::State;
+use super::store::Store;
+
+#[derive(Clone)]
+pub(crate) struct Api {
+    commands: mpsc::UnboundedSender<Command>,
+    auth: Auth,
+    store: Arc<dyn Store>,
+    binaries: Option<Binaries>,
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn shutting_down() -> Status {
+    Status::unavailable("the control plane is shutting down")
+}
+
+impl Api {
+    pub(crate) fn new(
+        commands: mpsc::UnboundedSender<Command>,
+        auth: Auth,
+        store: Arc<dyn Store>,
+        binaries: Option<Binaries>,
+    ) -> Self {
+        Api {
+            commands,
+            auth,
+            store,
+            binaries,
+        }
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), Status> {
+        self.commands.send(cmd).map_err(|_| shutting_down())
+    }
+
+    /// Runs `f` on the event loop's state; its answer comes back once the writes it queued are
+    /// durable.
+    async fn ask<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        self.ask_with(move |state, reply| {
+            let r = f(state);
+            state.respond(reply, r);
+        })
+        .await
+    }
+
+    /// Like [`Api::ask`], for a request that decides itself when to reply.
+    async fn ask_with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut State, Reply<T>) + Send + 'static,
+    ) -> Result<T, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Request(Box::new(move |state| f(state, tx))))?;
+        rx.await.map_err(|_| shutting_down())?
+    }
+
+    /// Waits for a reply that an explicit event carries.
+    async fn event<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx))?;
+        rx.await.map_err(|_| shutting_down())?
+    }
+
+    fn user<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
+        let p = self.auth.principal(req);
+        p.require_user()?;
+        Ok(p)
+    }
+
+    /// Anyone with a valid token (a container's is checked against the app later).
+    fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
+        let p = self.auth.principal(req);
+        if let Principal::Anonymous { .. } = p {
+            p.require_user()?;
+        }
+        Ok(p)
+    }
+
+    fn binaries(&self) -> Result<&Binaries, Status> {
+        self.binaries.as_ref().ok_or_else(|| {
+            Status::failed_precondition(
+                "this control plane stores no binaries (it is embedded in a program)",
+            )
+        })
+    }
+}
+
+/// Cancels a map's or generator's remaining inputs when its response stream is dropped before
+/// the end (a no-op for a call that finished: the event loop no longer knows it).
+struct AbandonGuard {
+    api: Api,
+    call_id: String,
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        let _ = self.api.send(Command::CallAbandoned {
+            call_id: std::mem::take(&mut self.call_id),
+        });
+    }
+}
