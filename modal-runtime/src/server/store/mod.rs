@@ -16,7 +16,7 @@ pub(crate) struct AppRow {
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) environment: String,
-    /// `pb::AppState` as its number.
+    /// The app state as its wire code (`wire::app_state_code`).
     pub(crate) state: i32,
     /// Tags as a JSON object of strings.
     pub(crate) tags_json: String,
@@ -26,7 +26,7 @@ pub(crate) struct AppRow {
     pub(crate) deployed_version: i64,
 }
 
-/// A function of an app, with its definition (a prost-encoded `pb::FunctionDefinition`).
+/// A function of an app, with its definition (its wire encoding, `wire::encode_definition`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FunctionRow {
     pub(crate) id: String,
@@ -79,12 +79,12 @@ pub(crate) struct CallRow {
     pub(crate) id: String,
     pub(crate) function_id: String,
     pub(crate) app_id: String,
-    /// The prost-encoded `pb::Payload` of the input.
+    /// The input in its wire encoding (`wire::encode_payload`).
     pub(crate) input: Vec<u8>,
     /// Attempts already started (for retries after a restart).
     pub(crate) attempt: i64,
     pub(crate) created_at: i64,
-    /// The prost-encoded `pb::CallResult`, once final.
+    /// The final result in its wire encoding (`wire::encode_result`).
     pub(crate) result: Option<Vec<u8>>,
     pub(crate) finished_at: Option<i64>,
 }
@@ -113,7 +113,7 @@ pub(crate) struct LogRow {
     pub(crate) function_tag: String,
     pub(crate) task_id: String,
     pub(crate) input_id: String,
-    /// `pb::LogSource` as its number.
+    /// The log source as its wire code (`wire::log_source_code`).
     pub(crate) source: i32,
     pub(crate) data: String,
 }
