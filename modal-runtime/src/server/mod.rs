@@ -18,6 +18,8 @@ pub(crate) mod secrets;
 pub(crate) mod standalone;
 mod state;
 pub(crate) mod store;
+#[cfg(test)]
+mod tests;
 mod variants;
 mod workers;
 

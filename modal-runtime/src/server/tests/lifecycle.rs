@@ -1,0 +1,332 @@
+//! Container lifecycle and app changes: exits, init failures, start-up deadlines, binary
+//! mismatch, redeploys with each strategy, schedules, reaping, variants.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{Asked, Plane, def};
+use crate::app::{Period, Retries};
+use crate::model::{DeployStrategy, FunctionOptions, Payload, ResultStatus};
+use crate::server::auth::Principal;
+use crate::server::deploy::DeployRequest;
+
+#[test]
+fn a_container_that_crashes_fails_its_running_input_as_an_internal_failure() {
+    let mut p = Plane::with_worker();
+    let f = p.function(def("f"));
+    let mut caller = p.call(&f);
+    let task = p.ready_container();
+    let _ = p.inputs(&task);
+    p.exited(&task, Some(3), None);
+    let r = caller.result().expect("failed");
+    assert_eq!(r.status, ResultStatus::InternalFailure);
+    assert!(
+        r.message
+            .contains("exited unexpectedly (exit code 3) while running the input"),
+        "{}",
+        r.message
+    );
+}
+
+#[test]
+fn prefetched_inputs_of_a_crashed_container_go_back_without_an_attempt() {
+    let mut p = Plane::with_worker();
+    let f = p.function(def("f"));
+    p.state.functions.get_mut(&f).unwrap().exec_ewma = Some(Duration::from_micros(100));
+    let mut callers: Vec<_> = (0..3).map(|_| p.call(&f)).collect();
+    let task = p.ready_container();
+    let sent = p.inputs(&task);
+    assert_eq!(sent.len(), 3);
+    p.exited(&task, None, Some(9));
+    assert_eq!(callers[0].status(), Some(ResultStatus::InternalFailure));
+    for (c, item) in callers.iter_mut().zip(&sent).skip(1) {
+        assert_eq!(c.status(), None, "a prefetched input is not failed");
+        assert_eq!(p.attempt(&item.input_id), Some(0), "and keeps its attempt");
+    }
+    let next = p.ready_container();
+    assert_eq!(p.inputs(&next).len(), 2);
+}
+
+#[test]
+fn a_container_that_exits_before_it_connects_fails_the_waiting_inputs_as_init_failures() {
+    let mut p = Plane::with_worker();
+    let f = p.function(def("f"));
+    let mut caller = p.call(&f);
+    let task = p.started_one();
+    p.exited(&task, Some(101), None);
+    let r = caller.result().expect("failed");
+    assert_eq!(r.status, ResultStatus::InitFailure);
+    assert!(r.message.contains("before it connected"), "{}", r.message);
+}
+
+#[test]
+fn a_container_that_never_connects_is_stopped_at_its_startup_deadline() {
+    let mut p = Plane::with_worker();
+    let mut d = def("f");
+    d.startup_timeout_secs = 5;
+    let f = p.function(d);
+    let mut caller = p.call(&f);
+    let task = p.started_one();
+    p.advance(Duration::from_millis(4999));
+    assert!(p.asked().is_empty());
+    p.advance(Duration::from_millis(1));
+    assert_eq!(
+        p.asked(),
+        vec![Asked::Stop {
+            task_id: task.clone(),
+            grace_ms: 0
+        }]
+    );
+    p.exited(&task, None, Some(9));
+    let r = caller.result().expect("failed");
+    assert_eq!(r.status, ResultStatus::InitFailure);
+    assert!(
+        r.message.contains("startup timeout of 5 s"),
+        "{}",
+        r.message
+    );
+}
+
+#[test]
+fn an_init_failure_fails_the_input_with_its_message_and_is_retried() {
+    let mut p = Plane::with_worker();
+    let mut d = def("f");
+    d.retries = Some(Retries::fixed(1));
+    let f = p.function(d);
+    let mut caller = p.call(&f);
+    let task = p.ready_container();
+    let input = p.inputs(&task).remove(0);
+    p.state
+        .container_init_failure(&task, "`Model::load` panicked: weights missing");
+    p.state.schedule();
+    assert_eq!(caller.status(), None, "retried after its delay");
+    assert_eq!(p.attempt(&input.input_id), Some(1));
+    p.exited(&task, Some(1), None);
+    p.advance(Duration::from_secs(1));
+    let second = p.ready_container();
+    p.state
+        .container_init_failure(&second, "`Model::load` panicked: weights missing");
+    let r = caller.result().expect("final");
+    assert_eq!((r.status, r.attempt), (ResultStatus::InitFailure, 1));
+    assert!(r.message.contains("weights missing"));
+}
+
+#[test]
+fn a_container_with_another_binary_is_refused() {
+    let mut p = Plane::with_worker();
+    let f = p.function(def("f"));
+    let mut caller = p.call(&f);
+    let task = p.started_one();
+    let err = p.hello_with(&task, "ffffffffffffffffffff").err().unwrap();
+    assert!(
+        err.message().contains("differs from the one registered"),
+        "{}",
+        err.message()
+    );
+    let r = caller.result().expect("failed");
+    assert_eq!(r.status, ResultStatus::InitFailure);
+}
+
+fn deploy(
+    p: &mut Plane,
+    strategy: DeployStrategy,
+    defs: Vec<crate::model::FunctionDef>,
+) -> tokio::sync::oneshot::Receiver<Result<crate::server::deploy::Deployed, tonic::Status>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let req = DeployRequest {
+        name: "svc".into(),
+        environment: String::new(),
+        tag: String::new(),
+        strategy,
+        functions: defs,
+        tags: BTreeMap::new(),
+        client: "test".into(),
+    };
+    p.state.app_deploy(req, tx);
+    p.state.schedule();
+    rx
+}
+
+#[test]
+fn a_rolling_redeploy_lets_busy_containers_finish_and_retires_them() {
+    let mut p = Plane::with_worker();
+    let v1 = deploy(&mut p, DeployStrategy::Rolling, vec![def("f")]);
+    let f = v1.blocking_recv_ok().function_ids["f"].clone();
+    let mut caller = p.call(&f);
+    let old = p.ready_container();
+    let input = p.inputs(&old).remove(0);
+    let v2 = deploy(&mut p, DeployStrategy::Rolling, vec![def("f")]);
+    assert_eq!(v2.blocking_recv_ok().version, 2, "answered at once");
+    assert!(
+        p.asked().iter().all(|a| !matches!(a, Asked::Stop { .. })),
+        "busy: not stopped"
+    );
+    let _next = p.call(&f);
+    let new = p.started_one();
+    assert_ne!(new, old, "new inputs go to the new version");
+    p.output(&old, &input.input_id, ResultStatus::Success);
+    assert_eq!(caller.status(), Some(ResultStatus::Success));
+    assert!(p.asked().contains(&Asked::Stop {
+        task_id: old.clone(),
+        grace_ms: 2000
+    }));
+}
+
+#[test]
+fn a_recreate_redeploy_stops_old_containers_and_answers_once_they_are_gone() {
+    let mut p = Plane::with_worker();
+    let v1 = deploy(&mut p, DeployStrategy::Rolling, vec![def("f")]);
+    let f = v1.blocking_recv_ok().function_ids["f"].clone();
+    let _caller = p.call(&f);
+    let old = p.ready_container();
+    let _ = p.inputs(&old);
+    let mut v2 = deploy(&mut p, DeployStrategy::Recreate, vec![def("f")]);
+    assert!(p.asked().contains(&Asked::Stop {
+        task_id: old.clone(),
+        grace_ms: 0
+    }));
+    assert!(v2.try_recv().is_err(), "waits for the old container");
+    p.exited(&old, None, Some(9));
+    assert_eq!(v2.try_recv().unwrap().unwrap().version, 2);
+}
+
+#[test]
+fn a_redeploy_without_a_function_fails_its_queued_inputs() {
+    let mut p = Plane::new();
+    let v1 = deploy(&mut p, DeployStrategy::Rolling, vec![def("f"), def("g")]);
+    let g = v1.blocking_recv_ok().function_ids["g"].clone();
+    let mut caller = p.call(&g);
+    let _v2 = deploy(&mut p, DeployStrategy::Rolling, vec![def("f")]);
+    let r = caller.result().expect("failed");
+    assert!(r.message.contains("removed by deploy v2"), "{}", r.message);
+    let err = p
+        .state
+        .invoke(
+            &g,
+            "",
+            Payload::new(vec![]),
+            crate::server::calls::Wait::Caller,
+            &Principal::Local,
+        )
+        .err()
+        .unwrap();
+    assert!(
+        err.message().contains("no longer part of its app"),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
+fn a_schedule_fires_when_due_while_its_app_runs() {
+    let mut p = Plane::with_worker();
+    let mut d = def("tick");
+    d.schedule = Some(Period::seconds(2.0).into());
+    d.args_type = "()".into();
+    let app = p.app("a");
+    let f = p.publish(&app, d);
+    let calls = |p: &Plane| {
+        p.state
+            .calls
+            .values()
+            .filter(|c| c.function_id == f)
+            .count()
+    };
+    assert_eq!(calls(&p), 0);
+    p.advance(Duration::from_secs(2));
+    assert_eq!(calls(&p), 1, "first tick");
+    p.advance(Duration::from_secs(2));
+    assert_eq!(calls(&p), 2, "second tick");
+    p.state.app_stop(&app, "test").unwrap();
+    p.advance(Duration::from_secs(4));
+    assert_eq!(calls(&p), 2, "stopped: no tick fires");
+    assert!(
+        p.state.calls.values().all(|c| c.unfinished.is_empty()),
+        "and its calls were cancelled"
+    );
+}
+
+#[test]
+fn an_ephemeral_app_without_heartbeats_is_stopped() {
+    let mut p = Plane::with_worker();
+    let app = p.app("a");
+    p.advance(Duration::from_secs(59));
+    p.state.app_heartbeat(&app).unwrap();
+    p.advance(Duration::from_secs(59));
+    p.housekeeping();
+    assert!(p.state.apps[&app].is_live(), "a heartbeat keeps it");
+    p.advance(Duration::from_secs(2));
+    p.housekeeping();
+    assert!(
+        !p.state.apps[&app].is_live(),
+        "reaped after 60 s of silence"
+    );
+}
+
+#[test]
+fn variants_with_the_same_parameters_share_a_function_and_apply_their_options() {
+    let mut p = Plane::with_worker();
+    let mut d = def("Model");
+    d.is_class = true;
+    d.methods = vec!["predict".into()];
+    let base = p.function(d);
+    let small = || Some(Payload::new(b"small".to_vec()));
+    let options = FunctionOptions {
+        timeout_secs: Some(900),
+        ..Default::default()
+    };
+    let a = p
+        .state
+        .function_bind(&base, small(), Some(options.clone()), &Principal::Local)
+        .unwrap();
+    let b = p
+        .state
+        .function_bind(&base, small(), Some(options), &Principal::Local)
+        .unwrap();
+    let c = p
+        .state
+        .function_bind(
+            &base,
+            Some(Payload::new(b"large".to_vec())),
+            None,
+            &Principal::Local,
+        )
+        .unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    let variant = &p.state.functions[&a].def;
+    assert_eq!(variant.timeout_secs, 900);
+    assert_eq!(variant.variant_of, base);
+    assert_eq!(variant.class_params, small());
+    let err = p
+        .state
+        .function_bind(&a, None, None, &Principal::Local)
+        .err()
+        .unwrap();
+    assert!(err.message().contains("not one of its variants"));
+}
+
+#[test]
+fn a_definition_out_of_range_is_refused_by_the_control_plane() {
+    let mut p = Plane::new();
+    let app = p.app("a");
+    let mut d = def("f");
+    d.timeout_secs = 0;
+    let err = p.state.app_publish(&app, vec![d]).err().unwrap();
+    assert!(err.message().contains("timeout"), "{}", err.message());
+}
+
+/// A deploy's reply, which these tests expect to be there already.
+trait Answered<T> {
+    fn blocking_recv_ok(self) -> T;
+}
+
+impl<T> Answered<T> for tokio::sync::oneshot::Receiver<Result<T, tonic::Status>> {
+    fn blocking_recv_ok(mut self) -> T {
+        match self.try_recv() {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => panic!("refused: {}", e.message()),
+            Err(e) => panic!("no answer yet: {e}"),
+        }
+    }
+}
