@@ -4,7 +4,7 @@
 # Source it (it only sets variables and functions in the calling shell; it never exits it):
 #
 #     source .ci/postgres.sh          # starts the server, exports MODAL_TEST_POSTGRES_URL
-#     cargo test -p modal-runtime --lib store
+#     cargo test -p modal-runtime --features server --lib store
 #     modal_postgres_stop             # stops it and removes its directory
 #
 # The server runs as the `postgres` user (through `runuser` when sourced as root), with its data,

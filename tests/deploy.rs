@@ -37,7 +37,15 @@ impl Server {
             store,
             child: None,
         };
-        s.launch();
+        // Another test's server may take the port between `free_port` and the bind: then this
+        // server exits, and the next free port is tried.
+        for _ in 0..5 {
+            if s.launch() {
+                break;
+            }
+            s.port = free_port();
+        }
+        assert!(s.child.is_some(), "modal server did not start: {}", s.log());
         let out = s.modal(&["token", "new", "--server", &s.url()]);
         assert!(out.status.success(), "token new: {}", show(&out));
         // The deployed app uses this secret; a deploy without it is refused.
@@ -50,7 +58,12 @@ impl Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn launch(&mut self) {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Starts `modal server` on the port; false when it exited instead (the port was taken).
+    fn launch(&mut self) -> bool {
         let mut cmd = Command::new(MODAL);
         cmd.args(["server", "--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--data-dir")
@@ -64,12 +77,22 @@ impl Server {
         if let Some(store) = &self.store {
             cmd.args(["--store", store]);
         }
-        self.child = Some(cmd.spawn().expect("modal server starts"));
+        let mut child = cmd.spawn().expect("modal server starts");
         let port = self.port;
+        let mut exited = false;
         let up = modal_tests::wait_until(Duration::from_secs(30), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            exited = !matches!(child.try_wait(), Ok(None));
+            exited || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
-        assert!(up, "modal server did not listen on {port}");
+        assert!(up, "modal server did not listen on {port}: {}", self.log());
+        // Listening on the port is not enough: it must be this server that listens.
+        std::thread::sleep(Duration::from_millis(100));
+        if exited || !matches!(child.try_wait(), Ok(None)) {
+            let _ = child.wait();
+            return false;
+        }
+        self.child = Some(child);
+        true
     }
 
     fn kill9(&mut self) {
@@ -151,7 +174,11 @@ fn crash_and_resume(server: &mut Server) {
     let call = field(&out, "call").expect("a call id");
     std::thread::sleep(Duration::from_millis(500));
     server.kill9();
-    server.launch();
+    assert!(
+        server.launch(),
+        "modal server did not restart: {}",
+        server.log()
+    );
     let out = server.caller(&["get", &call]);
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(

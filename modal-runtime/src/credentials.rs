@@ -86,6 +86,7 @@ impl Settings {
 }
 
 /// Writes the config file (owner-readable only) and returns its path.
+#[cfg(feature = "cli")]
 pub(crate) fn save(server_url: &str, credentials: &Credentials) -> Result<PathBuf, String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

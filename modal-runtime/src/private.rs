@@ -10,6 +10,7 @@ pub use crate::app::attr_values::{
     volumes,
 };
 pub use crate::app::{FunctionSpec, GpuConfig};
+#[cfg(feature = "cli")]
 pub use crate::cli::command::run as modal_command;
 pub use crate::cli::main_with;
 pub use crate::client::ClsCore;

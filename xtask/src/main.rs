@@ -55,6 +55,17 @@ fn ci() -> Result<()> {
             "warnings",
         ]),
     )?;
+    // A user's program builds the runtime without the `modal` command's features, and with or
+    // without GPU support: both must stay clean.
+    for features in [&[][..], &["--no-default-features"][..]] {
+        run(
+            "clippy (runtime as a user's program links it)",
+            cargo()
+                .args(["clippy", "-p", "modal-runtime", "--all-targets", "--locked"])
+                .args(features)
+                .args(["--", "-D", "warnings"]),
+        )?;
+    }
     run(
         "doc",
         cargo()
@@ -62,6 +73,17 @@ fn ci() -> Result<()> {
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     run("test", cargo().args(["test", "--workspace", "--locked"]))?;
+    run(
+        "test (runtime without GPU support)",
+        cargo().args([
+            "test",
+            "-p",
+            "modal-runtime",
+            "--no-default-features",
+            "--lib",
+            "--locked",
+        ]),
+    )?;
     eprintln!("\nci: all checks passed");
     Ok(())
 }

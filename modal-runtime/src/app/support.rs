@@ -21,7 +21,7 @@ enum Given {
 /// One message per parameter of `spec` (or of its app) that the runtime does not provide yet,
 /// in table order.
 pub(crate) fn unsupported(app: &App, spec: &FunctionSpec) -> Vec<String> {
-    PARAMS
+    let mut out: Vec<String> = PARAMS
         .iter()
         .filter_map(|p| {
             let (named, why) = p.runtime.unsupported(p.name)?;
@@ -35,7 +35,14 @@ pub(crate) fn unsupported(app: &App, spec: &FunctionSpec) -> Vec<String> {
                 spec.tag
             ))
         })
-        .collect()
+        .collect();
+    if !cfg!(feature = "gpu") && !spec.gpu.is_empty() {
+        out.push(format!(
+            "function `{}`: `gpu` needs the `gpu` feature of the modal crate (on by default); this program was built without it",
+            spec.tag
+        ));
+    }
+    out
 }
 
 /// Whether the form of parameter `name` that the runtime cannot honour is given on `spec` or
@@ -79,6 +86,19 @@ fn unsupported_form_given(name: &str, app: &App, spec: &FunctionSpec) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gpu_request_needs_the_gpu_feature() {
+        let app = App::new("a");
+        let mut spec = FunctionSpec::new("f");
+        spec.gpu = vec!["H100".into()];
+        let msgs = unsupported(&app, &spec);
+        assert_eq!(
+            msgs.iter().any(|m| m.contains("needs the `gpu` feature")),
+            !cfg!(feature = "gpu"),
+            "{msgs:?}"
+        );
+    }
     use crate::app::{Image, Volume};
 
     #[test]

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // The CLI's own messages.
 
 pub(crate) mod args;
+#[cfg(feature = "cli")]
 pub(crate) mod command;
 
 use std::future::Future;
@@ -94,15 +95,8 @@ pub fn main() -> ExitCode {
     crate::telemetry::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let invocation = parse_invocation(&args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match invocation {
         Invocation::Help => {
@@ -129,15 +123,9 @@ where
         return code;
     }
     crate::telemetry::init();
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(body()).report(),
-        Err(e) => {
-            eprintln!("Error: cannot start the async runtime: {e}");
-            ExitCode::FAILURE
-        }
+    match runtime() {
+        Some(rt) => rt.block_on(body()).report(),
+        None => ExitCode::FAILURE,
     }
 }
 
@@ -500,6 +488,21 @@ fn help() -> String {
         }
     }
     text
+}
+
+/// The multi-threaded runtime a program's command line runs on (`None`, said on stderr, when it
+/// cannot start).
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ pub(crate) fn run_if_container() -> Option<ExitCode> {
             return Some(ExitCode::FAILURE);
         }
     };
+    #[cfg(feature = "gpu")]
     if crate::gpu::container_has_gpus() {
         // Context creation (hundreds of milliseconds) overlaps the connection and the wait for
         // the first input.

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+#[cfg(feature = "gpu")]
 use cudarc::driver::{result, sys};
 
 use super::GpuError;
@@ -51,6 +52,12 @@ pub(crate) fn load(source: Source) -> Result<Vec<Device>, GpuError> {
     }
     match source {
         Source::DeclaredOnly => Ok(Vec::new()),
+        #[cfg(not(feature = "gpu"))]
+        Source::DeclaredOrDiscovered => {
+            tracing::debug!("built without the `gpu` feature; no GPU discovered");
+            Ok(Vec::new())
+        }
+        #[cfg(feature = "gpu")]
         Source::DeclaredOrDiscovered => match discover() {
             Ok(devices) => Ok(devices),
             Err(e) => {
@@ -102,6 +109,7 @@ pub(crate) fn parse_declared(value: &str) -> Result<Vec<Device>, GpuError> {
 
 /// The ids a container uses for the worker's ordinals `0..count`: the entries of the worker's
 /// own `CUDA_VISIBLE_DEVICES` when it has one, else the ordinals.
+#[cfg_attr(not(feature = "gpu"), allow(dead_code))] // Used by discovery (and its tests).
 pub(crate) fn visible_ids(parent: Option<&str>, count: usize) -> Vec<String> {
     let listed: Vec<String> = parent
         .map(|p| {
@@ -119,6 +127,7 @@ pub(crate) fn visible_ids(parent: Option<&str>, count: usize) -> Vec<String> {
 
 /// Lists the devices the CUDA driver shows this process. Without the driver library there are
 /// none (cudarc would panic, so the library is checked first).
+#[cfg(feature = "gpu")]
 pub(crate) fn discover() -> Result<Vec<Device>, GpuError> {
     if !super::driver_present() {
         tracing::debug!("no CUDA driver library; no GPU discovered");
@@ -160,6 +169,7 @@ pub(crate) fn discover() -> Result<Vec<Device>, GpuError> {
 }
 
 /// `GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, as `nvidia-smi -L` prints it.
+#[cfg_attr(not(feature = "gpu"), allow(dead_code))] // Used by discovery (and its tests).
 fn format_uuid(bytes: &[std::ffi::c_char; 16]) -> String {
     let mut out = String::from("GPU-");
     for (i, b) in bytes.iter().enumerate() {

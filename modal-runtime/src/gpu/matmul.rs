@@ -1,5 +1,6 @@
 //! Safe row-major matrix multiplication on a container's GPU through cuBLAS, with the sizes
 //! checked against the buffers before the call.
+#![allow(unsafe_code)] // cuBLAS GEMM calls; each says why it is sound.
 
 use cudarc::cublas::result::CublasError;
 use cudarc::cublas::sys::cublasOperation_t;

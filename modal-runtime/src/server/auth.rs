@@ -105,6 +105,8 @@ impl Auth {
     }
 
     /// Auth that requires a valid token.
+    // Only a standalone control plane (feature `server`) checks tokens.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn enabled() -> Self {
         Auth {
             enabled: true,

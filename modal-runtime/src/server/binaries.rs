@@ -27,11 +27,13 @@ fn valid_hash(hash: &str) -> Result<(), Status> {
 }
 
 impl Binaries {
+    #[cfg(feature = "server")]
     pub(crate) fn new(dir: PathBuf) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         Ok(Binaries { dir })
     }
 
+    #[cfg(feature = "server")]
     pub(crate) fn dir(&self) -> &std::path::Path {
         &self.dir
     }

@@ -15,6 +15,7 @@ pub(crate) mod retry;
 pub(crate) mod scheduler;
 mod schedules;
 pub(crate) mod secrets;
+#[cfg(feature = "server")]
 pub(crate) mod standalone;
 mod state;
 pub(crate) mod store;

@@ -2,9 +2,6 @@
 //! start a container that asked for them.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -26,7 +23,10 @@ impl SecretKey {
     }
 
     /// The key in `path`, created (readable by its owner only) when missing.
-    pub(crate) fn load_or_create(path: &Path) -> Result<Self, String> {
+    #[cfg(feature = "server")]
+    pub(crate) fn load_or_create(path: &std::path::Path) -> Result<Self, String> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         match std::fs::read(path) {
             Ok(bytes) if bytes.len() == 32 => Ok(SecretKey(*Key::from_slice(&bytes))),
             Ok(bytes) => Err(format!(
@@ -98,6 +98,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "server")]
     fn key_file_is_created_once() {
         let dir = std::env::temp_dir().join(format!("modal-key-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -736,40 +736,42 @@ impl From<ContainerCommand> for pb::ContainerCommand {
 
 // --- stored forms ---------------------------------------------------------------------------
 
+fn stored<M: prost::Message>(m: &M) -> Vec<u8> {
+    prost::Message::encode_to_vec(m)
+}
+
+fn unstored<M: prost::Message + Default>(bytes: &[u8], what: &str) -> Result<M, String> {
+    M::decode(bytes).map_err(|e| format!("undecodable {what}: {e}"))
+}
+
 /// A function definition as the store keeps it (protobuf bytes).
 pub(crate) fn encode_definition(d: &FunctionDef) -> Vec<u8> {
-    prost::Message::encode_to_vec(&pb::FunctionDefinition::from(d))
+    stored(&pb::FunctionDefinition::from(d))
 }
 
 /// A function definition the store kept.
 pub(crate) fn decode_definition(bytes: &[u8]) -> Result<FunctionDef, String> {
-    let d: pb::FunctionDefinition =
-        prost::Message::decode(bytes).map_err(|e| format!("undecodable definition: {e}"))?;
-    d.try_into()
+    unstored::<pb::FunctionDefinition>(bytes, "definition")?.try_into()
 }
 
 /// A payload as the store keeps it.
 pub(crate) fn encode_payload(p: &Payload) -> Vec<u8> {
-    prost::Message::encode_to_vec(&pb::Payload::from(p.clone()))
+    stored(&pb::Payload::from(p.clone()))
 }
 
 /// A payload the store kept.
 pub(crate) fn decode_payload(bytes: &[u8]) -> Result<Payload, String> {
-    let p: pb::Payload =
-        prost::Message::decode(bytes).map_err(|e| format!("undecodable payload: {e}"))?;
-    Ok(p.into())
+    Ok(unstored::<pb::Payload>(bytes, "payload")?.into())
 }
 
 /// A result as the store keeps it.
 pub(crate) fn encode_result(r: &CallResult) -> Vec<u8> {
-    prost::Message::encode_to_vec(&pb::CallResult::from(r.clone()))
+    stored(&pb::CallResult::from(r.clone()))
 }
 
 /// A result the store kept.
 pub(crate) fn decode_result(bytes: &[u8]) -> Result<CallResult, String> {
-    let r: pb::CallResult =
-        prost::Message::decode(bytes).map_err(|e| format!("undecodable result: {e}"))?;
-    Ok(r.into())
+    Ok(unstored::<pb::CallResult>(bytes, "result")?.into())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! control plane; SQLite by default and PostgreSQL by URL for `modal server`).
 
 mod memory;
+#[cfg(feature = "server")]
 mod sql;
 
 use std::future::Future;
@@ -166,6 +167,8 @@ pub(crate) struct Snapshot {
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
+// Only the SQL store (feature `server`) fails this way; the memory store never does.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub(crate) enum StoreError {
     #[error("cannot open the store at {url}: {message}")]
     Open { url: String, message: String },
@@ -193,6 +196,7 @@ pub(crate) trait Store: Send + Sync {
 /// Opens the store at `url`: `postgres://…` or `postgresql://…` for PostgreSQL, otherwise
 /// `sqlite:PATH` or a plain file path for SQLite (created if missing, WAL mode). The schema is
 /// created or migrated on open.
+#[cfg(feature = "server")]
 pub(crate) async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     sql::open(url).await
 }

@@ -211,14 +211,7 @@ fn stopping_an_app_cancels_its_inputs_and_stops_its_containers() {
         done.try_recv().is_ok(),
         "done once the last container is gone"
     );
-    let again = p.state.invoke(
-        &f,
-        "",
-        Payload::new(vec![1]),
-        crate::server::calls::Wait::Caller,
-        &Principal::Local,
-    );
-    let err = again.expect_err("a stopped app takes no inputs");
+    let err = p.refused(&f, &Principal::Local);
     assert!(err.message().contains("is stopped"), "{}", err.message());
 }
 
@@ -290,17 +283,7 @@ fn a_generator_is_refused_to_remote_and_a_function_to_remote_gen() {
     let mut d = def("g");
     d.generator_methods = vec![String::new()];
     let g = p.function(d);
-    let err = p
-        .state
-        .invoke(
-            &g,
-            "",
-            Payload::new(vec![]),
-            crate::server::calls::Wait::Caller,
-            &Principal::Local,
-        )
-        .err()
-        .unwrap();
+    let err = p.refused(&g, &Principal::Local);
     assert!(
         err.message().contains("call it with `remote_gen`"),
         "{}",
@@ -354,16 +337,6 @@ fn a_container_token_may_only_call_its_own_app() {
         task_id: "ta-x".into(),
         app_id: "ap-other".into(),
     };
-    let err = p
-        .state
-        .invoke(
-            &f,
-            "",
-            Payload::new(vec![]),
-            crate::server::calls::Wait::Caller,
-            &outsider,
-        )
-        .err()
-        .unwrap();
+    let err = p.refused(&f, &outsider);
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
 }

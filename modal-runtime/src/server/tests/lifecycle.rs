@@ -199,17 +199,7 @@ fn a_redeploy_without_a_function_fails_its_queued_inputs() {
     let _v2 = deploy(&mut p, DeployStrategy::Rolling, vec![def("f")]);
     let r = caller.result().expect("failed");
     assert!(r.message.contains("removed by deploy v2"), "{}", r.message);
-    let err = p
-        .state
-        .invoke(
-            &g,
-            "",
-            Payload::new(vec![]),
-            crate::server::calls::Wait::Caller,
-            &Principal::Local,
-        )
-        .err()
-        .unwrap();
+    let err = p.refused(&g, &Principal::Local);
     assert!(
         err.message().contains("no longer part of its app"),
         "{}",

@@ -187,6 +187,19 @@ impl Plane {
         }
     }
 
+    /// A `remote` by `principal` that the control plane must refuse: its error.
+    pub(super) fn refused(&mut self, function_id: &str, principal: &Principal) -> tonic::Status {
+        self.state
+            .invoke(
+                function_id,
+                "",
+                Payload::new(vec![]),
+                Wait::Caller,
+                principal,
+            )
+            .expect_err("the call is refused")
+    }
+
     /// `spawn`: the call id.
     pub(super) fn spawn(&mut self, function_id: &str) -> String {
         let (call_id, _) = self
