@@ -2,17 +2,22 @@
 //! shares, credentials on requests, and (in `convert`) conversions between the runtime's own
 //! types and the messages. The only module that names `modal_proto`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 pub(crate) use modal_proto::v1 as pb;
 
 mod auth;
+mod calls;
+mod control;
 mod convert;
-mod types;
+mod functions;
 
 pub(crate) use auth::AuthHeaders;
+pub(crate) use calls::*;
+pub(crate) use control::*;
 pub(crate) use convert::*;
-pub(crate) use types::*;
+pub(crate) use functions::*;
 
 /// Largest message any endpoint accepts or sends (payloads travel inline).
 pub(crate) const MAX_MESSAGE_BYTES: usize = 1 << 30;
@@ -82,4 +87,29 @@ impl From<tonic::Status> for crate::error::Error {
     fn from(s: tonic::Status) -> Self {
         crate::error::Error::ControlPlane(format!("{}: {}", code_name(s.code()), s.message()))
     }
+}
+
+/// Milliseconds, saturating at `u32::MAX`.
+pub(crate) fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// A protobuf map as the runtime keeps it (sorted).
+pub(crate) fn sorted(m: HashMap<String, String>) -> BTreeMap<String, String> {
+    m.into_iter().collect()
+}
+
+/// A sorted map as a protobuf map.
+pub(crate) fn unsorted(m: &BTreeMap<String, String>) -> HashMap<String, String> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// A message as the store keeps it (protobuf bytes).
+pub(crate) fn stored<M: prost::Message>(m: &M) -> Vec<u8> {
+    prost::Message::encode_to_vec(m)
+}
+
+/// A message the store kept; `what` names it in the error.
+pub(crate) fn unstored<M: prost::Message + Default>(bytes: &[u8], what: &str) -> Result<M, String> {
+    M::decode(bytes).map_err(|e| format!("undecodable {what}: {e}"))
 }
