@@ -4,10 +4,12 @@
 //! - `cargo xtask bench [--json] [--quick]`: the benchmark, one JSON line.
 //! - `cargo xtask bench --gpu [--json] [--quick]`: the GPU benchmark (needs an NVIDIA GPU).
 //! - `cargo xtask tidy`: the repository rules alone.
+//! - `cargo xtask proto`: regenerates the protocol's code in `modal-proto/generated/`.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
 
 mod layers;
+mod proto;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -204,8 +206,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("tidy") => tidy::check(&root()).map(|()| eprintln!("tidy: ok")),
+        Some("proto") => proto::write(&root()).map(|()| eprintln!("wrote {}", proto::GENERATED)),
         _ => {
-            eprintln!("usage: cargo xtask ci | bench [--gpu] [--json] [--quick] | tidy");
+            eprintln!("usage: cargo xtask ci | bench [--gpu] [--json] [--quick] | tidy | proto");
             return ExitCode::from(2);
         }
     };

@@ -151,6 +151,7 @@ pub(crate) fn check(root: &Path) -> Result<()> {
     if files.is_empty() {
         bail!("tidy found no source files under {}", root.display());
     }
+    problems.extend(crate::proto::check(root)?);
     let runtime = crate::layers::read_sources(&root.join("modal-runtime/src"))?;
     problems.extend(
         crate::layers::problems(&runtime)?
