@@ -146,6 +146,7 @@ impl State {
             CallKind::Unary {
                 result: None,
                 waiters,
+                spawned: wait == Wait::Spawned,
             },
         );
         // A spawned call outlives its caller: it is kept until its result expires.
@@ -252,6 +253,7 @@ impl State {
                 idx,
                 payload,
                 attempt: 0,
+                deadline: None,
                 state: InputState::Queued,
                 method: method.to_owned(),
                 queued_at: self.clock.now,
@@ -277,11 +279,28 @@ impl State {
             .ok_or_else(|| not_found(call_id))?;
         match &mut call.kind {
             CallKind::Unary {
-                result: Some(r), ..
+                result: Some(r),
+                spawned: true,
+                ..
             } => Ok(Ok(r.clone())),
+            CallKind::Unary {
+                result: Some(_),
+                spawned: false,
+                ..
+            } => {
+                // A `remote` call whose caller stopped waiting: read once, then forgotten.
+                let r = match self.calls.remove(call_id).map(|c| c.kind) {
+                    Some(CallKind::Unary {
+                        result: Some(r), ..
+                    }) => r,
+                    _ => return Err(not_found(call_id)),
+                };
+                Ok(Ok(r))
+            }
             CallKind::Unary {
                 result: None,
                 waiters,
+                ..
             } => {
                 let (tx, rx) = oneshot::channel();
                 waiters.push(tx);
@@ -421,6 +440,7 @@ impl State {
     /// An attempt of `input_id` ended with `result`: retry it, or make the result final.
     pub(crate) fn attempt_ended(&mut self, input_id: &str, mut result: CallResult) {
         let now = self.clock.now;
+        self.clear_deadline(input_id);
         let Some(input) = self.inputs.get_mut(input_id) else {
             return;
         };
@@ -494,6 +514,7 @@ impl State {
 
     /// Delivers the final result of an input to its call and forgets the input.
     pub(crate) fn finish_input(&mut self, input_id: &str, mut result: CallResult) {
+        self.clear_deadline(input_id);
         let Some(input) = self.inputs.remove(input_id) else {
             return;
         };
@@ -510,19 +531,22 @@ impl State {
         };
         call.unfinished.remove(input_id);
         let persist = call.persisted.then(|| wire::encode_result(&result));
-        if persist.is_some() {
-            call.finished_at_ms = Some(finished_at);
-        }
-        let generator = match &mut call.kind {
+        // Whether the call is done with: its stream ended, or a `remote` result delivered.
+        let forget = match &mut call.kind {
             CallKind::Unary {
                 result: slot,
                 waiters,
+                spawned,
             } => {
+                let mut delivered = false;
                 for w in waiters.drain(..) {
-                    let _ = w.send(result.clone());
+                    delivered |= w.send(result.clone()).is_ok();
+                }
+                if *spawned {
+                    call.finished_at_ms = Some(finished_at);
                 }
                 *slot = Some(result);
-                false
+                delivered && !*spawned
             }
             CallKind::Map { out, .. } => {
                 let _ = out.send(MapOutput {
@@ -537,8 +561,8 @@ impl State {
             }
         };
         let call_id = input.call_id;
-        if generator {
-            // Dropping the sender ends the caller's stream.
+        if forget {
+            // For a generator, dropping the sender ends the caller's stream.
             self.calls.remove(&call_id);
         }
         if let Some(bytes) = persist {
@@ -589,6 +613,7 @@ impl State {
     /// Marks an input running in a container and starts its deadline.
     pub(crate) fn input_started(&mut self, input_id: &str, task_id: &str) {
         let now = self.clock.now;
+        self.clear_deadline(input_id);
         let Some(input) = self.inputs.get_mut(input_id) else {
             return;
         };
@@ -604,6 +629,7 @@ impl State {
         else {
             return;
         };
+        input.deadline = Some(now + timeout);
         self.set_timer(
             now + timeout,
             Timer::InputDeadline {

@@ -395,6 +395,9 @@ impl State {
                 }
             }
         }
+        for input_id in &requeue {
+            self.clear_deadline(input_id);
+        }
         if let Some(f) = self.functions.get_mut(&function_id) {
             for input_id in requeue.into_iter().rev() {
                 if let Some(input) = self.inputs.get_mut(&input_id) {

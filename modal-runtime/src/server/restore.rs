@@ -105,6 +105,7 @@ impl State {
                     kind: CallKind::Unary {
                         result,
                         waiters: Vec::new(),
+                        spawned: true,
                     },
                     persisted: true,
                     created_at_ms: row.created_at,
@@ -137,6 +138,7 @@ impl State {
                     idx: 0,
                     payload,
                     attempt: u32::try_from(row.attempt).unwrap_or(0),
+                    deadline: None,
                     state: InputState::Queued,
                     method: String::new(),
                     queued_at: clock.now,
@@ -179,11 +181,12 @@ impl State {
         self.recheck_waiting();
     }
 
-    /// Forgets results and logs past their retention (counted from when a call finished, as
-    /// the store does), at most once a minute.
+    /// Forgets spawned calls' results and logs past their retention (counted from when a call
+    /// finished, as the store does), at most once a minute. A call read after that is
+    /// "not found: its result expired".
     pub(crate) fn prune(&mut self) {
         let now = self.clock.now;
-        if !self.durable || now < self.next_prune {
+        if now < self.next_prune {
             return;
         }
         self.next_prune = now + PRUNE_EVERY;
@@ -191,7 +194,7 @@ impl State {
             self.clock.unix_ms - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
         let before = self.calls.len();
         self.calls
-            .retain(|_, c| !(c.persisted && c.finished_at_ms.is_some_and(|f| f < cutoff)));
+            .retain(|_, c| c.finished_at_ms.is_none_or(|f| f >= cutoff));
         if self.calls.len() < before {
             self.record(Op::PruneCalls {
                 finished_before: cutoff,

@@ -2,8 +2,7 @@
 //! mutated by the event loop alone, with the clock it is given (state transitions never read
 //! the system clock, so tests drive time themselves).
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -130,10 +129,12 @@ impl FunctionRec {
 }
 
 pub(crate) enum CallKind {
-    /// `remote` and `spawn`: one input, a result kept for later reads.
+    /// `remote` and `spawn`: one input and its result. A `remote` call is forgotten once its
+    /// result reached its caller; a spawned one keeps it for the retention window.
     Unary {
         result: Option<CallResult>,
         waiters: Vec<oneshot::Sender<CallResult>>,
+        spawned: bool,
     },
     /// `map`: results stream back as they finish.
     Map {
@@ -155,8 +156,7 @@ pub(crate) struct CallRec {
     /// Kept in the store (spawned and scheduled calls of a durable control plane).
     pub(crate) persisted: bool,
     pub(crate) created_at_ms: i64,
-    /// When its last input got its final result (persisted calls only): retention counts from
-    /// here, as in the store.
+    /// When a spawned call got its final result: retention counts from here, as in the store.
     pub(crate) finished_at_ms: Option<i64>,
     /// Inputs of this call that have no final result yet.
     pub(crate) unfinished: HashSet<InputId>,
@@ -182,6 +182,8 @@ pub(crate) struct InputRec {
     pub(crate) payload: Payload,
     /// Zero-based attempt number.
     pub(crate) attempt: u32,
+    /// When the running attempt times out (its timer is removed when the attempt ends).
+    pub(crate) deadline: Option<Instant>,
     pub(crate) state: InputState,
     /// For a class: the method called.
     pub(crate) method: String,
@@ -318,7 +320,9 @@ pub(crate) struct State {
     pub(crate) inputs: HashMap<InputId, InputRec>,
     pub(crate) tasks: HashMap<TaskId, TaskRec>,
     pub(crate) workers: HashMap<WorkerId, WorkerRec>,
-    pub(crate) timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    /// Pending timers in firing order; a timer that no longer matters is removed (an input's
+    /// deadline once it finished), so the set holds no more than what is live.
+    pub(crate) timers: BTreeSet<(Instant, Timer)>,
     /// Functions whose queue or containers changed since the last scheduling pass.
     pub(crate) dirty: HashSet<FunctionId>,
 }
@@ -345,7 +349,7 @@ impl State {
             inputs: HashMap::new(),
             tasks: HashMap::new(),
             workers: HashMap::new(),
-            timers: BinaryHeap::new(),
+            timers: BTreeSet::new(),
             dirty: HashSet::new(),
         }
     }
@@ -355,22 +359,33 @@ impl State {
         self.clock = clock;
     }
 
+    /// Removes the deadline timer of an input's running attempt, if it has one.
+    pub(crate) fn clear_deadline(&mut self, input_id: &str) {
+        let Some(input) = self.inputs.get_mut(input_id) else {
+            return;
+        };
+        if let Some(at) = input.deadline.take() {
+            let timer = Timer::InputDeadline {
+                input_id: input_id.to_owned(),
+                attempt: input.attempt,
+            };
+            self.timers.remove(&(at, timer));
+        }
+    }
+
     pub(crate) fn set_timer(&mut self, at: Instant, timer: Timer) {
-        self.timers.push(Reverse((at, timer)));
+        self.timers.insert((at, timer));
     }
 
     pub(crate) fn next_timer(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        self.timers.first().map(|(at, _)| *at)
     }
 
     /// Removes and returns every timer due at `now`.
     pub(crate) fn due_timers(&mut self, now: Instant) -> Vec<Timer> {
         let mut due = Vec::new();
-        while let Some(Reverse((at, _))) = self.timers.peek() {
-            if *at > now {
-                break;
-            }
-            if let Some(Reverse((_, t))) = self.timers.pop() {
+        while self.timers.first().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, t)) = self.timers.pop_first() {
                 due.push(t);
             }
         }

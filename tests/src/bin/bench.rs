@@ -89,6 +89,20 @@ async fn main() -> modal::Result<()> {
     // payload phase allocates its own input buffers.
     let rss = rss_mb();
 
+    // Memory over many calls: a tenth of them first, then the rest; a control plane that keeps
+    // what it delivered grows between the two readings.
+    let n_memory: u64 = 200_000 / k;
+    let calls = |range: std::ops::Range<u64>| {
+        futures::stream::iter(range)
+            .map(|i| trivial.remote(i))
+            .buffer_unordered(64)
+            .try_for_each(|_| async { Ok(()) })
+    };
+    calls(0..n_memory / 10).await?;
+    let rss_tenth = rss_mb();
+    calls(n_memory / 10..n_memory).await?;
+    let rss_all = rss_mb();
+
     let rounds = 10;
     let size = 16 << 20;
     let moved_mb = (2 * rounds * size) as f64 / (1 << 20) as f64;
@@ -123,7 +137,8 @@ async fn main() -> modal::Result<()> {
         concat!(
             "{{\"system\": \"modal-rs\", \"control_plane\": \"embedded\", \"app_start_ms\": {}, \"first_call_ms\": {}, ",
             "\"call_p50_us\": {}, \"call_p99_us\": {}, \"map_inputs\": {}, \"map_throughput_per_s\": {}, ",
-            "\"payload_mb_per_s\": {}, \"payload_vec_u8_mb_per_s\": {}, \"control_plane_rss_mb\": {}}}"
+            "\"payload_mb_per_s\": {}, \"payload_vec_u8_mb_per_s\": {}, \"control_plane_rss_mb\": {}, ",
+            "\"memory_calls\": {}, \"rss_after_tenth_of_calls_mb\": {}, \"rss_after_all_calls_mb\": {}}}"
         ),
         round(app_start.as_secs_f64() * 1e3),
         round(first_call.as_secs_f64() * 1e3),
@@ -134,6 +149,9 @@ async fn main() -> modal::Result<()> {
         round(moved_mb / payload_secs),
         round(moved_mb / vec_secs),
         round(rss),
+        n_memory,
+        round(rss_tenth),
+        round(rss_all),
     );
     println!("{json}");
     Ok(())

@@ -340,3 +340,68 @@ fn a_container_token_may_only_call_its_own_app() {
     let err = p.refused(&f, &outsider);
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
 }
+
+#[test]
+fn a_remote_call_is_forgotten_once_its_result_reached_the_caller() {
+    let mut p = Plane::with_worker();
+    let f = p.function(def("f"));
+    let mut caller = p.call(&f);
+    let task = p.ready_container();
+    let input = p.inputs(&task).remove(0);
+    p.output(&task, &input.input_id, ResultStatus::Success);
+    assert_eq!(caller.status(), Some(ResultStatus::Success));
+    assert!(
+        p.state.calls.is_empty(),
+        "nothing is kept for a delivered `remote`"
+    );
+    assert!(p.state.inputs.is_empty());
+    let deadlines = p
+        .state
+        .timers
+        .iter()
+        .filter(|(_, t)| matches!(t, crate::server::state::Timer::InputDeadline { .. }))
+        .count();
+    assert_eq!(deadlines, 0, "nor its deadline timer");
+}
+
+#[test]
+fn a_remote_result_nobody_waited_for_is_kept_until_read_once() {
+    let mut p = Plane::with_worker();
+    let f = p.function(def("f"));
+    let caller = p.call(&f);
+    let call_id = caller.call_id.clone();
+    drop(caller); // the caller's wait ran out
+    let task = p.ready_container();
+    let input = p.inputs(&task).remove(0);
+    p.output(&task, &input.input_id, ResultStatus::Success);
+    let first = p.state.call_get(&call_id, &Principal::Local).unwrap();
+    assert_eq!(first.ok().map(|r| r.status), Some(ResultStatus::Success));
+    let again = p.state.call_get(&call_id, &Principal::Local).err().unwrap();
+    assert_eq!(again.code(), tonic::Code::NotFound);
+}
+
+#[test]
+fn a_spawned_result_is_kept_for_the_retention_window_then_expires() {
+    let mut p = Plane::with_worker();
+    p.state.retention = Duration::from_secs(3600);
+    let f = p.function(def("f"));
+    let call = p.spawn(&f);
+    let task = p.ready_container();
+    let input = p.inputs(&task).remove(0);
+    p.output(&task, &input.input_id, ResultStatus::Success);
+    for _ in 0..2 {
+        let r = p.state.call_get(&call, &Principal::Local).unwrap();
+        assert_eq!(
+            r.ok().map(|r| r.status),
+            Some(ResultStatus::Success),
+            "read again"
+        );
+    }
+    p.advance(Duration::from_secs(3599));
+    p.housekeeping();
+    assert!(p.state.calls.contains_key(&call));
+    p.advance(Duration::from_secs(61));
+    p.housekeeping();
+    let err = p.state.call_get(&call, &Principal::Local).err().unwrap();
+    assert!(err.message().contains("expired"), "{}", err.message());
+}
