@@ -81,6 +81,31 @@ fn a_failing_enter_is_an_init_failure_of_the_waiting_input() {
 }
 
 #[test]
+fn the_startup_timeout_covers_enter_and_the_timeout_starts_after_it() {
+    let out = run("slow_enter");
+    assert!(out.status.success(), "{}", show(&out));
+    let f = fields(&out);
+    assert_eq!(
+        f.get("too slow kind").map(String::as_str),
+        Some("Some(InitFailure)"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        f.get("too slow")
+            .is_some_and(|m| m.contains("`enter` hooks within the startup timeout of 2 s")),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        f.get("allowed").map(String::as_str),
+        Some("Ok(1)"),
+        "a 4 s `enter` does not count against a 2 s timeout\n{}",
+        show(&out)
+    );
+}
+
+#[test]
 fn generator_items_arrive_in_order_while_it_runs() {
     let out = run("generator");
     assert!(out.status.success(), "{}", show(&out));

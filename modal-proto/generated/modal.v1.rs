@@ -745,7 +745,14 @@ pub struct ContainerHello {
     pub app_name: ::prost::alloc::string::String,
     #[prost(string, tag = "4")]
     pub function_tag: ::prost::alloc::string::String,
+    /// The container sends `ready` once its `enter` hooks ran (it takes no input before). A
+    /// container that does not (an older build) is ready at its hello.
+    #[prost(bool, tag = "5")]
+    pub sends_ready: bool,
 }
+/// The container built its class instance and ran its `enter` hooks: it takes inputs now.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ContainerReady {}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct InputItem {
     #[prost(string, tag = "1")]
@@ -774,7 +781,7 @@ pub struct ContainerInitFailure {
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ContainerMessage {
-    #[prost(oneof = "container_message::Message", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "container_message::Message", tags = "1, 2, 3, 4, 5")]
     pub message: ::core::option::Option<container_message::Message>,
 }
 /// Nested message and enum types in `ContainerMessage`.
@@ -793,6 +800,9 @@ pub mod container_message {
         /// Items a generator produced so far.
         #[prost(message, tag = "4")]
         GeneratorItems(super::GeneratorItems),
+        /// Its `enter` hooks ran (after the hello, before any output).
+        #[prost(message, tag = "5")]
+        Ready(super::ContainerReady),
     }
 }
 #[derive(Clone, PartialEq, ::prost::Message)]

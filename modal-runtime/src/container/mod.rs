@@ -155,6 +155,7 @@ async fn serve(ctx: Context) -> ExitCode {
             binary_hash,
             app_name: ctx.identity.app.clone(),
             function_tag: ctx.identity.tag.clone(),
+            sends_ready: true,
         }),
     );
     // The worker passes the container's token in its environment; no config file is read.
@@ -212,6 +213,12 @@ async fn serve(ctx: Context) -> ExitCode {
         _ => None,
     };
 
+    // Inputs may come now: the start-up deadline (`startup_timeout`) covered the `enter` hooks;
+    // each input's `timeout` counts from when it starts.
+    send(
+        &out_tx,
+        pb::container_message::Message::Ready(pb::ContainerReady {}),
+    );
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let mut exec = Executor::new(
         function,

@@ -90,6 +90,9 @@ pub(crate) struct ContainerHello {
     pub(crate) binary_hash: String,
     pub(crate) app_name: String,
     pub(crate) function_tag: String,
+    /// It will say when its `enter` hooks ran; until then it takes no input. An older build
+    /// does not, and is ready at its hello.
+    pub(crate) sends_ready: bool,
 }
 
 /// What the control plane sends down a container's stream.

@@ -167,7 +167,6 @@ impl State {
         hello: ContainerHello,
         tx: mpsc::UnboundedSender<ContainerCommand>,
     ) -> Result<(), Status> {
-        let now = self.clock.now;
         let task = self.tasks.get(&hello.task_id).ok_or_else(|| {
             Status::not_found(format!(
                 "container {} is not known to this control plane",
@@ -194,24 +193,45 @@ impl State {
             self.container_init_failure(&hello.task_id, &msg);
             return Err(Status::failed_precondition(msg));
         }
-        let unix_ms = self.clock.unix_ms;
         let Some(task) = self.tasks.get_mut(&hello.task_id) else {
             return Ok(());
         };
+        task.tx = Some(tx);
+        if let Some(reason) = task.stop.clone() {
+            // Asked to stop while it was starting (its app stopped, a deadline passed).
+            self.stop_task(&hello.task_id, reason, 0);
+        } else if hello.sends_ready {
+            // No input until its `enter` hooks ran; the start-up deadline still runs.
+            task.state = TaskState::Entering;
+        } else {
+            self.container_ready(&hello.task_id);
+        }
+        Ok(())
+    }
+
+    /// The container built its instance and ran its `enter` hooks: it takes inputs from now.
+    pub(crate) fn container_ready(&mut self, task_id: &str) {
+        let (now, unix_ms) = (self.clock.now, self.clock.unix_ms);
+        let Some(task) = self
+            .tasks
+            .get_mut(task_id)
+            .filter(|t| t.state != TaskState::Ready)
+        else {
+            return;
+        };
         task.state = TaskState::Ready;
         task.ready_at_ms = unix_ms;
-        task.tx = Some(tx);
         task.idle_since = now;
         let startup = now.duration_since(task.created);
         let stop = task.stop.clone();
+        let function_id = task.function_id.clone();
         if let Some(f) = self.functions.get_mut(&function_id) {
             f.startup_ewma = Some(ewma(f.startup_ewma, startup));
         }
         if let Some(reason) = stop {
-            self.stop_task(&hello.task_id, reason, 0);
+            self.stop_task(task_id, reason, 0);
         }
         self.dirty.insert(function_id);
-        Ok(())
     }
 
     pub(crate) fn container_outputs(&mut self, task_id: &str, items: Vec<OutputItem>) {
@@ -336,14 +356,20 @@ impl State {
         let Some(task) = self.tasks.get(task_id) else {
             return;
         };
-        if task.state != TaskState::Starting {
+        if task.state == TaskState::Ready {
             return;
         }
         let secs = self
             .functions
             .get(&task.function_id)
             .map_or(0, |f| f.def.startup_timeout_secs);
-        let msg = format!("the container did not connect within the startup timeout of {secs} s");
+        let what = match task.state {
+            TaskState::Entering => "run its `enter` hooks",
+            _ => "connected",
+        };
+        let msg = format!(
+            "the container had not {what} within the startup timeout of {secs} s (it covers connecting and the `enter` hooks)"
+        );
         self.stop_task(task_id, StopReason::StartupTimeout(msg), 0);
     }
 
@@ -415,6 +441,9 @@ impl State {
             }
             (TaskState::Starting, None) => Some(format!(
                 "container {task_id} exited ({how}) before it connected to the control plane; its output is in the app's logs"
+            )),
+            (TaskState::Entering, None) => Some(format!(
+                "container {task_id} exited ({how}) while running its `enter` hooks; its output is in the app's logs"
             )),
             (TaskState::Ready, None) => {
                 self.system_log(

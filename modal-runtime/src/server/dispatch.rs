@@ -206,7 +206,7 @@ impl State {
             }
             match t.state {
                 TaskState::Ready => load.ready += 1,
-                TaskState::Starting => load.starting += 1,
+                TaskState::Starting | TaskState::Entering => load.starting += 1,
             }
         }
         let wanted = scheduler::containers_to_start(&load);

@@ -39,6 +39,10 @@ pub(crate) enum Command {
         task_id: String,
         message: String,
     },
+    /// A container's `enter` hooks ran: it takes inputs.
+    ContainerReady {
+        task_id: String,
+    },
     GeneratorItems {
         task_id: String,
         input_id: String,
@@ -163,6 +167,7 @@ impl State {
             Command::ContainerInitFailure { task_id, message } => {
                 self.container_init_failure(&task_id, &message);
             }
+            Command::ContainerReady { task_id } => self.container_ready(&task_id),
             Command::GeneratorItems {
                 task_id,
                 input_id,

@@ -195,7 +195,9 @@ pub(crate) struct InputRec {
 pub(crate) enum TaskState {
     /// Asked of a worker; not connected yet.
     Starting,
-    /// Connected and taking inputs.
+    /// Connected; building its class instance and running its `enter` hooks.
+    Entering,
+    /// Taking inputs.
     Ready,
 }
 

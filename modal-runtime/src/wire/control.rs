@@ -310,6 +310,7 @@ impl From<pb::ContainerHello> for ContainerHello {
             binary_hash: h.binary_hash,
             app_name: h.app_name,
             function_tag: h.function_tag,
+            sends_ready: h.sends_ready,
         }
     }
 }

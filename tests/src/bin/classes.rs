@@ -57,6 +57,40 @@ impl Broken {
     }
 }
 
+/// Loads for 4 s, longer than its start-up timeout allows.
+#[modal::cls(app = APP, startup_timeout = 2)]
+struct SlowToStart {}
+
+#[modal::methods]
+impl SlowToStart {
+    #[modal::enter]
+    fn load(&mut self) {
+        std::thread::sleep(Duration::from_secs(4));
+    }
+
+    #[modal::method]
+    fn hello(&self) -> u32 {
+        1
+    }
+}
+
+/// Loads for 4 s, within its start-up timeout; each input has 2 s.
+#[modal::cls(app = APP, startup_timeout = 30, timeout = 2)]
+struct SlowButAllowed {}
+
+#[modal::methods]
+impl SlowButAllowed {
+    #[modal::enter]
+    fn load(&mut self) {
+        std::thread::sleep(Duration::from_secs(4));
+    }
+
+    #[modal::method]
+    fn hello(&self) -> u32 {
+        1
+    }
+}
+
 #[modal::function(app = APP)]
 fn countdown(n: u32) -> impl Iterator<Item = u32> {
     (0..n)
@@ -113,6 +147,20 @@ async fn broken() -> modal::Result<()> {
         .expect_err("enter panics");
     println!("kind: {:?}", err.failure_kind());
     println!("display: {err}");
+    Ok(())
+}
+
+#[modal::local_entrypoint(app = APP)]
+async fn slow_enter() -> modal::Result<()> {
+    match SlowToStart::cls().hello().remote().await {
+        Ok(v) => println!("too slow: ok {v}"),
+        Err(e) => {
+            println!("too slow kind: {:?}", e.failure_kind());
+            println!("too slow: {e}");
+        }
+    }
+    let allowed = SlowButAllowed::cls().hello().remote().await;
+    println!("allowed: {:?}", allowed.map_err(|e| e.to_string()));
     Ok(())
 }
 

@@ -61,6 +61,9 @@ impl pb::container_api_server::ContainerApi for Api {
                         task_id: task_id.clone(),
                         message: f.message,
                     },
+                    Some(Message::Ready(_)) => Command::ContainerReady {
+                        task_id: task_id.clone(),
+                    },
                     Some(Message::GeneratorItems(g)) => Command::GeneratorItems {
                         task_id: task_id.clone(),
                         input_id: g.input_id,

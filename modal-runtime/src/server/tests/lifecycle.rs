@@ -88,6 +88,71 @@ fn a_container_that_never_connects_is_stopped_at_its_startup_deadline() {
 }
 
 #[test]
+fn a_container_takes_no_input_until_its_enter_hooks_ran() {
+    let mut p = Plane::with_worker();
+    let f = p.function(def("f"));
+    let _caller = p.call(&f);
+    let task = p.started_one();
+    p.hello_entering(&task);
+    assert!(p.inputs(&task).is_empty(), "not while `enter` runs");
+    p.ready(&task);
+    assert_eq!(p.inputs(&task).len(), 1);
+}
+
+#[test]
+fn the_startup_timeout_covers_the_enter_hooks() {
+    let mut p = Plane::with_worker();
+    let mut d = def("f");
+    d.startup_timeout_secs = 5;
+    let f = p.function(d);
+    let mut caller = p.call(&f);
+    let task = p.started_one();
+    p.advance(Duration::from_secs(1));
+    p.hello_entering(&task);
+    p.advance(Duration::from_secs(4));
+    assert_eq!(
+        p.asked(),
+        vec![Asked::Stop {
+            task_id: task.clone(),
+            grace_ms: 0
+        }],
+        "still in `enter` when the start-up timeout ran out"
+    );
+    p.exited(&task, None, Some(9));
+    let r = caller.result().expect("failed");
+    assert_eq!(r.status, ResultStatus::InitFailure);
+    assert!(
+        r.message
+            .contains("had not run its `enter` hooks within the startup timeout of 5 s"),
+        "{}",
+        r.message
+    );
+}
+
+#[test]
+fn the_timeout_counts_from_when_the_input_starts_after_enter() {
+    let mut p = Plane::with_worker();
+    let mut d = def("f");
+    d.startup_timeout_secs = 30;
+    d.timeout_secs = 3;
+    let f = p.function(d);
+    let mut caller = p.call(&f);
+    let task = p.started_one();
+    p.hello_entering(&task);
+    p.advance(Duration::from_secs(6));
+    p.ready(&task);
+    let input = p.inputs(&task).remove(0);
+    p.advance(Duration::from_secs(2));
+    assert_eq!(
+        caller.status(),
+        None,
+        "6 s of `enter` count against startup, not timeout"
+    );
+    p.output(&task, &input.input_id, ResultStatus::Success);
+    assert_eq!(caller.status(), Some(ResultStatus::Success));
+}
+
+#[test]
 fn an_init_failure_fails_the_input_with_its_message_and_is_retried() {
     let mut p = Plane::with_worker();
     let mut d = def("f");

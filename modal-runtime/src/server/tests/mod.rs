@@ -266,7 +266,28 @@ impl Plane {
         self.hello_with(task_id, HASH).unwrap();
     }
 
+    /// The container connects, then runs its `enter` hooks (it says when they ran: [`ready`]).
+    pub(super) fn hello_entering(&mut self, task_id: &str) {
+        self.connect(task_id, HASH, true).unwrap();
+    }
+
+    /// The container's `enter` hooks ran.
+    pub(super) fn ready(&mut self, task_id: &str) {
+        self.state.container_ready(task_id);
+        self.state.schedule();
+    }
+
+    /// A hello from a build that is ready at once (no `enter` hooks to wait for).
     pub(super) fn hello_with(&mut self, task_id: &str, hash: &str) -> Result<(), tonic::Status> {
+        self.connect(task_id, hash, false)
+    }
+
+    fn connect(
+        &mut self,
+        task_id: &str,
+        hash: &str,
+        sends_ready: bool,
+    ) -> Result<(), tonic::Status> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.streams.insert(task_id.to_owned(), rx);
         let r = self.state.container_hello(
@@ -275,6 +296,7 @@ impl Plane {
                 binary_hash: hash.into(),
                 app_name: "app".into(),
                 function_tag: "f".into(),
+                sends_ready,
             },
             tx,
         );
