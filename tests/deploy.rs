@@ -172,6 +172,10 @@ fn crash_and_resume(server: &mut Server) {
     let out = server.caller(&["spawn-slow", "3"]);
     assert!(out.status.success(), "{}", show(&out));
     let call = field(&out, "call").expect("a call id");
+    // A class method's spawned call is stored with its method.
+    let out = server.caller(&["spawn-method", "3"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let method_call = field(&out, "call").expect("a call id");
     std::thread::sleep(Duration::from_millis(500));
     server.kill9();
     assert!(
@@ -184,6 +188,14 @@ fn crash_and_resume(server: &mut Server) {
     assert_eq!(
         field(&out, "result").as_deref(),
         Some("slept 3"),
+        "{}",
+        show(&out)
+    );
+    let out = server.caller(&["get", &method_call]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        field(&out, "result").as_deref(),
+        Some("napped 3"),
         "{}",
         show(&out)
     );

@@ -140,7 +140,7 @@ impl State {
                     attempt: u32::try_from(row.attempt).unwrap_or(0),
                     deadline: None,
                     state: InputState::Queued,
-                    method: String::new(),
+                    method: row.method.clone(),
                     queued_at: clock.now,
                 },
             );

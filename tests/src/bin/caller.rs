@@ -1,7 +1,7 @@
 //! A second program that reaches the deployed app by name: it declares no app of its own.
 //!
 //! `caller square X` | `caller spawn-slow SECS` | `caller get CALL_ID` | `caller secret NAME` |
-//! `caller no-secret NAME` | `caller spawn-linger SECS`
+//! `caller no-secret NAME` | `caller spawn-linger SECS` | `caller spawn-method SECS`
 
 use modal::{Function, FunctionCall};
 
@@ -32,6 +32,11 @@ async fn main() -> Result<(), String> {
                 .spawn(arg(1).parse().unwrap_or(300))
                 .await
                 .map_err(show)?;
+            println!("call: {}", call.object_id());
+        }
+        "spawn-method" => {
+            let nap = modal::Cls::from_name(APP, "Sleeper").method::<(u64,), String>("nap");
+            let call = nap.spawn(arg(1).parse().unwrap_or(3)).await.map_err(show)?;
             println!("call: {}", call.object_id());
         }
         "get" => {

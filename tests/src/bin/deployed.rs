@@ -1,5 +1,6 @@
-//! The app the deployment tests deploy: a slow function (for the restart test), a 2-second
-//! schedule, a function with a named secret and one without, and a long-running one.
+//! The app the deployment tests deploy: a slow function and a slow class method (for the
+//! restart test), a 2-second schedule, a function with a named secret and one without, and a
+//! long-running one.
 
 use std::time::Duration;
 
@@ -22,6 +23,18 @@ fn square_of_two() -> i64 {
 fn slow(secs: u64) -> String {
     std::thread::sleep(Duration::from_secs(secs));
     format!("slept {secs}")
+}
+
+#[modal::cls(app = APP, timeout = 120)]
+struct Sleeper {}
+
+#[modal::methods]
+impl Sleeper {
+    #[modal::method]
+    fn nap(&self, secs: u64) -> String {
+        std::thread::sleep(Duration::from_secs(secs));
+        format!("napped {secs}")
+    }
 }
 
 #[modal::function(app = APP, schedule = modal::Period::seconds(2.0))]

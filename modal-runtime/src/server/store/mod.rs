@@ -80,6 +80,8 @@ pub(crate) struct CallRow {
     pub(crate) id: String,
     pub(crate) function_id: String,
     pub(crate) app_id: String,
+    /// For a class: the method called (empty for a function).
+    pub(crate) method: String,
     /// The input in its wire encoding (`wire::encode_payload`).
     pub(crate) input: Vec<u8>,
     /// Attempts already started (for retries after a restart).

@@ -15,7 +15,7 @@ use super::{
 };
 
 /// The schema this program writes. Raise it with a migration in `SqlStore::create_schema`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// Key of the PostgreSQL advisory lock that serializes schema creation between servers.
 const SCHEMA_LOCK_KEY: i64 = 0x6d6f_6461_6c73_7172; // "modalsqr"
 /// Log lines per multi-row INSERT (8 parameters each; both databases allow far more).
@@ -104,7 +104,7 @@ fn schema(d: Dialect) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS calls (id {t} NOT NULL PRIMARY KEY, \
              function_id {t} NOT NULL, app_id {t} NOT NULL, input {b} NOT NULL, \
              attempt BIGINT NOT NULL, created_at BIGINT NOT NULL, result {b}, \
-             finished_at BIGINT)"
+             finished_at BIGINT, method {t} NOT NULL DEFAULT '')"
         ),
         "CREATE INDEX IF NOT EXISTS calls_by_finish ON calls (finished_at)".into(),
         format!(
@@ -149,11 +149,11 @@ const UPSERT_TOKEN: &str = "INSERT INTO tokens (id, secret_hash, label, created_
      VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, \
      label = excluded.label, created_at = excluded.created_at";
 const UPSERT_CALL: &str = "INSERT INTO calls (id, function_id, app_id, input, attempt, \
-     created_at, result, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     created_at, result, finished_at, method) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
      ON CONFLICT (id) DO UPDATE SET function_id = excluded.function_id, \
      app_id = excluded.app_id, input = excluded.input, attempt = excluded.attempt, \
      created_at = excluded.created_at, result = excluded.result, \
-     finished_at = excluded.finished_at";
+     finished_at = excluded.finished_at, method = excluded.method";
 const FINISH_CALL: &str = "UPDATE calls SET result = $1, finished_at = $2 WHERE id = $3";
 const UPSERT_SCHEDULE: &str = "INSERT INTO schedules (function_id, last_fire_ms) \
      VALUES ($1, $2) ON CONFLICT (function_id) DO UPDATE SET last_fire_ms = excluded.last_fire_ms";
@@ -174,7 +174,7 @@ const SELECT_SECRETS: &str = "SELECT environment, name, keys_json, nonce, cipher
      created_at, updated_at FROM secrets ORDER BY environment, name";
 const SELECT_TOKENS: &str = "SELECT id, secret_hash, label, created_at FROM tokens ORDER BY id";
 const SELECT_CALLS: &str = "SELECT id, function_id, app_id, input, attempt, created_at, \
-     result, finished_at FROM calls ORDER BY id";
+     result, finished_at, method FROM calls ORDER BY id";
 const SELECT_SCHEDULES: &str =
     "SELECT function_id, last_fire_ms FROM schedules ORDER BY function_id";
 const SELECT_BINARIES: &str = "SELECT hash, size, uploaded_at FROM binaries ORDER BY hash";
@@ -263,7 +263,25 @@ impl SqlStore {
                 ),
             });
         }
-        // Migrations from older versions go here, in this transaction.
+        // Migrations from older versions, in this transaction.
+        if version < 2 {
+            // Version 2: a spawned call keeps the class method it calls.
+            let t = self.dialect.text();
+            sqlx::query(&format!(
+                "ALTER TABLE calls ADD COLUMN method {t} NOT NULL DEFAULT ''"
+            ))
+            .persistent(false)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.open_error("cannot migrate the schema to version 2", &e))?;
+        }
+        if version < SCHEMA_VERSION {
+            sqlx::query("UPDATE schema_version SET version = $1 WHERE id = 1")
+                .bind(SCHEMA_VERSION)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.open_error("cannot record the schema version", &e))?;
+        }
         tx.commit()
             .await
             .map_err(|e| self.open_error("cannot commit the schema", &e))
@@ -701,6 +719,7 @@ async fn apply_op(tx: &mut Transaction<'static, Any>, op: Op) -> Result<(), sqlx
                 .bind(c.created_at)
                 .bind(c.result)
                 .bind(c.finished_at)
+                .bind(c.method)
                 .execute(conn)
                 .await?;
         }
@@ -892,6 +911,7 @@ fn call_row(r: &AnyRow) -> Result<CallRow, StoreError> {
         created_at: get(r, T, "created_at")?,
         result: get(r, T, "result")?,
         finished_at: get(r, T, "finished_at")?,
+        method: get(r, T, "method")?,
     })
 }
 
@@ -1027,6 +1047,11 @@ mod tests {
             id: id.into(),
             function_id: "fu-1".into(),
             app_id: "ap-1".into(),
+            method: if attempt % 2 == 0 {
+                String::new()
+            } else {
+                format!("predict_{id}")
+            },
             input: all_bytes(),
             attempt,
             created_at: 100,
@@ -1457,6 +1482,45 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(memory.load().await.unwrap().apps.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_version_1_store_is_migrated_and_keeps_its_calls() {
+        let dir = TempDir::new("migrate");
+        let url = format!("sqlite:{}", dir.path().join("state.db").display());
+        let store = SqlStore::open(&url).await.unwrap();
+        // Make it what version 1 wrote: no `method` column.
+        for statement in [
+            "DROP TABLE calls",
+            "CREATE TABLE calls (id TEXT NOT NULL PRIMARY KEY, function_id TEXT NOT NULL, \
+             app_id TEXT NOT NULL, input BLOB NOT NULL, attempt BIGINT NOT NULL, \
+             created_at BIGINT NOT NULL, result BLOB, finished_at BIGINT)",
+            "INSERT INTO calls VALUES ('fc-old', 'fu-1', 'ap-1', x'01', 0, 5, NULL, NULL)",
+            "UPDATE schema_version SET version = 1",
+        ] {
+            sqlx::query(statement).execute(&store.pool).await.unwrap();
+        }
+        store.pool.close().await;
+        let store = SqlStore::open(&url).await.unwrap();
+        let version: i64 = sqlx::query_scalar("SELECT version FROM schema_version")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let calls = store.load().await.unwrap().calls;
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            (calls[0].id.as_str(), calls[0].method.as_str()),
+            ("fc-old", "")
+        );
+        let mut with_method = calls[0].clone();
+        with_method.method = "predict".into();
+        store
+            .apply(vec![Op::UpsertCall(with_method)])
+            .await
+            .unwrap();
+        assert_eq!(store.load().await.unwrap().calls[0].method, "predict");
+        store.pool.close().await;
     }
 
     #[tokio::test]
