@@ -249,6 +249,16 @@ fn a_second_program_looks_up_the_deployed_app_and_redeploys_keep_its_id() {
     let out = server.caller(&["square", "7"]);
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(field(&out, "square").as_deref(), Some("49"));
+    // A handle declared with other types than the deployed function's is refused before any
+    // input is sent (bincode would decode wrong numbers silently).
+    let out = server.caller(&["wrong-types", "7"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`square` in app `e2e-deployed` takes `(i64,)` and returns `i64`, but this handle is a `Function<(u64,), u64>`"),
+        "{}",
+        show(&out)
+    );
     let second = server.deploy(&["--tag", "v2"]);
     assert!(
         first.starts_with("ap-") && first == second,

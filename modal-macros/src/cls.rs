@@ -192,7 +192,7 @@ pub(crate) fn expand(attr_tokens: TokenStream, item: TokenStream) -> syn::Result
                     app: || &*#app,
                     tag: #tag,
                     implementation: ::core::concat!(::core::module_path!(), "::", #tag),
-                    types: ("()", #tag),
+                    types: || ("()", #tag),
                     spec: __modal_spec,
                     invoker: ::modal::__private::Invoker::Class(::modal::__private::new_class::<#ident>),
                     describe_result: || ::core::option::Option::None,

@@ -450,7 +450,10 @@ fn generate(
                     app: || &*#app,
                     tag: #tag,
                     implementation: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
-                    types: (::core::stringify!(#args_tuple), ::core::stringify!(#value_ty)),
+                    types: || (
+                        ::core::any::type_name::<#args_tuple>(),
+                        ::core::any::type_name::<#value_ty>(),
+                    ),
                     spec: __modal_spec,
                     invoker: __MODAL_INVOKER,
                     describe_result: || {

@@ -1071,8 +1071,11 @@ pub enum ResultStatus {
     Terminated = 5,
     /// The container could not start the function (binary mismatch, unknown identity, failing setup).
     InitFailure = 6,
-    /// The platform failed: a container crashed, an input could not be decoded, a request can never be placed.
+    /// The platform failed: a container crashed, a request can never be placed.
     InternalFailure = 7,
+    /// The input could not be decoded as the function's arguments (the caller and the function
+    /// disagree on their types). Never retried: it would fail the same way.
+    InvalidInput = 8,
 }
 impl ResultStatus {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1089,6 +1092,7 @@ impl ResultStatus {
             Self::Terminated => "RESULT_STATUS_TERMINATED",
             Self::InitFailure => "RESULT_STATUS_INIT_FAILURE",
             Self::InternalFailure => "RESULT_STATUS_INTERNAL_FAILURE",
+            Self::InvalidInput => "RESULT_STATUS_INVALID_INPUT",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1102,6 +1106,7 @@ impl ResultStatus {
             "RESULT_STATUS_TERMINATED" => Some(Self::Terminated),
             "RESULT_STATUS_INIT_FAILURE" => Some(Self::InitFailure),
             "RESULT_STATUS_INTERNAL_FAILURE" => Some(Self::InternalFailure),
+            "RESULT_STATUS_INVALID_INPUT" => Some(Self::InvalidInput),
             _ => None,
         }
     }

@@ -80,6 +80,9 @@ pub enum FailureKind {
     InitFailure,
     /// The platform failed (a crashed container, an undecodable payload, an impossible request).
     Internal,
+    /// The arguments could not be decoded as the function's: the caller's types and the
+    /// function's disagree. Never retried.
+    InvalidInput,
 }
 
 /// The details of a failed remote call.
@@ -150,6 +153,11 @@ impl fmt::Display for RemoteFailure {
             FailureKind::Internal => write!(
                 f,
                 "internal failure running `{f_name}`{container}: {}",
+                self.message
+            )?,
+            FailureKind::InvalidInput => write!(
+                f,
+                "`{f_name}` could not read its arguments{container}: {} (check that the caller's argument types match the function's)",
                 self.message
             )?,
         }

@@ -1,5 +1,6 @@
 //! `Function<A, R>`: the typed handle behind every `#[modal::function]` (arguments as a tuple).
 
+use std::any::type_name;
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use super::target::Bound;
 use super::target::Target;
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::model::function::short_type_name;
 use crate::registry::FunctionRegistration;
 use crate::wire::{self, pb};
 
@@ -128,13 +130,40 @@ impl<A, R> Function<A, R> {
         self.method
     }
 
+    /// The client and function id to call. For a function found by name, its deployed types
+    /// must be the ones this handle was declared with (bincode is not self-describing: a
+    /// mismatch would decode wrong values silently).
     pub(crate) async fn bound(&self) -> Result<Bound> {
-        self.target.bound().await
+        let bound = self.target.bound().await?;
+        if let Some(d) = self
+            .target
+            .declared()
+            .filter(|d| !d.is_class && !d.args.is_empty())
+        {
+            let (args, returns) = (type_name::<A>(), type_name::<R>());
+            let same = short_type_name(args) == short_type_name(&d.args)
+                && short_type_name(returns) == short_type_name(&d.returns);
+            if !same {
+                return Err(Error::Invalid(format!(
+                    "`{}` in app `{}` takes `{}` and returns `{}`, but this handle is a `Function<{}, {}>`: declare it with the deployed function's types",
+                    self.name(),
+                    self.target.app_name().unwrap_or_default(),
+                    short_type_name(&d.args),
+                    short_type_name(&d.returns),
+                    short_type_name(args),
+                    short_type_name(returns),
+                )));
+            }
+        }
+        Ok(bound)
     }
 
     /// The deployed function's return type, once resolved (for messages).
-    fn remote_return_type(&self) -> Option<&str> {
-        self.target.declared_return()
+    fn remote_return_type(&self) -> Option<String> {
+        self.target
+            .declared()
+            .filter(|d| !d.returns.is_empty())
+            .map(|d| short_type_name(&d.returns))
     }
 }
 

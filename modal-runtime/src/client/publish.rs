@@ -60,7 +60,7 @@ pub(crate) fn definitions(
             implementation: reg.implementation,
             binary_hash: hash,
             binary_path: &exe.to_string_lossy(),
-            types: reg.types,
+            types: (reg.types)(),
         };
         let def = FunctionDef::new(&spec, origin, secret_env, &app.secrets);
         out.push((reg, def));

@@ -32,7 +32,15 @@ pub(crate) struct Named {
     pub(crate) app: String,
     pub(crate) tag: String,
     pub(crate) environment: String,
-    resolved: OnceCell<(Bound, String)>,
+    resolved: OnceCell<(Bound, Declared)>,
+}
+
+/// What the control plane says a function found by name takes and returns.
+pub(crate) struct Declared {
+    pub(crate) args: String,
+    pub(crate) returns: String,
+    /// A class registers no types of its own (its methods are not checked).
+    pub(crate) is_class: bool,
 }
 
 pub(crate) struct VariantTarget {
@@ -91,15 +99,20 @@ impl Target {
         }
     }
 
-    /// The return type the control plane declared for a function found by name.
-    pub(crate) fn declared_return(&self) -> Option<&str> {
+    /// The types the control plane declared for a function found by name, once resolved.
+    pub(crate) fn declared(&self) -> Option<&Declared> {
         match self {
-            Target::Named(n) => n
-                .resolved
-                .get()
-                .map(|(_, r)| r.as_str())
-                .filter(|r| !r.is_empty()),
-            Target::Variant(v) => v.base.declared_return(),
+            Target::Named(n) => n.resolved.get().map(|(_, d)| d),
+            Target::Variant(v) => v.base.declared(),
+            Target::Registered(_) => None,
+        }
+    }
+
+    /// The app a function found by name belongs to.
+    pub(crate) fn app_name(&self) -> Option<&str> {
+        match self {
+            Target::Named(n) => Some(&n.app),
+            Target::Variant(v) => v.base.app_name(),
             Target::Registered(_) => None,
         }
     }
@@ -124,13 +137,24 @@ impl Target {
                         })
                         .await?
                         .into_inner();
-                    let returns = resp.definition.map(|d| d.return_type).unwrap_or_default();
+                    let declared = resp.definition.map_or(
+                        Declared {
+                            args: String::new(),
+                            returns: String::new(),
+                            is_class: false,
+                        },
+                        |d| Declared {
+                            args: d.args_type,
+                            returns: d.return_type,
+                            is_class: d.is_class,
+                        },
+                    );
                     Ok::<_, Error>((
                         Bound {
                             client,
                             function_id: resp.function_id,
                         },
-                        returns,
+                        declared,
                     ))
                 })
                 .await

@@ -56,8 +56,10 @@ pub(crate) enum ResultStatus {
     Cancelled,
     /// The container could not start the function.
     InitFailure,
-    /// The platform failed: a crashed container, an undecodable input, an impossible request.
+    /// The platform failed: a crashed container, an impossible request.
     InternalFailure,
+    /// The input could not be decoded as the function's arguments (never retried).
+    InvalidInput,
 }
 
 impl ResultStatus {
@@ -71,6 +73,7 @@ impl ResultStatus {
             ResultStatus::Cancelled => FailureKind::Cancelled,
             ResultStatus::InitFailure => FailureKind::InitFailure,
             ResultStatus::InternalFailure => FailureKind::Internal,
+            ResultStatus::InvalidInput => FailureKind::InvalidInput,
         })
     }
 
@@ -84,6 +87,7 @@ impl ResultStatus {
             ResultStatus::Cancelled => "cancelled",
             ResultStatus::InitFailure => "init failure",
             ResultStatus::InternalFailure => "internal failure",
+            ResultStatus::InvalidInput => "invalid input",
         }
     }
 }
@@ -149,7 +153,7 @@ impl CallResult {
                 ..failure(ResultStatus::UserError, message)
             },
             Outcome::BadInput(message) => failure(
-                ResultStatus::InternalFailure,
+                ResultStatus::InvalidInput,
                 format!("cannot decode the arguments: {message}"),
             ),
             Outcome::BadOutput(message) => failure(
@@ -232,4 +236,23 @@ pub(crate) enum GeneratorEvent {
     Item(Payload),
     /// The last event (on success, `data` holds the item count).
     Done(CallResult),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undecodable_input_is_an_invalid_input_the_caller_is_told_about() {
+        let r = CallResult::from_outcome(Outcome::BadInput("unexpected end".into()), "ta-1");
+        assert_eq!(r.status, ResultStatus::InvalidInput);
+        let err = r.into_value("square").expect_err("a failure");
+        assert_eq!(err.failure_kind(), Some(FailureKind::InvalidInput));
+        let shown = err.to_string();
+        assert!(
+            shown.contains("`square` could not read its arguments in container ta-1")
+                && shown.contains("argument types"),
+            "{shown}"
+        );
+    }
 }

@@ -415,6 +415,30 @@ impl FunctionOptions {
     }
 }
 
+/// A type name without its module paths (`alloc::vec::Vec<app::Point>` → `Vec<Point>`), so
+/// that two programs declaring the same types in different crates agree.
+pub(crate) fn short_type_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut word = String::new();
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+        } else if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            word.clear();
+        } else {
+            out.push_str(&word);
+            word.clear();
+            if !c.is_whitespace() {
+                out.push(c);
+            }
+        }
+    }
+    out.push_str(&word);
+    out
+}
+
 /// `v`, saturating at `u32::MAX`.
 pub(crate) fn clamp_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
@@ -497,6 +521,23 @@ mod tests {
             "secrets given to a variant replace the function's"
         );
         assert_eq!(d.named_secrets.len(), 1);
+    }
+
+    #[test]
+    fn type_names_lose_their_paths_and_spaces() {
+        for (name, short) in [
+            ("(i64,)", "(i64,)"),
+            ("( i64 , )", "(i64,)"),
+            ("alloc::string::String", "String"),
+            ("alloc::vec::Vec<deploy_me::Point>", "Vec<Point>"),
+            (
+                "core::option::Option<(alloc::string::String, u8)>",
+                "Option<(String,u8)>",
+            ),
+            ("modal::ByteBuf", "ByteBuf"),
+        ] {
+            assert_eq!(short_type_name(name), short, "{name}");
+        }
     }
 
     #[test]

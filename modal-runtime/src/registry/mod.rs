@@ -48,8 +48,9 @@ pub struct FunctionRegistration {
     pub tag: &'static str,
     /// `module::path::name` of the implementation.
     pub implementation: &'static str,
-    /// The argument tuple's and the result's types, as written (for messages).
-    pub types: (&'static str, &'static str),
+    /// The argument tuple's and the result's `std::any::type_name`s (a caller that looks the
+    /// function up by name is checked against them).
+    pub types: fn() -> (&'static str, &'static str),
     pub spec: fn() -> FunctionSpec,
     pub invoker: Invoker,
     /// Formats an encoded return value with `Debug`, when the return type has it.

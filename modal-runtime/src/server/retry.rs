@@ -14,7 +14,8 @@ pub(crate) enum Next {
     Final,
 }
 
-/// Modal's rules: success and cancellation are final; internal failures are retried at once;
+/// Modal's rules: success, cancellation and an undecodable input are final; internal failures
+/// are retried at once;
 /// user errors, panics, timeouts and init failures after the backoff delay; each retry uses one
 /// of the policy's `max_retries`.
 pub(crate) fn after_attempt(status: ResultStatus, attempt: u32, policy: Option<&Retries>) -> Next {
@@ -25,7 +26,8 @@ pub(crate) fn after_attempt(status: ResultStatus, attempt: u32, policy: Option<&
         return Next::Final;
     }
     match status {
-        ResultStatus::Success | ResultStatus::Cancelled => Next::Final,
+        // An input that cannot be decoded fails the same way every time.
+        ResultStatus::Success | ResultStatus::Cancelled | ResultStatus::InvalidInput => Next::Final,
         ResultStatus::InternalFailure => Next::Retry(Duration::ZERO),
         _ => Next::Retry(policy.delay_before_retry(attempt + 1)),
     }
@@ -48,6 +50,7 @@ mod tests {
             (S::InitFailure, 0, Next::Retry(one)),
             (S::InternalFailure, 0, Next::Retry(Duration::ZERO)),
             (S::Cancelled, 0, Next::Final),
+            (S::InvalidInput, 0, Next::Final),
             (S::Success, 0, Next::Final),
         ];
         for (status, attempt, want) in cases {

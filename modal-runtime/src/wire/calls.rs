@@ -49,6 +49,7 @@ pub(crate) fn status_code(s: ResultStatus) -> i32 {
         ResultStatus::Cancelled => pb::ResultStatus::Terminated,
         ResultStatus::InitFailure => pb::ResultStatus::InitFailure,
         ResultStatus::InternalFailure => pb::ResultStatus::InternalFailure,
+        ResultStatus::InvalidInput => pb::ResultStatus::InvalidInput,
     }) as i32
 }
 
@@ -61,6 +62,7 @@ pub(crate) fn status_of(code: i32) -> ResultStatus {
         Ok(pb::ResultStatus::Timeout) => ResultStatus::Timeout,
         Ok(pb::ResultStatus::Terminated) => ResultStatus::Cancelled,
         Ok(pb::ResultStatus::InitFailure) => ResultStatus::InitFailure,
+        Ok(pb::ResultStatus::InvalidInput) => ResultStatus::InvalidInput,
         _ => ResultStatus::InternalFailure,
     }
 }
@@ -196,6 +198,7 @@ mod tests {
             ResultStatus::Cancelled,
             ResultStatus::InitFailure,
             ResultStatus::InternalFailure,
+            ResultStatus::InvalidInput,
         ] {
             assert_eq!(status_of(status_code(s)), s);
         }

@@ -1,7 +1,8 @@
 //! A second program that reaches the deployed app by name: it declares no app of its own.
 //!
 //! `caller square X` | `caller spawn-slow SECS` | `caller get CALL_ID` | `caller secret NAME` |
-//! `caller no-secret NAME` | `caller spawn-linger SECS` | `caller spawn-method SECS`
+//! `caller no-secret NAME` | `caller spawn-linger SECS` | `caller spawn-method SECS` |
+//! `caller wrong-types X`
 
 use modal::{Function, FunctionCall};
 
@@ -16,6 +17,11 @@ async fn main() -> Result<(), String> {
         "square" => {
             let square: Function<(i64,), i64> = Function::from_name(APP, "square");
             let x: i64 = arg(1).parse().map_err(|e| format!("{e}"))?;
+            println!("square: {}", square.remote(x).await.map_err(show)?);
+        }
+        "wrong-types" => {
+            let square: Function<(u64,), u64> = Function::from_name(APP, "square");
+            let x: u64 = arg(1).parse().map_err(|e| format!("{e}"))?;
             println!("square: {}", square.remote(x).await.map_err(show)?);
         }
         "spawn-slow" => {
