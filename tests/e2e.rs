@@ -309,3 +309,42 @@ fn entrypoint_flags_are_checked() {
         show(&out)
     );
 }
+
+#[test]
+fn a_lookup_by_name_without_a_server_says_where_it_looked_and_what_to_do() {
+    let caller = env!("CARGO_BIN_EXE_caller");
+    let out = modal_tests::run_bounded(caller, &["square", "7"], &[], Duration::from_secs(60));
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no app named `e2e-deployed`")
+            && err.contains("looked in the control plane embedded in it")
+            && err.contains("MODAL_SERVER_URL"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn the_modal_command_with_no_server_listening_says_how_to_start_one() {
+    let modal = env!("CARGO_BIN_EXE_modal");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let url = format!("http://127.0.0.1:{port}");
+    let out = modal_tests::run_bounded(
+        modal,
+        &["app", "list"],
+        &[("MODAL_SERVER_URL", url.as_str())],
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot reach the control plane at {url}"))
+            && err.contains("is `modal server` running there?"),
+        "{}",
+        show(&out)
+    );
+}

@@ -109,7 +109,8 @@ impl App {
         })
     }
 
-    /// Replaces the app's tags on the control plane.
+    /// Replaces the app's tags on the control plane, until the next deploy (which sets the tags
+    /// the app's code declares).
     pub async fn set_tags<K: Into<String>, V: Into<String>>(
         &self,
         tags: impl IntoIterator<Item = (K, V)>,
@@ -204,7 +205,8 @@ impl AppRef {
         &self.name
     }
 
-    /// Replaces the app's tags.
+    /// Replaces the app's tags, until the next deploy (which sets the tags the app's code
+    /// declares).
     pub async fn set_tags<K: Into<String>, V: Into<String>>(
         &self,
         tags: impl IntoIterator<Item = (K, V)>,

@@ -135,7 +135,17 @@ impl Target {
                             tag: n.tag.clone(),
                             environment_name: n.environment.clone(),
                         })
-                        .await?
+                        .await
+                        .map_err(|s| {
+                            if client.embedded && s.code() == tonic::Code::NotFound {
+                                Error::ControlPlane(format!(
+                                    "{}: this program looked in the control plane embedded in it, which knows only this program's apps; to call a deployed app, point the program at its server: set MODAL_SERVER_URL and a token (`modal token new --server URL` writes both to its config file)",
+                                    s.message()
+                                ))
+                            } else {
+                                s.into()
+                            }
+                        })?
                         .into_inner();
                     let declared = resp.definition.map_or(
                         Declared {

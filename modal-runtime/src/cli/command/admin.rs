@@ -18,7 +18,17 @@ pub(super) async fn client() -> Result<Client> {
     let url = settings
         .server_url
         .unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}"));
-    Client::connect(&url, settings.credentials.as_ref()).await
+    Client::connect(&url, settings.credentials.as_ref())
+        .await
+        .map_err(|e| match e {
+            Error::Connect { url, message } => Error::Connect {
+                message: format!(
+                    "{message}\n  is `modal server` running there? Start it with `modal server`, or point MODAL_SERVER_URL (or the config file `modal token new --server URL` writes) at your server"
+                ),
+                url,
+            },
+            other => other,
+        })
 }
 
 pub(super) async fn token_new(server: Option<String>, label: String, print: bool) -> Result<()> {
