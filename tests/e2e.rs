@@ -348,3 +348,25 @@ fn the_modal_command_with_no_server_listening_says_how_to_start_one() {
         show(&out)
     );
 }
+
+#[test]
+fn inputs_sent_to_a_container_that_leaves_after_a_cancel_run_elsewhere() {
+    let out = run(&["run", "for_each_rounds"], &[], Duration::from_secs(120));
+    assert!(out.status.success(), "{}", show(&out));
+    let f = fields(&out);
+    for round in ["round 1", "round 2"] {
+        assert_eq!(
+            f.get(round).map(String::as_str),
+            Some("Some(UserError)"),
+            "{}",
+            show(&out)
+        );
+    }
+    let got = |k: &str| f.get(k).cloned().unwrap_or_default();
+    assert_eq!(
+        (got("ok"), got("refused"), got("other")),
+        ("12".to_owned(), "3".to_owned(), "0".to_owned()),
+        "every input of the last round ends with its own result\n{}",
+        show(&out)
+    );
+}

@@ -753,6 +753,13 @@ pub struct ContainerHello {
 /// The container built its class instance and ran its `enter` hooks: it takes inputs now.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ContainerReady {}
+/// The container must exit (a cancelled input that cannot be interrupted runs on one of its
+/// threads): it starts nothing more and waits to be stopped; inputs sent to it run elsewhere.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ContainerLeaving {
+    #[prost(string, tag = "1")]
+    pub reason: ::prost::alloc::string::String,
+}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct InputItem {
     #[prost(string, tag = "1")]
@@ -781,7 +788,7 @@ pub struct ContainerInitFailure {
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ContainerMessage {
-    #[prost(oneof = "container_message::Message", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "container_message::Message", tags = "1, 2, 3, 4, 5, 6")]
     pub message: ::core::option::Option<container_message::Message>,
 }
 /// Nested message and enum types in `ContainerMessage`.
@@ -803,6 +810,9 @@ pub mod container_message {
         /// Its `enter` hooks ran (after the hello, before any output).
         #[prost(message, tag = "5")]
         Ready(super::ContainerReady),
+        /// It must exit and takes no more input.
+        #[prost(message, tag = "6")]
+        Leaving(super::ContainerLeaving),
     }
 }
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -45,6 +45,8 @@ pub(super) struct Executor {
     user: &'static tokio::runtime::Runtime,
     /// A class's generator methods.
     generators: Vec<String>,
+    /// The container must exit: nothing more starts.
+    leaving: bool,
 }
 
 fn sink(events: &mpsc::UnboundedSender<Event>, input_id: &str) -> GeneratorSink {
@@ -82,10 +84,15 @@ impl Executor {
             sync_jobs: None,
             user,
             generators: (function.spec)().generator_methods,
+            leaving: false,
         }
     }
 
     pub(super) fn push(&mut self, items: Vec<InputItem>) {
+        if self.leaving {
+            // The control plane runs them elsewhere once it hears that this container leaves.
+            return;
+        }
         self.queue.extend(items);
         self.start_ready();
     }
@@ -111,7 +118,7 @@ impl Executor {
     }
 
     pub(super) fn start_ready(&mut self) {
-        while self.slots_used() < self.concurrency {
+        while !self.leaving && self.slots_used() < self.concurrency {
             let Some(first) = self.queue.pop_front() else {
                 return;
             };
@@ -274,10 +281,11 @@ impl Executor {
     }
 
     /// Drops cancelled inputs; a running task is aborted (a batch when none of its inputs is
-    /// left). A running sync input cannot be interrupted, so the container exits (the control
-    /// plane already recorded the cancellation).
-    pub(super) fn cancel(&mut self, ids: &[String]) {
+    /// left). A running sync input cannot be interrupted: then the container must exit, and the
+    /// reason is returned (the caller announces it and starts nothing more).
+    pub(super) fn cancel(&mut self, ids: &[String]) -> Option<String> {
         self.queue.retain(|i| !ids.contains(&i.input_id));
+        let mut leave = None;
         for id in ids {
             match self.running.remove(id) {
                 Some((Running::Task(handle), batch))
@@ -287,12 +295,19 @@ impl Executor {
                 }
                 Some((Running::Sync, batch)) if batch.is_empty() => {
                     tracing::warn!(
-                        "input {id} was cancelled while running; stopping the container to interrupt it"
+                        "input {id} was cancelled while running; the container stops to interrupt it"
                     );
-                    super::exit_now(0);
+                    leave = Some(format!(
+                        "input {id} was cancelled while running on one of its threads"
+                    ));
                 }
                 _ => {}
             }
         }
+        if leave.is_some() {
+            self.leaving = true;
+            self.queue.clear();
+        }
+        leave
     }
 }

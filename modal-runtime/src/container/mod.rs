@@ -242,7 +242,18 @@ async fn serve(ctx: Context) -> ExitCode {
                     Some(pb::container_command::Command::Inputs(batch)) => {
                         exec.push(batch.items.into_iter().map(Into::into).collect())
                     }
-                    Some(pb::container_command::Command::Cancel(c)) => exec.cancel(&c.input_ids),
+                    Some(pb::container_command::Command::Cancel(c)) => {
+                        if let Some(reason) = exec.cancel(&c.input_ids) {
+                            // Told before exiting, so that no input is sent here meanwhile; the
+                            // control plane stops this container once it heard.
+                            send(
+                                &out_tx,
+                                pb::container_message::Message::Leaving(pb::ContainerLeaving {
+                                    reason,
+                                }),
+                            );
+                        }
+                    }
                     Some(pb::container_command::Command::Shutdown(_)) => {
                         if let Some(instance) = &instance {
                             // The exit hooks get a bounded time; the worker kills after its grace anyway.

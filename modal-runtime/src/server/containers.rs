@@ -294,6 +294,31 @@ impl State {
         self.retire_if_outdated(task_id);
     }
 
+    /// The container must exit (a cancelled input it cannot interrupt): no input goes to it
+    /// any more, the ones it had not started go back to the queue, and it is stopped; inputs
+    /// still running in it go back to the queue when it exits.
+    pub(crate) fn container_leaving(&mut self, task_id: &str, reason: &str) {
+        let now = self.clock.now;
+        let Some(task) = self.tasks.get_mut(task_id) else {
+            return;
+        };
+        task.stop.get_or_insert(StopReason::Cancelled);
+        let function_id = task.function_id.clone();
+        let waiting: Vec<String> = task.prefetched.drain(..).collect();
+        tracing::debug!(%task_id, reason, "container leaves");
+        if let Some(f) = self.functions.get_mut(&function_id) {
+            for input_id in waiting.into_iter().rev() {
+                if let Some(input) = self.inputs.get_mut(&input_id) {
+                    input.state = InputState::Queued;
+                    input.queued_at = now;
+                    f.queue.push_front(input_id);
+                }
+            }
+        }
+        self.stop_task(task_id, StopReason::Cancelled, 2000);
+        self.dirty.insert(function_id);
+    }
+
     pub(crate) fn container_init_failure(&mut self, task_id: &str, message: &str) {
         let Some(task) = self.tasks.get_mut(task_id) else {
             return;
@@ -406,7 +431,8 @@ impl State {
                 | StopReason::AppStopped
                 | StopReason::Idle
                 | StopReason::Redeployed
-                | StopReason::Requested,
+                | StopReason::Requested
+                | StopReason::Cancelled,
             ) => {
                 requeue.extend(task.running.iter().cloned());
             }

@@ -43,6 +43,11 @@ pub(crate) enum Command {
     ContainerReady {
         task_id: String,
     },
+    /// A container must exit and takes no more input.
+    ContainerLeaving {
+        task_id: String,
+        reason: String,
+    },
     GeneratorItems {
         task_id: String,
         input_id: String,
@@ -168,6 +173,9 @@ impl State {
                 self.container_init_failure(&task_id, &message);
             }
             Command::ContainerReady { task_id } => self.container_ready(&task_id),
+            Command::ContainerLeaving { task_id, reason } => {
+                self.container_leaving(&task_id, &reason);
+            }
             Command::GeneratorItems {
                 task_id,
                 input_id,

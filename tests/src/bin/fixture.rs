@@ -64,6 +64,43 @@ fn linger(secs: u64) -> u64 {
     secs
 }
 
+/// Takes 300 ms; every fifth input fails.
+#[modal::function(app = APP)]
+fn picky(x: u64) -> Result<u64, String> {
+    std::thread::sleep(Duration::from_millis(300));
+    if x % 5 == 4 {
+        Err(format!("{x} is not welcome"))
+    } else {
+        Ok(x)
+    }
+}
+
+/// Two `for_each` rounds that stop at their first failure (cancelling the inputs still
+/// running, which makes their containers leave), then a map that must see every input.
+#[modal::local_entrypoint(app = APP)]
+async fn for_each_rounds() -> modal::Result<()> {
+    for round in 1..=2 {
+        let r = picky.for_each(0..15u64).await;
+        println!("round {round}: {:?}", r.err().and_then(|e| e.failure_kind()));
+    }
+    let mut results = picky.map(0..15u64).return_exceptions(true);
+    let (mut ok, mut refused, mut other) = (0, 0, 0);
+    while let Some(r) = results.next().await {
+        match r {
+            Ok(_) => ok += 1,
+            Err(e) if e.failure_kind() == Some(modal::FailureKind::UserError) => refused += 1,
+            Err(e) => {
+                other += 1;
+                println!("other failure: {e}");
+            }
+        }
+    }
+    println!("ok: {ok}");
+    println!("refused: {refused}");
+    println!("other: {other}");
+    Ok(())
+}
+
 #[modal::local_entrypoint(app = APP)]
 async fn hello_sum() -> modal::Result<()> {
     let squares: Vec<i64> = square.map(0..1000).try_collect().await?;

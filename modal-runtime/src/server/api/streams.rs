@@ -64,6 +64,10 @@ impl pb::container_api_server::ContainerApi for Api {
                     Some(Message::Ready(_)) => Command::ContainerReady {
                         task_id: task_id.clone(),
                     },
+                    Some(Message::Leaving(l)) => Command::ContainerLeaving {
+                        task_id: task_id.clone(),
+                        reason: l.reason,
+                    },
                     Some(Message::GeneratorItems(g)) => Command::GeneratorItems {
                         task_id: task_id.clone(),
                         input_id: g.input_id,

@@ -385,3 +385,55 @@ impl<T> Answered<T> for tokio::sync::oneshot::Receiver<Result<T, tonic::Status>>
         }
     }
 }
+
+#[test]
+fn a_container_that_must_leave_gets_no_more_inputs_and_loses_none() {
+    let mut p = Plane::with_worker();
+    let f = p.function(def("f"));
+    p.state.functions.get_mut(&f).unwrap().exec_ewma = Some(Duration::from_micros(100));
+    let mut first = p.call(&f);
+    let mut waiting: Vec<_> = (0..2).map(|_| p.call(&f)).collect();
+    let task = p.ready_container();
+    let sent = p.inputs(&task);
+    assert_eq!(sent.len(), 3, "one running, two prefetched");
+    // The running input is cancelled; the container cannot interrupt it and says it leaves.
+    p.state
+        .call_cancel_request(&first.call_id, false, &Principal::Local)
+        .unwrap();
+    assert_eq!(first.status(), Some(ResultStatus::Cancelled));
+    p.state
+        .container_leaving(&task, "a cancelled input runs on one of its threads");
+    p.state.schedule();
+    let asked = p.asked();
+    assert!(asked.contains(&Asked::Stop {
+        task_id: task.clone(),
+        grace_ms: 2000
+    }));
+    let next = asked
+        .iter()
+        .find_map(|a| match a {
+            Asked::Start { task_id, .. } => Some(task_id.clone()),
+            Asked::Stop { .. } => None,
+        })
+        .expect("another container starts for the inputs sent back");
+    let _late = p.call(&f);
+    assert!(
+        p.inputs(&task).is_empty(),
+        "nothing more goes to a container that leaves"
+    );
+    for (c, item) in waiting.iter_mut().zip(&sent[1..]) {
+        assert_eq!(c.status(), None, "a prefetched input is not failed");
+        assert_eq!(
+            p.attempt(&item.input_id),
+            Some(0),
+            "nor does it count an attempt"
+        );
+    }
+    p.exited(&task, Some(0), None);
+    p.hello(&next);
+    assert_eq!(
+        p.inputs(&next).len(),
+        3,
+        "the two it never started, and the late one"
+    );
+}
