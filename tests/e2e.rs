@@ -370,3 +370,25 @@ fn inputs_sent_to_a_container_that_leaves_after_a_cancel_run_elsewhere() {
         show(&out)
     );
 }
+
+#[test]
+fn a_crashing_container_is_blamed_only_for_the_input_it_was_running() {
+    let out = run(&["run", "crashes"], &[], Duration::from_secs(120));
+    assert!(out.status.success(), "{}", show(&out));
+    let f = fields(&out);
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    assert_eq!(get("crashed where they crashed"), "4", "{}", show(&out));
+    assert_eq!(get("blamed wrongly"), "[]", "{}", show(&out));
+    assert_eq!(
+        get("most runs of one input"),
+        "1",
+        "no input runs more than 1 + retries times (no retries here)\n{}",
+        show(&out)
+    );
+    assert_eq!(
+        (get("ok"), get("lost after returning")),
+        ("36".to_owned(), "0".to_owned()),
+        "inputs that returned keep their results (the container's journal kept them)\n{}",
+        show(&out)
+    );
+}

@@ -980,7 +980,7 @@ pub mod worker_command {
         Stop(super::StopContainer),
     }
 }
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ContainerExited {
     #[prost(string, tag = "1")]
     pub task_id: ::prost::alloc::string::String,
@@ -990,6 +990,17 @@ pub struct ContainerExited {
     /// Signal number, when a signal ended it.
     #[prost(int32, optional, tag = "3")]
     pub signal: ::core::option::Option<i32>,
+    /// What the container's journal said: whether there was one, the inputs it started and those
+    /// that returned (an input it had not started never ran).
+    #[prost(bool, tag = "4")]
+    pub has_journal: bool,
+    #[prost(string, repeated, tag = "5")]
+    pub started_inputs: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(string, repeated, tag = "6")]
+    pub ended_inputs: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Results the journal kept of inputs that returned (their results may not have left).
+    #[prost(message, repeated, tag = "7")]
+    pub results: ::prost::alloc::vec::Vec<OutputItem>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ContainerSpawnFailed {

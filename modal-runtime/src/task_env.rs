@@ -1,5 +1,6 @@
 //! The contract between a worker and the containers it starts: the environment variables it
-//! sets, and whether this process is a container.
+//! sets, whether this process is a container, and the journal a container keeps of the inputs
+//! it started (written by `container::journal`, read here for the worker).
 
 pub(crate) const TASK_ID: &str = "MODAL_TASK_ID";
 pub(crate) const SERVER_URL: &str = "MODAL_SERVER_URL";
@@ -11,10 +12,59 @@ pub(crate) const BINARY_HASH: &str = "MODAL_BINARY_HASH";
 pub(crate) const MAX_INPUTS: &str = "MODAL_MAX_INPUTS";
 pub(crate) const SINGLE_USE: &str = "MODAL_SINGLE_USE";
 pub(crate) const IS_REMOTE: &str = "MODAL_IS_REMOTE";
+/// The file where the container notes the inputs it starts and those that returned.
+pub(crate) const JOURNAL: &str = "MODAL_JOURNAL";
 /// A class's encoded parameters, in hex.
 pub(crate) const CLASS_PARAMS: &str = "MODAL_CLASS_PARAMS";
 
 /// Whether this process is a container.
 pub(crate) fn is_container() -> bool {
     std::env::var_os(TASK_ID).is_some()
+}
+
+/// What a journal says: the inputs started, those that returned, and the results it kept.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Journal {
+    pub(crate) started: Vec<String>,
+    pub(crate) ended: Vec<String>,
+    /// Results of inputs that returned, in their wire encoding.
+    pub(crate) results: Vec<(String, Vec<u8>)>,
+}
+
+/// Parses a journal's text (a torn last line is ignored).
+pub(crate) fn read_journal(text: &str) -> Journal {
+    let mut out = Journal::default();
+    for line in text.lines() {
+        let mut words = line.split(' ');
+        match (words.next(), words.next(), words.next()) {
+            (Some("start"), Some(id), None) if !id.is_empty() => out.started.push(id.to_owned()),
+            (Some("end"), Some(id), result) if !id.is_empty() => {
+                out.ended.push(id.to_owned());
+                if let Some(bytes) = result.and_then(|h| hex::decode(h).ok()) {
+                    out.results.push((id.to_owned(), bytes));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_reads_back_what_started_and_what_ended() {
+        let r =
+            read_journal("start in-a\nstart in-b\nend in-a 0a0b\nstart in-c\nend in-b\nend in-c 0");
+        assert_eq!(r.started, ["in-a", "in-b", "in-c"]);
+        assert_eq!(r.ended, ["in-a", "in-b", "in-c"]);
+        assert_eq!(
+            r.results,
+            [("in-a".to_owned(), vec![10, 11])],
+            "a torn result is dropped"
+        );
+        assert_eq!(read_journal("sta"), Journal::default());
+    }
 }

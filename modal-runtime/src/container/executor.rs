@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::runner;
+use super::{journal, runner};
 use crate::model::{CallResult, InputItem, ResultStatus};
 use crate::registry::{self, ClassInstance, FunctionRegistration, GeneratorSink, Invoker, Outcome};
 
@@ -176,8 +176,10 @@ impl Executor {
         };
         let id = input_id.clone();
         let handle = self.user.spawn(async move {
-            let outcome = future.await;
-            finish(id, CallResult::from_outcome(outcome, &task_id));
+            journal::started(&[&id]);
+            let result = CallResult::from_outcome(future.await, &task_id);
+            journal::ended(&id, &result);
+            finish(id, result);
         });
         self.running.insert(
             input_id,
@@ -218,6 +220,8 @@ impl Executor {
         let n = ids.len();
         let batch_ids = ids.clone();
         let handle = self.user.spawn(async move {
+            let started: Vec<&str> = batch_ids.iter().map(String::as_str).collect();
+            journal::started(&started);
             let outcomes = match runner::catch_batch(future).await {
                 Ok(o) if o.len() == n => o,
                 Ok(o) => {
@@ -230,10 +234,9 @@ impl Executor {
                 Err(panic) => crate::registry::outcome::batch_failed(n, &panic.0),
             };
             for (input_id, outcome) in batch_ids.into_iter().zip(outcomes) {
-                let _ = events.send(Event::Done {
-                    input_id,
-                    result: CallResult::from_outcome(outcome, &task_id),
-                });
+                let result = CallResult::from_outcome(outcome, &task_id);
+                journal::ended(&input_id, &result);
+                let _ = events.send(Event::Done { input_id, result });
             }
         });
         // The batch is aborted once every one of its inputs is cancelled.
@@ -266,7 +269,9 @@ impl Executor {
                             Err(_) => return,
                         };
                         let Ok((input_id, input)) = job else { return };
+                        journal::started(&[&input_id]);
                         let result = runner::run_sync(f, &input, &task_id);
+                        journal::ended(&input_id, &result);
                         if events.send(Event::Done { input_id, result }).is_err() {
                             return;
                         }

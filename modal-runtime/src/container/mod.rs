@@ -2,6 +2,7 @@
 //! loop against the control plane instead of the user's program.
 
 mod executor;
+mod journal;
 pub(crate) mod runner;
 
 use std::io::Write;
@@ -192,7 +193,7 @@ async fn serve(ctx: Context) -> ExitCode {
         Invoker::Class(build) => {
             let params = std::env::var(env::CLASS_PARAMS)
                 .ok()
-                .and_then(|h| hex_decode(&h))
+                .and_then(|h| hex::decode(h).ok())
                 .unwrap_or_default();
             let entered = match build(&params) {
                 Ok(instance) => {
@@ -351,11 +352,4 @@ fn flush(
             pb::container_message::Message::Outputs(pb::OutputBatch { items }),
         );
     }
-}
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
 }

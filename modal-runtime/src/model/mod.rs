@@ -19,6 +19,6 @@ pub(crate) use function::{
 };
 pub(crate) use logs::{LogBatch, LogEntry, LogSource};
 pub(crate) use worker::{
-    ContainerCommand, ContainerHello, ContainerSpec, GpuDevice, WorkerCommand, WorkerEvent,
-    WorkerInfo, WorkerLogLine,
+    ContainerCommand, ContainerHello, ContainerSpec, GpuDevice, InputsSeen, WorkerCommand,
+    WorkerEvent, WorkerInfo, WorkerLogLine,
 };

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{FunctionDef, InputItem, LogSource};
+use super::{CallResult, FunctionDef, InputItem, LogSource};
 
 /// A GPU a worker offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,13 +66,15 @@ pub(crate) struct WorkerLogLine {
 }
 
 /// What a worker reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum WorkerEvent {
-    /// A container's process is gone (exit code, or the signal that ended it).
+    /// A container's process is gone (exit code, or the signal that ended it), with what its
+    /// journal said when it kept one.
     Exited {
         task_id: String,
         exit_code: Option<i32>,
         signal: Option<i32>,
+        journal: Option<InputsSeen>,
     },
     /// A container could not be started at all.
     SpawnFailed {
@@ -80,6 +82,15 @@ pub(crate) enum WorkerEvent {
         message: String,
     },
     Logs(Vec<WorkerLogLine>),
+}
+
+/// The inputs a container started, and those that returned, by its journal.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct InputsSeen {
+    pub(crate) started: Vec<String>,
+    pub(crate) ended: Vec<String>,
+    /// The results it kept of inputs that returned (small ones).
+    pub(crate) results: Vec<(String, CallResult)>,
 }
 
 /// The first message on a container's stream: who it is and what it runs.

@@ -11,8 +11,8 @@ use super::scheduler::Request;
 use super::state::{InputState, Reservation, State, StopReason, TaskRec, TaskState, Timer};
 use crate::ids::new_id;
 use crate::model::{
-    CallResult, ContainerCommand, ContainerHello, ContainerSpec, OutputItem, ResultStatus,
-    WorkerCommand,
+    CallResult, ContainerCommand, ContainerHello, ContainerSpec, InputsSeen, OutputItem,
+    ResultStatus, WorkerCommand,
 };
 
 const EWMA_ALPHA: f64 = 0.2;
@@ -399,12 +399,17 @@ impl State {
     }
 
     /// A container process is gone: release what it held and settle its inputs.
+    /// A container process is gone: release what it held and settle its inputs. With its
+    /// journal (`seen`), an input it never started goes back to the queue without counting an
+    /// attempt, and one it started counts one (failed), whatever the control plane thought it
+    /// was doing; without one, its running inputs fail and its prefetched ones go back.
     pub(crate) fn task_exited(
         &mut self,
         task_id: &str,
         code: Option<i32>,
         signal: Option<i32>,
         note: Option<String>,
+        seen: Option<InputsSeen>,
     ) {
         let now = self.clock.now;
         let Some(task) = self.tasks.remove(task_id) else {
@@ -423,29 +428,56 @@ impl State {
             f.tasks.retain(|t| t != task_id);
         }
         let how = note.unwrap_or_else(|| describe_exit(code, signal));
-        // Inputs that were only waiting inside the container go back to the front of the queue.
-        let mut requeue: Vec<String> = task.prefetched.iter().cloned().collect();
-        match &task.stop {
+        let stopped_on_purpose = matches!(
+            task.stop,
             Some(
                 StopReason::Timeout
-                | StopReason::AppStopped
-                | StopReason::Idle
-                | StopReason::Redeployed
-                | StopReason::Requested
-                | StopReason::Cancelled,
-            ) => {
-                requeue.extend(task.running.iter().cloned());
-            }
-            _ => {
-                let msg = format!(
-                    "container {task_id} exited unexpectedly ({how}) while running the input"
-                );
-                for input_id in &task.running {
-                    let r =
-                        CallResult::failure(ResultStatus::InternalFailure, msg.clone(), task_id);
-                    self.attempt_ended(input_id, r);
+                    | StopReason::AppStopped
+                    | StopReason::Idle
+                    | StopReason::Redeployed
+                    | StopReason::Requested
+                    | StopReason::Cancelled,
+            )
+        );
+        let mut requeue = Vec::new();
+        let mut failed = Vec::new();
+        let mut kept = Vec::new();
+        if stopped_on_purpose {
+            // Stopped by the control plane: what it held runs again elsewhere.
+            requeue.extend(task.running.iter().chain(&task.prefetched).cloned());
+        } else {
+            let crashed =
+                format!("container {task_id} exited unexpectedly ({how}) while running the input");
+            let lost = format!(
+                "container {task_id} exited unexpectedly ({how}) after the input returned, before its result reached the control plane"
+            );
+            for input_id in task.running.iter().chain(&task.prefetched) {
+                let prefetched = task.prefetched.contains(input_id);
+                match &seen {
+                    // It never started there: it never ran.
+                    Some(s) if !s.started.contains(input_id) => requeue.push(input_id.clone()),
+                    // It returned and the journal kept its result: that is its result.
+                    Some(s) if s.results.iter().any(|(id, _)| id == input_id) => {
+                        if let Some((_, r)) = s.results.iter().find(|(id, _)| id == input_id) {
+                            kept.push((input_id.clone(), r.clone()));
+                        }
+                    }
+                    Some(s) if s.ended.contains(input_id) => {
+                        failed.push((input_id.clone(), lost.clone()));
+                    }
+                    Some(_) => failed.push((input_id.clone(), crashed.clone())),
+                    None if prefetched => requeue.push(input_id.clone()),
+                    None => failed.push((input_id.clone(), crashed.clone())),
                 }
             }
+        }
+        for (input_id, msg) in failed {
+            let r = CallResult::failure(ResultStatus::InternalFailure, msg, task_id);
+            self.attempt_ended(&input_id, r);
+        }
+        for (input_id, mut r) in kept {
+            r.task_id = task_id.to_owned();
+            self.attempt_ended(&input_id, r);
         }
         for input_id in &requeue {
             self.clear_deadline(input_id);

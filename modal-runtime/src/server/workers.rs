@@ -72,7 +72,8 @@ impl State {
                 task_id,
                 exit_code,
                 signal,
-            } => self.task_exited(&task_id, exit_code, signal, None),
+                journal,
+            } => self.task_exited(&task_id, exit_code, signal, None, journal),
             WorkerEvent::SpawnFailed { task_id, message } => {
                 // Handled as a container that never became ready: the waiting inputs fail
                 // (retried per their policy) unless another container of the function serves.
@@ -80,7 +81,7 @@ impl State {
                     let msg = format!("could not start a container: {message}");
                     task.stop = Some(StopReason::StartupTimeout(msg));
                 }
-                self.task_exited(&task_id, None, None, Some(message));
+                self.task_exited(&task_id, None, None, Some(message), None);
             }
             WorkerEvent::Logs(lines) => {
                 let mut by_task: HashMap<String, Vec<(LogSource, String, i64)>> = HashMap::new();
@@ -115,6 +116,7 @@ impl State {
                 None,
                 None,
                 Some(format!("worker {worker_id} disconnected")),
+                None,
             );
         }
     }

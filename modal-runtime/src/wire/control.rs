@@ -4,8 +4,8 @@
 use super::{pb, sorted, unsorted};
 use crate::model::{
     AppState, AppSummary, ContainerCommand, ContainerHello, ContainerSpec, ContainerSummary,
-    DeployStrategy, Deployment, GpuDevice, LogBatch, LogEntry, LogSource, SecretSummary,
-    WorkerCommand, WorkerEvent, WorkerInfo, WorkerLogLine,
+    DeployStrategy, Deployment, GpuDevice, InputsSeen, LogBatch, LogEntry, LogSource,
+    SecretSummary, WorkerCommand, WorkerEvent, WorkerInfo, WorkerLogLine,
 };
 
 pub(crate) fn app_state_code(s: AppState) -> i32 {
@@ -252,11 +252,27 @@ impl From<WorkerEvent> for pb::worker_message::Message {
                 task_id,
                 exit_code,
                 signal,
-            } => Message::Exited(pb::ContainerExited {
-                task_id,
-                exit_code,
-                signal,
-            }),
+                journal,
+            } => {
+                let has_journal = journal.is_some();
+                let seen = journal.unwrap_or_default();
+                Message::Exited(pb::ContainerExited {
+                    task_id,
+                    exit_code,
+                    signal,
+                    has_journal,
+                    started_inputs: seen.started,
+                    ended_inputs: seen.ended,
+                    results: seen
+                        .results
+                        .into_iter()
+                        .map(|(input_id, r)| pb::OutputItem {
+                            input_id,
+                            result: Some(r.into()),
+                        })
+                        .collect(),
+                })
+            }
             WorkerEvent::SpawnFailed { task_id, message } => {
                 Message::SpawnFailed(pb::ContainerSpawnFailed { task_id, message })
             }
@@ -284,6 +300,18 @@ pub(crate) fn worker_event(m: pb::worker_message::Message) -> Option<WorkerEvent
             task_id: e.task_id,
             exit_code: e.exit_code,
             signal: e.signal,
+            journal: e.has_journal.then(|| InputsSeen {
+                started: e.started_inputs,
+                ended: e.ended_inputs,
+                results: e
+                    .results
+                    .into_iter()
+                    .map(|o| {
+                        let o = crate::model::OutputItem::from(o);
+                        (o.input_id, o.result)
+                    })
+                    .collect(),
+            }),
         },
         Message::SpawnFailed(f) => WorkerEvent::SpawnFailed {
             task_id: f.task_id,

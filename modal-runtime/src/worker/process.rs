@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::Report;
 use crate::gpu::inventory::Device;
-use crate::model::{ContainerSpec, FunctionDef, LogSource, WorkerEvent, WorkerLogLine};
+use crate::model::{ContainerSpec, FunctionDef, InputsSeen, LogSource, WorkerEvent, WorkerLogLine};
 use crate::task_env as cenv;
 
 /// Variables passed through from the worker's environment; everything else is cleared so that
@@ -63,7 +63,37 @@ fn gpu_env(assigned: &[u32], gpus: &[Device]) -> Vec<(&'static str, String)> {
     env
 }
 
-fn command(spec: &ContainerSpec, def: &FunctionDef, exe: PathBuf, gpus: &[Device]) -> Command {
+/// Where a container keeps its journal (the worker reads it after the container exits).
+fn journal_path(task_id: &str) -> PathBuf {
+    std::env::temp_dir()
+        .join("modal-journals")
+        .join(format!("{task_id}.journal"))
+}
+
+/// What the container's journal says, once it exited (the file is removed); `None` when it
+/// kept none.
+fn read_journal(path: &std::path::Path) -> Option<InputsSeen> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let _ = std::fs::remove_file(path);
+    let j = cenv::read_journal(&text);
+    Some(InputsSeen {
+        started: j.started,
+        ended: j.ended,
+        results: j
+            .results
+            .into_iter()
+            .filter_map(|(id, bytes)| Some((id, crate::wire::decode_result(&bytes).ok()?)))
+            .collect(),
+    })
+}
+
+fn command(
+    spec: &ContainerSpec,
+    def: &FunctionDef,
+    exe: PathBuf,
+    gpus: &[Device],
+    journal: &std::path::Path,
+) -> Command {
     let mut cmd = Command::new(exe);
     cmd.env_clear();
     for (k, v) in std::env::vars_os() {
@@ -92,10 +122,10 @@ fn command(spec: &ContainerSpec, def: &FunctionDef, exe: PathBuf, gpus: &[Device
             cenv::MAX_INPUTS,
             def.max_concurrent_inputs.max(1).to_string(),
         )
-        .env(cenv::IS_REMOTE, "1");
+        .env(cenv::IS_REMOTE, "1")
+        .env(cenv::JOURNAL, journal);
     if let Some(params) = def.class_params.as_ref().filter(|p| !p.data.is_empty()) {
-        let hex: String = params.data.iter().map(|b| format!("{b:02x}")).collect();
-        cmd.env(cenv::CLASS_PARAMS, hex);
+        cmd.env(cenv::CLASS_PARAMS, hex::encode(&params.data));
     }
     if def.single_use_containers {
         cmd.env(cenv::SINGLE_USE, "1");
@@ -127,9 +157,16 @@ pub(super) async fn supervise(
             return;
         }
     };
-    let mut child = match command(&spec, def, exe.clone(), &gpus).spawn() {
+    let journal = journal_path(&task_id);
+    if let Some(dir) = journal.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    // An empty journal: the container writes the first line before its first input runs.
+    let _ = std::fs::write(&journal, b"");
+    let mut child = match command(&spec, def, exe.clone(), &gpus, &journal).spawn() {
         Ok(c) => c,
         Err(e) => {
+            let _ = std::fs::remove_file(&journal);
             let _ = reports.send(Report::Event(WorkerEvent::SpawnFailed {
                 task_id,
                 message: format!("{}: {e}", exe.display()),
@@ -194,6 +231,7 @@ pub(super) async fn supervise(
         task_id,
         exit_code,
         signal,
+        journal: read_journal(&journal),
     }));
 }
 

@@ -64,6 +64,72 @@ fn linger(secs: u64) -> u64 {
     secs
 }
 
+/// Notes each run of `x` in a file named by `marker`; inputs ending in 7 exit the container.
+/// Quick, so that containers hold several inputs ahead (prefetched) when one crashes.
+#[modal::function(app = APP)]
+fn crashy(x: u64, marker: String) -> u64 {
+    use std::io::Write;
+    let path = std::env::temp_dir().join(format!("modal-e2e-crashy-{marker}"));
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(format!("{x}\n").as_bytes());
+    }
+    if x % 10 == 7 {
+        std::process::exit(3);
+    }
+    x
+}
+
+/// 40 inputs of `crashy`: how each ended and how often each ran.
+#[modal::local_entrypoint(app = APP)]
+async fn crashes() -> modal::Result<()> {
+    let marker = format!("{}", std::process::id());
+    let inputs: Vec<(u64, String)> = (0..40).map(|x| (x, marker.clone())).collect();
+    let mut results = crashy.starmap(inputs).return_exceptions(true);
+    let mut i = 0u64;
+    let (mut ok, mut crashed_here, mut lost, mut wrong) = (0, 0, 0, Vec::new());
+    while let Some(r) = results.next().await {
+        match r {
+            Ok(_) => ok += 1,
+            Err(e)
+                if e.to_string()
+                    .contains("(exit code 3) while running the input") =>
+            {
+                if i % 10 == 7 {
+                    crashed_here += 1;
+                } else {
+                    wrong.push(i);
+                }
+            }
+            Err(e) if e.to_string().contains("after the input returned") => lost += 1,
+            Err(e) => {
+                println!("unexpected: {i}: {e}");
+                wrong.push(i);
+            }
+        }
+        i += 1;
+    }
+    let path = std::env::temp_dir().join(format!("modal-e2e-crashy-{marker}"));
+    let runs = std::fs::read_to_string(&path).unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    let mut counts = std::collections::HashMap::<&str, usize>::new();
+    for line in runs.lines() {
+        *counts.entry(line).or_default() += 1;
+    }
+    println!("ok: {ok}");
+    println!("crashed where they crashed: {crashed_here}");
+    println!("lost after returning: {lost}");
+    println!("blamed wrongly: {wrong:?}");
+    println!(
+        "most runs of one input: {}",
+        counts.values().max().copied().unwrap_or(0)
+    );
+    Ok(())
+}
+
 /// Takes 300 ms; every fifth input fails.
 #[modal::function(app = APP)]
 fn picky(x: u64) -> Result<u64, String> {
@@ -81,7 +147,10 @@ fn picky(x: u64) -> Result<u64, String> {
 async fn for_each_rounds() -> modal::Result<()> {
     for round in 1..=2 {
         let r = picky.for_each(0..15u64).await;
-        println!("round {round}: {:?}", r.err().and_then(|e| e.failure_kind()));
+        println!(
+            "round {round}: {:?}",
+            r.err().and_then(|e| e.failure_kind())
+        );
     }
     let mut results = picky.map(0..15u64).return_exceptions(true);
     let (mut ok, mut refused, mut other) = (0, 0, 0);

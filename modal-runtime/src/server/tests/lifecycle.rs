@@ -437,3 +437,48 @@ fn a_container_that_must_leave_gets_no_more_inputs_and_loses_none() {
         "the two it never started, and the late one"
     );
 }
+
+#[test]
+fn a_crash_is_settled_by_the_containers_journal() {
+    let mut p = Plane::with_worker();
+    let f = p.function(def("f"));
+    p.state.functions.get_mut(&f).unwrap().exec_ewma = Some(Duration::from_micros(100));
+    let mut callers: Vec<_> = (0..4).map(|_| p.call(&f)).collect();
+    let task = p.ready_container();
+    let sent = p.inputs(&task);
+    let ids: Vec<String> = sent.iter().map(|i| i.input_id.clone()).collect();
+    // The control plane thinks: a running, b, c and d prefetched. The container had returned a
+    // (its result kept in the journal) and b (too large to keep), was running c when it
+    // exited, and never started d.
+    let seen = crate::model::InputsSeen {
+        started: ids[..3].to_vec(),
+        ended: ids[..2].to_vec(),
+        results: vec![(
+            ids[0].clone(),
+            crate::model::CallResult::success(Payload::new(vec![42])),
+        )],
+    };
+    p.state.task_exited(&task, Some(3), None, None, Some(seen));
+    p.state.schedule();
+    let a = callers[0].result().expect("a is settled");
+    assert_eq!(a.status, ResultStatus::Success, "a keeps its result");
+    assert_eq!(a.data.map(|d| d.data.to_vec()), Some(vec![42]));
+    let b = callers[1].result().expect("b is settled");
+    assert!(
+        b.message
+            .contains("after the input returned, before its result reached"),
+        "{}",
+        b.message
+    );
+    let c = callers[2].result().expect("c is settled");
+    assert!(
+        c.message
+            .contains("exited unexpectedly (exit code 3) while running the input"),
+        "{}",
+        c.message
+    );
+    assert_eq!(callers[3].status(), None, "d never ran: it runs elsewhere");
+    assert_eq!(p.attempt(&ids[3]), Some(0), "without counting an attempt");
+    let next = p.ready_container();
+    assert_eq!(p.inputs(&next)[0].input_id, ids[3]);
+}

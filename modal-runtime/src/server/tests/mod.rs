@@ -352,7 +352,7 @@ impl Plane {
 
     /// The container's process is gone.
     pub(super) fn exited(&mut self, task_id: &str, code: Option<i32>, signal: Option<i32>) {
-        self.state.task_exited(task_id, code, signal, None);
+        self.state.task_exited(task_id, code, signal, None, None);
         self.state.schedule();
     }
 
