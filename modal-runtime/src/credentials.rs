@@ -8,6 +8,11 @@ use std::path::PathBuf;
 /// Metadata headers a client sends its credentials in.
 pub(crate) const TOKEN_ID_HEADER: &str = "x-modal-token-id";
 pub(crate) const TOKEN_SECRET_HEADER: &str = "x-modal-token-secret";
+/// The header `modal token new` sends a server's bootstrap secret in.
+pub(crate) const BOOTSTRAP_HEADER: &str = "x-modal-bootstrap-secret";
+#[cfg_attr(not(feature = "server"), allow(dead_code))] // `modal server` writes it.
+/// The file in a server's data directory that holds its bootstrap secret (mode 0600).
+pub(crate) const BOOTSTRAP_FILE: &str = "bootstrap.secret";
 
 /// A token id and secret.
 #[derive(Clone, PartialEq, Eq)]

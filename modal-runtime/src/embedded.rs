@@ -34,7 +34,11 @@ async fn embedded() -> Result<Client> {
             url: "127.0.0.1:0".into(),
             message: format!("cannot bind the embedded control plane: {e}"),
         })?;
-    let plane = crate::server::serve(listener, crate::server::Config::embedded())
+    let config = crate::server::Config::embedded();
+    // The program and its worker hold a token made for this run; nothing else on the machine
+    // can use the control plane's port.
+    let token = config.auth.process_token();
+    let plane = crate::server::serve(listener, config)
         .await
         .map_err(|message| Error::Connect {
             url: "127.0.0.1:0".into(),
@@ -42,7 +46,7 @@ async fn embedded() -> Result<Client> {
         })?;
     let url = plane.url();
     let gpus = gpus.await.map_err(Error::Invalid)?;
-    let worker = crate::worker::WorkerConfig::local(url, None, gpus);
+    let worker = crate::worker::WorkerConfig::local(url, Some(token.clone()), gpus);
     tokio::spawn(async move {
         if let Err(e) = crate::worker::run(worker).await {
             tracing::error!("local worker stopped: {e}");
@@ -50,8 +54,12 @@ async fn embedded() -> Result<Client> {
     });
     // This program's own calls skip the network: the service is called in-process.
     let service = plane.client_service;
-    Ok(Client::in_process(Arc::new(move |req| {
+    let call = move |req| {
         let mut service = service.clone();
-        Box::pin(async move { service.call(req).await })
-    })))
+        Box::pin(async move {
+            let response = service.call(req).await?;
+            Ok(response.map(tonic::body::Body::new))
+        }) as crate::client::LocalResponse
+    };
+    Ok(Client::in_process(Arc::new(call), &token))
 }

@@ -32,7 +32,7 @@ pub use run::{AppRun, RunBuilder};
 use crate::credentials::{Credentials, Settings};
 use crate::error::{Error, Result};
 use crate::wire::{self, AuthHeaders, pb};
-use transport::LocalService;
+pub(crate) use transport::{LocalResponse, LocalService};
 
 /// The client API stub, with credentials on every request.
 pub(crate) type Api =
@@ -95,8 +95,12 @@ impl Client {
     }
 
     /// A client of a control plane in this process, whose service it calls directly.
-    pub(crate) fn in_process(service: LocalService) -> Client {
-        Client::over(transport::Transport::InProcess(service), None, true)
+    pub(crate) fn in_process(service: LocalService, credentials: &Credentials) -> Client {
+        Client::over(
+            transport::Transport::InProcess(service),
+            Some(credentials),
+            true,
+        )
     }
 }
 

@@ -1,36 +1,40 @@
 //! Who is calling: API tokens (user tokens kept hashed, container tokens scoped to one app and
-//! valid while their container lives), checked on every request of a standalone control plane.
+//! valid while their container lives, the bootstrap secret that may only create tokens),
+//! checked on every request before its body is read (`api::guard`). Every control plane checks
+//! them, the embedded one too: its program holds a token made for the run.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
-use tonic::{Request, Status};
+use tonic::Status;
+use tonic::metadata::MetadataMap;
 
-use crate::credentials::{TOKEN_ID_HEADER, TOKEN_SECRET_HEADER};
+use crate::credentials::{BOOTSTRAP_HEADER, TOKEN_ID_HEADER, TOKEN_SECRET_HEADER};
 
 /// How a caller is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Principal {
-    /// The embedded control plane trusts its own process and children: auth is off.
+    /// The control plane itself (schedules it fires); no request is ever this.
     Local,
     /// A user token.
     User { token_id: String },
     /// A container's token: only its own task and the functions of its app.
     Container { task_id: String, app_id: String },
-    /// No valid credentials; `loopback` when the request came from this machine.
-    Anonymous { loopback: bool, reason: String },
+    /// The holder of the bootstrap secret: may create tokens, nothing else.
+    Bootstrap,
 }
 
 impl Principal {
-    /// Requires a user (or the embedded control plane's own process).
+    /// Requires a user (or the control plane itself).
     pub(crate) fn require_user(&self) -> Result<(), Status> {
         match self {
             Principal::Local | Principal::User { .. } => Ok(()),
             Principal::Container { .. } => Err(Status::permission_denied(
                 "a container's token may only call functions of its own app",
             )),
-            Principal::Anonymous { reason, .. } => Err(unauthenticated(reason)),
+            Principal::Bootstrap => Err(Status::permission_denied(
+                "the bootstrap secret only creates tokens: create one with `modal token new` and use it",
+            )),
         }
     }
 
@@ -38,9 +42,6 @@ impl Principal {
     pub(crate) fn require_app(&self, app_id: &str) -> Result<(), Status> {
         match self {
             Principal::Container { app_id: own, .. } if own == app_id => Ok(()),
-            Principal::Container { .. } => Err(Status::permission_denied(
-                "a container's token may only call functions of its own app",
-            )),
             other => other.require_user(),
         }
     }
@@ -50,10 +51,17 @@ impl Principal {
         match self {
             Principal::Local => Ok(()),
             Principal::Container { task_id: own, .. } if own == task_id => Ok(()),
-            Principal::Anonymous { reason, .. } => Err(unauthenticated(reason)),
             _ => Err(Status::permission_denied(format!(
                 "only container {task_id} may open its stream"
             ))),
+        }
+    }
+
+    /// Requires a user or the bootstrap secret (creating a token).
+    pub(crate) fn require_token_creator(&self) -> Result<(), Status> {
+        match self {
+            Principal::Bootstrap => Ok(()),
+            other => other.require_user(),
         }
     }
 }
@@ -74,13 +82,13 @@ struct ContainerToken {
 struct Tokens {
     users: HashMap<String, String>,
     containers: HashMap<String, ContainerToken>,
+    bootstrap_hash: Option<String>,
 }
 
-/// The token registry. Read by every request (through [`Auth::principal`]); written when a token
-/// is created, loaded, or a container starts and exits.
-#[derive(Clone)]
+/// The token registry. Read by every request (through [`Auth::authenticate`]); written when a
+/// token is created, loaded, or a container starts and exits.
+#[derive(Clone, Default)]
 pub(crate) struct Auth {
-    enabled: bool,
     tokens: Arc<RwLock<Tokens>>,
 }
 
@@ -95,29 +103,13 @@ fn random_secret() -> String {
         .collect()
 }
 
+/// A new bootstrap secret (see [`Auth::set_bootstrap_secret`]).
+#[cfg_attr(not(feature = "server"), allow(dead_code))] // Only `modal server` writes one.
+pub(crate) fn new_bootstrap_secret() -> String {
+    format!("bs-{}", random_secret())
+}
+
 impl Auth {
-    /// Auth that accepts every request as [`Principal::Local`] (the embedded control plane).
-    pub(crate) fn disabled() -> Self {
-        Auth {
-            enabled: false,
-            tokens: Arc::default(),
-        }
-    }
-
-    /// Auth that requires a valid token.
-    // Only a standalone control plane (feature `server`) checks tokens.
-    #[cfg_attr(not(feature = "server"), allow(dead_code))]
-    pub(crate) fn enabled() -> Self {
-        Auth {
-            enabled: true,
-            tokens: Arc::default(),
-        }
-    }
-
-    pub(crate) fn is_enabled(&self) -> bool {
-        self.enabled
-    }
-
     /// A new user token: `(id, secret, hash of the secret)`. The caller persists the hash.
     pub(crate) fn mint_user_token() -> (String, String, String) {
         let id = crate::ids::new_id("ak-");
@@ -126,81 +118,88 @@ impl Auth {
         (id, secret, hash)
     }
 
+    /// A user token accepted while this process runs (not stored): how the embedded control
+    /// plane's program and a server's own worker authenticate.
+    pub(crate) fn process_token(&self) -> crate::credentials::Credentials {
+        let (token_id, token_secret, hash) = Auth::mint_user_token();
+        self.add_user_token(token_id.clone(), hash);
+        crate::credentials::Credentials {
+            token_id,
+            token_secret,
+        }
+    }
+
     /// Accepts a user token from now on.
     pub(crate) fn add_user_token(&self, id: String, secret_hash: String) {
-        if let Ok(mut t) = self.tokens.write() {
-            t.users.insert(id, secret_hash);
-        }
+        let mut t = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
+        t.users.insert(id, secret_hash);
+    }
+
+    /// Accepts `secret` as the bootstrap secret (it may only create tokens).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))] // Only `modal server` has one.
+    pub(crate) fn set_bootstrap_secret(&self, secret: &str) {
+        let mut t = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
+        t.bootstrap_hash = Some(hash_secret(secret));
     }
 
     /// A token for container `task_id` of `app_id`: `(id, secret)`, valid until revoked.
     pub(crate) fn issue_container_token(&self, task_id: &str, app_id: &str) -> (String, String) {
         let id = format!("tk-{}", task_id.trim_start_matches("ta-"));
         let secret = format!("ts-{}", random_secret());
-        if let Ok(mut t) = self.tokens.write() {
-            t.containers.insert(
-                id.clone(),
-                ContainerToken {
-                    secret_hash: hash_secret(&secret),
-                    task_id: task_id.to_owned(),
-                    app_id: app_id.to_owned(),
-                },
-            );
-        }
+        let mut t = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
+        t.containers.insert(
+            id.clone(),
+            ContainerToken {
+                secret_hash: hash_secret(&secret),
+                task_id: task_id.to_owned(),
+                app_id: app_id.to_owned(),
+            },
+        );
         (id, secret)
     }
 
     /// Forgets a container's token (it exited).
     pub(crate) fn revoke_container_token(&self, task_id: &str) {
         let id = format!("tk-{}", task_id.trim_start_matches("ta-"));
-        if let Ok(mut t) = self.tokens.write() {
-            t.containers.remove(&id);
-        }
+        let mut t = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
+        t.containers.remove(&id);
     }
 
-    /// Who sent `req`.
-    pub(crate) fn principal<T>(&self, req: &Request<T>) -> Principal {
-        if !self.enabled {
-            return Principal::Local;
+    /// Who sent a request with these headers; an error (`unauthenticated`) when no token or
+    /// secret in them is valid.
+    pub(crate) fn authenticate(&self, meta: &MetadataMap) -> Result<Principal, Status> {
+        let header = |name: &str| meta.get(name).and_then(|v| v.to_str().ok());
+        let tokens = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
+        if let (Some(id), Some(secret)) = (header(TOKEN_ID_HEADER), header(TOKEN_SECRET_HEADER)) {
+            let hash = hash_secret(secret);
+            if tokens.users.get(id).is_some_and(|h| *h == hash) {
+                return Ok(Principal::User {
+                    token_id: id.to_owned(),
+                });
+            }
+            if let Some(c) = tokens.containers.get(id)
+                && c.secret_hash == hash
+            {
+                return Ok(Principal::Container {
+                    task_id: c.task_id.clone(),
+                    app_id: c.app_id.clone(),
+                });
+            }
+            if header(BOOTSTRAP_HEADER).is_none() {
+                return Err(unauthenticated(&format!(
+                    "token `{id}` is not valid on this server"
+                )));
+            }
         }
-        let loopback = req
-            .remote_addr()
-            .is_some_and(|a: SocketAddr| a.ip().is_loopback());
-        let meta = req.metadata();
-        let header = |name: &str| {
-            meta.get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let (Some(id), Some(secret)) = (header(TOKEN_ID_HEADER), header(TOKEN_SECRET_HEADER))
-        else {
-            return Principal::Anonymous {
-                loopback,
-                reason: "this request carries no token".into(),
-            };
-        };
-        let hash = hash_secret(&secret);
-        let Ok(tokens) = self.tokens.read() else {
-            return Principal::Anonymous {
-                loopback,
-                reason: "the token registry is unavailable".into(),
-            };
-        };
-        if tokens.users.get(&id).is_some_and(|h| *h == hash) {
-            return Principal::User { token_id: id };
-        }
-        if let Some(c) = tokens.containers.get(&id)
-            && c.secret_hash == hash
-        {
-            return Principal::Container {
-                task_id: c.task_id.clone(),
-                app_id: c.app_id.clone(),
+        if let Some(secret) = header(BOOTSTRAP_HEADER) {
+            return match &tokens.bootstrap_hash {
+                Some(h) if *h == hash_secret(secret) => Ok(Principal::Bootstrap),
+                _ => Err(Status::unauthenticated(
+                    "the bootstrap secret is not this server's: read it from the server's own data directory (`modal token new --data-dir DIR` on the server's host, as the server's user)",
+                )),
             };
         }
-        Principal::Anonymous {
-            loopback,
-            reason: format!("token `{id}` is not valid on this server"),
-        }
+        Err(unauthenticated("this request carries no token"))
     }
 }
 
@@ -208,69 +207,82 @@ impl Auth {
 mod tests {
     use super::*;
 
-    fn request(id: &str, secret: &str) -> Request<()> {
-        let mut r = Request::new(());
-        r.metadata_mut()
-            .insert(TOKEN_ID_HEADER, id.parse().unwrap());
-        r.metadata_mut()
-            .insert(TOKEN_SECRET_HEADER, secret.parse().unwrap());
-        r
+    fn headers(pairs: &[(&'static str, &str)]) -> MetadataMap {
+        let mut m = MetadataMap::new();
+        for (name, value) in pairs {
+            m.insert(*name, value.parse().unwrap());
+        }
+        m
+    }
+
+    fn token(id: &str, secret: &str) -> MetadataMap {
+        headers(&[(TOKEN_ID_HEADER, id), (TOKEN_SECRET_HEADER, secret)])
     }
 
     #[test]
     fn tokens_are_checked() {
-        let auth = Auth::enabled();
+        let auth = Auth::default();
         let (id, secret, hash) = Auth::mint_user_token();
         auth.add_user_token(id.clone(), hash);
         assert_eq!(
-            auth.principal(&request(&id, &secret)),
+            auth.authenticate(&token(&id, &secret)).unwrap(),
             Principal::User {
                 token_id: id.clone()
             }
         );
-        let wrong = auth.principal(&request(&id, "as-wrong"));
-        assert!(matches!(wrong, Principal::Anonymous { .. }));
-        let status = wrong.require_user().unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        let wrong = auth.authenticate(&token(&id, "as-wrong")).unwrap_err();
+        assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
         assert!(
-            status.message().contains("modal token new"),
+            wrong.message().contains("modal token new") && wrong.message().contains(&id),
             "{}",
-            status.message()
+            wrong.message()
         );
-        assert!(matches!(
-            auth.principal(&Request::new(())),
-            Principal::Anonymous { .. }
-        ));
+        let none = auth.authenticate(&MetadataMap::new()).unwrap_err();
+        assert!(none.message().contains("carries no token"), "{none:?}");
     }
 
     #[test]
     fn container_tokens_are_scoped_and_revocable() {
-        let auth = Auth::enabled();
+        let auth = Auth::default();
         let (id, secret) = auth.issue_container_token("ta-abc", "ap-1");
-        let p = auth.principal(&request(&id, &secret));
+        let p = auth.authenticate(&token(&id, &secret)).unwrap();
         assert!(p.require_task("ta-abc").is_ok());
         assert!(p.require_task("ta-other").is_err());
         assert!(p.require_app("ap-1").is_ok());
-        assert_eq!(
-            p.require_app("ap-2").unwrap_err().code(),
-            tonic::Code::PermissionDenied
+        for refused in [
+            p.require_app("ap-2"),
+            p.require_user(),
+            p.require_token_creator(),
+        ] {
+            assert_eq!(refused.unwrap_err().code(), tonic::Code::PermissionDenied);
+        }
+        auth.revoke_container_token("ta-abc");
+        assert!(auth.authenticate(&token(&id, &secret)).is_err());
+    }
+
+    #[test]
+    fn the_bootstrap_secret_only_creates_tokens() {
+        let auth = Auth::default();
+        let secret = new_bootstrap_secret();
+        let with = |s: &str| headers(&[(BOOTSTRAP_HEADER, s)]);
+        assert!(
+            auth.authenticate(&with(&secret)).is_err(),
+            "no secret set yet"
         );
+        auth.set_bootstrap_secret(&secret);
+        let p = auth.authenticate(&with(&secret)).unwrap();
+        assert_eq!(p, Principal::Bootstrap);
+        assert!(p.require_token_creator().is_ok());
         assert_eq!(
             p.require_user().unwrap_err().code(),
             tonic::Code::PermissionDenied
         );
-        auth.revoke_container_token("ta-abc");
-        assert!(matches!(
-            auth.principal(&request(&id, &secret)),
-            Principal::Anonymous { .. }
-        ));
-    }
-
-    #[test]
-    fn disabled_auth_trusts_everyone() {
-        assert_eq!(
-            Auth::disabled().principal(&Request::new(())),
-            Principal::Local
-        );
+        assert!(p.require_app("ap-1").is_err());
+        let wrong = auth.authenticate(&with("bs-wrong")).unwrap_err();
+        assert!(wrong.message().contains("data directory"), "{wrong:?}");
+        // A stale token next to a valid bootstrap secret: the secret decides.
+        let mut both = token("ak-stale", "as-stale");
+        both.insert(BOOTSTRAP_HEADER, secret.parse().unwrap());
+        assert_eq!(auth.authenticate(&both).unwrap(), Principal::Bootstrap);
     }
 }

@@ -63,11 +63,7 @@ impl State {
             }
         };
         let task_id = new_id("ta-");
-        let (token_id, token_secret) = if self.auth.is_enabled() {
-            self.auth.issue_container_token(&task_id, &f.app_id)
-        } else {
-            (String::new(), String::new())
-        };
+        let (token_id, token_secret) = self.auth.issue_container_token(&task_id, &f.app_id);
         let spec = ContainerSpec {
             task_id: task_id.clone(),
             app_id: f.app_id.clone(),

@@ -89,6 +89,8 @@ pub(crate) enum Command {
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
 /// Commands handled before a scheduling pass.
 const BATCH: usize = 512;
+/// How many commands may wait for the loop; past that, senders wait (back-pressure).
+pub(crate) const QUEUE: usize = 8 * BATCH;
 
 /// Applies each batch of writes, then sends the replies that waited for it, in order.
 async fn store_writer(
@@ -113,7 +115,7 @@ async fn store_writer(
 pub(crate) async fn run(
     mut state: State,
     store: Arc<dyn Store>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut commands: mpsc::Receiver<Command>,
 ) {
     let (writes, write_rx) = mpsc::unbounded_channel();
     tokio::spawn(store_writer(store, write_rx));

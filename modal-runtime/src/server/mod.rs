@@ -40,8 +40,11 @@ pub(crate) struct ControlPlane {
     pub(crate) client_service: ClientService,
 }
 
-/// The client API service type.
-pub(crate) type ClientService = pb::client_api_server::ClientApiServer<api::Api>;
+/// The client API service type (requests pass the same authentication as over the network).
+pub(crate) type ClientService = tonic::service::interceptor::InterceptedService<
+    pb::client_api_server::ClientApiServer<api::Api>,
+    api::guard::Authenticate,
+>;
 
 impl ControlPlane {
     /// The URL clients, workers and containers use.
@@ -66,13 +69,13 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    /// The embedded control plane: nothing kept, no auth (its callers are its own process and
-    /// children), no binary store (containers run the program's own executable).
+    /// The embedded control plane: nothing kept, no binary store (containers run the program's
+    /// own executable); its callers hold a token made for the run ([`auth::Auth::process_token`]).
     pub(crate) fn embedded() -> Self {
         Config {
             durable: false,
             store: Arc::new(store::MemoryStore),
-            auth: auth::Auth::disabled(),
+            auth: auth::Auth::default(),
             secret_key: secrets::SecretKey::ephemeral(),
             binaries: None,
             retention: Duration::from_secs(7 * 24 * 3600),
@@ -92,25 +95,34 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
         .unwrap_or_else(|| format!("http://{addr}"));
     let mut state = state::State::new(url, &config, state::Clock::system());
     state.restore(snapshot);
-    let (commands, rx) = mpsc::unbounded_channel();
+    let (commands, rx) = mpsc::channel(event_loop::QUEUE);
     tokio::spawn(event_loop::run(state, Arc::clone(&config.store), rx));
-    let api = api::Api::new(
-        commands,
-        config.auth.clone(),
-        Arc::clone(&config.store),
-        config.binaries.clone(),
+    let api = api::Api::new(commands, Arc::clone(&config.store), config.binaries.clone());
+    // Each service checks the caller's token before it reads a request's body.
+    let authenticate = api::guard::Authenticate {
+        auth: config.auth.clone(),
+    };
+    let client = tonic::service::interceptor::InterceptedService::new(
+        pb::client_api_server::ClientApiServer::new(api.clone())
+            .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(wire::MAX_MESSAGE_BYTES),
+        authenticate.clone(),
     );
-    let client = pb::client_api_server::ClientApiServer::new(api.clone())
-        .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
-    let container = pb::container_api_server::ContainerApiServer::new(api.clone())
-        .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
-    let worker = pb::worker_api_server::WorkerApiServer::new(api)
-        .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
+    let container = tonic::service::interceptor::InterceptedService::new(
+        pb::container_api_server::ContainerApiServer::new(api.clone())
+            .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(wire::MAX_MESSAGE_BYTES),
+        authenticate.clone(),
+    );
+    let worker = tonic::service::interceptor::InterceptedService::new(
+        pb::worker_api_server::WorkerApiServer::new(api)
+            .max_decoding_message_size(wire::MAX_WORKER_MESSAGE_BYTES)
+            .max_encoding_message_size(wire::MAX_MESSAGE_BYTES),
+        authenticate,
+    );
     let client_service = client.clone();
     let router = tonic::transport::Server::builder()
+        .layer(api::guard::LimitBodies)
         .tcp_nodelay(true)
         .initial_stream_window_size(wire::STREAM_WINDOW)
         .initial_connection_window_size(wire::CONNECTION_WINDOW)

@@ -3,12 +3,12 @@
 //! store.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Config, auth, binaries, secrets, store};
-use crate::credentials::Credentials;
+use crate::credentials::{BOOTSTRAP_FILE, Credentials};
 
 /// How to run a standalone control plane.
 #[derive(Debug, Clone)]
@@ -45,13 +45,31 @@ pub(crate) struct Running {
 impl Running {
     /// A user token valid while this process runs (for a worker it starts itself).
     pub(crate) fn process_token(&self) -> Credentials {
-        let (token_id, token_secret, hash) = auth::Auth::mint_user_token();
-        self.auth.add_user_token(token_id.clone(), hash);
-        Credentials {
-            token_id,
-            token_secret,
-        }
+        self.auth.process_token()
     }
+}
+
+/// Writes a new bootstrap secret to `data_dir` (mode 0600, replacing the last run's): whoever
+/// can read it (the server's own user) can create the first token, and nobody else.
+fn write_bootstrap_secret(data_dir: &Path, auth: &auth::Auth) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let secret = auth::new_bootstrap_secret();
+    let path = data_dir.join(BOOTSTRAP_FILE);
+    let tmp = data_dir.join(format!("{BOOTSTRAP_FILE}.new"));
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    file.write_all(secret.as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    auth.set_bootstrap_secret(&secret);
+    Ok(())
 }
 
 /// Starts the control plane in tasks of the current runtime.
@@ -68,7 +86,8 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
     let binaries = binaries::Binaries::new(opts.data_dir.join("binaries"))
         .map_err(|e| format!("{}: {e}", opts.data_dir.join("binaries").display()))?;
     let secret_key = secrets::SecretKey::load_or_create(&opts.data_dir.join("secret.key"))?;
-    let auth = auth::Auth::enabled();
+    let auth = auth::Auth::default();
+    write_bootstrap_secret(&opts.data_dir, &auth)?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;

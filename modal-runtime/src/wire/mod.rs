@@ -21,6 +21,9 @@ pub(crate) use functions::*;
 
 /// Largest message any endpoint accepts or sends (payloads travel inline).
 pub(crate) const MAX_MESSAGE_BYTES: usize = 1 << 30;
+/// Largest message a worker sends (registrations, logs, exits with the results a crashed
+/// container's journal kept).
+pub(crate) const MAX_WORKER_MESSAGE_BYTES: usize = 64 << 20;
 /// HTTP/2 flow-control windows: large, so a 16 MiB payload is not throttled to 64 KiB steps.
 pub(crate) const STREAM_WINDOW: u32 = 32 << 20;
 pub(crate) const CONNECTION_WINDOW: u32 = 64 << 20;

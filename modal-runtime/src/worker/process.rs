@@ -70,20 +70,32 @@ fn journal_path(task_id: &str) -> PathBuf {
         .join(format!("{task_id}.journal"))
 }
 
+/// The most result bytes an exit report carries (the latest results first), so that it stays
+/// well within [`crate::wire::MAX_WORKER_MESSAGE_BYTES`].
+const JOURNAL_RESULT_BYTES: usize = 16 << 20;
+
 /// What the container's journal says, once it exited (the file is removed); `None` when it
 /// kept none.
 fn read_journal(path: &std::path::Path) -> Option<InputsSeen> {
     let text = std::fs::read_to_string(path).ok()?;
     let _ = std::fs::remove_file(path);
     let j = cenv::read_journal(&text);
+    let mut budget = JOURNAL_RESULT_BYTES;
+    let mut results: Vec<_> = j
+        .results
+        .into_iter()
+        .rev()
+        .take_while(|(_, bytes)| {
+            budget = budget.saturating_sub(bytes.len());
+            budget > 0
+        })
+        .filter_map(|(id, bytes)| Some((id, crate::wire::decode_result(&bytes).ok()?)))
+        .collect();
+    results.reverse();
     Some(InputsSeen {
         started: j.started,
         ended: j.ended,
-        results: j
-            .results
-            .into_iter()
-            .filter_map(|(id, bytes)| Some((id, crate::wire::decode_result(&bytes).ok()?)))
-            .collect(),
+        results,
     })
 }
 

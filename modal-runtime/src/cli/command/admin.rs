@@ -3,14 +3,17 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
 
+use std::path::PathBuf;
+
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use futures::StreamExt;
 use serde_json::json;
 
 use super::args::{AppCommand, ContainerCommand, DEFAULT_LISTEN, SecretCommand};
 use crate::client::Client;
-use crate::credentials::{self, Credentials, Settings};
+use crate::credentials::{self, BOOTSTRAP_FILE, BOOTSTRAP_HEADER, Credentials, Settings};
 use crate::error::{Error, Result};
+use crate::server::standalone;
 use crate::wire::pb;
 
 pub(super) async fn client() -> Result<Client> {
@@ -31,17 +34,42 @@ pub(super) async fn client() -> Result<Client> {
         })
 }
 
-pub(super) async fn token_new(server: Option<String>, label: String, print: bool) -> Result<()> {
+/// `modal token new`: a new user token, created with the configured token or, for the first
+/// one, with the bootstrap secret in the server's data directory.
+pub(super) async fn token_new(
+    server: Option<String>,
+    label: String,
+    print: bool,
+    data_dir: Option<PathBuf>,
+) -> Result<()> {
     let settings = Settings::load();
     let url = server
         .or(settings.server_url)
         .unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}"));
     let client = Client::connect(&url, settings.credentials.as_ref()).await?;
+    let secret_path = data_dir
+        .unwrap_or_else(standalone::default_data_dir)
+        .join(BOOTSTRAP_FILE);
+    let bootstrap = std::fs::read_to_string(&secret_path);
+    let mut req = tonic::Request::new(pb::TokenCreateRequest { label });
+    if let Some(value) = bootstrap.as_ref().ok().and_then(|s| s.trim().parse().ok()) {
+        req.metadata_mut().insert(BOOTSTRAP_HEADER, value);
+    }
     let mut api = client.api.clone();
-    let resp = api
-        .token_create(pb::TokenCreateRequest { label })
-        .await?
-        .into_inner();
+    let resp = match api.token_create(req).await {
+        Ok(resp) => resp.into_inner(),
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+            let found = match &bootstrap {
+                Ok(_) => format!("{} was refused", secret_path.display()),
+                Err(e) => format!("cannot read {}: {e}", secret_path.display()),
+            };
+            return Err(Error::ControlPlane(format!(
+                "cannot create a token: {}\n  the first token needs the server's bootstrap secret ({found}): run `modal token new` on the server's host as the user that runs `modal server`, with `--data-dir DIR` if the server has one; or configure a token you have (MODAL_TOKEN_ID and MODAL_TOKEN_SECRET)",
+                status.message()
+            )));
+        }
+        Err(status) => return Err(status.into()),
+    };
     if print {
         println!("export MODAL_SERVER_URL={url}");
         println!("export MODAL_TOKEN_ID={}", resp.token_id);

@@ -82,6 +82,11 @@ pub(super) enum TokenCommand {
         /// Print `export MODAL_TOKEN_ID=… MODAL_TOKEN_SECRET=…` instead of saving the config file.
         #[arg(long)]
         print: bool,
+        /// The server's data directory, where it keeps the bootstrap secret that creates the first
+        /// token (default: the server's default; needs the server's user). Not needed with a
+        /// token already configured.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 

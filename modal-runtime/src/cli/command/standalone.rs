@@ -30,8 +30,14 @@ pub(super) async fn server(args: ServerArgs) -> Result<()> {
         running.store,
         data_dir.display()
     );
+    // `modal token new` finds the bootstrap secret in the default data directory by itself.
+    let data_dir_flag = if data_dir == standalone::default_data_dir() {
+        String::new()
+    } else {
+        format!(" --data-dir {}", data_dir.display())
+    };
     println!(
-        "create a token with: modal token new --server {}",
+        "create a token (as this user, on this host) with: modal token new --server {}{data_dir_flag}",
         running.url
     );
     wait_for_shutdown().await;

@@ -11,7 +11,6 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{AbandonGuard, Api, BoxStream};
 use crate::model::{CallResult, FunctionDef, FunctionOptions, Payload};
 use crate::server::apps::NewApp;
-use crate::server::auth::Principal;
 use crate::server::calls::Wait;
 use crate::server::deploy::DeployRequest;
 use crate::server::objects::NewSecret;
@@ -200,7 +199,7 @@ impl pb::client_api_server::ClientApi for Api {
                             inputs,
                             last: batch.last,
                         };
-                        if api.send(cmd).is_err() {
+                        if api.send(cmd).await.is_err() {
                             return;
                         }
                     }
@@ -208,9 +207,10 @@ impl pb::client_api_server::ClientApi for Api {
                     // The client half-closed: inputs are done; outputs keep flowing.
                     Ok(None) => return,
                     Err(_) => {
-                        let _ = api.send(crate::server::event_loop::Command::CallAbandoned {
+                        let abandoned = crate::server::event_loop::Command::CallAbandoned {
                             call_id: id.clone(),
-                        });
+                        };
+                        let _ = api.send(abandoned).await;
                         return;
                     }
                 }
@@ -492,7 +492,8 @@ impl pb::client_api_server::ClientApi for Api {
         self.user(&req)?;
         let (hash, size) = self.binaries()?.receive(req.into_inner()).await?;
         tracing::info!(%hash, size, "binary stored");
-        self.send(crate::server::event_loop::Command::BinaryStored { hash, size })?;
+        self.send(crate::server::event_loop::Command::BinaryStored { hash, size })
+            .await?;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -539,11 +540,8 @@ impl pb::client_api_server::ClientApi for Api {
         &self,
         req: Request<pb::TokenCreateRequest>,
     ) -> Result<Response<pb::TokenCreateResponse>, Status> {
-        // The server's operator bootstraps the first token from the server's own host.
-        match self.auth.principal(&req) {
-            Principal::Anonymous { loopback: true, .. } => {}
-            p => p.require_user()?,
-        }
+        // The first token comes from the bootstrap secret in the server's data directory.
+        self.caller(&req)?.require_token_creator()?;
         let label = req.into_inner().label;
         let (token_id, token_secret) = self.ask(move |s| Ok(s.token_create(label))).await?;
         Ok(Response::new(pb::TokenCreateResponse {

@@ -4,6 +4,7 @@
 //! the container and worker streams.
 
 mod client;
+pub(crate) mod guard;
 mod streams;
 
 use std::pin::Pin;
@@ -13,7 +14,7 @@ use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Status};
 
-use super::auth::{Auth, Principal};
+use super::auth::Principal;
 use super::binaries::Binaries;
 use super::event_loop::{Command, Reply};
 use super::state::State;
@@ -21,8 +22,7 @@ use super::store::Store;
 
 #[derive(Clone)]
 pub(crate) struct Api {
-    commands: mpsc::UnboundedSender<Command>,
-    auth: Auth,
+    commands: mpsc::Sender<Command>,
     store: Arc<dyn Store>,
     binaries: Option<Binaries>,
 }
@@ -35,21 +35,21 @@ fn shutting_down() -> Status {
 
 impl Api {
     pub(crate) fn new(
-        commands: mpsc::UnboundedSender<Command>,
-        auth: Auth,
+        commands: mpsc::Sender<Command>,
         store: Arc<dyn Store>,
         binaries: Option<Binaries>,
     ) -> Self {
         Api {
             commands,
-            auth,
             store,
             binaries,
         }
     }
 
-    fn send(&self, cmd: Command) -> Result<(), Status> {
-        self.commands.send(cmd).map_err(|_| shutting_down())
+    /// Queues `cmd` for the event loop, waiting while its queue is full (a flood of requests
+    /// slows its callers instead of growing memory).
+    async fn send(&self, cmd: Command) -> Result<(), Status> {
+        self.commands.send(cmd).await.map_err(|_| shutting_down())
     }
 
     /// Runs `f` on the event loop's state; its answer comes back once the writes it queued are
@@ -71,30 +71,28 @@ impl Api {
         f: impl FnOnce(&mut State, Reply<T>) + Send + 'static,
     ) -> Result<T, Status> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Request(Box::new(move |state| f(state, tx))))?;
+        self.send(Command::Request(Box::new(move |state| f(state, tx))))
+            .await?;
         rx.await.map_err(|_| shutting_down())?
     }
 
     /// Waits for a reply that an explicit event carries.
     async fn event<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Status> {
         let (tx, rx) = oneshot::channel();
-        self.send(make(tx))?;
+        self.send(make(tx)).await?;
         rx.await.map_err(|_| shutting_down())?
     }
 
+    /// Requires a user's token.
     fn user<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
-        let p = self.auth.principal(req);
+        let p = guard::principal_of(req)?;
         p.require_user()?;
         Ok(p)
     }
 
     /// Anyone with a valid token (a container's is checked against the app later).
     fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
-        let p = self.auth.principal(req);
-        if let Principal::Anonymous { .. } = p {
-            p.require_user()?;
-        }
-        Ok(p)
+        guard::principal_of(req)
     }
 
     fn binaries(&self) -> Result<&Binaries, Status> {
@@ -115,8 +113,13 @@ struct AbandonGuard {
 
 impl Drop for AbandonGuard {
     fn drop(&mut self) {
-        let _ = self.api.send(Command::CallAbandoned {
+        let cmd = Command::CallAbandoned {
             call_id: std::mem::take(&mut self.call_id),
-        });
+        };
+        // A full queue must not lose the abandon: it is sent once there is room.
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.api.commands.try_send(cmd) {
+            let api = self.api.clone();
+            tokio::spawn(async move { api.send(cmd).await });
+        }
     }
 }

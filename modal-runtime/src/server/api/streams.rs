@@ -18,7 +18,7 @@ impl pb::container_api_server::ContainerApi for Api {
         &self,
         req: Request<Streaming<pb::ContainerMessage>>,
     ) -> Result<Response<Self::ContainerConnectStream>, Status> {
-        let principal = self.auth.principal(&req);
+        let principal = self.caller(&req)?;
         let mut inbound = req.into_inner();
         use pb::container_message::Message;
         let hello = match inbound.message().await? {
@@ -75,11 +75,11 @@ impl pb::container_api_server::ContainerApi for Api {
                     },
                     Some(Message::Hello(_)) | None => continue,
                 };
-                if api.send(cmd).is_err() {
+                if api.send(cmd).await.is_err() {
                     return;
                 }
             }
-            let _ = api.send(Command::ContainerDisconnected { task_id });
+            let _ = api.send(Command::ContainerDisconnected { task_id }).await;
         });
         Ok(Response::new(Box::pin(
             UnboundedReceiverStream::new(rx).map(|c| Ok(c.into())),
@@ -125,7 +125,7 @@ impl pb::worker_api_server::WorkerApi for Api {
                             worker_id: worker_id.clone(),
                             event,
                         };
-                        if api.send(cmd).is_err() {
+                        if api.send(cmd).await.is_err() {
                             return;
                         }
                     }
@@ -133,7 +133,7 @@ impl pb::worker_api_server::WorkerApi for Api {
                     Ok(None) | Err(_) => break,
                 }
             }
-            let _ = api.send(Command::WorkerDisconnected { worker_id });
+            let _ = api.send(Command::WorkerDisconnected { worker_id }).await;
         });
         Ok(Response::new(Box::pin(
             UnboundedReceiverStream::new(rx).map(|c| Ok(c.into())),

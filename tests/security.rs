@@ -1,0 +1,272 @@
+//! End-to-end security tests against a real `modal server` and a real embedded control plane: what
+//! a container's token cannot do, what a request without a valid token gets (refused before its
+//! body is read), the bootstrap secret behind the first token, and oversized requests.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Output;
+
+use modal_proto::v1 as pb;
+use modal_tests::show;
+use support::Server;
+use tonic::Request;
+use tonic::transport::Channel;
+
+const INTRUDER: &str = env!("CARGO_BIN_EXE_intruder");
+
+/// `NAME: CODE` lines of the intruder's report.
+fn report(out: &Output) -> BTreeMap<String, String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn expect(report: &BTreeMap<String, String>, name: &str, code: &str, out: &Output) {
+    assert_eq!(
+        report.get(name).map(String::as_str),
+        Some(code),
+        "{name}: {}",
+        show(out)
+    );
+}
+
+#[test]
+fn a_container_cannot_act_beyond_its_own_app() {
+    let server = Server::start("intruder", None);
+    server.deploy(&[]);
+    let out = server
+        .command(INTRUDER, &[])
+        .env("E2E_VICTIM_APP", "e2e-deployed")
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", show(&out));
+    let r = report(&out);
+    assert!(
+        r.get("victim_function_id")
+            .is_some_and(|id| id.starts_with("fu-")),
+        "the user's token finds the victim's function: {}",
+        show(&out)
+    );
+    // The container's token works for its own app: the refusals below are about scope.
+    expect(&r, "own_function_get", "Ok", &out);
+    for name in [
+        "token_create",
+        "victim_app_stop",
+        "victim_function_get",
+        "victim_function_call",
+        "victim_logs",
+        "secret_list",
+        "container_list",
+    ] {
+        expect(&r, name, "PermissionDenied", &out);
+    }
+    expect(&r, "no_token_app_list", "Unauthenticated", &out);
+    expect(&r, "wrong_secret_app_list", "Unauthenticated", &out);
+    // The victim is untouched.
+    let out = server.caller(&["square", "4"]);
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+#[test]
+fn the_embedded_control_plane_refuses_requests_without_its_token() {
+    let dir = std::env::temp_dir().join(format!("modal-embedded-auth-{}", std::process::id()));
+    let out = std::process::Command::new(INTRUDER)
+        .env("MODAL_CONFIG_PATH", dir.join("absent.toml"))
+        .env_remove("MODAL_SERVER_URL")
+        .env_remove("MODAL_TOKEN_ID")
+        .env_remove("MODAL_TOKEN_SECRET")
+        .env_remove("E2E_VICTIM_APP")
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", show(&out));
+    let r = report(&out);
+    // Another process on the machine (here, the container) without the run's token gets nothing.
+    expect(&r, "no_token_app_list", "Unauthenticated", &out);
+    expect(&r, "wrong_secret_app_list", "Unauthenticated", &out);
+    expect(&r, "token_create", "PermissionDenied", &out);
+    expect(&r, "secret_list", "PermissionDenied", &out);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+async fn api(url: &str) -> pb::client_api_client::ClientApiClient<Channel> {
+    let channel = Channel::from_shared(url.to_owned())
+        .expect("a URL")
+        .connect()
+        .await
+        .expect("connects");
+    pb::client_api_client::ClientApiClient::new(channel)
+        .max_encoding_message_size(usize::MAX)
+        .max_decoding_message_size(usize::MAX)
+}
+
+/// An `AppCreate` whose description is `bytes` long, with `token` (id, secret) if any.
+fn app_create(
+    name: &str,
+    bytes: usize,
+    token: Option<(&str, &str)>,
+) -> Request<pb::AppCreateRequest> {
+    let mut req = Request::new(pb::AppCreateRequest {
+        name: name.to_owned(),
+        description: "x".repeat(bytes),
+        state: pb::AppState::Ephemeral as i32,
+        ..Default::default()
+    });
+    if let Some((id, secret)) = token {
+        req.metadata_mut()
+            .insert("x-modal-token-id", id.parse().expect("ascii"));
+        req.metadata_mut()
+            .insert("x-modal-token-secret", secret.parse().expect("ascii"));
+    }
+    req
+}
+
+/// The token `modal token new` saved for `server`.
+fn user_token(server: &Server) -> (String, String) {
+    let text = std::fs::read_to_string(server.dir.join("config.toml")).expect("a config file");
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+            .map(|v| v.trim_matches('"').to_owned())
+            .expect("a token in the config file")
+    };
+    (value("token_id"), value("token_secret"))
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn requests_without_a_valid_token_are_refused_before_their_body_is_read() {
+    let server = Server::start("no-token", None);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut api = api(&server.url()).await;
+        // Far over every limit: a refusal for size would say `OutOfRange`.
+        let big = 64 << 20;
+        let none = api
+            .app_create(app_create("e2e-sneaky", big, None))
+            .await
+            .unwrap_err();
+        assert_eq!(none.code(), tonic::Code::Unauthenticated, "{none:?}");
+        assert!(none.message().contains("modal token new"), "{none:?}");
+        let wrong = api
+            .app_create(app_create(
+                "e2e-sneaky",
+                big,
+                Some(("ak-doesnotexist", "as-wrong")),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), tonic::Code::Unauthenticated, "{wrong:?}");
+    });
+    let out = server.modal(&["app", "list", "--json"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("e2e-sneaky"),
+        "a refused request created an app: {}",
+        show(&out)
+    );
+}
+
+#[test]
+fn an_oversized_request_is_refused_and_the_server_does_not_keep_it() {
+    let server = Server::start("oversized", None);
+    let pid = server.child.as_ref().expect("a server").id();
+    let (id, secret) = user_token(&server);
+    let rt = runtime();
+    let before = rss_kib(pid);
+    let rounds = 24;
+    let size = 48 << 20;
+    rt.block_on(async {
+        let mut api = api(&server.url()).await;
+        for _ in 0..rounds {
+            let err = api
+                .app_create(app_create("e2e-big", size, Some((&id, &secret))))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
+            assert!(
+                err.message().contains("AppCreate") && err.message().contains("limit of 4 MiB"),
+                "{err:?}"
+            );
+        }
+        // The server still answers.
+        let ok = api
+            .app_create(app_create("e2e-small", 10, Some((&id, &secret))))
+            .await;
+        assert!(ok.is_ok(), "{ok:?}");
+    });
+    let after = rss_kib(pid);
+    let grown_mib = after.saturating_sub(before) / 1024;
+    eprintln!("server RSS {before} KiB -> {after} KiB");
+    // The requests total over 1 GiB; a server that buffered them would have grown by that much.
+    assert!(
+        grown_mib < 128,
+        "the server grew by {grown_mib} MiB ({before} KiB -> {after} KiB) over {rounds} refused requests of {} MiB",
+        size >> 20
+    );
+}
+
+#[test]
+fn the_first_token_needs_the_bootstrap_secret() {
+    let server = Server::start("bootstrap", None);
+    let secret = server.dir.join("data").join("bootstrap.secret");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&secret)
+            .expect("the server wrote its bootstrap secret")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "{}", secret.display());
+    // Without a token and without the secret: refused, saying where the secret is.
+    let elsewhere = server.dir.join("not-the-data-dir");
+    let out = server
+        .command(
+            support::MODAL,
+            &["token", "new", "--server", &server.url(), "--print"],
+        )
+        .arg("--data-dir")
+        .arg(&elsewhere)
+        .env("MODAL_CONFIG_PATH", server.dir.join("empty.toml"))
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bootstrap secret") && stderr.contains("--data-dir"),
+        "{}",
+        show(&out)
+    );
+    // A user with a token creates more without the secret.
+    let out = server
+        .command(
+            support::MODAL,
+            &["token", "new", "--server", &server.url(), "--print"],
+        )
+        .arg("--data-dir")
+        .arg(&elsewhere)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("MODAL_TOKEN_ID=ak-"),
+        "{}",
+        show(&out)
+    );
+}
