@@ -185,6 +185,26 @@ fn secrets_reach_only_the_functions_that_ask_and_never_the_logs() {
         "{}",
         show(&out)
     );
+    // A secret given inline reaches its function, and is kept sealed in the store.
+    let out = server.caller(&["dict-secret", "DICT_KEY"]);
+    let dict_value = "dict-value-e2e-sealed";
+    assert_eq!(
+        field(&out, "len").as_deref(),
+        Some(format!("Some({})", dict_value.len()).as_str()),
+        "{}",
+        show(&out)
+    );
+    for entry in std::fs::read_dir(server.dir.join("data")).expect("a data directory") {
+        let path = entry.expect("an entry").path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                !bytes.windows(dict_value.len()).any(|w| w == dict_value.as_bytes()),
+                "{} holds an inline secret's value in clear",
+                path.display()
+            );
+        }
+    }
     let mut seen = String::new();
     for args in [
         &["app", "logs", "e2e-deployed", "-n", "5000"][..],
@@ -198,8 +218,8 @@ fn secrets_reach_only_the_functions_that_ask_and_never_the_logs() {
     seen.push_str(&std::fs::read_to_string(server.dir.join("server.log")).unwrap_or_default());
     assert!(seen.contains("API_KEY"), "listings show key names");
     assert!(
-        !seen.contains(value),
-        "the secret's value appeared in logs or listings"
+        !seen.contains(value) && !seen.contains(dict_value),
+        "a secret's value appeared in logs or listings"
     );
 }
 

@@ -155,6 +155,21 @@ pub struct FunctionDefinition {
     /// For a variant: the function it derives from.
     #[prost(string, tag = "25")]
     pub variant_of: ::prost::alloc::string::String,
+    /// `secret_env` as the control plane keeps it: sealed with its key on arrival (the plain map is
+    /// then empty), opened only to start a container, never sent to a caller or a worker.
+    #[prost(message, optional, tag = "26")]
+    pub sealed_secret_env: ::core::option::Option<SealedValues>,
+}
+/// Secret values sealed with a control plane's key (ChaCha20-Poly1305).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SealedValues {
+    /// A digest keyed by the control plane's key: equal values, equal digests.
+    #[prost(bytes = "bytes", tag = "1")]
+    pub digest: ::prost::bytes::Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub nonce: ::prost::bytes::Bytes,
+    #[prost(bytes = "bytes", tag = "3")]
+    pub ciphertext: ::prost::bytes::Bytes,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct BatchConfig {
@@ -203,6 +218,9 @@ pub struct FunctionOptions {
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
+    /// `secret_env`, sealed by the control plane on arrival.
+    #[prost(message, optional, tag = "16")]
+    pub sealed_secret_env: ::core::option::Option<SealedValues>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Schedule {

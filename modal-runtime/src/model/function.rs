@@ -87,6 +87,27 @@ impl NamedSecret {
     }
 }
 
+/// Secret values sealed with a control plane's key. Two are equal when their values are (a digest
+/// keyed by the same key), so a redeploy or a `with_options` with the same secrets is the same.
+#[derive(Clone)]
+pub(crate) struct SealedValues {
+    pub(crate) digest: Vec<u8>,
+    pub(crate) nonce: Vec<u8>,
+    pub(crate) ciphertext: Vec<u8>,
+}
+
+impl PartialEq for SealedValues {
+    fn eq(&self, other: &Self) -> bool {
+        self.digest == other.digest
+    }
+}
+
+impl std::fmt::Debug for SealedValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealedValues(..)")
+    }
+}
+
 /// A function (or class) registered with the control plane.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FunctionDef {
@@ -107,8 +128,11 @@ pub(crate) struct FunctionDef {
     pub(crate) autoscaler: Autoscaler,
     /// Plain environment variables (`env = …`).
     pub(crate) env: BTreeMap<String, String>,
-    /// Secret environment variables: injected like `env`, never listed or logged.
+    /// Secret environment variables as a client sends them: injected like `env`, never listed
+    /// or logged. The control plane seals them into `sealed_secret_env` on arrival.
     pub(crate) secret_env: BTreeMap<String, String>,
+    /// `secret_env` sealed with the control plane's key.
+    pub(crate) sealed_secret_env: Option<SealedValues>,
     pub(crate) single_use_containers: bool,
     /// Inputs one container runs at once.
     pub(crate) max_concurrent_inputs: u32,
@@ -140,6 +164,15 @@ pub(crate) struct Origin<'a> {
 }
 
 impl FunctionDef {
+    /// The definition as it may leave the control plane (to a caller or a worker): without its
+    /// sealed secret values.
+    pub(crate) fn shareable(&self) -> FunctionDef {
+        FunctionDef {
+            sealed_secret_env: None,
+            ..self.clone()
+        }
+    }
+
     /// The definition of a function with `spec`: its resolved local secrets in `secret_env`,
     /// the app's named secrets along with its own.
     pub(crate) fn new(
@@ -214,6 +247,7 @@ impl FunctionDef {
             generator_methods: spec.generator_methods.clone(),
             class_params: None,
             variant_of: String::new(),
+            sealed_secret_env: None,
         }
     }
 
@@ -317,6 +351,8 @@ pub(crate) struct FunctionOptions {
     /// With `secret_env`: when either is set, they replace the function's secrets (Modal's rule).
     pub(crate) named_secrets: Vec<NamedSecret>,
     pub(crate) secret_env: BTreeMap<String, String>,
+    /// `secret_env` sealed by the control plane on arrival.
+    pub(crate) sealed_secret_env: Option<SealedValues>,
     pub(crate) max_concurrent_inputs: Option<u32>,
     pub(crate) target_concurrent_inputs: Option<u32>,
     pub(crate) batch: Option<BatchConfig>,
@@ -324,7 +360,9 @@ pub(crate) struct FunctionOptions {
 
 impl FunctionOptions {
     fn replaces_secrets(&self) -> bool {
-        !self.named_secrets.is_empty() || !self.secret_env.is_empty()
+        !self.named_secrets.is_empty()
+            || !self.secret_env.is_empty()
+            || self.sealed_secret_env.is_some()
     }
 
     /// These overrides with `later`'s on top, field by field (a variant of a variant).
@@ -352,6 +390,7 @@ impl FunctionOptions {
         if replace_secrets {
             self.named_secrets = later.named_secrets;
             self.secret_env = later.secret_env;
+            self.sealed_secret_env = later.sealed_secret_env;
         }
         self.env.extend(later.env);
         self
@@ -401,6 +440,7 @@ impl FunctionOptions {
         if self.replaces_secrets() {
             d.named_secrets.clone_from(&self.named_secrets);
             d.secret_env.clone_from(&self.secret_env);
+            d.sealed_secret_env.clone_from(&self.sealed_secret_env);
         }
         if let Some(m) = self.max_concurrent_inputs {
             d.max_concurrent_inputs = m.max(1);

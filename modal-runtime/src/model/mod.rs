@@ -16,6 +16,7 @@ pub(crate) use call::{
 };
 pub(crate) use function::{
     Autoscaler, BatchConfig, FunctionDef, FunctionOptions, GpuRequest, NamedSecret, Resources,
+    SealedValues,
 };
 pub(crate) use logs::{LogBatch, LogEntry, LogSource};
 pub(crate) use worker::{

@@ -102,6 +102,7 @@ impl State {
         }
         let mut function_ids = HashMap::new();
         for def in defs {
+            let def = self.seal_definition(def)?;
             let existing = self.apps.get(app_id).and_then(|app| {
                 app.functions
                     .iter()

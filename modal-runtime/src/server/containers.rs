@@ -54,7 +54,7 @@ impl State {
         let Some(app) = self.apps.get(&f.app_id) else {
             return;
         };
-        let secret_env = match self.open_named_secrets(&f.def, &app.environment) {
+        let secret_env = match self.open_secrets(&f.def, &app.environment) {
             Ok(env) => env,
             Err(why) => {
                 let msg = format!("cannot start a container: {why}");
@@ -69,7 +69,7 @@ impl State {
             app_id: f.app_id.clone(),
             app_name: app.name.clone(),
             function_id: function_id.to_owned(),
-            definition: f.def.clone(),
+            definition: f.def.shareable(),
             server_url: self.server_url.clone(),
             gpu_indices: gpus.clone(),
             secret_env,

@@ -449,7 +449,7 @@ impl State {
             .filter_map(|id| self.functions.get(id).map(|f| (id, f)))
             .find(|(_, f)| f.def.tag == tag && !f.retired);
         match found {
-            Some((id, f)) => Ok((id.clone(), app_id, f.def.clone())),
+            Some((id, f)) => Ok((id.clone(), app_id, f.def.shareable())),
             None => {
                 let known: Vec<&str> = app
                     .functions

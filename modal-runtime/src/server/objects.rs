@@ -9,7 +9,7 @@ use super::auth::Auth;
 use super::state::{State, environment};
 use super::store::{BinaryRow, Op, SecretRow, TokenRow};
 use crate::app::rules;
-use crate::model::{FunctionDef, NamedSecret, SecretSummary};
+use crate::model::{FunctionDef, FunctionOptions, NamedSecret, SealedValues, SecretSummary};
 
 /// A secret to create.
 pub(crate) struct NewSecret {
@@ -151,13 +151,48 @@ impl State {
         Ok(())
     }
 
-    /// The variables of the function's named secrets, opened for a container about to start.
-    pub(crate) fn open_named_secrets(
+    /// Seals secret values a client sent (`Secret::from_dict`, `from_dotenv`,
+    /// `from_local_environ`) into `sealed`; sealed values a client sent are never trusted.
+    fn seal_secret_env(
+        &self,
+        env: &mut BTreeMap<String, String>,
+        sealed: &mut Option<SealedValues>,
+    ) -> Result<(), Status> {
+        *sealed = None;
+        if !env.is_empty() {
+            let values = std::mem::take(env);
+            *sealed = Some(
+                self.secret_key
+                    .seal_values(&values)
+                    .map_err(Status::internal)?,
+            );
+        }
+        Ok(())
+    }
+
+    /// A definition as the control plane keeps it: its secret values sealed.
+    pub(crate) fn seal_definition(&self, mut def: FunctionDef) -> Result<FunctionDef, Status> {
+        self.seal_secret_env(&mut def.secret_env, &mut def.sealed_secret_env)?;
+        Ok(def)
+    }
+
+    /// Overrides as the control plane keeps them: their secret values sealed.
+    pub(crate) fn seal_options(&self, mut o: FunctionOptions) -> Result<FunctionOptions, Status> {
+        self.seal_secret_env(&mut o.secret_env, &mut o.sealed_secret_env)?;
+        Ok(o)
+    }
+
+    /// The function's secret variables, opened for a container about to start: its own sealed
+    /// values, then its named secrets (a named secret's key wins).
+    pub(crate) fn open_secrets(
         &self,
         def: &FunctionDef,
         app_env: &str,
     ) -> Result<BTreeMap<String, String>, String> {
-        let mut out = BTreeMap::new();
+        let mut out = match &def.sealed_secret_env {
+            Some(sealed) => self.secret_key.open_values(sealed)?,
+            None => BTreeMap::new(),
+        };
         for s in &def.named_secrets {
             let env = secret_env(s, app_env);
             let row = self

@@ -52,14 +52,26 @@ impl State {
                 });
             }
         }
+        let mut resealed = Vec::new();
         for row in snap.functions {
-            let def = match wire::decode_definition(&row.definition) {
+            let mut def = match wire::decode_definition(&row.definition) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(function_id = %row.id, "stored definition does not decode: {e}");
                     continue;
                 }
             };
+            // A store written before secret values were sealed keeps them in clear: seal them
+            // and write the definition again.
+            if !def.secret_env.is_empty() {
+                match self.seal_definition(def.clone()) {
+                    Ok(sealed) => {
+                        def = sealed;
+                        resealed.push(row.id.clone());
+                    }
+                    Err(e) => tracing::error!(function_id = %row.id, "cannot seal: {e}"),
+                }
+            }
             let Some(app) = self.apps.get_mut(&row.app_id) else {
                 continue;
             };
@@ -71,6 +83,9 @@ impl State {
                 app.functions.push(row.id.clone());
             }
             self.functions.insert(row.id, f);
+        }
+        for id in resealed {
+            self.save_function(&id);
         }
         for s in snap.secrets {
             self.secrets

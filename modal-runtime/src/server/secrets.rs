@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 
+use crate::model::SealedValues;
+
 /// The key secrets are sealed with.
 #[derive(Clone)]
 pub(crate) struct SecretKey(Key);
@@ -64,6 +66,30 @@ impl SecretKey {
         Ok((nonce.to_vec(), ct))
     }
 
+    /// Seals the values a definition carries, with a digest keyed by this key (equal values,
+    /// equal digests; nothing about them is learnt from it without the key).
+    pub(crate) fn seal_values(
+        &self,
+        values: &BTreeMap<String, String>,
+    ) -> Result<SealedValues, String> {
+        let (nonce, ciphertext) = self.seal(values)?;
+        let plain = serde_json::to_vec(values).map_err(|e| e.to_string())?;
+        let digest_key = blake3::derive_key("modal-rs sealed values digest v1", self.0.as_slice());
+        Ok(SealedValues {
+            digest: blake3::keyed_hash(&digest_key, &plain).as_bytes().to_vec(),
+            nonce,
+            ciphertext,
+        })
+    }
+
+    /// Opens what [`seal_values`](SecretKey::seal_values) sealed.
+    pub(crate) fn open_values(
+        &self,
+        sealed: &SealedValues,
+    ) -> Result<BTreeMap<String, String>, String> {
+        self.open(&sealed.nonce, &sealed.ciphertext)
+    }
+
     /// Opens what [`seal`](SecretKey::seal) sealed.
     pub(crate) fn open(
         &self,
@@ -95,6 +121,21 @@ mod tests {
         );
         assert_eq!(key.open(&nonce, &ct).unwrap(), values);
         assert!(SecretKey::ephemeral().open(&nonce, &ct).is_err());
+    }
+
+    #[test]
+    fn sealed_values_are_equal_when_their_values_are() {
+        let key = SecretKey::ephemeral();
+        let values = BTreeMap::from([("API_KEY".to_string(), "hunter2".to_string())]);
+        let a = key.seal_values(&values).unwrap();
+        let b = key.seal_values(&values).unwrap();
+        assert_ne!(a.nonce, b.nonce, "each sealing has its own nonce");
+        assert_eq!(a, b);
+        let other = BTreeMap::from([("API_KEY".to_string(), "hunter3".to_string())]);
+        assert_ne!(a, key.seal_values(&other).unwrap());
+        assert_ne!(a, SecretKey::ephemeral().seal_values(&values).unwrap());
+        assert_eq!(key.open_values(&b).unwrap(), values);
+        assert!(!format!("{a:?}").contains("hunter2"));
     }
 
     #[test]

@@ -57,6 +57,7 @@ impl State {
         if let Some(o) = &options {
             check_options(o)?;
         }
+        let options = options.map(|o| self.seal_options(o)).transpose()?;
         let variant = Variant {
             base: function_id.to_owned(),
             params,

@@ -7,6 +7,7 @@ use super::{millis, pb, sorted, stored, unsorted, unstored};
 use crate::app::{Retries, Schedule};
 use crate::model::{
     Autoscaler, BatchConfig, FunctionDef, FunctionOptions, GpuRequest, NamedSecret, Resources,
+    SealedValues,
 };
 
 impl From<&Retries> for pb::RetryPolicy {
@@ -122,6 +123,7 @@ impl From<&FunctionDef> for pb::FunctionDefinition {
             batch: d.batch.map(batch_to_pb),
             generator_methods: d.generator_methods.clone(),
             variant_of: d.variant_of.clone(),
+            sealed_secret_env: d.sealed_secret_env.as_ref().map(sealed_to_pb),
         }
     }
 }
@@ -177,6 +179,7 @@ impl TryFrom<pb::FunctionDefinition> for FunctionDef {
             generator_methods: d.generator_methods,
             class_params: d.class_params.map(Into::into),
             variant_of: d.variant_of,
+            sealed_secret_env: d.sealed_secret_env.map(sealed_of),
         })
     }
 }
@@ -199,6 +202,7 @@ impl From<&FunctionOptions> for pb::FunctionOptions {
             target_concurrent_inputs: o.target_concurrent_inputs,
             batch: o.batch.map(batch_to_pb),
             secret_env: unsorted(&o.secret_env),
+            sealed_secret_env: o.sealed_secret_env.as_ref().map(sealed_to_pb),
         }
     }
 }
@@ -218,10 +222,27 @@ impl From<pb::FunctionOptions> for FunctionOptions {
             env: sorted(o.env),
             named_secrets: o.named_secrets.into_iter().map(Into::into).collect(),
             secret_env: sorted(o.secret_env),
+            sealed_secret_env: o.sealed_secret_env.map(sealed_of),
             max_concurrent_inputs: o.max_concurrent_inputs,
             target_concurrent_inputs: o.target_concurrent_inputs,
             batch: o.batch.map(batch_of),
         }
+    }
+}
+
+fn sealed_to_pb(s: &SealedValues) -> pb::SealedValues {
+    pb::SealedValues {
+        digest: s.digest.clone().into(),
+        nonce: s.nonce.clone().into(),
+        ciphertext: s.ciphertext.clone().into(),
+    }
+}
+
+fn sealed_of(s: pb::SealedValues) -> SealedValues {
+    SealedValues {
+        digest: s.digest.into(),
+        nonce: s.nonce.into(),
+        ciphertext: s.ciphertext.into(),
     }
 }
 

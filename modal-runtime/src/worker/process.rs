@@ -117,7 +117,6 @@ fn command(
         }
     }
     cmd.envs(&def.env);
-    cmd.envs(&def.secret_env);
     cmd.envs(&spec.secret_env);
     if !spec.token_id.is_empty() {
         cmd.env("MODAL_TOKEN_ID", &spec.token_id)

@@ -1,8 +1,8 @@
 //! A second program that reaches the deployed app by name: it declares no app of its own.
 //!
 //! `caller square X` | `caller spawn-slow SECS` | `caller get CALL_ID` | `caller secret NAME` |
-//! `caller no-secret NAME` | `caller spawn-linger SECS` | `caller spawn-method SECS` |
-//! `caller wrong-types X`
+//! `caller no-secret NAME` | `caller dict-secret NAME` | `caller spawn-linger SECS` |
+//! `caller spawn-method SECS` | `caller wrong-types X`
 
 use modal::{Function, FunctionCall};
 
@@ -54,11 +54,11 @@ async fn main() -> Result<(), String> {
                     .map_err(show)?
             );
         }
-        "secret" | "no-secret" => {
-            let tag = if arg(0) == "secret" {
-                "with_secret"
-            } else {
-                "without_secret"
+        "secret" | "no-secret" | "dict-secret" => {
+            let tag = match arg(0).as_str() {
+                "secret" => "with_secret",
+                "dict-secret" => "with_dict_secret",
+                _ => "without_secret",
             };
             let f: Function<(String,), Option<usize>> = Function::from_name(APP, tag);
             println!("len: {:?}", f.remote(arg(1)).await.map_err(show)?);

@@ -48,6 +48,12 @@ fn with_secret(name: String) -> Option<usize> {
     std::env::var(name).ok().map(|v| v.len())
 }
 
+/// A secret given inline: the control plane keeps its values sealed.
+#[modal::function(app = APP, secrets = [Secret::from_dict([("DICT_KEY", "dict-value-e2e-sealed")])])]
+fn with_dict_secret(name: String) -> Option<usize> {
+    std::env::var(name).ok().map(|v| v.len())
+}
+
 #[modal::function(app = APP)]
 fn without_secret(name: String) -> Option<usize> {
     std::env::var(name).ok().map(|v| v.len())

@@ -5,6 +5,7 @@
 mod calls;
 mod lifecycle;
 mod scheduling;
+mod secrets;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
