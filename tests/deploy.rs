@@ -44,6 +44,59 @@ fn crash_and_resume(server: &mut Server) {
 }
 
 #[test]
+fn a_get_rides_out_a_server_restart_and_gives_up_after_its_budget() {
+    let mut server = Server::start("reconnect", None);
+    server.deploy(&[]);
+    let out = server.caller(&["spawn-slow", "4"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let call = field(&out, "call").expect("a call id");
+    // A second program waits for the result while the server goes down and comes back.
+    let waiting = server
+        .command(CALLER, &["get", &call])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    std::thread::sleep(Duration::from_millis(800));
+    server.kill9();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        server.launch(),
+        "modal server did not restart: {}",
+        server.log()
+    );
+    let out = waiting.wait_with_output().expect("waits");
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        field(&out, "result").as_deref(),
+        Some("slept 4"),
+        "{}",
+        show(&out)
+    );
+    // With the server gone for good, a get gives up after its budget and says how to wait longer.
+    let out = server.caller(&["spawn-slow", "30"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let call = field(&out, "call").expect("a call id");
+    let waiting = server
+        .command(CALLER, &["get", &call])
+        .env("MODAL_RECONNECT_TIMEOUT", "2")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    std::thread::sleep(Duration::from_millis(800));
+    server.kill9();
+    let out = waiting.wait_with_output().expect("waits");
+    assert!(!out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("could not be reached") && stderr.contains("MODAL_RECONNECT_TIMEOUT"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
 fn a_spawned_call_survives_a_server_crash() {
     let mut server = Server::start("crash", None);
     crash_and_resume(&mut server);
@@ -199,7 +252,9 @@ fn secrets_reach_only_the_functions_that_ask_and_never_the_logs() {
         if path.is_file() {
             let bytes = std::fs::read(&path).unwrap_or_default();
             assert!(
-                !bytes.windows(dict_value.len()).any(|w| w == dict_value.as_bytes()),
+                !bytes
+                    .windows(dict_value.len())
+                    .any(|w| w == dict_value.as_bytes()),
                 "{} holds an inline secret's value in clear",
                 path.display()
             );

@@ -367,6 +367,10 @@ pub struct FunctionCallRequest {
     pub wait: bool,
     #[prost(uint32, tag = "4")]
     pub wait_ms: u32,
+    /// Chosen by the client (`fc-…`), so that a request sent again after a lost connection is the
+    /// same call; empty: the control plane chooses.
+    #[prost(string, tag = "6")]
+    pub call_id: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct FunctionCallResponse {

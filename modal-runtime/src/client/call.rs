@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use super::Client;
+use super::reconnect::reconnecting;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::wire::{self, pb};
@@ -54,20 +55,22 @@ impl<R: DeserializeOwned> FunctionCall<R> {
     /// A call spawned earlier (perhaps by another program), by its id.
     pub async fn from_id(call_id: &str) -> Result<Self> {
         let client = Client::from_env().await?;
-        let mut api = client.api.clone();
-        let resp = api
-            .function_call_from_id(pb::FunctionCallFromIdRequest {
+        let resp = reconnecting("looking up a call", || {
+            let mut api = client.api.clone();
+            let req = pb::FunctionCallFromIdRequest {
                 call_id: call_id.to_owned(),
-            })
-            .await
-            .map_err(|s| {
-                if s.code() == tonic::Code::NotFound {
-                    Error::OutputExpired(call_id.to_owned())
-                } else {
-                    s.into()
-                }
-            })?
-            .into_inner();
+            };
+            async move { api.function_call_from_id(req).await }
+        })
+        .await
+        .map_err(|s| {
+            if s.code() == tonic::Code::NotFound {
+                Error::OutputExpired(call_id.to_owned())
+            } else {
+                s.into()
+            }
+        })?
+        .into_inner();
         Ok(FunctionCall::new(
             client,
             call_id.to_owned(),
@@ -94,10 +97,13 @@ impl<R: DeserializeOwned> FunctionCall<R> {
 
     /// Cancels the call and, with `terminate_containers`, also stops the containers running it.
     pub async fn cancel_with(&self, terminate_containers: bool) -> Result<()> {
-        let mut api = self.client.api.clone();
-        api.function_call_cancel(pb::FunctionCallCancelRequest {
-            call_id: self.call_id.clone(),
-            terminate_containers,
+        reconnecting("cancelling a call", || {
+            let mut api = self.client.api.clone();
+            let req = pb::FunctionCallCancelRequest {
+                call_id: self.call_id.clone(),
+                terminate_containers,
+            };
+            async move { api.function_call_cancel(req).await }
         })
         .await?;
         Ok(())
@@ -111,26 +117,28 @@ pub(crate) async fn wait_result(
     timeout: Option<Duration>,
 ) -> Result<pb::CallResult> {
     let deadline = timeout.map(|t| Instant::now() + t);
-    let mut api = client.api.clone();
     loop {
-        let wait = match deadline {
+        let wait = || match deadline {
             Some(d) => d.saturating_duration_since(Instant::now()).min(POLL),
             None => POLL,
         };
-        let resp = api
-            .function_call_get(pb::FunctionCallGetRequest {
+        let resp = reconnecting("waiting for a result", || {
+            let mut api = client.api.clone();
+            let req = pb::FunctionCallGetRequest {
                 call_id: call_id.to_owned(),
-                timeout_ms: wire::millis(wait),
-            })
-            .await
-            .map_err(|s| {
-                if s.code() == tonic::Code::NotFound {
-                    Error::OutputExpired(call_id.to_owned())
-                } else {
-                    s.into()
-                }
-            })?
-            .into_inner();
+                timeout_ms: wire::millis(wait()),
+            };
+            async move { api.function_call_get(req).await }
+        })
+        .await
+        .map_err(|s| {
+            if s.code() == tonic::Code::NotFound {
+                Error::OutputExpired(call_id.to_owned())
+            } else {
+                s.into()
+            }
+        })?
+        .into_inner();
         if let Some(r) = resp.result {
             return Ok(r);
         }

@@ -10,16 +10,20 @@ use serde::de::DeserializeOwned;
 use super::call::{self, FunctionCall};
 use super::map::{ForEach, MapCall};
 use super::options::Options;
+use super::reconnect::reconnecting;
 use super::target::Bound;
 use super::target::Target;
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::ids::new_id;
 use crate::model::function::short_type_name;
 use crate::registry::FunctionRegistration;
 use crate::wire::{self, pb};
 
 /// How long one `remote` request waits for its result before it polls again.
 const REMOTE_WAIT: Duration = Duration::from_secs(50);
+/// How many times a `remote` call lost by a restarting control plane is sent again.
+const MAX_SENT_AGAIN: u32 = 3;
 
 /// A typed handle to a function: `A` is the tuple of its arguments, `R` its return value.
 ///
@@ -188,43 +192,68 @@ where
         })
     }
 
-    /// Submits one input; with `wait`, the response carries the result if it came in time.
+    /// Submits one input as call `call_id`; with `wait`, the response carries the result if it
+    /// came in time. The id is chosen here so that a request sent again after a lost connection
+    /// is the same call.
     async fn submit(
         &self,
         bound: &Bound,
-        args: A,
+        call_id: &str,
+        input: &pb::Payload,
         wait: Option<Duration>,
     ) -> Result<pb::FunctionCallResponse> {
-        let input = wire::encode_args(&args, &self.name())?;
-        let mut api = bound.client.api.clone();
-        let resp = api
-            .function_call(pb::FunctionCallRequest {
+        let resp = reconnecting("calling a function", || {
+            let mut api = bound.client.api.clone();
+            let req = pb::FunctionCallRequest {
                 function_id: bound.function_id.clone(),
                 method_name: self.method.to_owned(),
-                input: Some(input),
+                input: Some(input.clone()),
                 wait: wait.is_some(),
                 wait_ms: wait.map_or(0, wire::millis),
-            })
-            .await?;
+                call_id: call_id.to_owned(),
+            };
+            async move { api.function_call(req).await }
+        })
+        .await?;
         Ok(resp.into_inner())
     }
 
     /// Like `remote_args`, returning the encoded result.
     pub(crate) async fn remote_raw(&self, args: A) -> Result<bytes::Bytes> {
         let bound = self.bound().await?;
-        let resp = self.submit(&bound, args, Some(REMOTE_WAIT)).await?;
-        let result = match resp.result {
-            Some(r) => r,
-            None => call::wait_result(&bound.client, &resp.call_id, None).await?,
-        };
-        wire::into_value(result, &self.name())
+        let input = wire::encode_args(&args, &self.name())?;
+        let call_id = new_id("fc-");
+        let mut sent_again = 0;
+        loop {
+            let resp = self
+                .submit(&bound, &call_id, &input, Some(REMOTE_WAIT))
+                .await?;
+            let result = match resp.result {
+                Some(r) => Ok(r),
+                None => call::wait_result(&bound.client, &resp.call_id, None).await,
+            };
+            match result {
+                // A control plane that restarted lost this `remote` call (only spawned calls
+                // are stored): the input is sent again, and may run again (at least once).
+                Err(Error::OutputExpired(_)) if sent_again < MAX_SENT_AGAIN => {
+                    sent_again += 1;
+                    tracing::warn!(
+                        call_id,
+                        "the control plane lost call `{}` (did it restart?); sending it again",
+                        self.name()
+                    );
+                }
+                other => return wire::into_value(other?, &self.name()),
+            }
+        }
     }
 
     /// Starts the function with the argument tuple without waiting; the result is read
     /// later through the returned [`FunctionCall`].
     pub async fn spawn_args(&self, args: A) -> Result<FunctionCall<R>> {
         let bound = self.bound().await?;
-        let resp = self.submit(&bound, args, None).await?;
+        let input = wire::encode_args(&args, &self.name())?;
+        let resp = self.submit(&bound, &new_id("fc-"), &input, None).await?;
         Ok(FunctionCall::new(bound.client, resp.call_id, self.name()))
     }
 

@@ -129,6 +129,8 @@ async fn drive<A: Serialize, T: DeserializeOwned>(
             input: Some(input),
             wait: false,
             wait_ms: 0,
+            // A generator's items stream to this caller alone: it is not sent again.
+            call_id: String::new(),
         })
         .await?
         .into_inner();

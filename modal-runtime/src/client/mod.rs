@@ -10,6 +10,7 @@ mod map;
 mod options;
 mod output;
 mod publish;
+mod reconnect;
 pub(crate) mod run;
 mod target;
 mod transport;

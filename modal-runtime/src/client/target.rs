@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 use super::Client;
+use super::reconnect::reconnecting;
 use crate::error::{Error, Result};
 use crate::model::{FunctionOptions, Payload};
 use crate::registry::FunctionRegistration;
@@ -128,15 +129,17 @@ impl Target {
                 .resolved
                 .get_or_try_init(|| async {
                     let client = Client::from_env().await?;
-                    let mut api = client.api.clone();
-                    let resp = api
-                        .function_get(pb::FunctionGetRequest {
+                    let resp = reconnecting("looking up a function", || {
+                        let mut api = client.api.clone();
+                        let req = pb::FunctionGetRequest {
                             app_name: n.app.clone(),
                             tag: n.tag.clone(),
                             environment_name: n.environment.clone(),
-                        })
-                        .await
-                        .map_err(|s| {
+                        };
+                        async move { api.function_get(req).await }
+                    })
+                    .await
+                    .map_err(|s| {
                             if client.embedded && s.code() == tonic::Code::NotFound {
                                 Error::ControlPlane(format!(
                                     "{}: this program looked in the control plane embedded in it, which knows only this program's apps; to call a deployed app, point the program at its server: set MODAL_SERVER_URL and a token (`modal token new --server URL` writes both to its config file)",
@@ -179,15 +182,18 @@ impl Target {
                         if v.params.is_none() && v.options.is_none() {
                             return Ok(base);
                         }
-                        let mut api = base.client.api.clone();
-                        let resp = api
-                            .function_bind(pb::FunctionBindRequest {
+                        // Binding the same variant again finds the same function.
+                        let resp = reconnecting("binding a variant", || {
+                            let mut api = base.client.api.clone();
+                            let req = pb::FunctionBindRequest {
                                 function_id: base.function_id.clone(),
                                 params: v.params.clone().map(Into::into),
                                 options: v.options.as_ref().map(Into::into),
-                            })
-                            .await?
-                            .into_inner();
+                            };
+                            async move { api.function_bind(req).await }
+                        })
+                        .await?
+                        .into_inner();
                         Ok::<_, Error>(Bound {
                             client: base.client,
                             function_id: resp.bound_function_id,

@@ -107,7 +107,16 @@ impl State {
     }
 
     fn new_call(&mut self, function_id: &str, app_id: String, kind: CallKind) -> String {
-        let call_id = new_id("fc-");
+        self.insert_call(new_id("fc-"), function_id, app_id, kind)
+    }
+
+    fn insert_call(
+        &mut self,
+        call_id: String,
+        function_id: &str,
+        app_id: String,
+        kind: CallKind,
+    ) -> String {
         self.calls.insert(
             call_id.clone(),
             CallRec {
@@ -132,6 +141,33 @@ impl State {
         wait: Wait,
         principal: &Principal,
     ) -> Result<(String, Option<oneshot::Receiver<CallResult>>), Status> {
+        self.invoke_as(None, function_id, method, input, wait, principal)
+    }
+
+    /// [`invoke`](State::invoke) with the call id the client chose: a request sent again (after
+    /// a lost connection) finds the call it made the first time, with no receiver (the caller
+    /// reads the result with `call_get`); nothing runs twice.
+    pub(crate) fn invoke_as(
+        &mut self,
+        call_id: Option<String>,
+        function_id: &str,
+        method: &str,
+        input: Payload,
+        wait: Wait,
+        principal: &Principal,
+    ) -> Result<(String, Option<oneshot::Receiver<CallResult>>), Status> {
+        if let Some(id) = &call_id {
+            check_call_id(id)?;
+            if let Some(existing) = self.calls.get(id) {
+                principal.require_app(&existing.app_id)?;
+                if existing.function_id != function_id {
+                    return Err(Status::already_exists(format!(
+                        "call id {id} is taken by a call of another function"
+                    )));
+                }
+                return Ok((id.clone(), None));
+            }
+        }
         let app_id = self.admit(function_id, method, false, principal)?;
         let (waiters, rx) = match wait {
             Wait::Caller => {
@@ -140,15 +176,15 @@ impl State {
             }
             Wait::Spawned => (Vec::new(), None),
         };
-        let call_id = self.new_call(
-            function_id,
-            app_id.clone(),
-            CallKind::Unary {
-                result: None,
-                waiters,
-                spawned: wait == Wait::Spawned,
-            },
-        );
+        let kind = CallKind::Unary {
+            result: None,
+            waiters,
+            spawned: wait == Wait::Spawned,
+        };
+        let call_id = match call_id {
+            Some(id) => self.insert_call(id, function_id, app_id.clone(), kind),
+            None => self.new_call(function_id, app_id.clone(), kind),
+        };
         // A spawned call outlives its caller: it is kept until its result expires.
         if wait == Wait::Spawned && self.durable {
             let created_at = self.clock.unix_ms;
@@ -639,5 +675,21 @@ impl State {
                 attempt,
             },
         );
+    }
+}
+
+/// Checks a call id a client chose: `fc-` and then 1 to 64 letters, digits, `-` or `_`.
+fn check_call_id(id: &str) -> Result<(), Status> {
+    let rest = id.strip_prefix("fc-").unwrap_or("");
+    let ok = (1..=64).contains(&rest.len())
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "call id `{id}` is malformed: `fc-` and then up to 64 letters, digits, `-` or `_`"
+        )))
     }
 }

@@ -122,8 +122,9 @@ impl pb::client_api_server::ClientApi for Api {
             Wait::Spawned
         };
         let (function_id, method) = (req.function_id, req.method_name);
+        let chosen = Some(req.call_id).filter(|id| !id.is_empty());
         let (call_id, rx) = self
-            .ask(move |s| s.invoke(&function_id, &method, input, wait, &principal))
+            .ask(move |s| s.invoke_as(chosen, &function_id, &method, input, wait, &principal))
             .await?;
         let result = match rx {
             Some(rx) => wait_result(rx, Duration::from_millis(u64::from(req.wait_ms))).await,

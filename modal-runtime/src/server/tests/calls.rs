@@ -9,6 +9,7 @@ use super::{Asked, Plane, def, has_shutdown};
 use crate::app::Retries;
 use crate::model::{ContainerCommand, GeneratorEvent, Payload, ResultStatus};
 use crate::server::auth::Principal;
+use crate::server::calls::Wait;
 use crate::server::store::Op;
 
 /// Runs one input through a ready container and fails it with `status`; returns the task.
@@ -404,4 +405,40 @@ fn a_spawned_result_is_kept_for_the_retention_window_then_expires() {
     p.housekeeping();
     let err = p.state.call_get(&call, &Principal::Local).err().unwrap();
     assert!(err.message().contains("expired"), "{}", err.message());
+}
+
+#[test]
+fn a_call_sent_again_with_its_id_is_the_same_call() {
+    let mut p = Plane::with_worker();
+    let f = p.function(def("f"));
+    let g = p.function(def("g"));
+    let send = |p: &mut Plane, id: &str, function: &str| {
+        p.state.invoke_as(
+            Some(id.to_owned()),
+            function,
+            "",
+            Payload::new(vec![7]),
+            Wait::Spawned,
+            &Principal::Local,
+        )
+    };
+    let (first, _) = send(&mut p, "fc-client-chosen-1", &f).unwrap();
+    let (again, rx) = send(&mut p, "fc-client-chosen-1", &f).unwrap();
+    assert_eq!(first, "fc-client-chosen-1");
+    assert_eq!(again, first);
+    assert!(rx.is_none(), "the caller reads the result with call_get");
+    p.state.schedule();
+    let task = p.ready_container();
+    assert_eq!(p.inputs(&task).len(), 1, "one input, not two");
+    let taken = send(&mut p, "fc-client-chosen-1", &g).unwrap_err();
+    assert_eq!(taken.code(), tonic::Code::AlreadyExists);
+    for bad in [
+        "client-chosen",
+        "fc-",
+        "fc-a b",
+        &format!("fc-{}", "x".repeat(65)),
+    ] {
+        let err = send(&mut p, bad, &f).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{bad}: {err:?}");
+    }
 }
