@@ -167,6 +167,16 @@ fn a_second_program_looks_up_the_deployed_app_and_redeploys_keep_its_id() {
         show(&out)
     );
     assert!(text.contains("\"tag\":\"v2\""), "{}", show(&out));
+    // The same code deployed under another name runs there too.
+    server.deploy(&["--name", "e2e-renamed"]);
+    let out = server.caller(&["square-in", "e2e-renamed", "6"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        field(&out, "square").as_deref(),
+        Some("36"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]

@@ -159,6 +159,10 @@ pub struct FunctionDefinition {
     /// then empty), opened only to start a container, never sent to a caller or a worker.
     #[prost(message, optional, tag = "26")]
     pub sealed_secret_env: ::core::option::Option<SealedValues>,
+    /// The app that declares the function in its executable (`App::new(name)`): a container looks
+    /// the function up by it, also when the app was deployed under another name.
+    #[prost(string, tag = "27")]
+    pub app_in_code: ::prost::alloc::string::String,
 }
 /// Secret values sealed with a control plane's key (ChaCha20-Poly1305).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

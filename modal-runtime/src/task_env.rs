@@ -6,6 +6,9 @@ pub(crate) const TASK_ID: &str = "MODAL_TASK_ID";
 pub(crate) const SERVER_URL: &str = "MODAL_SERVER_URL";
 pub(crate) const APP_ID: &str = "MODAL_APP_ID";
 pub(crate) const APP_NAME: &str = "MODAL_APP_NAME";
+/// The app that declares the function in the executable (the name in the code, which a deploy
+/// under another name does not change).
+pub(crate) const APP_IN_CODE: &str = "MODAL_APP_IN_CODE";
 pub(crate) const FUNCTION_ID: &str = "MODAL_FUNCTION_ID";
 pub(crate) const FUNCTION_TAG: &str = "MODAL_FUNCTION_TAG";
 pub(crate) const BINARY_HASH: &str = "MODAL_BINARY_HASH";

@@ -41,7 +41,8 @@ pub(crate) fn definitions(
     for reg in functions {
         let mut spec = (reg.spec)();
         // The container finds the function by this identity: the same function computes it.
-        let tag = registry::identity(app, reg).tag;
+        let identity = registry::identity(app, reg);
+        let tag = identity.tag;
         spec.tag.clone_from(&tag);
         errors.extend(
             spec.validate()
@@ -57,6 +58,7 @@ pub(crate) fn definitions(
             }
         }
         let origin = Origin {
+            app: &identity.app,
             implementation: reg.implementation,
             binary_hash: hash,
             binary_path: &exe.to_string_lossy(),

@@ -30,7 +30,11 @@ impl Context {
             task_id: var(env::TASK_ID)?,
             server_url: var(env::SERVER_URL)?,
             identity: Identity {
-                app: var(env::APP_NAME)?,
+                // The name in the code; a definition registered before it was sent has none.
+                app: std::env::var(env::APP_IN_CODE)
+                    .ok()
+                    .filter(|a| !a.is_empty())
+                    .map_or_else(|| var(env::APP_NAME), Ok)?,
                 tag: var(env::FUNCTION_TAG)?,
             },
             concurrency: std::env::var(env::MAX_INPUTS)

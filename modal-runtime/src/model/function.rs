@@ -152,10 +152,14 @@ pub(crate) struct FunctionDef {
     pub(crate) class_params: Option<Payload>,
     /// For a variant: the function it derives from.
     pub(crate) variant_of: String,
+    /// The app that declares the function in its executable (a deploy may use another name).
+    pub(crate) app_in_code: String,
 }
 
 /// Where a function's code lives, for its definition.
 pub(crate) struct Origin<'a> {
+    /// The app that declares the function in the executable.
+    pub(crate) app: &'a str,
     pub(crate) implementation: &'a str,
     pub(crate) binary_hash: &'a str,
     pub(crate) binary_path: &'a str,
@@ -248,6 +252,7 @@ impl FunctionDef {
             class_params: None,
             variant_of: String::new(),
             sealed_secret_env: None,
+            app_in_code: origin.app.to_owned(),
         }
     }
 
@@ -504,6 +509,7 @@ mod tests {
         FunctionDef::new(
             &FunctionSpec::new("f"),
             Origin {
+                app: "app",
                 implementation: "crate::f",
                 binary_hash: "h",
                 binary_path: "/bin/f",

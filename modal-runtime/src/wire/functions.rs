@@ -124,6 +124,7 @@ impl From<&FunctionDef> for pb::FunctionDefinition {
             generator_methods: d.generator_methods.clone(),
             variant_of: d.variant_of.clone(),
             sealed_secret_env: d.sealed_secret_env.as_ref().map(sealed_to_pb),
+            app_in_code: d.app_in_code.clone(),
         }
     }
 }
@@ -180,6 +181,7 @@ impl TryFrom<pb::FunctionDefinition> for FunctionDef {
             class_params: d.class_params.map(Into::into),
             variant_of: d.variant_of,
             sealed_secret_env: d.sealed_secret_env.map(sealed_of),
+            app_in_code: d.app_in_code,
         })
     }
 }
@@ -272,6 +274,7 @@ mod tests {
         let def = FunctionDef::new(
             &spec,
             Origin {
+                app: "app",
                 implementation: "crate::f",
                 binary_hash: "abc",
                 binary_path: "/bin/x",

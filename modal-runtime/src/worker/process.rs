@@ -126,6 +126,7 @@ fn command(
         .env(cenv::SERVER_URL, &spec.server_url)
         .env(cenv::APP_ID, &spec.app_id)
         .env(cenv::APP_NAME, &spec.app_name)
+        .env(cenv::APP_IN_CODE, &def.app_in_code)
         .env(cenv::FUNCTION_ID, &spec.function_id)
         .env(cenv::FUNCTION_TAG, &def.tag)
         .env(cenv::BINARY_HASH, &def.binary_hash)

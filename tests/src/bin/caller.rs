@@ -2,7 +2,7 @@
 //!
 //! `caller square X` | `caller spawn-slow SECS` | `caller get CALL_ID` | `caller secret NAME` |
 //! `caller no-secret NAME` | `caller dict-secret NAME` | `caller spawn-linger SECS` |
-//! `caller spawn-method SECS` | `caller wrong-types X`
+//! `caller spawn-method SECS` | `caller wrong-types X` | `caller square-in APP X`
 
 use modal::{Function, FunctionCall};
 
@@ -17,6 +17,11 @@ async fn main() -> Result<(), String> {
         "square" => {
             let square: Function<(i64,), i64> = Function::from_name(APP, "square");
             let x: i64 = arg(1).parse().map_err(|e| format!("{e}"))?;
+            println!("square: {}", square.remote(x).await.map_err(show)?);
+        }
+        "square-in" => {
+            let square: Function<(i64,), i64> = Function::from_name(&arg(1), "square");
+            let x: i64 = arg(2).parse().map_err(|e| format!("{e}"))?;
             println!("square: {}", square.remote(x).await.map_err(show)?);
         }
         "wrong-types" => {

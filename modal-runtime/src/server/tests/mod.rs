@@ -30,6 +30,7 @@ pub(super) fn def(tag: &str) -> FunctionDef {
     FunctionDef::new(
         &FunctionSpec::new(tag),
         Origin {
+            app: "app",
             implementation: "tests::f",
             binary_hash: HASH,
             binary_path: "/bin/app",
