@@ -96,6 +96,56 @@ fn a_panic_returns_its_message_and_location() {
 }
 
 #[test]
+fn a_panic_report_shows_the_users_frames_and_folds_the_rest() {
+    // Both streams into one pipe, as on a terminal: each line must arrive whole.
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    let mut child = Command::new(FIXTURE)
+        .args(["run", "panics"])
+        .env_remove("MODAL_SERVER_URL")
+        .env("MODAL_CONFIG_PATH", "/nonexistent/modal-config.toml")
+        .env("RUST_BACKTRACE", "1")
+        .stdout(writer.try_clone().expect("a second writer"))
+        .stderr(writer)
+        .spawn()
+        .expect("fixture starts");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut { reader }, &mut text).expect("reads");
+    assert!(child.wait().expect("exits").success(), "{text}");
+    assert!(
+        text.contains("[boom] stack backtrace (std, runtime and modal-rs frames folded"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("[boom]") && l.contains("__modal_impl_boom")),
+        "the user's frame is shown: {text}"
+    );
+    assert!(
+        text.contains("frames of std, the runtime or modal-rs)"),
+        "{text}"
+    );
+    assert!(!text.contains("rust_begin_unwind"), "{text}");
+    for line in text.lines().filter(|l| l.contains("[boom]")) {
+        assert!(
+            line.starts_with("[boom]"),
+            "a line was split: {line:?}\n{text}"
+        );
+    }
+    // The full trace is one variable away.
+    let out = run(
+        &["run", "panics"],
+        &[("RUST_BACKTRACE", "full")],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rust_begin_unwind"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
 fn retries_succeed_on_the_third_attempt() {
     let marker = format!("{}-{}", std::process::id(), line!());
     let out = run(

@@ -17,6 +17,16 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 /// The progress bar on screen, so log lines can be printed above it.
 static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
+/// Writes `text` and a newline in one write, so that a line is never split by other output
+/// (the program's own `println!`, another container's line).
+fn write_line(mut stream: impl Write, text: &str) {
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    let _ = stream.write_all(line.as_bytes());
+    let _ = stream.flush();
+}
+
 fn above_bar(print: impl FnOnce()) {
     let bar = BAR.lock().ok().and_then(|b| b.clone());
     match bar {
@@ -39,7 +49,7 @@ impl Output {
 
     fn status(&self, line: &str) {
         if self.enabled {
-            above_bar(|| eprintln!("{line}"));
+            above_bar(|| write_line(std::io::stderr().lock(), line));
         }
     }
 
@@ -69,15 +79,10 @@ impl Output {
             return;
         }
         let source = pb::LogSource::try_from(entry.source).unwrap_or(pb::LogSource::Stdout);
+        let line = format!("[{}] {}", entry.function_tag, entry.data);
         above_bar(|| match source {
-            pb::LogSource::Stdout => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "[{}] {}", entry.function_tag, entry.data);
-            }
-            _ => {
-                let mut err = std::io::stderr().lock();
-                let _ = writeln!(err, "[{}] {}", entry.function_tag, entry.data);
-            }
+            pb::LogSource::Stdout => write_line(std::io::stdout().lock(), &line),
+            _ => write_line(std::io::stderr().lock(), &line),
         });
     }
 
@@ -155,11 +160,12 @@ impl Progress {
         }
         if self.enabled {
             let secs = self.started.elapsed().as_secs_f64();
-            eprintln!(
+            let line = format!(
                 "✓ {}.map: {} inputs in {secs:.2}s",
                 self.tag,
                 self.done.get()
             );
+            write_line(std::io::stderr().lock(), &line);
         }
     }
 }

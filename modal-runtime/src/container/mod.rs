@@ -1,6 +1,7 @@
 //! The container entrypoint: when the worker started this binary, run its one function's input
 //! loop against the control plane instead of the user's program.
 
+mod backtrace;
 mod executor;
 mod journal;
 pub(crate) mod runner;

@@ -4,10 +4,12 @@
 use std::any::Any;
 use std::backtrace::Backtrace;
 use std::cell::RefCell;
+use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 
+use super::backtrace;
 use crate::model::CallResult;
 use crate::registry::Outcome;
 
@@ -21,10 +23,12 @@ thread_local! {
     static LAST_PANIC: RefCell<Option<PanicRecord>> = const { RefCell::new(None) };
 }
 
-/// Records every panic's location and backtrace for the result, then lets the default hook
-/// print it to the container's stderr (which goes to the app's logs).
+/// Records every panic's location and backtrace for the result, then reports it on the
+/// container's stderr (which goes to the app's logs): Rust's own report, except that with
+/// `RUST_BACKTRACE=1` the backtrace shows the user's frames and folds the rest.
 pub(crate) fn install_panic_hook() {
     let default = std::panic::take_hook();
+    let style = backtrace::Style::from_env();
     std::panic::set_hook(Box::new(move |info| {
         let location = info
             .location()
@@ -35,8 +39,20 @@ pub(crate) fn install_panic_hook() {
             location,
             backtrace: Backtrace::force_capture().to_string(),
         };
+        if style == backtrace::Style::Short {
+            let thread = std::thread::current();
+            let report = backtrace::short_report(
+                thread.name().unwrap_or("<unnamed>"),
+                &record.location,
+                &record.message,
+                &record.backtrace,
+            );
+            // One write: the report's lines are not split by other output.
+            let _ = std::io::stderr().lock().write_all(report.as_bytes());
+        } else {
+            default(info);
+        }
         LAST_PANIC.with(|p| *p.borrow_mut() = Some(record));
-        default(info);
     }));
 }
 
