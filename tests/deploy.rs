@@ -3,11 +3,10 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use modal_tests::show;
-use support::{CALLER, DEPLOYED, Server, field};
+use support::{CALLER, DEPLOYED, DeployedApp, Server, field};
 
 fn crash_and_resume(server: &mut Server) {
     server.deploy(&[]);
@@ -45,7 +44,7 @@ fn crash_and_resume(server: &mut Server) {
 
 #[test]
 fn a_get_rides_out_a_server_restart_and_gives_up_after_its_budget() {
-    let mut server = Server::start("reconnect", None);
+    let mut server = support::start("reconnect", None);
     server.deploy(&[]);
     let out = server.caller(&["spawn-slow", "4"]);
     assert!(out.status.success(), "{}", show(&out));
@@ -98,7 +97,7 @@ fn a_get_rides_out_a_server_restart_and_gives_up_after_its_budget() {
 
 #[test]
 fn a_spawned_call_survives_a_server_crash() {
-    let mut server = Server::start("crash", None);
+    let mut server = support::start("crash", None);
     crash_and_resume(&mut server);
 }
 
@@ -108,38 +107,15 @@ fn a_spawned_call_survives_a_server_crash_on_postgres() {
         eprintln!("skipped: MODAL_TEST_POSTGRES_URL is not set (.ci/postgres.sh starts a server)");
         return;
     };
-    // A schema of its own, so reruns and other tests do not see each other's state.
-    let schema = format!("modal_e2e_{}", std::process::id());
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let store = format!("{url}{sep}options=-c%20search_path%3D{schema}");
-    let status = Command::new("psql")
-        .args([
-            url.as_str(),
-            "-q",
-            "-c",
-            &format!("CREATE SCHEMA IF NOT EXISTS {schema}"),
-        ])
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "psql could not create the schema"
-    );
-    let mut server = Server::start("crash-pg", Some(store));
+    let schema = modal_tests::PgSchema::create(&url, "e2e");
+    let mut server = support::start("crash-pg", Some(schema.store_url()));
     crash_and_resume(&mut server);
     drop(server);
-    let _ = Command::new("psql")
-        .args([
-            url.as_str(),
-            "-q",
-            "-c",
-            &format!("DROP SCHEMA {schema} CASCADE"),
-        ])
-        .status();
 }
 
 #[test]
 fn a_second_program_looks_up_the_deployed_app_and_redeploys_keep_its_id() {
-    let server = Server::start("lookup", None);
+    let server = support::start("lookup", None);
     let first = server.deploy(&[]);
     let out = server.caller(&["square", "7"]);
     assert!(out.status.success(), "{}", show(&out));
@@ -181,7 +157,7 @@ fn a_second_program_looks_up_the_deployed_app_and_redeploys_keep_its_id() {
 
 #[test]
 fn a_period_schedule_fires_and_stops_with_the_app() {
-    let server = Server::start("schedule", None);
+    let server = support::start("schedule", None);
     server.deploy(&[]);
     std::thread::sleep(Duration::from_secs(6));
     let before = server.ticks();
@@ -204,7 +180,7 @@ fn a_period_schedule_fires_and_stops_with_the_app() {
 
 #[test]
 fn a_wrong_token_is_refused() {
-    let server = Server::start("token", None);
+    let server = support::start("token", None);
     server.deploy(&[]);
     let out = server
         .command(CALLER, &["square", "3"])
@@ -223,7 +199,7 @@ fn a_wrong_token_is_refused() {
 
 #[test]
 fn secrets_reach_only_the_functions_that_ask_and_never_the_logs() {
-    let server = Server::start("secret", None);
+    let server = support::start("secret", None);
     let value = "hunter2-e2e-value";
     let out = server.modal(&[
         "secret",
@@ -290,7 +266,7 @@ fn secrets_reach_only_the_functions_that_ask_and_never_the_logs() {
 
 #[test]
 fn recreate_leaves_no_container_of_the_old_version() {
-    let server = Server::start("recreate", None);
+    let server = support::start("recreate", None);
     server.deploy(&[]);
     let out = server.caller(&["spawn-linger", "300"]);
     assert!(out.status.success(), "{}", show(&out));
@@ -314,7 +290,7 @@ fn recreate_leaves_no_container_of_the_old_version() {
 
 #[test]
 fn a_detached_run_keeps_going_until_app_stop() {
-    let server = Server::start("detach", None);
+    let server = support::start("detach", None);
     // A run of a function without arguments; the app's schedule keeps it busy afterwards.
     let out = server.run(DEPLOYED, &["run", "--detach", "square_of_two"]);
     assert!(out.status.success(), "{}", show(&out));

@@ -9,7 +9,7 @@ use std::process::Output;
 
 use modal_proto::v1 as pb;
 use modal_tests::show;
-use support::Server;
+use support::DeployedApp;
 use tonic::Request;
 use tonic::transport::Channel;
 
@@ -35,7 +35,7 @@ fn expect(report: &BTreeMap<String, String>, name: &str, code: &str, out: &Outpu
 
 #[test]
 fn a_container_cannot_act_beyond_its_own_app() {
-    let server = Server::start("intruder", None);
+    let server = support::start("intruder", None);
     server.deploy(&[]);
     let out = server
         .command(INTRUDER, &[])
@@ -129,32 +129,9 @@ fn app_create(
     req
 }
 
-/// The token `modal token new` saved for `server`.
-fn user_token(server: &Server) -> (String, String) {
-    let text = std::fs::read_to_string(server.dir.join("config.toml")).expect("a config file");
-    let value = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key} = ")))
-            .map(|v| v.trim_matches('"').to_owned())
-            .expect("a token in the config file")
-    };
-    (value("token_id"), value("token_secret"))
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn requests_without_a_valid_token_are_refused_before_their_body_is_read() {
-    let server = Server::start("no-token", None);
+    let server = support::start("no-token", None);
     let rt = runtime();
     rt.block_on(async {
         let mut api = api(&server.url()).await;
@@ -187,11 +164,11 @@ fn requests_without_a_valid_token_are_refused_before_their_body_is_read() {
 
 #[test]
 fn an_oversized_request_is_refused_and_the_server_does_not_keep_it() {
-    let server = Server::start("oversized", None);
+    let server = support::start("oversized", None);
     let pid = server.child.as_ref().expect("a server").id();
-    let (id, secret) = user_token(&server);
+    let (id, secret) = server.token();
     let rt = runtime();
-    let before = rss_kib(pid);
+    let before = modal_tests::rss_kib(pid);
     let rounds = 24;
     let size = 48 << 20;
     rt.block_on(async {
@@ -213,7 +190,7 @@ fn an_oversized_request_is_refused_and_the_server_does_not_keep_it() {
             .await;
         assert!(ok.is_ok(), "{ok:?}");
     });
-    let after = rss_kib(pid);
+    let after = modal_tests::rss_kib(pid);
     let grown_mib = after.saturating_sub(before) / 1024;
     eprintln!("server RSS {before} KiB -> {after} KiB");
     // The requests total over 1 GiB; a server that buffered them would have grown by that much.
@@ -226,7 +203,7 @@ fn an_oversized_request_is_refused_and_the_server_does_not_keep_it() {
 
 #[test]
 fn the_first_token_needs_the_bootstrap_secret() {
-    let server = Server::start("bootstrap", None);
+    let server = support::start("bootstrap", None);
     let secret = server.dir.join("data").join("bootstrap.secret");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&secret)

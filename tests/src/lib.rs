@@ -1,4 +1,8 @@
-//! Shared helpers of the end-to-end tests: finding container processes and waiting with bounds.
+//! Shared helpers of the end-to-end tests: finding container processes and waiting with bounds,
+//! a real `modal server` ([`server`]), and the chaos suite ([`chaos`]).
+
+pub mod chaos;
+pub mod server;
 
 use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
@@ -149,4 +153,69 @@ pub struct GpuSlot {
     pub started_ms: i64,
     /// When it stopped (ms since the epoch).
     pub ended_ms: i64,
+}
+
+/// The resident memory of process `pid`, in KiB (0 when it cannot be read).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A PostgreSQL schema of its own, so reruns and other tests do not see each other's state;
+/// dropped when this is.
+pub struct PgSchema {
+    url: String,
+    schema: String,
+}
+
+impl PgSchema {
+    /// Creates schema `modal_{name}_{pid}` in the database at `url` (with `psql`).
+    pub fn create(url: &str, name: &str) -> PgSchema {
+        let schema = format!("modal_{name}_{}", std::process::id());
+        let status = Command::new("psql")
+            .args([
+                url,
+                "-q",
+                "-c",
+                &format!("CREATE SCHEMA IF NOT EXISTS {schema}"),
+            ])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "psql could not create schema {schema}"
+        );
+        PgSchema {
+            url: url.to_owned(),
+            schema,
+        }
+    }
+
+    /// The store URL a `modal server` uses to keep its state in this schema.
+    pub fn store_url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{sep}options=-c%20search_path%3D{}",
+            self.url, self.schema
+        )
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .env("PGOPTIONS", "-c client_min_messages=warning")
+            .args([
+                self.url.as_str(),
+                "-q",
+                "-c",
+                &format!("DROP SCHEMA {} CASCADE", self.schema),
+            ])
+            .status();
+    }
 }

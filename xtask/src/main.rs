@@ -3,6 +3,8 @@
 //! - `cargo xtask ci`: formatting, lints, tidy checks, docs and every test: what CI runs.
 //! - `cargo xtask bench [--json] [--quick]`: the benchmark, one JSON line.
 //! - `cargo xtask bench --gpu [--json] [--quick]`: the GPU benchmark (needs an NVIDIA GPU).
+//! - `cargo xtask chaos [--json] [--quick]`: the chaos suite (faults injected into real
+//!   servers, workers, containers and clients): a table, then one JSON line.
 //! - `cargo xtask tidy`: the repository rules alone.
 //! - `cargo xtask proto`: regenerates the protocol's code in `modal-proto/generated/`.
 
@@ -200,15 +202,42 @@ fn cpu_bench(json: bool, quick: bool) -> Result<serde_json::Value> {
     serde_json::from_str(line).context("the benchmark's JSON does not parse")
 }
 
+/// Builds the test programs and runs the chaos suite (`tests/src/chaos/`), which prints its
+/// table and JSON line itself and fails when a zero column is not zero.
+fn chaos(args: &[String]) -> Result<()> {
+    if let Some(other) = args
+        .iter()
+        .find(|a| !matches!(a.as_str(), "--json" | "--quick"))
+    {
+        bail!("unknown chaos option `{other}`; expected --json and/or --quick");
+    }
+    let mut build = cargo();
+    build.args(["build", "--locked", "-p", "modal-tests", "--bins"]);
+    if args.iter().any(|a| a == "--json") {
+        build.arg("--quiet");
+    }
+    let status = build.status().context("cannot build the chaos suite")?;
+    if !status.success() {
+        bail!("building the chaos suite failed");
+    }
+    run(
+        "chaos",
+        Command::new(root().join("target/debug/chaos_suite")).args(args),
+    )
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
+        Some("chaos") => chaos(&args[1..]),
         Some("tidy") => tidy::check(&root()).map(|()| eprintln!("tidy: ok")),
         Some("proto") => proto::write(&root()).map(|()| eprintln!("wrote {}", proto::GENERATED)),
         _ => {
-            eprintln!("usage: cargo xtask ci | bench [--gpu] [--json] [--quick] | tidy | proto");
+            eprintln!(
+                "usage: cargo xtask ci | bench [--gpu] [--json] [--quick] | chaos [--json] [--quick] | tidy | proto"
+            );
             return ExitCode::from(2);
         }
     };

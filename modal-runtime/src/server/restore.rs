@@ -1,6 +1,7 @@
 //! Starting again from the store: apps, functions, secrets and tokens come back; deployed and
-//! detached apps keep running; spawned calls that had no result run again (at least once),
-//! finished ones can still be read; schedules resume.
+//! detached apps keep running, and so does an ephemeral app while its client still sends
+//! heartbeats (it is stopped like any other once they stop); spawned calls that had no result
+//! run again (at least once), finished ones can still be read; schedules resume.
 
 use std::collections::HashSet;
 
@@ -20,9 +21,14 @@ impl State {
         for row in snap.apps {
             let stored = wire::app_state_of(row.state).unwrap_or(AppState::Stopped);
             let state = match stored {
-                s @ (AppState::Deployed | AppState::Detached | AppState::Stopped) => s,
+                // An ephemeral app's client reconnects and goes on; one that does not is reaped
+                // when its heartbeats stay away (counted from now).
+                s @ (AppState::Deployed
+                | AppState::Detached
+                | AppState::Stopped
+                | AppState::Ephemeral) => s,
                 _ => {
-                    // Its client was connected to the control plane that went away.
+                    // It was being created or stopped when the control plane went away.
                     changed.push(row.id.clone());
                     AppState::Stopped
                 }

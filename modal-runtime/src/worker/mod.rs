@@ -96,6 +96,37 @@ pub(crate) enum Report {
     Event(WorkerEvent),
 }
 
+/// Like [`run`], and once connected, connects again whenever the control plane goes away (it
+/// restarted): waits 0.25 s doubling to 2 s between tries, for as long as the process runs. An
+/// error only when the first connection fails.
+pub(crate) async fn run_reconnecting(config: WorkerConfig) -> Result<(), String> {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(250);
+    const MOST: std::time::Duration = std::time::Duration::from_secs(2);
+    run(config.clone()).await?;
+    let mut backoff = FIRST;
+    loop {
+        tracing::warn!(
+            "worker lost the control plane at {}; connecting again in {:.1} s",
+            config.server_url,
+            backoff.as_secs_f64()
+        );
+        tokio::time::sleep(backoff).await;
+        let started = std::time::Instant::now();
+        match run(config.clone()).await {
+            Ok(()) => {
+                tracing::info!("worker was connected to the control plane again");
+            }
+            Err(e) => tracing::debug!("worker cannot reach the control plane yet: {e}"),
+        }
+        // A session that lasted resets the wait; failed tries wait longer and longer.
+        backoff = if started.elapsed() > MOST * 2 {
+            FIRST
+        } else {
+            (backoff * 2).min(MOST)
+        };
+    }
+}
+
 /// Connects to the control plane and serves assignments until the connection ends.
 pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
     let gpus: Arc<[Device]> = config.gpus.clone().into();

@@ -71,7 +71,7 @@ pub(super) async fn worker(args: WorkerArgs) -> Result<()> {
         .map_err(Error::Invalid)?;
     let config = crate::worker::WorkerConfig::local(url.clone(), settings.credentials, gpus);
     println!("worker connecting to {url}");
-    crate::worker::run(config)
+    crate::worker::run_reconnecting(config)
         .await
         .map_err(|e| Error::Connect { url, message: e })
 }

@@ -482,3 +482,33 @@ fn a_crash_is_settled_by_the_containers_journal() {
     let next = p.ready_container();
     assert_eq!(p.inputs(&next)[0].input_id, ids[3]);
 }
+
+#[test]
+fn an_ephemeral_app_and_its_spawned_calls_survive_a_restart_while_its_client_is_there() {
+    let mut p = Plane::durable();
+    p.worker(8000, 16_384, Vec::new());
+    let f = p.function(def("f"));
+    let call = p.spawn(&f);
+    let mut q = p.restarted();
+    q.worker(8000, 16_384, Vec::new());
+    // The app still takes calls, and the spawned call runs again.
+    let again = q.spawn(&f);
+    let task = q.ready_container();
+    let mut ran = 0;
+    for _ in 0..3 {
+        for input in q.inputs(&task) {
+            q.output(&task, &input.input_id, ResultStatus::Success);
+            ran += 1;
+        }
+    }
+    assert_eq!(ran, 2, "the restored call and the new one");
+    for id in [&call, &again] {
+        let r = q.state.call_get(id, &Principal::Local).unwrap();
+        assert_eq!(r.ok().map(|r| r.status), Some(ResultStatus::Success));
+    }
+    // A client that never comes back: its app is stopped once its heartbeats stay away.
+    q.advance(Duration::from_secs(61));
+    q.housekeeping();
+    let err = q.refused(&f, &Principal::Local);
+    assert!(err.message().contains("stopped"), "{err:?}");
+}

@@ -16,6 +16,7 @@ use super::Config;
 use super::auth::Principal;
 use super::calls::Wait;
 use super::state::{Clock, State};
+use super::store::{Op, Snapshot};
 use crate::app::FunctionSpec;
 use crate::model::function::Origin;
 use crate::model::{
@@ -101,6 +102,50 @@ impl Plane {
             unix_ms: 1_700_000_000_000,
         };
         let mut state = State::new("http://127.0.0.1:1".into(), config, clock);
+        state.resume();
+        Plane {
+            state,
+            worker: None,
+            streams: HashMap::new(),
+            specs: HashMap::new(),
+        }
+    }
+
+    /// The control plane after a crash and a restart: a new one restored from what this one
+    /// wrote (its containers and its worker are gone with it).
+    pub(super) fn restarted(&self) -> Plane {
+        let mut snap = Snapshot::default();
+        for op in &self.state.ops {
+            match op.clone() {
+                Op::UpsertApp(row) => {
+                    snap.apps.retain(|a| a.id != row.id);
+                    snap.apps.push(row);
+                }
+                Op::UpsertFunction(row) => {
+                    snap.functions.retain(|f| f.id != row.id);
+                    snap.functions.push(row);
+                }
+                Op::UpsertCall(row) => {
+                    snap.calls.retain(|c| c.id != row.id);
+                    snap.calls.push(row);
+                }
+                Op::FinishCall {
+                    id,
+                    result,
+                    finished_at,
+                } => {
+                    if let Some(c) = snap.calls.iter_mut().find(|c| c.id == id) {
+                        c.result = Some(result);
+                        c.finished_at = Some(finished_at);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut config = Config::embedded();
+        config.durable = true;
+        let mut state = State::new("http://127.0.0.1:1".into(), &config, self.state.clock);
+        state.restore(snap);
         state.resume();
         Plane {
             state,
