@@ -202,12 +202,26 @@ fn an_oversized_request_is_refused_and_the_server_does_not_keep_it() {
 }
 
 #[test]
-fn the_first_token_needs_the_bootstrap_secret() {
-    let server = support::start("bootstrap", None);
+fn the_first_token_needs_the_bootstrap_secret_which_works_once() {
+    let mut server = modal_tests::server::Server::start(support::MODAL, "bootstrap", None, false);
     let secret = server.dir.join("data").join("bootstrap.secret");
+    assert!(
+        !secret.exists(),
+        "the bootstrap secret is removed once it made the first token"
+    );
+    // A restart with tokens writes none; asked to, it writes a new one, mode 0600.
+    server.kill9();
+    assert!(server.launch(), "{}", server.log());
+    assert!(
+        !secret.exists(),
+        "a server with tokens wrote a bootstrap secret"
+    );
+    server.kill9();
+    server.extra_args = vec!["--new-bootstrap-secret".into()];
+    assert!(server.launch(), "{}", server.log());
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&secret)
-            .expect("the server wrote its bootstrap secret")
+            .expect("the server wrote a bootstrap secret when asked")
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600, "{}", secret.display());
@@ -246,4 +260,23 @@ fn the_first_token_needs_the_bootstrap_secret() {
         "{}",
         show(&out)
     );
+    // The new secret makes one token, then is gone.
+    let data = server.dir.join("data");
+    let with_secret = || {
+        server
+            .command(
+                support::MODAL,
+                &["token", "new", "--server", &server.url(), "--print"],
+            )
+            .arg("--data-dir")
+            .arg(&data)
+            .env("MODAL_CONFIG_PATH", server.dir.join("empty.toml"))
+            .output()
+            .expect("runs")
+    };
+    let first = with_secret();
+    assert!(first.status.success(), "{}", show(&first));
+    assert!(!secret.exists(), "a used bootstrap secret is removed");
+    let second = with_secret();
+    assert!(!second.status.success(), "{}", show(&second));
 }

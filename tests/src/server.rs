@@ -18,6 +18,8 @@ pub struct Server {
     pub child: Option<Child>,
     modal: PathBuf,
     builtin_worker: bool,
+    /// More arguments for `modal server` at the next launch.
+    pub extra_args: Vec<String>,
 }
 
 pub fn free_port() -> u16 {
@@ -41,6 +43,7 @@ impl Server {
             child: None,
             modal: PathBuf::from(modal),
             builtin_worker,
+            extra_args: Vec::new(),
         };
         // Another test's server may take the port between `free_port` and the bind: then this
         // server exits, and the next free port is tried.
@@ -101,6 +104,7 @@ impl Server {
         if !self.builtin_worker {
             cmd.arg("--no-worker");
         }
+        cmd.args(&self.extra_args);
         let mut child = cmd.spawn().expect("modal server starts");
         let port = self.port;
         let mut exited = false;

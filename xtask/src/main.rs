@@ -193,13 +193,102 @@ fn cpu_bench(json: bool, quick: bool) -> Result<serde_json::Value> {
     build_release(json, &["-p", "modal-tests", "--bin", "bench"])?;
     let exe = root().join("target/release/bench");
     let args: &[&str] = if quick { &["--quick"] } else { &[] };
-    let stdout = run_bench(&exe, args)?;
+    let mut value = json_line(&run_bench(&exe, args)?)?;
+    let server = server_memory(json, quick, &exe)?;
+    if let (Some(all), Some(more)) = (value.as_object_mut(), server.as_object()) {
+        all.extend(more.clone());
+    }
+    Ok(value)
+}
+
+fn json_line(stdout: &str) -> Result<serde_json::Value> {
     let line = stdout
         .lines()
         .rev()
         .find(|l| l.starts_with('{'))
         .context("the benchmark printed no JSON")?;
     serde_json::from_str(line).context("the benchmark's JSON does not parse")
+}
+
+/// A `modal server` (release build) in a fresh directory, killed when dropped.
+struct BenchServer {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The server's memory over many calls through it: `modal server` with its built-in worker, a
+/// token made the way a user makes the first one, and the benchmark's `--server-memory` mode.
+fn server_memory(json: bool, quick: bool, bench: &Path) -> Result<serde_json::Value> {
+    build_release(
+        json,
+        &["-p", "modal-runtime", "--features", "cli", "--bin", "modal"],
+    )?;
+    let modal = root().join("target/release/modal");
+    let dir = std::env::temp_dir().join(format!("modal-bench-server-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let child = Command::new(&modal)
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.join("data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("cannot start modal server")?;
+    let server = BenchServer { child, dir };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::time::Instant::now() > deadline {
+            bail!("modal server did not listen on {port}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let config = server.dir.join("config.toml");
+    let token = Command::new(&modal)
+        .args(["token", "new", "--server", &url, "--data-dir"])
+        .arg(server.dir.join("data"))
+        .env("MODAL_CONFIG_PATH", &config)
+        .output()?;
+    if !token.status.success() {
+        bail!(
+            "modal token new failed: {}",
+            String::from_utf8_lossy(&token.stderr)
+        );
+    }
+    let pid = server.child.id().to_string();
+    let mut args = vec!["--server-memory", pid.as_str()];
+    if quick {
+        args.push("--quick");
+    }
+    let out = Command::new(bench)
+        .args(&args)
+        .env("MODAL_CONFIG_PATH", &config)
+        .env_remove("MODAL_SERVER_URL")
+        .output()
+        .context("cannot run the benchmark against the server")?;
+    if !out.status.success() {
+        bail!(
+            "the server memory benchmark failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    json_line(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// Builds the test programs and runs the chaos suite (`tests/src/chaos/`), which prints its

@@ -83,6 +83,8 @@ struct Tokens {
     users: HashMap<String, String>,
     containers: HashMap<String, ContainerToken>,
     bootstrap_hash: Option<String>,
+    /// The file the bootstrap secret was written to (removed once it is used).
+    bootstrap_file: Option<std::path::PathBuf>,
 }
 
 /// The token registry. Read by every request (through [`Auth::authenticate`]); written when a
@@ -135,11 +137,31 @@ impl Auth {
         t.users.insert(id, secret_hash);
     }
 
-    /// Accepts `secret` as the bootstrap secret (it may only create tokens).
+    /// Accepts `secret`, kept in `file`, as the bootstrap secret: it creates one token, and
+    /// nothing else.
     #[cfg_attr(not(feature = "server"), allow(dead_code))] // Only `modal server` has one.
-    pub(crate) fn set_bootstrap_secret(&self, secret: &str) {
+    pub(crate) fn set_bootstrap_secret(&self, secret: &str, file: Option<std::path::PathBuf>) {
         let mut t = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
         t.bootstrap_hash = Some(hash_secret(secret));
+        t.bootstrap_file = file;
+    }
+
+    /// Whether any user token is accepted.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))] // Only `modal server` asks.
+    pub(crate) fn has_user_tokens(&self) -> bool {
+        let t = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
+        !t.users.is_empty()
+    }
+
+    /// Uses up the bootstrap secret (its file is removed): true for the one caller that got
+    /// it first.
+    pub(crate) fn consume_bootstrap_secret(&self) -> bool {
+        let mut t = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
+        let had = t.bootstrap_hash.take().is_some();
+        if let Some(file) = t.bootstrap_file.take() {
+            let _ = std::fs::remove_file(file);
+        }
+        had
     }
 
     /// A token for container `task_id` of `app_id`: `(id, secret)`, valid until revoked.
@@ -194,8 +216,11 @@ impl Auth {
         if let Some(secret) = header(BOOTSTRAP_HEADER) {
             return match &tokens.bootstrap_hash {
                 Some(h) if *h == hash_secret(secret) => Ok(Principal::Bootstrap),
-                _ => Err(Status::unauthenticated(
+                Some(_) => Err(Status::unauthenticated(
                     "the bootstrap secret is not this server's: read it from the server's own data directory (`modal token new --data-dir DIR` on the server's host, as the server's user)",
+                )),
+                None => Err(Status::unauthenticated(
+                    "this server has no bootstrap secret: it creates only the first token; create more with a token you have, or restart the server with --new-bootstrap-secret",
                 )),
             };
         }
@@ -269,7 +294,7 @@ mod tests {
             auth.authenticate(&with(&secret)).is_err(),
             "no secret set yet"
         );
-        auth.set_bootstrap_secret(&secret);
+        auth.set_bootstrap_secret(&secret, None);
         let p = auth.authenticate(&with(&secret)).unwrap();
         assert_eq!(p, Principal::Bootstrap);
         assert!(p.require_token_creator().is_ok());
@@ -284,5 +309,9 @@ mod tests {
         let mut both = token("ak-stale", "as-stale");
         both.insert(BOOTSTRAP_HEADER, secret.parse().unwrap());
         assert_eq!(auth.authenticate(&both).unwrap(), Principal::Bootstrap);
+        // It works once.
+        assert!(auth.consume_bootstrap_secret());
+        assert!(!auth.consume_bootstrap_secret());
+        assert!(auth.authenticate(&with(&secret)).is_err());
     }
 }

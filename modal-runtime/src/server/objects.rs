@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use tonic::Status;
 
-use super::auth::Auth;
+use super::auth::{Auth, Principal};
 use super::state::{State, environment};
 use super::store::{BinaryRow, Op, SecretRow, TokenRow};
 use crate::app::rules;
@@ -209,8 +209,18 @@ impl State {
         Ok(out)
     }
 
-    /// A new user token: its id and its secret (shown once, stored hashed).
-    pub(crate) fn token_create(&mut self, label: String) -> (String, String) {
+    /// A new user token: its id and its secret (shown once, stored hashed). The bootstrap
+    /// secret creates one, the first.
+    pub(crate) fn token_create(
+        &mut self,
+        label: String,
+        principal: &Principal,
+    ) -> Result<(String, String), Status> {
+        if *principal == Principal::Bootstrap && !self.auth.consume_bootstrap_secret() {
+            return Err(Status::unauthenticated(
+                "the bootstrap secret was used already: create more tokens with the one it made",
+            ));
+        }
         let (token_id, token_secret, secret_hash) = Auth::mint_user_token();
         self.record(Op::InsertToken(TokenRow {
             id: token_id.clone(),
@@ -226,7 +236,7 @@ impl State {
             }
         });
         tracing::info!(%token_id, "token created");
-        (token_id, token_secret)
+        Ok((token_id, token_secret))
     }
 
     pub(crate) fn binary_stored(&mut self, hash: String, size: u64) {

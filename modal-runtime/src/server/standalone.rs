@@ -21,6 +21,8 @@ pub(crate) struct Options {
     /// unspecified IP replaced by 127.0.0.1).
     pub(crate) advertise_url: Option<String>,
     pub(crate) retention: Duration,
+    /// Write a bootstrap secret although tokens exist (an operator who lost them all).
+    pub(crate) new_bootstrap_secret: bool,
 }
 
 /// The default data directory: `$XDG_DATA_HOME/modal-rs`, else `~/.local/share/modal-rs`.
@@ -39,6 +41,8 @@ pub(crate) struct Running {
     pub(crate) store: String,
     /// Where uploaded executables are kept (a worker on this host reads them from there).
     pub(crate) binaries_dir: PathBuf,
+    /// Whether a bootstrap secret was written (the first token can be created with it).
+    pub(crate) bootstrap: bool,
     auth: auth::Auth,
 }
 
@@ -50,7 +54,8 @@ impl Running {
 }
 
 /// Writes a new bootstrap secret to `data_dir` (mode 0600, replacing the last run's): whoever
-/// can read it (the server's own user) can create the first token, and nobody else.
+/// can read it (the server's own user) can create one token, the first, and nobody else. No
+/// container exists before that token (nothing can be deployed without it), so none can read it.
 fn write_bootstrap_secret(data_dir: &Path, auth: &auth::Auth) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -68,7 +73,7 @@ fn write_bootstrap_secret(data_dir: &Path, auth: &auth::Auth) -> Result<(), Stri
         .and_then(|()| file.sync_all())
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    auth.set_bootstrap_secret(&secret);
+    auth.set_bootstrap_secret(&secret, Some(path));
     Ok(())
 }
 
@@ -87,7 +92,6 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         .map_err(|e| format!("{}: {e}", opts.data_dir.join("binaries").display()))?;
     let secret_key = secrets::SecretKey::load_or_create(&opts.data_dir.join("secret.key"))?;
     let auth = auth::Auth::default();
-    write_bootstrap_secret(&opts.data_dir, &auth)?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
@@ -110,7 +114,15 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         advertise_url: Some(url.clone()),
     };
     super::serve(listener, config).await?;
+    // The tokens are loaded: a bootstrap secret only for a server without any (or when asked).
+    let bootstrap = !auth.has_user_tokens() || opts.new_bootstrap_secret;
+    if bootstrap {
+        write_bootstrap_secret(&opts.data_dir, &auth)?;
+    } else {
+        let _ = std::fs::remove_file(opts.data_dir.join(BOOTSTRAP_FILE));
+    }
     Ok(Running {
+        bootstrap,
         url,
         store: described,
         binaries_dir: binaries.dir().to_path_buf(),

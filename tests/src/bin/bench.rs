@@ -1,6 +1,7 @@
 //! The benchmark `cargo xtask bench` runs: an ephemeral app on the embedded control plane,
 //! measured end to end. Prints one JSON line with the same metric names as the Ray peer
-//! benchmark.
+//! benchmark. With `--server-memory PID` (and a server configured) it only makes many calls
+//! through that `modal server` and reports the server's memory along the way.
 
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,12 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 fn rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    rss_mb_of("self")
+}
+
+/// The resident memory of process `pid` (`self`: this one), in MiB.
+fn rss_mb_of(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -41,6 +47,21 @@ fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// Memory over `n` calls: `rss` read after a tenth of them, then after all; a control plane
+/// that keeps what it delivered grows between the two readings.
+async fn memory_over_calls(n: u64, rss: impl Fn() -> f64) -> modal::Result<(f64, f64)> {
+    let calls = |range: std::ops::Range<u64>| {
+        futures::stream::iter(range)
+            .map(|i| trivial.remote(i))
+            .buffer_unordered(64)
+            .try_for_each(|_| async { Ok(()) })
+    };
+    calls(0..n / 10).await?;
+    let tenth = rss();
+    calls(n / 10..n).await?;
+    Ok((tenth, rss()))
+}
+
 #[modal::main]
 async fn main() -> modal::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -50,6 +71,21 @@ async fn main() -> modal::Result<()> {
     let t0 = Instant::now();
     let run = APP.run().output(false).await?;
     let app_start = t0.elapsed();
+
+    let server_pid = std::env::args()
+        .skip_while(|a| a != "--server-memory")
+        .nth(1);
+    if let Some(pid) = server_pid {
+        let n: u64 = 200_000 / k;
+        let (tenth, all) = memory_over_calls(n, || rss_mb_of(&pid)).await?;
+        run.stop().await?;
+        println!(
+            "{{\"server_memory_calls\": {n}, \"server_rss_after_tenth_of_calls_mb\": {}, \"server_rss_after_all_calls_mb\": {}}}",
+            round(tenth),
+            round(all)
+        );
+        return Ok(());
+    }
 
     let payload_only = std::env::args().any(|a| a == "--payload-only");
     if payload_only {
@@ -89,19 +125,8 @@ async fn main() -> modal::Result<()> {
     // payload phase allocates its own input buffers.
     let rss = rss_mb();
 
-    // Memory over many calls: a tenth of them first, then the rest; a control plane that keeps
-    // what it delivered grows between the two readings.
     let n_memory: u64 = 200_000 / k;
-    let calls = |range: std::ops::Range<u64>| {
-        futures::stream::iter(range)
-            .map(|i| trivial.remote(i))
-            .buffer_unordered(64)
-            .try_for_each(|_| async { Ok(()) })
-    };
-    calls(0..n_memory / 10).await?;
-    let rss_tenth = rss_mb();
-    calls(n_memory / 10..n_memory).await?;
-    let rss_all = rss_mb();
+    let (rss_tenth, rss_all) = memory_over_calls(n_memory, rss_mb).await?;
 
     let rounds = 10;
     let size = 16 << 20;

@@ -64,7 +64,7 @@ pub(super) async fn token_new(
                 Err(e) => format!("cannot read {}: {e}", secret_path.display()),
             };
             return Err(Error::ControlPlane(format!(
-                "cannot create a token: {}\n  the first token needs the server's bootstrap secret ({found}): run `modal token new` on the server's host as the user that runs `modal server`, with `--data-dir DIR` if the server has one; or configure a token you have (MODAL_TOKEN_ID and MODAL_TOKEN_SECRET)",
+                "cannot create a token: {}\n  the first token needs the server's one-time bootstrap secret ({found}): run `modal token new` on the server's host as the user that runs `modal server`, with `--data-dir DIR` if the server has one; or configure a token you have (MODAL_TOKEN_ID and MODAL_TOKEN_SECRET); if every token is lost, restart the server with --new-bootstrap-secret",
                 status.message()
             )));
         }

@@ -60,6 +60,9 @@ pub(super) struct ServerArgs {
     /// How long results of spawned calls are kept, in days.
     #[arg(long, default_value_t = 7)]
     pub(super) retention_days: u64,
+    /// Write a new one-time bootstrap secret although tokens exist (when every token is lost).
+    #[arg(long)]
+    pub(super) new_bootstrap_secret: bool,
 }
 
 #[derive(Args)]

@@ -18,6 +18,7 @@ pub(super) async fn server(args: ServerArgs) -> Result<()> {
         store_url: args.store,
         advertise_url: args.advertise_url,
         retention: Duration::from_secs(args.retention_days.max(1) * 24 * 3600),
+        new_bootstrap_secret: args.new_bootstrap_secret,
     };
     let data_dir = opts.data_dir.clone();
     let running = standalone::start(opts).await.map_err(Error::Invalid)?;
@@ -36,10 +37,12 @@ pub(super) async fn server(args: ServerArgs) -> Result<()> {
     } else {
         format!(" --data-dir {}", data_dir.display())
     };
-    println!(
-        "create a token (as this user, on this host) with: modal token new --server {}{data_dir_flag}",
-        running.url
-    );
+    if running.bootstrap {
+        println!(
+            "create the first token (as this user, on this host) with: modal token new --server {}{data_dir_flag}",
+            running.url
+        );
+    }
     wait_for_shutdown().await;
     println!("modal server stopping");
     Ok(())

@@ -542,9 +542,10 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::TokenCreateRequest>,
     ) -> Result<Response<pb::TokenCreateResponse>, Status> {
         // The first token comes from the bootstrap secret in the server's data directory.
-        self.caller(&req)?.require_token_creator()?;
+        let principal = self.caller(&req)?;
+        principal.require_token_creator()?;
         let label = req.into_inner().label;
-        let (token_id, token_secret) = self.ask(move |s| Ok(s.token_create(label))).await?;
+        let (token_id, token_secret) = self.ask(move |s| s.token_create(label, &principal)).await?;
         Ok(Response::new(pb::TokenCreateResponse {
             token_id,
             token_secret,
