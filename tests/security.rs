@@ -201,6 +201,24 @@ fn an_oversized_request_is_refused_and_the_server_does_not_keep_it() {
     );
 }
 
+/// `modal token new --print` with the bootstrap secret looked for in `data_dir`, with the
+/// server's token (`with_token`) or none.
+fn token_new(
+    server: &modal_tests::server::Server,
+    data_dir: &std::path::Path,
+    with_token: bool,
+) -> Output {
+    let mut cmd = server.command(
+        support::MODAL,
+        &["token", "new", "--server", &server.url(), "--print"],
+    );
+    cmd.arg("--data-dir").arg(data_dir);
+    if !with_token {
+        cmd.env("MODAL_CONFIG_PATH", server.dir.join("empty.toml"));
+    }
+    cmd.output().expect("runs")
+}
+
 #[test]
 fn the_first_token_needs_the_bootstrap_secret_which_works_once() {
     let mut server = modal_tests::server::Server::start(support::MODAL, "bootstrap", None, false);
@@ -227,16 +245,7 @@ fn the_first_token_needs_the_bootstrap_secret_which_works_once() {
     assert_eq!(mode & 0o777, 0o600, "{}", secret.display());
     // Without a token and without the secret: refused, saying where the secret is.
     let elsewhere = server.dir.join("not-the-data-dir");
-    let out = server
-        .command(
-            support::MODAL,
-            &["token", "new", "--server", &server.url(), "--print"],
-        )
-        .arg("--data-dir")
-        .arg(&elsewhere)
-        .env("MODAL_CONFIG_PATH", server.dir.join("empty.toml"))
-        .output()
-        .expect("runs");
+    let out = token_new(&server, &elsewhere, false);
     assert!(!out.status.success(), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -245,15 +254,7 @@ fn the_first_token_needs_the_bootstrap_secret_which_works_once() {
         show(&out)
     );
     // A user with a token creates more without the secret.
-    let out = server
-        .command(
-            support::MODAL,
-            &["token", "new", "--server", &server.url(), "--print"],
-        )
-        .arg("--data-dir")
-        .arg(&elsewhere)
-        .output()
-        .expect("runs");
+    let out = token_new(&server, &elsewhere, true);
     assert!(out.status.success(), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("MODAL_TOKEN_ID=ak-"),
@@ -262,18 +263,7 @@ fn the_first_token_needs_the_bootstrap_secret_which_works_once() {
     );
     // The new secret makes one token, then is gone.
     let data = server.dir.join("data");
-    let with_secret = || {
-        server
-            .command(
-                support::MODAL,
-                &["token", "new", "--server", &server.url(), "--print"],
-            )
-            .arg("--data-dir")
-            .arg(&data)
-            .env("MODAL_CONFIG_PATH", server.dir.join("empty.toml"))
-            .output()
-            .expect("runs")
-    };
+    let with_secret = || token_new(&server, &data, false);
     let first = with_secret();
     assert!(first.status.success(), "{}", show(&first));
     assert!(!secret.exists(), "a used bootstrap secret is removed");

@@ -63,13 +63,7 @@ impl<R: DeserializeOwned> FunctionCall<R> {
             async move { api.function_call_from_id(req).await }
         })
         .await
-        .map_err(|s| {
-            if s.code() == tonic::Code::NotFound {
-                Error::OutputExpired(call_id.to_owned())
-            } else {
-                s.into()
-            }
-        })?
+        .map_err(|s| expired_or(s, call_id))?
         .into_inner();
         Ok(FunctionCall::new(
             client,
@@ -131,13 +125,7 @@ pub(crate) async fn wait_result(
             async move { api.function_call_get(req).await }
         })
         .await
-        .map_err(|s| {
-            if s.code() == tonic::Code::NotFound {
-                Error::OutputExpired(call_id.to_owned())
-            } else {
-                s.into()
-            }
-        })?
+        .map_err(|s| expired_or(s, call_id))?
         .into_inner();
         if let Some(r) = resp.result {
             return Ok(r);
@@ -147,6 +135,15 @@ pub(crate) async fn wait_result(
         {
             return Err(Error::GetTimeout(timeout.unwrap_or_default()));
         }
+    }
+}
+
+/// A call the control plane does not know (any more): its result expired, or it never existed.
+fn expired_or(status: tonic::Status, call_id: &str) -> Error {
+    if status.code() == tonic::Code::NotFound {
+        Error::OutputExpired(call_id.to_owned())
+    } else {
+        status.into()
     }
 }
 

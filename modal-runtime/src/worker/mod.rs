@@ -99,6 +99,7 @@ pub(crate) enum Report {
 /// Like [`run`], and once connected, connects again whenever the control plane goes away (it
 /// restarted): waits 0.25 s doubling to 2 s between tries, for as long as the process runs. An
 /// error only when the first connection fails.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // `modal worker` runs it.
 pub(crate) async fn run_reconnecting(config: WorkerConfig) -> Result<(), String> {
     const FIRST: std::time::Duration = std::time::Duration::from_millis(250);
     const MOST: std::time::Duration = std::time::Duration::from_secs(2);
