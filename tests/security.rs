@@ -227,22 +227,27 @@ fn the_first_token_needs_the_bootstrap_secret_which_works_once() {
         !secret.exists(),
         "the bootstrap secret is removed once it made the first token"
     );
-    // A restart with tokens writes none; asked to, it writes a new one, mode 0600.
+    // A restart with tokens writes none.
     server.kill9();
     assert!(server.launch(), "{}", server.log());
     assert!(
         !secret.exists(),
         "a server with tokens wrote a bootstrap secret"
     );
+    // Asked for one while tokens exist, it prints it instead: containers may read its files.
     server.kill9();
     server.extra_args = vec!["--new-bootstrap-secret".into()];
     assert!(server.launch(), "{}", server.log());
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(&secret)
-            .expect("the server wrote a bootstrap secret when asked")
-            .permissions(),
+    assert!(
+        !secret.exists(),
+        "the secret was written where containers could read it"
     );
-    assert_eq!(mode & 0o777, 0o600, "{}", secret.display());
+    let printed = server.printed();
+    let new_secret = printed
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("MODAL_BOOTSTRAP_SECRET="))
+        .expect("the server prints the secret")
+        .to_owned();
     // Without a token and without the secret: refused, saying where the secret is.
     let elsewhere = server.dir.join("not-the-data-dir");
     let out = token_new(&server, &elsewhere, false);
@@ -261,12 +266,25 @@ fn the_first_token_needs_the_bootstrap_secret_which_works_once() {
         "{}",
         show(&out)
     );
-    // The new secret makes one token, then is gone.
-    let data = server.dir.join("data");
-    let with_secret = || token_new(&server, &data, false);
+    // The new secret makes one token, then is spent.
+    let with_secret = || {
+        server
+            .command(
+                support::MODAL,
+                &["token", "new", "--server", &server.url(), "--print"],
+            )
+            .env("MODAL_CONFIG_PATH", server.dir.join("empty.toml"))
+            .env("MODAL_BOOTSTRAP_SECRET", &new_secret)
+            .output()
+            .expect("runs")
+    };
     let first = with_secret();
     assert!(first.status.success(), "{}", show(&first));
-    assert!(!secret.exists(), "a used bootstrap secret is removed");
     let second = with_secret();
     assert!(!second.status.success(), "{}", show(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("no bootstrap secret"),
+        "{}",
+        show(&second)
+    );
 }

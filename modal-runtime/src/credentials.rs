@@ -10,6 +10,9 @@ pub(crate) const TOKEN_ID_HEADER: &str = "x-modal-token-id";
 pub(crate) const TOKEN_SECRET_HEADER: &str = "x-modal-token-secret";
 /// The header `modal token new` sends a server's bootstrap secret in.
 pub(crate) const BOOTSTRAP_HEADER: &str = "x-modal-bootstrap-secret";
+/// The variable `modal token new` takes a bootstrap secret from (before the data directory's).
+#[cfg_attr(not(feature = "server"), allow(dead_code))] // The `modal` command reads it.
+pub(crate) const BOOTSTRAP_ENV: &str = "MODAL_BOOTSTRAP_SECRET";
 #[cfg_attr(not(feature = "server"), allow(dead_code))] // `modal server` writes it.
 /// The file in a server's data directory that holds its bootstrap secret (mode 0600).
 pub(crate) const BOOTSTRAP_FILE: &str = "bootstrap.secret";

@@ -25,7 +25,18 @@ pub(crate) fn is_container() -> bool {
     std::env::var_os(TASK_ID).is_some()
 }
 
-/// What a journal says: the inputs started, those that returned, and the results it kept.
+/// The first line of a journal the container writes itself: a journal without it (the
+/// container could not keep one) says nothing.
+pub(crate) const JOURNAL_HEADER: &str = "modal-journal v1\n";
+
+/// How a journal names an input's attempt: a crash is settled for the attempt that ran, not
+/// for an earlier one in the same container.
+pub(crate) fn journal_key(input_id: &str, attempt: u32) -> String {
+    format!("{input_id}/{attempt}")
+}
+
+/// What a journal says: the attempts started, those that returned, and the results it kept
+/// (all by [`journal_key`]).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Journal {
     pub(crate) started: Vec<String>,
@@ -34,10 +45,11 @@ pub(crate) struct Journal {
     pub(crate) results: Vec<(String, Vec<u8>)>,
 }
 
-/// Parses a journal's text (a torn last line is ignored).
-pub(crate) fn read_journal(text: &str) -> Journal {
+/// Parses a journal's text (a torn last line is ignored); `None` without its header.
+pub(crate) fn read_journal(text: &str) -> Option<Journal> {
+    let body = text.strip_prefix(JOURNAL_HEADER)?;
     let mut out = Journal::default();
-    for line in text.lines() {
+    for line in body.lines() {
         let mut words = line.split(' ');
         match (words.next(), words.next(), words.next()) {
             (Some("start"), Some(id), None) if !id.is_empty() => out.started.push(id.to_owned()),
@@ -50,7 +62,7 @@ pub(crate) fn read_journal(text: &str) -> Journal {
             _ => {}
         }
     }
-    out
+    Some(out)
 }
 
 #[cfg(test)]
@@ -59,15 +71,23 @@ mod tests {
 
     #[test]
     fn a_journal_reads_back_what_started_and_what_ended() {
-        let r =
-            read_journal("start in-a\nstart in-b\nend in-a 0a0b\nstart in-c\nend in-b\nend in-c 0");
-        assert_eq!(r.started, ["in-a", "in-b", "in-c"]);
-        assert_eq!(r.ended, ["in-a", "in-b", "in-c"]);
+        let text = format!(
+            "{JOURNAL_HEADER}start in-a/0\nstart in-b/0\nend in-a/0 0a0b\nstart in-c/1\nend in-b/0\nend in-c/1 0"
+        );
+        let r = read_journal(&text).unwrap();
+        assert_eq!(r.started, ["in-a/0", "in-b/0", "in-c/1"]);
+        assert_eq!(r.ended, ["in-a/0", "in-b/0", "in-c/1"]);
         assert_eq!(
             r.results,
-            [("in-a".to_owned(), vec![10, 11])],
+            [("in-a/0".to_owned(), vec![10, 11])],
             "a torn result is dropped"
         );
-        assert_eq!(read_journal("sta"), Journal::default());
+        assert_eq!(
+            read_journal(&format!("{JOURNAL_HEADER}sta")),
+            Some(Journal::default())
+        );
+        assert_eq!(read_journal(""), None, "no header: no journal");
+        assert_eq!(read_journal("start in-a/0\n"), None);
+        assert_eq!(journal_key("in-a", 2), "in-a/2");
     }
 }

@@ -82,6 +82,11 @@ impl Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// What the server printed on its standard output, every launch.
+    pub fn printed(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
@@ -92,7 +97,14 @@ impl Server {
         cmd.args(["server", "--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--data-dir")
             .arg(self.dir.join("data"))
-            .stdout(Stdio::null())
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join("server.out"))
+                    .map(Stdio::from)
+                    .unwrap_or(Stdio::null()),
+            )
             .stderr(
                 std::fs::File::create(self.dir.join("server.log"))
                     .map(Stdio::from)

@@ -24,22 +24,20 @@ pub(crate) fn budget() -> Duration {
 }
 
 /// Whether `status` says the control plane could not be reached (rather than that it answered).
+/// A status the control plane sent has no source error; one made here from a failed connection
+/// has one (or, from some paths, only tonic's words for it).
 pub(crate) fn is_disconnect(status: &Status) -> bool {
+    let local = std::error::Error::source(status).is_some();
     match status.code() {
         tonic::Code::Unavailable => true,
-        tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Cancelled => {
-            let mut source = std::error::Error::source(status);
-            while let Some(e) = source {
-                if e.is::<tonic::transport::Error>() || e.is::<std::io::Error>() {
-                    return true;
-                }
-                source = e.source();
+        tonic::Code::Unknown | tonic::Code::Cancelled => {
+            local || {
+                let m = status.message();
+                m.contains("transport error") || m.contains("h2 protocol error")
             }
-            let m = status.message();
-            m.contains("transport error")
-                || m.contains("h2 protocol error")
-                || m.contains("connection")
         }
+        // A control plane's own `internal` (a failed write) must not be sent again.
+        tonic::Code::Internal => local,
         _ => false,
     }
 }
@@ -100,6 +98,14 @@ mod tests {
         assert!(!is_disconnect(&Status::not_found("no such call")));
         assert!(!is_disconnect(&Status::permission_denied("no")));
         assert!(!is_disconnect(&Status::unknown("the function panicked")));
+        assert!(
+            !is_disconnect(&Status::internal(
+                "the control plane could not save the change: connection refused"
+            )),
+            "a failed write on the control plane is its answer"
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(is_disconnect(&Status::from_error(Box::new(io))));
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::{journal, runner};
 use crate::model::{CallResult, InputItem, ResultStatus};
 use crate::registry::{self, ClassInstance, FunctionRegistration, GeneratorSink, Invoker, Outcome};
+use crate::task_env;
 
 /// What running inputs report, in order.
 pub(super) enum Event {
@@ -29,7 +30,8 @@ enum Running {
     Sync,
 }
 
-type SyncJob = (String, bytes::Bytes);
+/// A sync input for the input threads: its id, its journal key and its encoded arguments.
+type SyncJob = (String, String, bytes::Bytes);
 
 pub(super) struct Executor {
     function: &'static FunctionRegistration,
@@ -145,6 +147,7 @@ impl Executor {
             Ok(b) => b.clone(),
             Err(e) => return self.fail(item.input_id, "", e),
         };
+        let key = task_env::journal_key(&item.input_id, item.attempt);
         let input_id = item.input_id;
         let task_id = self.task_id.clone();
         let events = self.events.clone();
@@ -156,7 +159,7 @@ impl Executor {
                 let jobs = self.sync_pool(f);
                 self.running
                     .insert(input_id.clone(), (Running::Sync, String::new()));
-                let _ = jobs.send((input_id, input));
+                let _ = jobs.send((input_id, key, input));
                 return;
             }
             (Invoker::Async(f), _) => runner::catch(f(input)),
@@ -176,9 +179,9 @@ impl Executor {
         };
         let id = input_id.clone();
         let handle = self.user.spawn(async move {
-            journal::started(&[&id]);
+            journal::started(&[&key]);
             let result = CallResult::from_outcome(future.await, &task_id);
-            journal::ended(&id, &result);
+            journal::ended(&key, &result);
             finish(id, result);
         });
         self.running.insert(
@@ -191,11 +194,13 @@ impl Executor {
         let batch_id = items[0].batch_id.clone();
         let method = items[0].method.clone();
         let mut ids = Vec::with_capacity(items.len());
+        let mut keys = Vec::with_capacity(items.len());
         let mut inputs = Vec::with_capacity(items.len());
         for item in items {
             match item.input.readable() {
                 Ok(b) => {
                     inputs.push(b.clone());
+                    keys.push(task_env::journal_key(&item.input_id, item.attempt));
                     ids.push(item.input_id);
                 }
                 Err(e) => self.fail(item.input_id, &batch_id, e),
@@ -220,7 +225,7 @@ impl Executor {
         let n = ids.len();
         let batch_ids = ids.clone();
         let handle = self.user.spawn(async move {
-            let started: Vec<&str> = batch_ids.iter().map(String::as_str).collect();
+            let started: Vec<&str> = keys.iter().map(String::as_str).collect();
             journal::started(&started);
             let outcomes = match runner::catch_batch(future).await {
                 Ok(o) if o.len() == n => o,
@@ -233,9 +238,9 @@ impl Executor {
                 }
                 Err(panic) => crate::registry::outcome::batch_failed(n, &panic.0),
             };
-            for (input_id, outcome) in batch_ids.into_iter().zip(outcomes) {
+            for ((input_id, key), outcome) in batch_ids.into_iter().zip(&keys).zip(outcomes) {
                 let result = CallResult::from_outcome(outcome, &task_id);
-                journal::ended(&input_id, &result);
+                journal::ended(key, &result);
                 let _ = events.send(Event::Done { input_id, result });
             }
         });
@@ -268,10 +273,12 @@ impl Executor {
                             Ok(guard) => guard.recv(),
                             Err(_) => return,
                         };
-                        let Ok((input_id, input)) = job else { return };
-                        journal::started(&[&input_id]);
+                        let Ok((input_id, key, input)) = job else {
+                            return;
+                        };
+                        journal::started(&[&key]);
                         let result = runner::run_sync(f, &input, &task_id);
-                        journal::ended(&input_id, &result);
+                        journal::ended(&key, &result);
                         if events.send(Event::Done { input_id, result }).is_err() {
                             return;
                         }

@@ -220,7 +220,8 @@ async fn serve(ctx: Context) -> ExitCode {
     };
 
     // Inputs may come now: the start-up deadline (`startup_timeout`) covered the `enter` hooks;
-    // each input's `timeout` counts from when it starts.
+    // each input's `timeout` counts from when it starts. The journal is open before.
+    journal::open();
     send(
         &out_tx,
         pb::container_message::Message::Ready(pb::ContainerReady {}),

@@ -87,6 +87,42 @@ impl NamedSecret {
     }
 }
 
+/// Secret environment variables in clear, on their way to being sealed or into a container.
+/// `Debug` shows their names only.
+#[derive(Clone, Default, PartialEq)]
+pub(crate) struct SecretValues(pub(crate) BTreeMap<String, String>);
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl std::ops::Deref for SecretValues {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SecretValues {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<BTreeMap<String, String>> for SecretValues {
+    fn from(m: BTreeMap<String, String>) -> Self {
+        SecretValues(m)
+    }
+}
+
+impl FromIterator<(String, String)> for SecretValues {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        SecretValues(iter.into_iter().collect())
+    }
+}
+
 /// Secret values sealed with a control plane's key. Two are equal when their values are (a digest
 /// keyed by the same key), so a redeploy or a `with_options` with the same secrets is the same.
 #[derive(Clone)]
@@ -130,7 +166,7 @@ pub(crate) struct FunctionDef {
     pub(crate) env: BTreeMap<String, String>,
     /// Secret environment variables as a client sends them: injected like `env`, never listed
     /// or logged. The control plane seals them into `sealed_secret_env` on arrival.
-    pub(crate) secret_env: BTreeMap<String, String>,
+    pub(crate) secret_env: SecretValues,
     /// `secret_env` sealed with the control plane's key.
     pub(crate) sealed_secret_env: Option<SealedValues>,
     pub(crate) single_use_containers: bool,
@@ -355,7 +391,7 @@ pub(crate) struct FunctionOptions {
     pub(crate) env: BTreeMap<String, String>,
     /// With `secret_env`: when either is set, they replace the function's secrets (Modal's rule).
     pub(crate) named_secrets: Vec<NamedSecret>,
-    pub(crate) secret_env: BTreeMap<String, String>,
+    pub(crate) secret_env: SecretValues,
     /// `secret_env` sealed by the control plane on arrival.
     pub(crate) sealed_secret_env: Option<SealedValues>,
     pub(crate) max_concurrent_inputs: Option<u32>,

@@ -1,8 +1,6 @@
 //! What the control plane and its workers and containers tell each other: a worker's capacity,
 //! a container to start or stop, what happened to it, and commands on a container's stream.
 
-use std::collections::BTreeMap;
-
 use super::{CallResult, FunctionDef, InputItem, LogSource};
 
 /// A GPU a worker offers.
@@ -27,7 +25,7 @@ pub(crate) struct WorkerInfo {
 }
 
 /// A container for a worker to start.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct ContainerSpec {
     pub(crate) task_id: String,
     pub(crate) app_id: String,
@@ -38,11 +36,27 @@ pub(crate) struct ContainerSpec {
     pub(crate) server_url: String,
     /// GPU indices reserved for it.
     pub(crate) gpu_indices: Vec<u32>,
-    /// Resolved named secrets: injected as environment variables, never logged.
-    pub(crate) secret_env: BTreeMap<String, String>,
-    /// Its own credentials, valid while it lives and scoped to its app (empty without auth).
+    /// Its secrets, opened: injected as environment variables, never logged.
+    pub(crate) secret_env: super::function::SecretValues,
+    /// Its own credentials, valid while it lives and scoped to its app.
     pub(crate) token_id: String,
     pub(crate) token_secret: String,
+}
+
+impl std::fmt::Debug for ContainerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerSpec")
+            .field("task_id", &self.task_id)
+            .field("app_id", &self.app_id)
+            .field("app_name", &self.app_name)
+            .field("function_id", &self.function_id)
+            .field("definition", &self.definition)
+            .field("server_url", &self.server_url)
+            .field("gpu_indices", &self.gpu_indices)
+            .field("secret_env", &self.secret_env)
+            .field("token_id", &self.token_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the control plane asks of a worker.

@@ -145,8 +145,10 @@ impl State {
     }
 
     /// [`invoke`](State::invoke) with the call id the client chose: a request sent again (after
-    /// a lost connection) finds the call it made the first time, with no receiver (the caller
-    /// reads the result with `call_get`); nothing runs twice.
+    /// a lost connection) finds the call it made the first time while the control plane still
+    /// has it, with no receiver (the caller reads the result with `call_get`). A `remote` call
+    /// is forgotten once its result is delivered, so one whose answer was lost on the way back
+    /// runs again when sent again (at least once).
     pub(crate) fn invoke_as(
         &mut self,
         call_id: Option<String>,

@@ -14,6 +14,7 @@ use crate::model::{
     CallResult, ContainerCommand, ContainerHello, ContainerSpec, InputsSeen, OutputItem,
     ResultStatus, WorkerCommand,
 };
+use crate::task_env;
 
 const EWMA_ALPHA: f64 = 0.2;
 
@@ -72,7 +73,7 @@ impl State {
             definition: f.def.shareable(),
             server_url: self.server_url.clone(),
             gpu_indices: gpus.clone(),
-            secret_env,
+            secret_env: secret_env.into(),
             token_id,
             token_secret,
         };
@@ -394,7 +395,6 @@ impl State {
         self.stop_task(task_id, StopReason::StartupTimeout(msg), 0);
     }
 
-    /// A container process is gone: release what it held and settle its inputs.
     /// A container process is gone: release what it held and settle its inputs. With its
     /// journal (`seen`), an input it never started goes back to the queue without counting an
     /// attempt, and one it started counts one (failed), whatever the control plane thought it
@@ -449,16 +449,20 @@ impl State {
             );
             for input_id in task.running.iter().chain(&task.prefetched) {
                 let prefetched = task.prefetched.contains(input_id);
+                // The journal names attempts: an earlier attempt in this container says nothing
+                // about this one.
+                let attempt = self.inputs.get(input_id).map_or(0, |i| i.attempt);
+                let key = task_env::journal_key(input_id, attempt);
                 match &seen {
                     // It never started there: it never ran.
-                    Some(s) if !s.started.contains(input_id) => requeue.push(input_id.clone()),
+                    Some(s) if !s.started.contains(&key) => requeue.push(input_id.clone()),
                     // It returned and the journal kept its result: that is its result.
-                    Some(s) if s.results.iter().any(|(id, _)| id == input_id) => {
-                        if let Some((_, r)) = s.results.iter().find(|(id, _)| id == input_id) {
+                    Some(s) if s.results.iter().any(|(k, _)| *k == key) => {
+                        if let Some((_, r)) = s.results.iter().find(|(k, _)| *k == key) {
                             kept.push((input_id.clone(), r.clone()));
                         }
                     }
-                    Some(s) if s.ended.contains(input_id) => {
+                    Some(s) if s.ended.contains(&key) => {
                         failed.push((input_id.clone(), lost.clone()));
                     }
                     Some(_) => failed.push((input_id.clone(), crashed.clone())),

@@ -123,7 +123,7 @@ impl State {
                     Box::new(move |err| {
                         let _ = reply.send(match err {
                             None => Ok(resp),
-                            Some(e) => Err(Status::unavailable(format!(
+                            Some(e) => Err(Status::internal(format!(
                                 "the control plane could not save the deploy: {e}"
                             ))),
                         });

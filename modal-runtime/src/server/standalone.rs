@@ -34,6 +34,16 @@ pub(crate) fn default_data_dir() -> PathBuf {
         .join("modal-rs")
 }
 
+/// A server's one-time bootstrap secret.
+pub(crate) enum Bootstrap {
+    /// It has tokens: none.
+    None,
+    /// In `DATA_DIR/bootstrap.secret`, which `modal token new` reads.
+    InDataDir,
+    /// Given to the operator (asked for with tokens existing): the secret.
+    Printed(String),
+}
+
 /// A running standalone control plane.
 pub(crate) struct Running {
     pub(crate) url: String,
@@ -41,8 +51,8 @@ pub(crate) struct Running {
     pub(crate) store: String,
     /// Where uploaded executables are kept (a worker on this host reads them from there).
     pub(crate) binaries_dir: PathBuf,
-    /// Whether a bootstrap secret was written (the first token can be created with it).
-    pub(crate) bootstrap: bool,
+    /// Where the bootstrap secret is, if the server has one.
+    pub(crate) bootstrap: Bootstrap,
     auth: auth::Auth,
 }
 
@@ -114,13 +124,20 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         advertise_url: Some(url.clone()),
     };
     super::serve(listener, config).await?;
-    // The tokens are loaded: a bootstrap secret only for a server without any (or when asked).
-    let bootstrap = !auth.has_user_tokens() || opts.new_bootstrap_secret;
-    if bootstrap {
+    // The tokens are loaded: a bootstrap secret in the data directory only for a server without
+    // any. Asked for one although tokens exist (apps, hence containers, may run on this host),
+    // the secret is given to the operator instead of a file.
+    let _ = std::fs::remove_file(opts.data_dir.join(BOOTSTRAP_FILE));
+    let bootstrap = if !auth.has_user_tokens() {
         write_bootstrap_secret(&opts.data_dir, &auth)?;
+        Bootstrap::InDataDir
+    } else if opts.new_bootstrap_secret {
+        let secret = auth::new_bootstrap_secret();
+        auth.set_bootstrap_secret(&secret, None);
+        Bootstrap::Printed(secret)
     } else {
-        let _ = std::fs::remove_file(opts.data_dir.join(BOOTSTRAP_FILE));
-    }
+        Bootstrap::None
+    };
     Ok(Running {
         bootstrap,
         url,
@@ -128,4 +145,34 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         binaries_dir: binaries.dir().to_path_buf(),
         auth,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bootstrap_secret_file_is_the_owners_alone_and_goes_once_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("modal-bootstrap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let auth = auth::Auth::default();
+        write_bootstrap_secret(&dir, &auth).unwrap();
+        let path = dir.join(BOOTSTRAP_FILE);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let secret = std::fs::read_to_string(&path).unwrap();
+        let mut meta = tonic::metadata::MetadataMap::new();
+        meta.insert(
+            crate::credentials::BOOTSTRAP_HEADER,
+            secret.parse().unwrap(),
+        );
+        assert_eq!(
+            auth.authenticate(&meta).unwrap(),
+            auth::Principal::Bootstrap
+        );
+        assert!(auth.consume_bootstrap_secret());
+        assert!(!path.exists(), "a used secret's file is removed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -401,7 +401,9 @@ impl State {
         }
     }
 
-    /// Sends `value` now, or once the writes queued so far are durable.
+    /// Sends `value` now, or once the writes queued so far are durable. A failed write answers
+    /// `internal` (not `unavailable`: the client must not take it for a lost connection and
+    /// send the request again).
     pub(crate) fn respond<T: Send + 'static>(
         &mut self,
         reply: oneshot::Sender<Result<T, tonic::Status>>,
@@ -413,7 +415,7 @@ impl State {
             self.deferred.push(Box::new(move |err| {
                 let _ = reply.send(match err {
                     None => value,
-                    Some(e) => Err(tonic::Status::unavailable(format!(
+                    Some(e) => Err(tonic::Status::internal(format!(
                         "the control plane could not save the change: {e}"
                     ))),
                 });

@@ -230,7 +230,7 @@ impl TryFrom<pb::WorkerCommand> for WorkerCommand {
                     definition: def.try_into()?,
                     server_url: spec.server_url,
                     gpu_indices: spec.gpu_indices,
-                    secret_env: sorted(spec.secret_env),
+                    secret_env: sorted(spec.secret_env).into(),
                     token_id: spec.token_id,
                     token_secret: spec.token_secret,
                 })))

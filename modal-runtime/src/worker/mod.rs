@@ -117,6 +117,10 @@ pub(crate) async fn run_reconnecting(config: WorkerConfig) -> Result<(), String>
             Ok(()) => {
                 tracing::info!("worker was connected to the control plane again");
             }
+            // The control plane is back but refuses this worker's token: waiting will not help.
+            Err(e) if e.starts_with("unauthenticated") || e.starts_with("permission denied") => {
+                return Err(e);
+            }
             Err(e) => tracing::debug!("worker cannot reach the control plane yet: {e}"),
         }
         // A session that lasted resets the wait; failed tries wait longer and longer.
@@ -169,7 +173,7 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
     let mut commands = client
         .worker_connect(UnboundedReceiverStream::new(out_rx))
         .await
-        .map_err(|s| s.message().to_owned())?
+        .map_err(|s| format!("{}: {}", wire::code_name(s.code()), s.message()))?
         .into_inner();
 
     let (report_tx, report_rx) = mpsc::unbounded_channel::<Report>();
@@ -214,6 +218,9 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// The most output one message carries (lines are at most `process::MAX_LOG_LINE` each).
+const LOG_BATCH_BYTES: usize = 4 << 20;
+
 /// Batches consecutive output lines into one message, keeping them in order with exits.
 async fn forward_reports(
     mut rx: mpsc::UnboundedReceiver<Report>,
@@ -228,9 +235,20 @@ async fn forward_reports(
     let mut buf = Vec::with_capacity(256);
     while rx.recv_many(&mut buf, 256).await > 0 {
         let mut lines = Vec::new();
+        let mut bytes = 0;
         for report in buf.drain(..) {
             match report {
-                Report::Line(l) => lines.push(l),
+                Report::Line(l) => {
+                    // A message stays far below what the control plane takes from a worker.
+                    bytes += l.data.len();
+                    lines.push(l);
+                    if bytes > LOG_BATCH_BYTES {
+                        bytes = 0;
+                        if !send(WorkerEvent::Logs(std::mem::take(&mut lines))) {
+                            return;
+                        }
+                    }
+                }
                 Report::Event(e) => {
                     if !lines.is_empty() {
                         send(WorkerEvent::Logs(std::mem::take(&mut lines)));

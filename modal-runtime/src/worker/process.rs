@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
@@ -63,11 +63,59 @@ fn gpu_env(assigned: &[u32], gpus: &[Device]) -> Vec<(&'static str, String)> {
     env
 }
 
+/// The directory of this worker's journals: the user's own (mode 0700), in
+/// `XDG_RUNTIME_DIR` or the temporary directory; journals hold results, which other users must
+/// not read.
+fn journal_dir() -> PathBuf {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let uid = nix::unistd::getuid().as_raw();
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let mine = |dir: &std::path::Path| {
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
+            std::fs::symlink_metadata(dir)
+                .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0)
+        };
+        let shared = base.join(format!("modal-journals-{uid}"));
+        if mine(&shared) {
+            return shared;
+        }
+        // Someone else made that name: a directory of this process's own.
+        let own = base.join(format!(
+            "modal-journals-{uid}-{}-{}",
+            std::process::id(),
+            crate::ids::new_id("")
+        ));
+        if !mine(&own) {
+            tracing::warn!(dir = %own.display(), "cannot make a private directory for journals");
+        }
+        own
+    })
+    .clone()
+}
+
+/// The longest line of a container's output the worker forwards; longer lines are cut into
+/// pieces of this size.
+pub(super) const MAX_LOG_LINE: usize = 64 << 10;
+
 /// Where a container keeps its journal (the worker reads it after the container exits).
 fn journal_path(task_id: &str) -> PathBuf {
-    std::env::temp_dir()
-        .join("modal-journals")
-        .join(format!("{task_id}.journal"))
+    journal_dir().join(format!("{task_id}.journal"))
+}
+
+/// Creates the empty journal a container will write (mode 0600).
+fn create_journal(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
 }
 
 /// The most result bytes an exit report carries (the latest results first), so that it stays
@@ -79,7 +127,7 @@ const JOURNAL_RESULT_BYTES: usize = 16 << 20;
 fn read_journal(path: &std::path::Path) -> Option<InputsSeen> {
     let text = std::fs::read_to_string(path).ok()?;
     let _ = std::fs::remove_file(path);
-    let j = cenv::read_journal(&text);
+    let j = cenv::read_journal(&text)?;
     let mut budget = JOURNAL_RESULT_BYTES;
     let mut results: Vec<_> = j
         .results
@@ -117,7 +165,7 @@ fn command(
         }
     }
     cmd.envs(&def.env);
-    cmd.envs(&spec.secret_env);
+    cmd.envs(spec.secret_env.iter());
     if !spec.token_id.is_empty() {
         cmd.env("MODAL_TOKEN_ID", &spec.token_id)
             .env("MODAL_TOKEN_SECRET", &spec.token_secret);
@@ -170,11 +218,10 @@ pub(super) async fn supervise(
         }
     };
     let journal = journal_path(&task_id);
-    if let Some(dir) = journal.parent() {
-        let _ = std::fs::create_dir_all(dir);
+    // An empty journal: the container writes its header before it takes an input.
+    if let Err(e) = create_journal(&journal) {
+        tracing::warn!(path = %journal.display(), "cannot create a container's journal: {e}");
     }
-    // An empty journal: the container writes the first line before its first input runs.
-    let _ = std::fs::write(&journal, b"");
     let mut child = match command(&spec, def, exe.clone(), &gpus, &journal).spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -254,24 +301,60 @@ async fn pump(
     reports: mpsc::UnboundedSender<Report>,
 ) {
     let mut reader = BufReader::new(stream);
-    let mut buf = Vec::with_capacity(256);
+    let mut line = Vec::with_capacity(256);
     loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        while matches!(buf.last(), Some(b'\n' | b'\r')) {
-            buf.pop();
-        }
-        let entry = WorkerLogLine {
-            task_id: task_id.clone(),
-            source,
-            data: String::from_utf8_lossy(&buf).into_owned(),
-            timestamp_ms: chrono::Utc::now().timestamp_millis(),
+        let ended = match next_line(&mut reader, &mut line).await {
+            Ok(ended) => ended,
+            Err(_) => return,
         };
-        if reports.send(Report::Line(entry)).is_err() {
+        if !line.is_empty() || !ended {
+            while matches!(line.last(), Some(b'\n' | b'\r')) {
+                line.pop();
+            }
+            let entry = WorkerLogLine {
+                task_id: task_id.clone(),
+                source,
+                data: String::from_utf8_lossy(&line).into_owned(),
+                timestamp_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            if reports.send(Report::Line(entry)).is_err() {
+                return;
+            }
+        }
+        if ended {
             return;
+        }
+    }
+}
+
+/// Reads the next line of output into `line` (emptied first), cut at [`MAX_LOG_LINE`] bytes:
+/// a longer line comes as several, so no output can make the worker's memory or its messages
+/// grow without bound. True at the end of the output.
+async fn next_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    line: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    line.clear();
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(true);
+        }
+        let room = MAX_LOG_LINE - line.len();
+        match chunk.iter().take(room).position(|b| *b == b'\n') {
+            Some(i) => {
+                line.extend_from_slice(&chunk[..=i]);
+                reader.consume(i + 1);
+                return Ok(false);
+            }
+            None => {
+                let take = chunk.len().min(room);
+                line.extend_from_slice(&chunk[..take]);
+                reader.consume(take);
+                if line.len() >= MAX_LOG_LINE {
+                    return Ok(false);
+                }
+            }
         }
     }
 }
@@ -279,6 +362,25 @@ async fn pump(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn long_lines_come_in_pieces() {
+        let mut text = vec![b'x'; MAX_LOG_LINE * 2 + 10];
+        text.extend_from_slice(b"\nshort\nlast");
+        let mut reader = BufReader::new(&text[..]);
+        let mut line = Vec::new();
+        let mut lines = Vec::new();
+        loop {
+            let ended = next_line(&mut reader, &mut line).await.unwrap();
+            if !line.is_empty() {
+                lines.push(line.len());
+            }
+            if ended {
+                break;
+            }
+        }
+        assert_eq!(lines, [MAX_LOG_LINE, MAX_LOG_LINE, 11, 6, 4]);
+    }
 
     fn device(index: u32, uuid: Option<&str>, visible_id: &str, declared: bool) -> Device {
         Device {

@@ -82,6 +82,10 @@ pub const RETRIES: u64 = 3;
 #[derive(Debug, Clone, Default)]
 pub struct Row {
     pub scenario: String,
+    /// Faults injected (processes killed, restarts, link cuts, bad connections).
+    pub faults: u32,
+    /// Inputs the client sent.
+    pub sent: u64,
     /// Inputs the control plane acknowledged.
     pub accepted: u64,
     /// Final results (success or failure) the caller received.
@@ -101,7 +105,8 @@ pub struct Row {
 }
 
 impl Row {
-    /// Whether every zero column is zero.
+    /// Whether every zero column is zero (`failed` is reported, not part of it: an input may
+    /// fail once its retries are spent, which enough faults can cause).
     pub fn clean(&self) -> bool {
         self.lost == 0 && self.ran_too_often == 0 && self.duplicates == 0
     }
@@ -110,13 +115,24 @@ impl Row {
 /// The rows as a table.
 pub fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<34} {:>8} {:>9} {:>5} {:>9} {:>5} {:>6} {:>9}  note\n",
-        "scenario", "accepted", "delivered", "lost", "ran>1+r", "dups", "failed", "recover_s"
+        "{:<42} {:>6} {:>6} {:>8} {:>9} {:>5} {:>9} {:>5} {:>6} {:>9}  note\n",
+        "scenario",
+        "faults",
+        "sent",
+        "accepted",
+        "delivered",
+        "lost",
+        "ran>1+r",
+        "dups",
+        "failed",
+        "recover_s"
     );
     for r in rows {
         out.push_str(&format!(
-            "{:<34} {:>8} {:>9} {:>5} {:>9} {:>5} {:>6} {:>9.2}  {}\n",
+            "{:<42} {:>6} {:>6} {:>8} {:>9} {:>5} {:>9} {:>5} {:>6} {:>9.2}  {}\n",
             r.scenario,
+            r.faults,
+            r.sent,
             r.accepted,
             r.delivered,
             r.lost,
@@ -135,7 +151,8 @@ pub fn json_line(rows: &[Row]) -> String {
     let rows: Vec<_> = rows
         .iter()
         .map(|r| {
-            json!({"scenario": r.scenario, "accepted": r.accepted, "delivered": r.delivered,
+            json!({"scenario": r.scenario, "faults": r.faults, "sent": r.sent,
+                   "accepted": r.accepted, "delivered": r.delivered,
                    "lost": r.lost, "ran_too_often": r.ran_too_often, "duplicates": r.duplicates,
                    "failed": r.failed, "recover_s": (r.recover_s * 100.0).round() / 100.0,
                    "note": r.note})

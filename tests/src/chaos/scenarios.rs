@@ -109,6 +109,7 @@ fn row(
         Ok(v) => {
             let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
             let (ok, failed, wrong) = (n("ok"), n("failed"), n("wrong"));
+            row.sent = n("sent");
             row.accepted = n("accepted");
             row.delivered = ok + failed + wrong;
             row.lost = row.accepted.saturating_sub(ok + failed);
@@ -120,11 +121,11 @@ fn row(
                     .and_then(|e| e.first())
                     .map(ToString::to_string)
             };
-            let sent = n("sent");
-            if sent > row.accepted {
+            if row.sent > row.accepted {
                 row.note = format!(
-                    "{} of {sent} calls refused (first: {})",
-                    sent - row.accepted,
+                    "{} of {} calls refused (first: {})",
+                    row.sent - row.accepted,
+                    row.sent,
                     first("refused").unwrap_or_default()
                 );
             }
@@ -208,6 +209,7 @@ fn containers_killed(exes: &Exes, sizes: &Sizes, dice: &mut Dice) -> Row {
         &stage,
     );
     r.recover_s = replaced;
+    r.faults = kills;
     note(
         &mut r,
         format!(
@@ -241,6 +243,7 @@ fn worker_killed(exes: &Exes, sizes: &Sizes, dice: &mut Dice) -> Row {
         &stage,
     );
     r.recover_s = next_run_after(&runs(&dir), restarted).unwrap_or(f64::NAN);
+    r.faults = 1;
     if std::env::var_os("MODAL_CHAOS_DEBUG").is_some() {
         let mut all: Vec<u128> = runs(&dir).values().flatten().copied().collect();
         all.sort_unstable();
@@ -304,6 +307,7 @@ fn server_killed(exes: &Exes, sizes: &Sizes, dice: &mut Dice, store: Option<Stri
         &stage,
     );
     r.recover_s = recover;
+    r.faults = 3;
     note(&mut r, "recover: restart to the next run".into());
     r
 }
@@ -346,6 +350,7 @@ fn client_killed(exes: &Exes, dice: &mut Dice) -> Row {
         &stage,
     );
     r.recover_s = last_start.saturating_sub(killed) as f64 / 1000.0;
+    r.faults = 1;
     note(
         &mut r,
         format!(
@@ -385,21 +390,23 @@ fn client_cut_off(exes: &Exes) -> Row {
     let back = restored.elapsed().as_secs_f64();
     let mut r = row("client cut off 10 s mid-get", report, &dir, &stage);
     r.recover_s = back;
+    r.faults = 1;
     note(&mut r, "recover: link restored to all results read".into());
     r
 }
 
 /// Garbage and truncated frames on the server's port; then a client must be served as before.
 fn garbage_on_the_wire(exes: &Exes, dice: &mut Dice) -> Row {
-    let stage = Stage::new(exes, "chaos-garbage", None);
+    let mut stage = Stage::new(exes, "chaos-garbage", None);
     let pid = stage.server.pid().unwrap_or(0);
     let before = crate::rss_kib(pid);
     let (id, secret) = stage.server.token();
     let connections = faults::garbage(stage.server.port, (&id, &secret), 20, dice);
-    let alive = matches!(
-        stage.server.child.as_ref().map(|c| c.id()),
-        Some(p) if std::path::Path::new(&format!("/proc/{p}")).exists()
-    );
+    let alive = stage
+        .server
+        .child
+        .as_mut()
+        .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
     let after = crate::rss_kib(pid);
     let dir = stage.dir("garbage");
     let done = unix_ms();
@@ -411,6 +418,7 @@ fn garbage_on_the_wire(exes: &Exes, dice: &mut Dice) -> Row {
         &stage,
     );
     r.recover_s = next_run_after(&runs(&dir), done).unwrap_or(f64::NAN);
+    r.faults = connections;
     note(
         &mut r,
         format!(

@@ -11,7 +11,9 @@ use serde_json::json;
 
 use super::args::{AppCommand, ContainerCommand, DEFAULT_LISTEN, SecretCommand};
 use crate::client::Client;
-use crate::credentials::{self, BOOTSTRAP_FILE, BOOTSTRAP_HEADER, Credentials, Settings};
+use crate::credentials::{
+    self, BOOTSTRAP_ENV, BOOTSTRAP_FILE, BOOTSTRAP_HEADER, Credentials, Settings,
+};
 use crate::error::{Error, Result};
 use crate::server::standalone;
 use crate::wire::pb;
@@ -47,10 +49,20 @@ pub(super) async fn token_new(
         .or(settings.server_url)
         .unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}"));
     let client = Client::connect(&url, settings.credentials.as_ref()).await?;
+    // The secret from the environment, else from the server's data directory: the default one
+    // only for a server on this machine (a secret is never sent to another host unasked).
+    let local = is_loopback(&url);
+    let explicit_dir = data_dir.is_some();
     let secret_path = data_dir
         .unwrap_or_else(standalone::default_data_dir)
         .join(BOOTSTRAP_FILE);
-    let bootstrap = std::fs::read_to_string(&secret_path);
+    let bootstrap = match std::env::var(BOOTSTRAP_ENV) {
+        Ok(secret) if !secret.is_empty() => Ok(secret),
+        _ if local || explicit_dir => std::fs::read_to_string(&secret_path),
+        _ => Err(std::io::Error::other(format!(
+            "{url} is not on this machine; pass --data-dir or set {BOOTSTRAP_ENV}"
+        ))),
+    };
     let mut req = tonic::Request::new(pb::TokenCreateRequest { label });
     if let Some(value) = bootstrap.as_ref().ok().and_then(|s| s.trim().parse().ok()) {
         req.metadata_mut().insert(BOOTSTRAP_HEADER, value);
@@ -60,7 +72,7 @@ pub(super) async fn token_new(
         Ok(resp) => resp.into_inner(),
         Err(status) if status.code() == tonic::Code::Unauthenticated => {
             let found = match &bootstrap {
-                Ok(_) => format!("{} was refused", secret_path.display()),
+                Ok(_) => "the secret was refused".to_owned(),
                 Err(e) => format!("cannot read {}: {e}", secret_path.display()),
             };
             return Err(Error::ControlPlane(format!(
@@ -87,6 +99,25 @@ pub(super) async fn token_new(
         path.display()
     );
     Ok(())
+}
+
+/// Whether `url` names this machine (a loopback address or `localhost`).
+fn is_loopback(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn time(ms: i64) -> String {
@@ -458,4 +489,28 @@ fn confirm(question: &str, yes: bool) -> bool {
         return false;
     }
     matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for url in [
+            "http://127.0.0.1:7878",
+            "http://localhost:7878",
+            "http://[::1]:7878",
+            "127.0.0.1",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "http://10.0.0.5:7878",
+            "https://modal.example.org",
+            "http://[2001:db8::1]:7878",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
 }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::args::{ServerArgs, WorkerArgs};
-use crate::credentials::Settings;
+use crate::credentials::{BOOTSTRAP_ENV, Settings};
 use crate::error::{Error, Result};
 use crate::server::standalone;
 
@@ -37,11 +37,16 @@ pub(super) async fn server(args: ServerArgs) -> Result<()> {
     } else {
         format!(" --data-dir {}", data_dir.display())
     };
-    if running.bootstrap {
-        println!(
+    match &running.bootstrap {
+        standalone::Bootstrap::InDataDir => println!(
             "create the first token (as this user, on this host) with: modal token new --server {}{data_dir_flag}",
             running.url
-        );
+        ),
+        standalone::Bootstrap::Printed(secret) => println!(
+            "a one-time bootstrap secret (kept off the disk, where containers could read it); create a token with:\n  {BOOTSTRAP_ENV}={secret} modal token new --server {}",
+            running.url
+        ),
+        standalone::Bootstrap::None => {}
     }
     wait_for_shutdown().await;
     println!("modal server stopping");

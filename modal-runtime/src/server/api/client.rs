@@ -21,10 +21,20 @@ const MAX_WAIT: Duration = Duration::from_secs(55);
 /// How long a stop waits for the last container to exit.
 const STOP_WAIT: Duration = Duration::from_secs(15);
 
-async fn wait_result(rx: oneshot::Receiver<CallResult>, wait: Duration) -> Option<pb::CallResult> {
-    match tokio::time::timeout(wait.min(MAX_WAIT), rx).await {
+/// The result, if it comes within `wait`. A result that comes just as the wait ends is not lost:
+/// the receiver is closed first (the control plane then keeps the result for `call_get`), and
+/// what arrived before that is returned.
+async fn wait_result(
+    mut rx: oneshot::Receiver<CallResult>,
+    wait: Duration,
+) -> Option<pb::CallResult> {
+    match tokio::time::timeout(wait.min(MAX_WAIT), &mut rx).await {
         Ok(Ok(r)) => Some(r.into()),
-        _ => None,
+        Ok(Err(_)) => None,
+        Err(_) => {
+            rx.close();
+            rx.try_recv().ok().map(Into::into)
+        }
     }
 }
 

@@ -117,9 +117,11 @@ impl Drop for AbandonGuard {
             call_id: std::mem::take(&mut self.call_id),
         };
         // A full queue must not lose the abandon: it is sent once there is room.
-        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.api.commands.try_send(cmd) {
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.api.commands.try_send(cmd)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
             let api = self.api.clone();
-            tokio::spawn(async move { api.send(cmd).await });
+            runtime.spawn(async move { api.send(cmd).await });
         }
     }
 }

@@ -450,11 +450,12 @@ fn a_crash_is_settled_by_the_containers_journal() {
     // The control plane thinks: a running, b, c and d prefetched. The container had returned a
     // (its result kept in the journal) and b (too large to keep), was running c when it
     // exited, and never started d.
+    let key = |id: &String| crate::task_env::journal_key(id, 0);
     let seen = crate::model::InputsSeen {
-        started: ids[..3].to_vec(),
-        ended: ids[..2].to_vec(),
+        started: ids[..3].iter().map(key).collect(),
+        ended: ids[..2].iter().map(key).collect(),
         results: vec![(
-            ids[0].clone(),
+            key(&ids[0]),
             crate::model::CallResult::success(Payload::new(vec![42])),
         )],
     };
@@ -511,4 +512,39 @@ fn an_ephemeral_app_and_its_spawned_calls_survive_a_restart_while_its_client_is_
     q.housekeeping();
     let err = q.refused(&f, &Principal::Local);
     assert!(err.message().contains("stopped"), "{err:?}");
+}
+
+#[test]
+fn a_crash_is_settled_for_the_attempt_that_ran_not_an_earlier_one() {
+    let mut p = Plane::with_worker();
+    let mut d = def("f");
+    d.retries = Some(Retries::new(2).initial_delay(Duration::ZERO));
+    let f = p.function(d);
+    let mut caller = p.call(&f);
+    let task = p.ready_container();
+    let first = p.inputs(&task).remove(0);
+    // Attempt 0 fails in this container; attempt 1 comes back to it.
+    p.output(&task, &first.input_id, ResultStatus::UserError);
+    p.advance(Duration::from_millis(10));
+    let again = p.inputs(&task);
+    assert_eq!(again.len(), 1, "attempt 1 goes to the same container");
+    assert_eq!(again[0].attempt, 1);
+    // It crashes before attempt 1 starts: the journal knows only attempt 0.
+    let old = crate::task_env::journal_key(&first.input_id, 0);
+    let seen = crate::model::InputsSeen {
+        started: vec![old.clone()],
+        ended: vec![old.clone()],
+        results: vec![(
+            old,
+            crate::model::CallResult::failure(ResultStatus::UserError, "attempt 0", ""),
+        )],
+    };
+    p.state.task_exited(&task, Some(3), None, None, Some(seen));
+    p.state.schedule();
+    assert_eq!(
+        caller.status(),
+        None,
+        "attempt 0's result is not attempt 1's"
+    );
+    assert_eq!(p.attempt(&first.input_id), Some(1), "no attempt counted");
 }

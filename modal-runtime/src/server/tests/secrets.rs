@@ -23,7 +23,7 @@ fn secret_values_are_sealed_on_arrival_and_opened_only_for_containers() {
     let mut p = Plane::durable();
     p.worker(8000, 16_384, Vec::new());
     let mut d = def("f");
-    d.secret_env = with_secret();
+    d.secret_env = with_secret().into();
     // Sealed values from a client are never trusted.
     d.sealed_secret_env = Some(SealedValues {
         digest: vec![1],
@@ -65,6 +65,11 @@ fn secret_values_are_sealed_on_arrival_and_opened_only_for_containers() {
     );
     assert!(spec.definition.sealed_secret_env.is_none());
     assert!(spec.definition.secret_env.is_empty());
+    let shown = format!("{spec:?}");
+    assert!(
+        shown.contains("API_KEY") && !shown.contains(VALUE) && !shown.contains(&spec.token_secret),
+        "Debug shows names, never values: {shown}"
+    );
 }
 
 #[test]
@@ -72,7 +77,7 @@ fn options_with_the_same_secret_values_share_a_variant() {
     let mut p = Plane::with_worker();
     let base = p.function(def("f"));
     let options = || FunctionOptions {
-        secret_env: with_secret(),
+        secret_env: with_secret().into(),
         ..Default::default()
     };
     let bind = |p: &mut Plane, o: FunctionOptions| {
