@@ -45,8 +45,10 @@ pub(crate) struct Journal {
     pub(crate) results: Vec<(String, Vec<u8>)>,
 }
 
-/// Parses a journal's text (a torn last line is ignored); `None` without its header.
+/// Parses a journal's text (up to its first zero byte; a torn last line is ignored); `None`
+/// without its header.
 pub(crate) fn read_journal(text: &str) -> Option<Journal> {
+    let text = text.split('\0').next().unwrap_or("");
     let body = text.strip_prefix(JOURNAL_HEADER)?;
     let mut out = Journal::default();
     for line in body.lines() {
@@ -87,6 +89,8 @@ mod tests {
             Some(Journal::default())
         );
         assert_eq!(read_journal(""), None, "no header: no journal");
+        let mapped = format!("{JOURNAL_HEADER}start in-a/0\n\0\0\0");
+        assert_eq!(read_journal(&mapped).unwrap().started, ["in-a/0"]);
         assert_eq!(read_journal("start in-a/0\n"), None);
         assert_eq!(journal_key("in-a", 2), "in-a/2");
     }

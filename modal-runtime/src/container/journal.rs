@@ -1,43 +1,49 @@
 //! The container's journal: a file its worker gave it (`MODAL_JOURNAL`) where it notes each
 //! attempt of an input it starts, before the input's code runs, and each that returned, with its
-//! result when that is small. Each note reaches the kernel before the code that follows it runs,
-//! so the worker reads the journal even after a crash (an `std::process::exit` in user code, a
-//! SIGKILL): the control plane then knows which inputs the container had started, and keeps the
-//! results of those that returned although their results never left the container.
+//! result when that is small, before the result leaves the container. The file is mapped into
+//! the container's memory (shared with the kernel's page cache): a note is a copy into memory,
+//! no system call, and it survives the process, so the worker reads the journal even after a
+//! crash (an `std::process::exit` in user code, a SIGKILL). The control plane then knows which
+//! inputs the container had started, and keeps the results of those that returned although
+//! their results never left the container.
 //!
 //! The format is `task_env`'s (the contract with the worker): a header line, then `start KEY`
-//! and `end KEY [RESULT]` lines, KEY naming an input's attempt. The file is rewritten once it
-//! grows past [`ROTATE_AT`], with the running inputs and the inputs that ended most recently (a
-//! result may still be on its way to the control plane). A journal that cannot be written is
-//! emptied and abandoned: without its header the worker does not rely on it.
+//! and `end KEY [RESULT]` lines, KEY naming an input's attempt; after the last line, zeros. The
+//! file has a fixed size ([`CAPACITY`], written in full when it is made, so that no page of the
+//! map can lack room on the disk); when a note does not fit, the file is replaced by one with
+//! the running inputs and the inputs that ended most recently (a result may still be on its way
+//! to the control plane). A journal that cannot be made is not kept: without its header the
+//! worker does not rely on it.
 
 use std::collections::{HashSet, VecDeque};
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
+
+use memmap2::MmapMut;
 
 use crate::model::CallResult;
 use crate::{task_env, wire};
 
-/// The size past which the journal is rewritten with only what still matters.
-const ROTATE_AT: u64 = 1 << 20;
+/// The journal file's size.
+const CAPACITY: usize = 2 << 20;
 /// Results up to this size (encoded) are kept in the journal; a larger one lost in a crash
 /// counts as a failed attempt.
 pub(crate) const KEEP_RESULTS_UP_TO: usize = 64 << 10;
 /// The recently ended inputs a rotation keeps: at most this many, and this many bytes.
 const KEEP_ENDED: usize = 1024;
-const KEEP_ENDED_BYTES: usize = 4 << 20;
+const KEEP_ENDED_BYTES: usize = 512 << 10;
 
 struct Journal {
     path: PathBuf,
-    file: File,
+    map: MmapMut,
+    /// Where the next note goes.
+    at: usize,
     running: HashSet<String>,
     /// `start` and `end` lines of the inputs that ended last, newest at the back.
     recent: VecDeque<String>,
     recent_bytes: usize,
-    written: u64,
-    broken: bool,
 }
 
 static JOURNAL: OnceLock<Option<Mutex<Journal>>> = OnceLock::new();
@@ -46,10 +52,10 @@ fn journal() -> Option<&'static Mutex<Journal>> {
     JOURNAL
         .get_or_init(|| {
             let path = PathBuf::from(std::env::var_os(task_env::JOURNAL)?);
-            match Journal::open_at(path.clone()) {
+            match Journal::create(path.clone(), task_env::JOURNAL_HEADER) {
                 Ok(j) => Some(Mutex::new(j)),
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), "cannot open the container's journal: {e}");
+                    tracing::warn!(path = %path.display(), "cannot keep the container's journal: {e}");
                     None
                 }
             }
@@ -62,50 +68,71 @@ pub(crate) fn open() {
     let _ = journal();
 }
 
+/// Writes `text` into a new file at `path`, zeros up to [`CAPACITY`] after it, and maps it.
+fn map_new(path: &Path, text: &str) -> std::io::Result<MmapMut> {
+    if text.len() > CAPACITY {
+        return Err(std::io::Error::other("the journal's content does not fit"));
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let mut content = vec![0u8; CAPACITY];
+    content[..text.len()].copy_from_slice(text.as_bytes());
+    file.write_all(&content)?;
+    #[allow(unsafe_code)]
+    // SAFETY: the file is this container's own (its worker made it for this container alone,
+    // mode 0600) and nobody changes its size while it is mapped: the worker reads it, then
+    // removes it, only after this process is gone. Writes go through the map alone.
+    unsafe {
+        MmapMut::map_mut(&file)
+    }
+}
+
 impl Journal {
-    /// The journal at `path`, its header written.
-    fn open_at(path: PathBuf) -> std::io::Result<Journal> {
-        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-        file.write_all(task_env::JOURNAL_HEADER.as_bytes())?;
+    /// The journal at `path`, made afresh with `header`.
+    fn create(path: PathBuf, header: &str) -> std::io::Result<Journal> {
+        let map = map_new(&path, header)?;
         Ok(Journal {
             path,
-            file,
+            map,
+            at: header.len(),
             running: HashSet::new(),
             recent: VecDeque::new(),
             recent_bytes: 0,
-            written: task_env::JOURNAL_HEADER.len() as u64,
-            broken: false,
         })
     }
 
-    fn note_started(&mut self, keys: &[&str]) {
-        if self.written > ROTATE_AT && !self.broken {
-            self.rotate();
+    /// Copies `text` into the map after the last note, first replacing the file when it does
+    /// not fit.
+    fn put(&mut self, text: &str) {
+        if self.at + text.len() > CAPACITY && !self.rotate() {
+            return;
         }
-        let text: String = keys.iter().map(|k| format!("start {k}\n")).collect();
-        self.running.extend(keys.iter().map(|k| (*k).to_owned()));
-        self.write(&text);
+        if let Some(dst) = self.map.get_mut(self.at..self.at + text.len()) {
+            dst.copy_from_slice(text.as_bytes());
+            self.at += text.len();
+        }
+    }
+
+    fn note_started(&mut self, keys: &[&str]) {
+        let mut text = String::with_capacity(keys.len() * 48);
+        for k in keys {
+            text.push_str("start ");
+            text.push_str(k);
+            text.push('\n');
+            self.running.insert((*k).to_owned());
+        }
+        self.put(&text);
     }
 
     /// `text`: the `end` line, with its newline.
     fn note_ended(&mut self, key: &str, text: &str) {
         self.running.remove(key);
-        self.write(text);
+        self.put(text);
         self.remember_ended(format!("start {key}\n{text}"));
-    }
-
-    fn write(&mut self, text: &str) {
-        if self.broken {
-            return;
-        }
-        if let Err(e) = self.file.write_all(text.as_bytes()) {
-            // A journal with a gap would make a started input look as if it never ran: it is
-            // emptied, and the worker then counts every running input as attempted.
-            tracing::warn!("cannot write the container's journal, giving it up: {e}");
-            let _ = self.file.set_len(0);
-            self.broken = true;
-        }
-        self.written += text.len() as u64;
     }
 
     fn remember_ended(&mut self, lines: String) {
@@ -119,9 +146,10 @@ impl Journal {
         }
     }
 
-    /// Rewrites the file with the header, the recently ended inputs and the running ones (a
-    /// rename: a crash keeps one whole file).
-    fn rotate(&mut self) {
+    /// Replaces the file with one holding the header, the recently ended inputs and the
+    /// running ones (made aside, then renamed: a crash leaves one whole file). False when that
+    /// failed: the journal is then emptied (no header) and no longer kept.
+    fn rotate(&mut self) -> bool {
         let mut text = String::from(task_env::JOURNAL_HEADER);
         for lines in &self.recent {
             text.push_str(lines);
@@ -130,15 +158,23 @@ impl Journal {
             text.push_str(&format!("start {key}\n"));
         }
         let tmp = self.path.with_extension("rotating");
-        let rotated = std::fs::write(&tmp, &text)
-            .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .and_then(|()| OpenOptions::new().append(true).open(&self.path));
+        let rotated = map_new(&tmp, &text).and_then(|map| {
+            std::fs::rename(&tmp, &self.path)?;
+            Ok(map)
+        });
         match rotated {
-            Ok(file) => {
-                self.file = file;
-                self.written = text.len() as u64;
+            Ok(map) => {
+                self.map = map;
+                self.at = text.len();
+                true
             }
-            Err(e) => tracing::warn!("cannot rotate the container's journal: {e}"),
+            Err(e) => {
+                // A journal with a gap would make a started input look as if it never ran.
+                tracing::warn!("cannot rotate the container's journal, giving it up: {e}");
+                self.map.fill(0);
+                self.at = CAPACITY;
+                false
+            }
         }
     }
 }
@@ -152,7 +188,7 @@ pub(crate) fn started(keys: &[&str]) {
         .note_started(keys);
 }
 
-/// Notes that an input (its journal key) returned `result`, before the result is sent.
+/// Notes that an input (its journal key) returned `result`: call it before the result is sent.
 pub(crate) fn ended(key: &str, result: &CallResult) {
     let Some(j) = journal() else { return };
     let text = end_line(key, result);
@@ -185,23 +221,24 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("modal-journal-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.journal");
-        let mut j = Journal::open_at(path.clone()).unwrap();
+        let mut j = Journal::create(path.clone(), task_env::JOURNAL_HEADER).unwrap();
         let ok = CallResult::success(Payload::new(vec![1]));
         // Far more than a rotation's worth of inputs, and one that keeps running.
         j.note_started(&["long/0"]);
-        for i in 0..40_000 {
+        for i in 0..80_000 {
             let key = format!("in-{i}/0");
             j.note_started(&[&key]);
             j.note_ended(&key, &end_line(&key, &ok));
         }
+        // What the worker reads after the container is gone: the file, not the map.
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.len() < 3 << 20, "rotated: {} bytes", text.len());
+        assert_eq!(text.len(), CAPACITY);
         let r = task_env::read_journal(&text).expect("the header survives rotations");
         assert!(
             r.started.contains(&"long/0".to_owned()),
             "a running input stays"
         );
-        let last = "in-39999/0".to_owned();
+        let last = "in-79999/0".to_owned();
         assert!(r.started.contains(&last) && r.results.iter().any(|(k, _)| *k == last));
         assert!(!r.started.contains(&"in-0/0".to_owned()), "old ones go");
         std::fs::remove_dir_all(&dir).unwrap();
