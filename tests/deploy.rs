@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use modal_tests::show;
-use support::{CALLER, DEPLOYED, DeployedApp, Server, field};
+use support::{CALLER, DEPLOYED, DeployedApp, Server, assert_field, field};
 
 fn crash_and_resume(server: &mut Server) {
     server.deploy(&[]);
@@ -26,20 +26,10 @@ fn crash_and_resume(server: &mut Server) {
     );
     let out = server.caller(&["get", &call]);
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(
-        field(&out, "result").as_deref(),
-        Some("slept 3"),
-        "{}",
-        show(&out)
-    );
+    assert_field(&out, "result", "slept 3");
     let out = server.caller(&["get", &method_call]);
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(
-        field(&out, "result").as_deref(),
-        Some("napped 3"),
-        "{}",
-        show(&out)
-    );
+    assert_field(&out, "result", "napped 3");
 }
 
 #[test]
@@ -66,12 +56,7 @@ fn a_get_rides_out_a_server_restart_and_gives_up_after_its_budget() {
     );
     let out = waiting.wait_with_output().expect("waits");
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(
-        field(&out, "result").as_deref(),
-        Some("slept 4"),
-        "{}",
-        show(&out)
-    );
+    assert_field(&out, "result", "slept 4");
     // With the server gone for good, a get gives up after its budget and says how to wait longer.
     let out = server.caller(&["spawn-slow", "30"]);
     assert!(out.status.success(), "{}", show(&out));
@@ -147,12 +132,7 @@ fn a_second_program_looks_up_the_deployed_app_and_redeploys_keep_its_id() {
     server.deploy(&["--name", "e2e-renamed"]);
     let out = server.caller(&["square-in", "e2e-renamed", "6"]);
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(
-        field(&out, "square").as_deref(),
-        Some("36"),
-        "{}",
-        show(&out)
-    );
+    assert_field(&out, "square", "36");
 }
 
 #[test]
@@ -211,28 +191,13 @@ fn secrets_reach_only_the_functions_that_ask_and_never_the_logs() {
     assert!(out.status.success(), "{}", show(&out));
     server.deploy(&[]);
     let out = server.caller(&["secret", "API_KEY"]);
-    assert_eq!(
-        field(&out, "len").as_deref(),
-        Some(format!("Some({})", value.len()).as_str()),
-        "{}",
-        show(&out)
-    );
+    assert_field(&out, "len", &format!("Some({})", value.len()));
     let out = server.caller(&["no-secret", "API_KEY"]);
-    assert_eq!(
-        field(&out, "len").as_deref(),
-        Some("None"),
-        "{}",
-        show(&out)
-    );
+    assert_field(&out, "len", "None");
     // A secret given inline reaches its function, and is kept sealed in the store.
     let out = server.caller(&["dict-secret", "DICT_KEY"]);
     let dict_value = "dict-value-e2e-sealed";
-    assert_eq!(
-        field(&out, "len").as_deref(),
-        Some(format!("Some({})", dict_value.len()).as_str()),
-        "{}",
-        show(&out)
-    );
+    assert_field(&out, "len", &format!("Some({})", dict_value.len()));
     for entry in std::fs::read_dir(server.dir.join("data")).expect("a data directory") {
         let path = entry.expect("an entry").path();
         if path.is_file() {

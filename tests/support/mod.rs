@@ -61,3 +61,9 @@ pub fn field(out: &Output, key: &str) -> Option<String> {
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_owned))
 }
+
+/// Asserts that the program printed `key: expected`, showing its whole output when it did not.
+#[track_caller]
+pub fn assert_field(out: &Output, key: &str, expected: &str) {
+    assert_eq!(field(out, key).as_deref(), Some(expected), "{}", show(out));
+}

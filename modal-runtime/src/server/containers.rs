@@ -2,7 +2,7 @@
 //! on a worker, its hello, its outputs, an init failure, a lost stream, the start-up deadline,
 //! stopping it, and settling its inputs when its process is gone.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -291,6 +291,21 @@ impl State {
         self.retire_if_outdated(task_id);
     }
 
+    /// Puts inputs that never started back at the front of their function's queue, in their
+    /// order, without counting an attempt.
+    fn requeue_at_front(&mut self, function_id: &str, input_ids: Vec<String>, now: Instant) {
+        let Some(f) = self.functions.get_mut(function_id) else {
+            return;
+        };
+        for input_id in input_ids.into_iter().rev() {
+            if let Some(input) = self.inputs.get_mut(&input_id) {
+                input.state = InputState::Queued;
+                input.queued_at = now;
+                f.queue.push_front(input_id);
+            }
+        }
+    }
+
     /// The container must exit (a cancelled input it cannot interrupt): no input goes to it
     /// any more, the ones it had not started go back to the queue, and it is stopped; inputs
     /// still running in it go back to the queue when it exits.
@@ -303,15 +318,7 @@ impl State {
         let function_id = task.function_id.clone();
         let waiting: Vec<String> = task.prefetched.drain(..).collect();
         tracing::debug!(%task_id, reason, "container leaves");
-        if let Some(f) = self.functions.get_mut(&function_id) {
-            for input_id in waiting.into_iter().rev() {
-                if let Some(input) = self.inputs.get_mut(&input_id) {
-                    input.state = InputState::Queued;
-                    input.queued_at = now;
-                    f.queue.push_front(input_id);
-                }
-            }
-        }
+        self.requeue_at_front(&function_id, waiting, now);
         self.stop_task(task_id, StopReason::Cancelled, 2000);
         self.dirty.insert(function_id);
     }
@@ -482,15 +489,7 @@ impl State {
         for input_id in &requeue {
             self.clear_deadline(input_id);
         }
-        if let Some(f) = self.functions.get_mut(&function_id) {
-            for input_id in requeue.into_iter().rev() {
-                if let Some(input) = self.inputs.get_mut(&input_id) {
-                    input.state = InputState::Queued;
-                    input.queued_at = now;
-                    f.queue.push_front(input_id);
-                }
-            }
-        }
+        self.requeue_at_front(&function_id, requeue, now);
         // A container that never became ready fails the waiting inputs (as an init failure,
         // each retried per its policy) rather than being restarted for ever.
         let never_ready = match (&task.state, &task.stop) {

@@ -103,6 +103,10 @@ impl Plane {
         };
         let mut state = State::new("http://127.0.0.1:1".into(), config, clock);
         state.resume();
+        Plane::around(state)
+    }
+
+    fn around(state: State) -> Plane {
         Plane {
             state,
             worker: None,
@@ -147,12 +151,7 @@ impl Plane {
         let mut state = State::new("http://127.0.0.1:1".into(), &config, self.state.clock);
         state.restore(snap);
         state.resume();
-        Plane {
-            state,
-            worker: None,
-            streams: HashMap::new(),
-            specs: HashMap::new(),
-        }
+        Plane::around(state)
     }
 
     /// A plane with a worker of 8 cores and 16 GiB.
