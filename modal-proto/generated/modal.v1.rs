@@ -163,6 +163,13 @@ pub struct FunctionDefinition {
     /// the function up by it, also when the app was deployed under another name.
     #[prost(string, tag = "27")]
     pub app_in_code: ::prost::alloc::string::String,
+    /// The container has no network but a loopback of its own (`block_network`).
+    #[prost(bool, tag = "28")]
+    pub block_network: bool,
+    /// The container's token serves its own inputs only: no lookups, calls, spawns or object reads
+    /// (`restrict_modal_access`).
+    #[prost(bool, tag = "29")]
+    pub restrict_modal_access: bool,
 }
 /// Secret values sealed with a control plane's key (ChaCha20-Poly1305).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1027,6 +1034,10 @@ pub struct ContainerExited {
     /// Results the journal kept of inputs that returned (their results may not have left).
     #[prost(message, repeated, tag = "7")]
     pub results: ::prost::alloc::vec::Vec<OutputItem>,
+    /// Set when the kernel killed the container for using more memory than its limit: what
+    /// happened, naming the limit.
+    #[prost(string, tag = "8")]
+    pub out_of_memory: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ContainerSpawnFailed {
@@ -1123,6 +1134,8 @@ pub enum ResultStatus {
     /// The input could not be decoded as the function's arguments (the caller and the function
     /// disagree on their types). Never retried: it would fail the same way.
     InvalidInput = 8,
+    /// The container was killed for using more memory than its limit.
+    OutOfMemory = 9,
 }
 impl ResultStatus {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1140,6 +1153,7 @@ impl ResultStatus {
             Self::InitFailure => "RESULT_STATUS_INIT_FAILURE",
             Self::InternalFailure => "RESULT_STATUS_INTERNAL_FAILURE",
             Self::InvalidInput => "RESULT_STATUS_INVALID_INPUT",
+            Self::OutOfMemory => "RESULT_STATUS_OUT_OF_MEMORY",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1154,6 +1168,7 @@ impl ResultStatus {
             "RESULT_STATUS_INIT_FAILURE" => Some(Self::InitFailure),
             "RESULT_STATUS_INTERNAL_FAILURE" => Some(Self::InternalFailure),
             "RESULT_STATUS_INVALID_INPUT" => Some(Self::InvalidInput),
+            "RESULT_STATUS_OUT_OF_MEMORY" => Some(Self::OutOfMemory),
             _ => None,
         }
     }

@@ -46,7 +46,10 @@ async fn embedded() -> Result<Client> {
         })?;
     let url = plane.url();
     let gpus = gpus.await.map_err(Error::Invalid)?;
-    let worker = crate::worker::WorkerConfig::local(url, Some(token.clone()), gpus);
+    let choice = crate::worker::runtime::Choice::from_flags_or_env(None, None, true)
+        .map_err(Error::Invalid)?;
+    let worker = crate::worker::WorkerConfig::local(url, Some(token.clone()), gpus, &choice)
+        .map_err(|e| Error::Invalid(format!("cannot run containers: {e}")))?;
     tokio::spawn(async move {
         if let Err(e) = crate::worker::run(worker).await {
             tracing::error!("local worker stopped: {e}");

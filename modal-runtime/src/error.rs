@@ -83,6 +83,9 @@ pub enum FailureKind {
     /// The arguments could not be decoded as the function's: the caller's types and the
     /// function's disagree. Never retried.
     InvalidInput,
+    /// The container was killed for using more memory than its `memory` limit (retried per
+    /// `retries`).
+    OutOfMemory,
 }
 
 /// The details of a failed remote call.
@@ -158,6 +161,11 @@ impl fmt::Display for RemoteFailure {
             FailureKind::InvalidInput => write!(
                 f,
                 "`{f_name}` could not read its arguments{container}: {} (check that the caller's argument types match the function's)",
+                self.message
+            )?,
+            FailureKind::OutOfMemory => write!(
+                f,
+                "`{f_name}` ran out of memory: {} (raise the function's `memory` limit)",
                 self.message
             )?,
         }

@@ -12,11 +12,17 @@ pub(crate) const APP_IN_CODE: &str = "MODAL_APP_IN_CODE";
 pub(crate) const FUNCTION_ID: &str = "MODAL_FUNCTION_ID";
 pub(crate) const FUNCTION_TAG: &str = "MODAL_FUNCTION_TAG";
 pub(crate) const BINARY_HASH: &str = "MODAL_BINARY_HASH";
+/// The digest of the executable the worker mounted into the container (which has no cache of
+/// digests of its own and would otherwise read the whole file at every start).
+pub(crate) const EXE_HASH: &str = "MODAL_EXE_HASH";
 pub(crate) const MAX_INPUTS: &str = "MODAL_MAX_INPUTS";
 pub(crate) const SINGLE_USE: &str = "MODAL_SINGLE_USE";
 pub(crate) const IS_REMOTE: &str = "MODAL_IS_REMOTE";
 /// The file where the container notes the inputs it starts and those that returned.
 pub(crate) const JOURNAL: &str = "MODAL_JOURNAL";
+/// A file descriptor the container inherits: the read end of a pipe whose write end only its
+/// worker holds, so that it reads the end of the file when the worker is gone.
+pub(crate) const WORKER_PIPE: &str = "MODAL_WORKER_PIPE";
 /// A class's encoded parameters, in hex.
 pub(crate) const CLASS_PARAMS: &str = "MODAL_CLASS_PARAMS";
 

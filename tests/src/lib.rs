@@ -1,7 +1,9 @@
 //! Shared helpers of the end-to-end tests: finding container processes and waiting with bounds,
-//! a real `modal server` ([`server`]), and the chaos suite ([`chaos`]).
+//! a real `modal server` ([`server`]), the run log functions note themselves in ([`runlog`]),
+//! and the chaos suite ([`chaos`]).
 
 pub mod chaos;
+pub mod runlog;
 pub mod server;
 
 use std::collections::HashMap;
@@ -75,6 +77,37 @@ pub fn container(task_id: &str) -> Option<ContainerProcess> {
     containers()
         .into_iter()
         .find(|c| c.env.get("MODAL_TASK_ID").map(String::as_str) == Some(task_id))
+}
+
+/// Whether the oci container runtime can run here, judged as the runtime judges it: `crun` on
+/// `PATH`, and no cgroup controllers held by the v2 hierarchy of a hybrid layout.
+pub fn oci_usable() -> bool {
+    let crun = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .any(|d| d.join("crun").is_file());
+    let held =
+        std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").unwrap_or_default();
+    crun && held.trim().is_empty()
+}
+
+/// The container runtime the tests' `modal server` and `modal worker` must be told to use:
+/// `process` where the oci runtime cannot run here (saying so), except under `CI=true`, where
+/// the servers' own error must fail the run; `None` for their default.
+pub fn runtime_override() -> Option<&'static str> {
+    if std::env::var_os("MODAL_RUNTIME").is_some() || oci_usable() {
+        return None;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        return None;
+    }
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        eprintln!(
+            "note: crun cannot run here (.ci/crun.sh sets it up); servers in these tests use the process runtime"
+        );
+    });
+    Some("process")
 }
 
 /// Polls `cond` every 50 ms until it holds or `limit` passes; returns whether it held.

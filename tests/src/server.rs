@@ -116,6 +116,9 @@ impl Server {
         if !self.builtin_worker {
             cmd.arg("--no-worker");
         }
+        if let Some(runtime) = crate::runtime_override() {
+            cmd.env("MODAL_RUNTIME", runtime);
+        }
         cmd.args(&self.extra_args);
         let mut child = cmd.spawn().expect("modal server starts");
         let port = self.port;
@@ -144,8 +147,11 @@ impl Server {
 
     /// Starts `modal worker` for this server (its log: `worker.log` in the directory).
     pub fn start_worker(&self) -> Child {
-        self.command_path(&self.modal, &["worker", "--server", &self.url()])
-            .stdout(Stdio::null())
+        let mut cmd = self.command_path(&self.modal, &["worker", "--server", &self.url()]);
+        if let Some(runtime) = crate::runtime_override() {
+            cmd.env("MODAL_RUNTIME", runtime);
+        }
+        cmd.stdout(Stdio::null())
             .stderr(
                 std::fs::OpenOptions::new()
                     .create(true)

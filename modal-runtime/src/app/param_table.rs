@@ -99,7 +99,9 @@ pub(crate) enum Kind {
     Requested,
 }
 
-/// Whether the process runtime does what a parameter asks.
+/// Whether modal-rs does what a parameter asks. Limits and `block_network` are enforced by the
+/// worker's `oci` runtime; a `process` worker refuses a function that gives them, when it would
+/// start its container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Runtime {
     Honoured,
@@ -165,9 +167,9 @@ pub(crate) const PARAMS: &[Param] = &[
     param("serialized",                    Both,     Bool,                                  Unsupported("Rust functions are always found by identity in the same binary")),
     param("network_file_systems",          Both,     Requested,                             Unsupported("there is no network file system service")),
     param("volumes",                       Both,     Volumes,                               Unsupported("there is no volume service yet")),
-    param("cpu",                           Both,     Cpu,                                   UnsupportedForm { form: "cpu (request, limit)", why: "CPU limits need cgroup enforcement; give a request only" }),
-    param("memory",                        Both,     Memory,                                UnsupportedForm { form: "memory (request, limit)", why: "memory limits need cgroup enforcement; give a request only" }),
-    param("ephemeral_disk",                Both,     OptU64(any_u64),                       Unsupported("containers share the host's disk")),
+    param("cpu",                           Both,     Cpu,                                   Honoured),
+    param("memory",                        Both,     Memory,                                Honoured),
+    param("ephemeral_disk",                Both,     OptU64(any_u64),                       Honoured),
     param("min_containers",                Both,     OptU64(any_u64),                       Honoured),
     param("max_containers",                Both,     OptU64(any_u64),                       Honoured),
     param("buffer_containers",             Both,     OptU64(any_u64),                       Honoured),
@@ -183,8 +185,8 @@ pub(crate) const PARAMS: &[Param] = &[
     param("routing_region",                Both,     OptString(any_string),                 Unsupported("workers are not grouped by region")),
     param("nonpreemptible",                Both,     Bool,                                  Unsupported("workers are not classified by preemptibility")),
     param("enable_memory_snapshot",        Both,     Bool,                                  Unsupported("memory snapshots are not available on this platform")),
-    param("block_network",                 Both,     Bool,                                  Unsupported("containers share the host's network")),
-    param("restrict_modal_access",         Both,     Bool,                                  Unsupported("container tokens are not scoped yet")),
+    param("block_network",                 Both,     Bool,                                  Honoured),
+    param("restrict_modal_access",         Both,     Bool,                                  Honoured),
     param("single_use_containers",         Both,     Bool,                                  Honoured),
     param("i6pn",                          Both,     OptBool,                               Unsupported("there is no container network between containers")),
     param("include_source",                Both,     OptBool,                               UnsupportedForm { form: "include_source = false", why: "a Rust function's code is always part of the binary the container runs" }),

@@ -6,8 +6,8 @@
 use super::param_table::PARAMS;
 use super::{App, FunctionSpec};
 
-/// The container runtime this build provides.
-pub(crate) const RUNTIME: &str = "the process runtime";
+/// What refuses the parameters below, in messages.
+pub(crate) const RUNTIME: &str = "modal-rs yet";
 
 /// Whether the unsupported form of a parameter is given.
 #[derive(Debug, PartialEq, Eq)]
@@ -54,17 +54,12 @@ fn unsupported_form_given(name: &str, app: &App, spec: &FunctionSpec) -> Option<
         "serialized" => given(spec.serialized),
         "network_file_systems" => given(spec.network_file_systems),
         "volumes" => given(!spec.volumes.is_empty() || !app.volumes.is_empty()),
-        "cpu" => given(matches!(spec.cpu, Some((_, Some(_))))),
-        "memory" => given(matches!(spec.memory, Some((_, Some(_))))),
-        "ephemeral_disk" => given(spec.ephemeral_disk.is_some()),
         "proxy" => given(spec.proxy),
         "cloud" => given(spec.cloud.as_deref().is_some_and(|c| c != "auto")),
         "region" => given(!spec.region.is_empty()),
         "routing_region" => given(spec.routing_region.is_some()),
         "nonpreemptible" => given(spec.nonpreemptible),
         "enable_memory_snapshot" => given(spec.enable_memory_snapshot),
-        "block_network" => given(spec.block_network),
-        "restrict_modal_access" => given(spec.restrict_modal_access),
         "i6pn" => given(spec.i6pn == Some(true)),
         "include_source" => given(
             spec.include_source == Some(false)
@@ -114,11 +109,11 @@ mod tests {
         spec.block_network = true;
         spec.region = vec!["us-east".into()];
         spec.memory = Some((128, Some(256)));
+        spec.enable_memory_snapshot = true;
         let msgs = unsupported(&app, &spec);
-        assert_eq!(msgs.len(), 3, "{msgs:#?}");
-        assert!(msgs[0].contains("`memory (request, limit)`"));
-        assert!(msgs[1].contains("`region`"));
-        assert!(msgs[2].contains("`block_network`"));
+        assert_eq!(msgs.len(), 2, "{msgs:#?}");
+        assert!(msgs[0].contains("`region`"));
+        assert!(msgs[1].contains("`enable_memory_snapshot`"));
     }
 
     /// The table is the one list of parameters: this module looks at exactly the rows the
@@ -174,7 +169,7 @@ mod tests {
             .iter()
             .filter_map(|p| p.runtime.unsupported(p.name))
             .map(|(named, why)| {
-                format!("function `f`: `{named}` is not supported by the process runtime: {why}")
+                format!("function `f`: `{named}` is not supported by modal-rs yet: {why}")
             })
             .collect();
         assert_eq!(msgs.len(), expected.len(), "{msgs:#?}");
@@ -182,10 +177,7 @@ mod tests {
             assert!(msg.starts_with(expected), "{msg} / {expected}");
         }
         assert!(msgs.iter().any(|m| m.ends_with(
-            "`experimental_options` is not supported by the process runtime: no experimental option is known (given: a, b)"
-        )));
-        assert!(msgs.iter().any(|m| m.ends_with(
-            "`cpu (request, limit)` is not supported by the process runtime: CPU limits need cgroup enforcement; give a request only"
+            "`experimental_options` is not supported by modal-rs yet: no experimental option is known (given: a, b)"
         )));
     }
 }

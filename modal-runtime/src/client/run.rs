@@ -3,6 +3,8 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -170,7 +172,13 @@ impl RunBuilder {
         output.created(&tags);
 
         let heartbeat = tokio::spawn(heartbeats(client.clone(), app_id.clone()));
-        let ctrl_c = tokio::spawn(interrupt(client.clone(), app_id.clone(), output.clone()));
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let ctrl_c = tokio::spawn(interrupt(
+            client.clone(),
+            app_id.clone(),
+            output.clone(),
+            Arc::clone(&interrupted),
+        ));
         tracing::debug!(%app_id, elapsed = ?started.elapsed(), "app started");
         Ok(AppRun {
             app,
@@ -178,7 +186,8 @@ impl RunBuilder {
             client,
             started,
             registrations: definitions.into_iter().map(|(r, _)| r).collect(),
-            tasks: vec![heartbeat, ctrl_c],
+            tasks: vec![heartbeat],
+            interrupt: Some((ctrl_c, interrupted)),
             log_task: Some(log_task),
             output,
         })
@@ -203,6 +212,8 @@ pub struct AppRun {
     started: Instant,
     registrations: Vec<&'static FunctionRegistration>,
     tasks: Vec<JoinHandle<()>>,
+    /// What Ctrl-C runs, and whether it was pressed.
+    interrupt: Option<(JoinHandle<()>, Arc<AtomicBool>)>,
     log_task: Option<JoinHandle<()>>,
     output: Output,
 }
@@ -233,6 +244,9 @@ impl AppRun {
         for t in self.tasks.drain(..) {
             t.abort();
         }
+        if let Some((t, _)) = self.interrupt.take() {
+            t.abort();
+        }
         if let Some(logs) = self.log_task.take() {
             logs.abort();
         }
@@ -248,6 +262,15 @@ impl AppRun {
     async fn finish(mut self, reason: pb::DisconnectReason, exception: &str) -> Result<()> {
         for t in self.tasks.drain(..) {
             t.abort();
+        }
+        if let Some((t, interrupted)) = self.interrupt.take() {
+            if interrupted.load(Ordering::SeqCst) {
+                // Ctrl-C came first: the run ends as interrupted (the handler exits the
+                // process), even when the entrypoint returned while the app was stopping.
+                let _ = t.await;
+            } else {
+                t.abort();
+            }
         }
         let result = disconnect(&self.client, &self.app_id, reason, exception).await;
         if let Some(logs) = self.log_task.take() {
@@ -270,6 +293,9 @@ impl AppRun {
 impl Drop for AppRun {
     fn drop(&mut self) {
         for t in &self.tasks {
+            t.abort();
+        }
+        if let Some((t, _)) = &self.interrupt {
             t.abort();
         }
     }
@@ -319,10 +345,11 @@ async fn heartbeats(client: Client, app_id: String) {
 }
 
 /// On Ctrl-C: stop the app (every container with it), then exit like an interrupted program.
-async fn interrupt(client: Client, app_id: String, output: Output) {
+async fn interrupt(client: Client, app_id: String, output: Output, interrupted: Arc<AtomicBool>) {
     if tokio::signal::ctrl_c().await.is_err() {
         return;
     }
+    interrupted.store(true, Ordering::SeqCst);
     output.disconnecting();
     let _ = disconnect(
         &client,

@@ -91,9 +91,28 @@ pub(crate) fn run_if_container() -> Option<ExitCode> {
 /// blocking the async runtime cannot delay it.
 fn watch_parent() {
     let parent = std::os::unix::process::parent_id();
+    // In a container of its own the worker is not its parent: the worker's pipe says when it
+    // is gone (no byte is ever written to it; reading it ends when the worker's end closes).
+    let pipe = std::env::var(crate::task_env::WORKER_PIPE)
+        .ok()
+        .and_then(|fd| fd.parse::<std::os::fd::RawFd>().ok())
+        .filter(|fd| *fd > 2 && std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_ok())
+        .map(|fd| {
+            #[allow(unsafe_code)]
+            // SAFETY: the worker passed this descriptor open (checked just above) for this
+            // watch alone; nothing else in the process uses or closes it.
+            unsafe {
+                <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd)
+            }
+        });
     let spawned = std::thread::Builder::new()
         .name("modal-parent-watch".into())
         .spawn(move || {
+            if let Some(mut pipe) = pipe {
+                let _ = std::io::Read::read(&mut pipe, &mut [0u8; 1]);
+                tracing::warn!("the worker that started this container is gone; exiting");
+                exit_now(0);
+            }
             loop {
                 std::thread::sleep(std::time::Duration::from_millis(250));
                 if std::os::unix::process::parent_id() != parent {
@@ -148,9 +167,13 @@ async fn serve(ctx: Context) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let binary_hash = match crate::binhash::current_exe_hash() {
-        Ok(h) => h.to_owned(),
-        Err(e) => format!("unreadable ({e})"),
+    // What the worker mounted, when it says (it computed the digest with its cache).
+    let binary_hash = match std::env::var(crate::task_env::EXE_HASH) {
+        Ok(h) if !h.is_empty() => h,
+        _ => match crate::binhash::current_exe_hash() {
+            Ok(h) => h.to_owned(),
+            Err(e) => format!("unreadable ({e})"),
+        },
     };
     let found = find_function(&ctx);
     let (out_tx, out_rx) = mpsc::unbounded_channel::<pb::ContainerMessage>();

@@ -60,6 +60,8 @@ pub(crate) enum ResultStatus {
     InternalFailure,
     /// The input could not be decoded as the function's arguments (never retried).
     InvalidInput,
+    /// The container was killed for using more memory than its limit.
+    OutOfMemory,
 }
 
 impl ResultStatus {
@@ -74,6 +76,7 @@ impl ResultStatus {
             ResultStatus::InitFailure => FailureKind::InitFailure,
             ResultStatus::InternalFailure => FailureKind::Internal,
             ResultStatus::InvalidInput => FailureKind::InvalidInput,
+            ResultStatus::OutOfMemory => FailureKind::OutOfMemory,
         })
     }
 
@@ -88,6 +91,7 @@ impl ResultStatus {
             ResultStatus::InitFailure => "init failure",
             ResultStatus::InternalFailure => "internal failure",
             ResultStatus::InvalidInput => "invalid input",
+            ResultStatus::OutOfMemory => "out of memory",
         }
     }
 }

@@ -190,6 +190,10 @@ pub(crate) struct FunctionDef {
     pub(crate) variant_of: String,
     /// The app that declares the function in its executable (a deploy may use another name).
     pub(crate) app_in_code: String,
+    /// No network in its containers but their own loopback.
+    pub(crate) block_network: bool,
+    /// Its containers' tokens serve their own inputs only.
+    pub(crate) restrict_modal_access: bool,
 }
 
 /// Where a function's code lives, for its definition.
@@ -289,6 +293,8 @@ impl FunctionDef {
             variant_of: String::new(),
             sealed_secret_env: None,
             app_in_code: origin.app.to_owned(),
+            block_network: spec.block_network,
+            restrict_modal_access: spec.restrict_modal_access,
         }
     }
 

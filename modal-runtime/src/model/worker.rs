@@ -88,6 +88,8 @@ pub(crate) enum WorkerEvent {
         task_id: String,
         exit_code: Option<i32>,
         signal: Option<i32>,
+        /// Set when the kernel killed it for using more memory than its limit: what happened.
+        out_of_memory: Option<String>,
         journal: Option<InputsSeen>,
     },
     /// A container could not be started at all.

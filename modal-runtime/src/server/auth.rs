@@ -18,17 +18,39 @@ pub(crate) enum Principal {
     Local,
     /// A user token.
     User { token_id: String },
-    /// A container's token: only its own task and the functions of its app.
-    Container { task_id: String, app_id: String },
+    /// A container's token: only its own task and the functions of its app; with
+    /// `restricted` (`restrict_modal_access`), only its own task.
+    Container {
+        task_id: String,
+        app_id: String,
+        restricted: bool,
+    },
     /// The holder of the bootstrap secret: may create tokens, nothing else.
     Bootstrap,
 }
 
+/// What a restricted container is told when it asks for more than its own inputs.
+const RESTRICTED: &str = "this container's function has restrict_modal_access = true: it may serve its own inputs only (no lookups, calls, spawns or object reads)";
+
 impl Principal {
+    /// Refuses a container whose function has `restrict_modal_access`: every request of the
+    /// client API.
+    pub(crate) fn require_unrestricted(&self) -> Result<(), Status> {
+        match self {
+            Principal::Container {
+                restricted: true, ..
+            } => Err(Status::permission_denied(RESTRICTED)),
+            _ => Ok(()),
+        }
+    }
+
     /// Requires a user (or the control plane itself).
     pub(crate) fn require_user(&self) -> Result<(), Status> {
         match self {
             Principal::Local | Principal::User { .. } => Ok(()),
+            Principal::Container {
+                restricted: true, ..
+            } => Err(Status::permission_denied(RESTRICTED)),
             Principal::Container { .. } => Err(Status::permission_denied(
                 "a container's token may only call functions of its own app",
             )),
@@ -38,9 +60,12 @@ impl Principal {
         }
     }
 
-    /// Requires a user, or a container of `app_id`.
+    /// Requires a user, or a container of `app_id` (not restricted).
     pub(crate) fn require_app(&self, app_id: &str) -> Result<(), Status> {
         match self {
+            Principal::Container {
+                restricted: true, ..
+            } => Err(Status::permission_denied(RESTRICTED)),
             Principal::Container { app_id: own, .. } if own == app_id => Ok(()),
             other => other.require_user(),
         }
@@ -76,6 +101,7 @@ struct ContainerToken {
     secret_hash: String,
     task_id: String,
     app_id: String,
+    restricted: bool,
 }
 
 #[derive(Default)]
@@ -164,8 +190,14 @@ impl Auth {
         had
     }
 
-    /// A token for container `task_id` of `app_id`: `(id, secret)`, valid until revoked.
-    pub(crate) fn issue_container_token(&self, task_id: &str, app_id: &str) -> (String, String) {
+    /// A token for container `task_id` of `app_id`: `(id, secret)`, valid until revoked;
+    /// `restricted`: it serves the container's own inputs only.
+    pub(crate) fn issue_container_token(
+        &self,
+        task_id: &str,
+        app_id: &str,
+        restricted: bool,
+    ) -> (String, String) {
         let id = format!("tk-{}", task_id.trim_start_matches("ta-"));
         let secret = format!("ts-{}", random_secret());
         let mut t = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
@@ -175,6 +207,7 @@ impl Auth {
                 secret_hash: hash_secret(&secret),
                 task_id: task_id.to_owned(),
                 app_id: app_id.to_owned(),
+                restricted,
             },
         );
         (id, secret)
@@ -205,6 +238,7 @@ impl Auth {
                 return Ok(Principal::Container {
                     task_id: c.task_id.clone(),
                     app_id: c.app_id.clone(),
+                    restricted: c.restricted,
                 });
             }
             if header(BOOTSTRAP_HEADER).is_none() {
@@ -269,7 +303,7 @@ mod tests {
     #[test]
     fn container_tokens_are_scoped_and_revocable() {
         let auth = Auth::default();
-        let (id, secret) = auth.issue_container_token("ta-abc", "ap-1");
+        let (id, secret) = auth.issue_container_token("ta-abc", "ap-1", false);
         let p = auth.authenticate(&token(&id, &secret)).unwrap();
         assert!(p.require_task("ta-abc").is_ok());
         assert!(p.require_task("ta-other").is_err());
@@ -283,6 +317,19 @@ mod tests {
         }
         auth.revoke_container_token("ta-abc");
         assert!(auth.authenticate(&token(&id, &secret)).is_err());
+    }
+
+    #[test]
+    fn a_restricted_container_serves_its_own_inputs_only() {
+        let auth = Auth::default();
+        let (id, secret) = auth.issue_container_token("ta-abc", "ap-1", true);
+        let p = auth.authenticate(&token(&id, &secret)).unwrap();
+        assert!(p.require_task("ta-abc").is_ok());
+        for refused in [p.require_app("ap-1"), p.require_user()] {
+            let e = refused.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::PermissionDenied);
+            assert!(e.message().contains("restrict_modal_access"), "{e:?}");
+        }
     }
 
     #[test]

@@ -35,6 +35,11 @@ fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
     }
 }
 
+/// `note` when there is one, else the exit status in words.
+fn describe_exit_or(note: Option<String>, code: Option<i32>, signal: Option<i32>) -> String {
+    note.unwrap_or_else(|| describe_exit(code, signal))
+}
+
 fn short(hash: &str) -> &str {
     hash.get(..16).unwrap_or(hash)
 }
@@ -64,7 +69,9 @@ impl State {
             }
         };
         let task_id = new_id("ta-");
-        let (token_id, token_secret) = self.auth.issue_container_token(&task_id, &f.app_id);
+        let (token_id, token_secret) =
+            self.auth
+                .issue_container_token(&task_id, &f.app_id, f.def.restrict_modal_access);
         let spec = ContainerSpec {
             task_id: task_id.clone(),
             app_id: f.app_id.clone(),
@@ -414,6 +421,30 @@ impl State {
         note: Option<String>,
         seen: Option<InputsSeen>,
     ) {
+        self.settle_exit(task_id, describe_exit_or(note, code, signal), None, seen);
+    }
+
+    /// The kernel killed the container for using more memory than its limit (`message` says
+    /// so, naming the limit): the input it was running fails as out of memory (retried per its
+    /// policy); what it had not started goes back to the queue.
+    pub(crate) fn task_out_of_memory(
+        &mut self,
+        task_id: &str,
+        message: String,
+        seen: Option<InputsSeen>,
+    ) {
+        self.settle_exit(task_id, message.clone(), Some(message), seen);
+    }
+
+    /// `how`: how the container ended, for messages; `out_of_memory`: set when it was killed
+    /// for want of memory (its running inputs then fail as `OutOfMemory` with that message).
+    fn settle_exit(
+        &mut self,
+        task_id: &str,
+        how: String,
+        out_of_memory: Option<String>,
+        seen: Option<InputsSeen>,
+    ) {
         let now = self.clock.now;
         let Some(task) = self.tasks.remove(task_id) else {
             return;
@@ -430,7 +461,6 @@ impl State {
         if let Some(f) = self.functions.get_mut(&function_id) {
             f.tasks.retain(|t| t != task_id);
         }
-        let how = note.unwrap_or_else(|| describe_exit(code, signal));
         let stopped_on_purpose = matches!(
             task.stop,
             Some(
@@ -449,8 +479,12 @@ impl State {
             // Stopped by the control plane: what it held runs again elsewhere.
             requeue.extend(task.running.iter().chain(&task.prefetched).cloned());
         } else {
-            let crashed =
-                format!("container {task_id} exited unexpectedly ({how}) while running the input");
+            let crashed = match &out_of_memory {
+                Some(message) => format!("{message} while running the input"),
+                None => format!(
+                    "container {task_id} exited unexpectedly ({how}) while running the input"
+                ),
+            };
             let lost = format!(
                 "container {task_id} exited unexpectedly ({how}) after the input returned, before its result reached the control plane"
             );
@@ -478,8 +512,13 @@ impl State {
                 }
             }
         }
+        let crash_status = if out_of_memory.is_some() {
+            ResultStatus::OutOfMemory
+        } else {
+            ResultStatus::InternalFailure
+        };
         for (input_id, msg) in failed {
-            let r = CallResult::failure(ResultStatus::InternalFailure, msg, task_id);
+            let r = CallResult::failure(crash_status, msg, task_id);
             self.attempt_ended(&input_id, r);
         }
         for (input_id, mut r) in kept {
@@ -503,11 +542,11 @@ impl State {
                 "container {task_id} exited ({how}) while running its `enter` hooks; its output is in the app's logs"
             )),
             (TaskState::Ready, None) => {
-                self.system_log(
-                    &function_id,
-                    task_id,
-                    format!("container {task_id} exited unexpectedly ({how})"),
-                );
+                let line = match &out_of_memory {
+                    Some(message) => message.clone(),
+                    None => format!("container {task_id} exited unexpectedly ({how})"),
+                };
+                self.system_log(&function_id, task_id, line);
                 None
             }
             _ => None,

@@ -51,6 +51,7 @@ mod tests {
             (S::InternalFailure, 0, Next::Retry(Duration::ZERO)),
             (S::Cancelled, 0, Next::Final),
             (S::InvalidInput, 0, Next::Final),
+            (S::OutOfMemory, 0, Next::Retry(one)),
             (S::Success, 0, Next::Final),
         ];
         for (status, attempt, want) in cases {

@@ -72,8 +72,12 @@ impl State {
                 task_id,
                 exit_code,
                 signal,
+                out_of_memory,
                 journal,
-            } => self.task_exited(&task_id, exit_code, signal, None, journal),
+            } => match out_of_memory {
+                Some(message) => self.task_out_of_memory(&task_id, message, journal),
+                None => self.task_exited(&task_id, exit_code, signal, None, journal),
+            },
             WorkerEvent::SpawnFailed { task_id, message } => {
                 // Handled as a container that never became ready: the waiting inputs fail
                 // (retried per their policy) unless another container of the function serves.

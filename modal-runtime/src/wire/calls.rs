@@ -50,6 +50,7 @@ pub(crate) fn status_code(s: ResultStatus) -> i32 {
         ResultStatus::InitFailure => pb::ResultStatus::InitFailure,
         ResultStatus::InternalFailure => pb::ResultStatus::InternalFailure,
         ResultStatus::InvalidInput => pb::ResultStatus::InvalidInput,
+        ResultStatus::OutOfMemory => pb::ResultStatus::OutOfMemory,
     }) as i32
 }
 
@@ -63,6 +64,7 @@ pub(crate) fn status_of(code: i32) -> ResultStatus {
         Ok(pb::ResultStatus::Terminated) => ResultStatus::Cancelled,
         Ok(pb::ResultStatus::InitFailure) => ResultStatus::InitFailure,
         Ok(pb::ResultStatus::InvalidInput) => ResultStatus::InvalidInput,
+        Ok(pb::ResultStatus::OutOfMemory) => ResultStatus::OutOfMemory,
         _ => ResultStatus::InternalFailure,
     }
 }
@@ -199,6 +201,7 @@ mod tests {
             ResultStatus::InitFailure,
             ResultStatus::InternalFailure,
             ResultStatus::InvalidInput,
+            ResultStatus::OutOfMemory,
         ] {
             assert_eq!(status_of(status_code(s)), s);
         }

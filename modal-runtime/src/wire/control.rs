@@ -252,6 +252,7 @@ impl From<WorkerEvent> for pb::worker_message::Message {
                 task_id,
                 exit_code,
                 signal,
+                out_of_memory,
                 journal,
             } => {
                 let has_journal = journal.is_some();
@@ -271,6 +272,7 @@ impl From<WorkerEvent> for pb::worker_message::Message {
                             result: Some(r.into()),
                         })
                         .collect(),
+                    out_of_memory: out_of_memory.unwrap_or_default(),
                 })
             }
             WorkerEvent::SpawnFailed { task_id, message } => {
@@ -300,6 +302,7 @@ pub(crate) fn worker_event(m: pb::worker_message::Message) -> Option<WorkerEvent
             task_id: e.task_id,
             exit_code: e.exit_code,
             signal: e.signal,
+            out_of_memory: Some(e.out_of_memory).filter(|m| !m.is_empty()),
             journal: e.has_journal.then(|| InputsSeen {
                 started: e.started_inputs,
                 ended: e.ended_inputs,

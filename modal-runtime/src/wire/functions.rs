@@ -125,6 +125,8 @@ impl From<&FunctionDef> for pb::FunctionDefinition {
             variant_of: d.variant_of.clone(),
             sealed_secret_env: d.sealed_secret_env.as_ref().map(sealed_to_pb),
             app_in_code: d.app_in_code.clone(),
+            block_network: d.block_network,
+            restrict_modal_access: d.restrict_modal_access,
         }
     }
 }
@@ -182,6 +184,8 @@ impl TryFrom<pb::FunctionDefinition> for FunctionDef {
             variant_of: d.variant_of,
             sealed_secret_env: d.sealed_secret_env.map(sealed_of),
             app_in_code: d.app_in_code,
+            block_network: d.block_network,
+            restrict_modal_access: d.restrict_modal_access,
         })
     }
 }

@@ -38,7 +38,13 @@ pub(crate) async fn connect(
     url: &str,
     keepalive: bool,
 ) -> Result<tonic::transport::Channel, String> {
-    let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
+    // The endpoint's own address is not used for a unix socket (its connector dials the path).
+    let address = if unix_socket(url).is_some() {
+        "http://localhost"
+    } else {
+        url
+    };
+    let mut endpoint = tonic::transport::Endpoint::from_shared(address.to_owned())
         .map_err(|e| format!("invalid control plane url `{url}`: {e}"))?
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
@@ -51,7 +57,23 @@ pub(crate) async fn connect(
             .keep_alive_timeout(Duration::from_secs(3))
             .keep_alive_while_idle(true);
     }
-    endpoint.connect().await.map_err(|e| {
+    let connected = match unix_socket(url) {
+        // A container without a network reaches its control plane through its worker's socket.
+        Some(path) => {
+            let path = path.to_owned();
+            endpoint
+                .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+                    let path = path.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(path).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                }))
+                .await
+        }
+        None => endpoint.connect().await,
+    };
+    connected.map_err(|e| {
         let mut msg = e.to_string();
         let mut src = std::error::Error::source(&e);
         while let Some(s) = src {
@@ -60,6 +82,11 @@ pub(crate) async fn connect(
         }
         msg
     })
+}
+
+/// The path of a `unix:///path` URL.
+fn unix_socket(url: &str) -> Option<&str> {
+    url.strip_prefix("unix://").filter(|p| p.starts_with('/'))
 }
 
 /// The name of a gRPC status code, for messages.

@@ -2,7 +2,8 @@
 //! containers it is assigned, and forwards their output and exits.
 
 mod binaries;
-mod process;
+pub(crate) mod runtime;
+mod supervisor;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,8 +24,10 @@ pub(crate) type WorkerClient = pb::worker_api_client::WorkerApiClient<
 >;
 
 /// What a worker offers and how it runs containers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct WorkerConfig {
+    /// How containers run (`oci` or `process`).
+    pub(crate) runtime: Arc<dyn runtime::ContainerRuntime>,
     pub(crate) server_url: String,
     pub(crate) milli_cpu: u32,
     pub(crate) memory_mb: u32,
@@ -39,17 +42,21 @@ pub(crate) struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// This machine's CPUs, memory and GPUs; `MODAL_WORKER_CONTAINER_EXE` overrides the
-    /// executable.
+    /// This machine's CPUs, memory and GPUs, running containers as `runtime` says;
+    /// `MODAL_WORKER_CONTAINER_EXE` overrides the executable. An error when the runtime cannot
+    /// run here.
     pub(crate) fn local(
         server_url: String,
         credentials: Option<Credentials>,
         gpus: Vec<Device>,
-    ) -> Self {
+        runtime: &runtime::Choice,
+    ) -> Result<Self, String> {
+        let runtime: Arc<dyn runtime::ContainerRuntime> = Arc::from(runtime.open()?);
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
-        WorkerConfig {
+        Ok(WorkerConfig {
+            runtime,
             server_url,
             milli_cpu: u32::try_from(cpus * 1000).unwrap_or(u32::MAX),
             memory_mb: total_memory_mb().unwrap_or(4096),
@@ -57,7 +64,7 @@ impl WorkerConfig {
             container_exe: std::env::var_os("MODAL_WORKER_CONTAINER_EXE").map(PathBuf::from),
             credentials,
             binary_cache: default_binary_cache(),
-        }
+        })
     }
 }
 
@@ -165,7 +172,7 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
                 declared: d.declared,
             })
             .collect(),
-        runtime: crate::app::support::RUNTIME.into(),
+        runtime: config.runtime.describe(),
     };
     let _ = out_tx.send(pb::WorkerMessage {
         message: Some(pb::worker_message::Message::Register((&info).into())),
@@ -193,9 +200,10 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
             Ok(WorkerCommand::Start(spec)) => {
                 let (stop_tx, stop_rx) = mpsc::unbounded_channel();
                 containers.insert(spec.task_id.clone(), stop_tx);
-                tokio::spawn(process::supervise(
+                tokio::spawn(supervisor::supervise(
                     *spec,
                     Arc::clone(&resolver),
+                    Arc::clone(&config.runtime),
                     Arc::clone(&gpus),
                     stop_rx,
                     report_tx.clone(),
@@ -218,7 +226,7 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// The most output one message carries (lines are at most `process::MAX_LOG_LINE` each).
+/// The most output one message carries (lines are at most `supervisor::MAX_LOG_LINE` each).
 const LOG_BATCH_BYTES: usize = 4 << 20;
 
 /// Batches consecutive output lines into one message, keeping them in order with exits.

@@ -1,7 +1,12 @@
 //! The benchmark `cargo xtask bench` runs: an ephemeral app on the embedded control plane,
 //! measured end to end. Prints one JSON line with the same metric names as the Ray peer
 //! benchmark. With `--server-memory PID` (and a server configured) it only makes many calls
-//! through that `modal server` and reports the server's memory along the way.
+//! through that `modal server` and reports the server's memory along the way; with
+//! `--container-starts` it only measures container starts (on the runtime `MODAL_RUNTIME` picks).
+//!
+//! `container_start_ms`: how long a call spends starting its container, from the control plane's
+//! request to the container's first request: the median of calls that each start a new
+//! container (`single_use_containers`) less the median of calls on a warm one.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +16,12 @@ modal::app!(APP = App::new("bench"));
 
 #[modal::function(app = APP)]
 fn trivial(x: u64) -> u64 {
+    x
+}
+
+/// A new container for every call.
+#[modal::function(app = APP, single_use_containers = true)]
+fn fresh(x: u64) -> u64 {
     x
 }
 
@@ -41,6 +52,25 @@ fn rss_mb_of(pid: &str) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The median of `starts` calls that each start a container, less the median warm call (ms).
+async fn container_start_ms(starts: u64) -> modal::Result<f64> {
+    let mut warm = Vec::new();
+    for i in 0..50 {
+        let t = Instant::now();
+        trivial.remote(i).await?;
+        warm.push(t.elapsed());
+    }
+    warm.sort_unstable();
+    let mut cold = Vec::new();
+    for i in 0..starts {
+        let t = Instant::now();
+        fresh.remote(i).await?;
+        cold.push(t.elapsed());
+    }
+    cold.sort_unstable();
+    Ok((percentile(&cold, 50.0) - percentile(&warm, 50.0)) / 1e3)
 }
 
 fn round(x: f64) -> f64 {
@@ -87,6 +117,14 @@ async fn main() -> modal::Result<()> {
         return Ok(());
     }
 
+    let starts: u64 = 40 / k;
+    if std::env::args().any(|a| a == "--container-starts") {
+        let ms = container_start_ms(starts).await?;
+        run.stop().await?;
+        println!("{{\"container_start_ms\": {}}}", round(ms));
+        return Ok(());
+    }
+
     let payload_only = std::env::args().any(|a| a == "--payload-only");
     if payload_only {
         let payload = modal::ByteBuf::from(vec![7u8; 16 << 20]);
@@ -114,6 +152,7 @@ async fn main() -> modal::Result<()> {
         assert_eq!(v, i);
     }
     samples.sort_unstable();
+    let start_ms = container_start_ms(starts).await?;
 
     let t2 = Instant::now();
     let out: Vec<u64> = trivial.map(0..n_map).try_collect().await?;
@@ -163,7 +202,8 @@ async fn main() -> modal::Result<()> {
             "{{\"system\": \"modal-rs\", \"control_plane\": \"embedded\", \"app_start_ms\": {}, \"first_call_ms\": {}, ",
             "\"call_p50_us\": {}, \"call_p99_us\": {}, \"map_inputs\": {}, \"map_throughput_per_s\": {}, ",
             "\"payload_mb_per_s\": {}, \"payload_vec_u8_mb_per_s\": {}, \"control_plane_rss_mb\": {}, ",
-            "\"memory_calls\": {}, \"rss_after_tenth_of_calls_mb\": {}, \"rss_after_all_calls_mb\": {}}}"
+            "\"memory_calls\": {}, \"rss_after_tenth_of_calls_mb\": {}, \"rss_after_all_calls_mb\": {}, ",
+            "\"container_start_ms\": {}}}"
         ),
         round(app_start.as_secs_f64() * 1e3),
         round(first_call.as_secs_f64() * 1e3),
@@ -177,6 +217,7 @@ async fn main() -> modal::Result<()> {
         n_memory,
         round(rss_tenth),
         round(rss_all),
+        round(start_ms),
     );
     println!("{json}");
     Ok(())

@@ -1,13 +1,14 @@
 //! The chaos suite's app and the clients it runs (`modal_tests::chaos` drives them): each input
-//! notes every run of itself in `DIR/runs.log` (`KEY UNIX_MS`, one append per run), so the suite
-//! counts how often each input ran whatever happened to the processes around it.
+//! notes every run of itself in `DIR/runs.log` (`KEY UNIX_MS`, one line per run) through the
+//! suite's run log (`MODAL_CHAOS_RUNLOG`, see `modal_tests::runlog`), so the suite counts how
+//! often each input ran whatever happened to the processes around it.
 //!
 //! `chaos map N DIR MS` maps N inputs; `chaos spawn N DIR MS PER_SECOND` spawns N calls at that
 //! rate, writing `KEY CALL_ID` to `DIR/calls.txt` as each is acknowledged, then reads every
 //! result. Each prints one JSON line: what it sent, what came back, and what was wrong.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
@@ -22,6 +23,11 @@ fn unix_ms() -> u128 {
         .unwrap_or(0)
 }
 
+/// The suite's run log (`host:port`).
+fn run_log() -> String {
+    std::env::var("MODAL_CHAOS_RUNLOG").unwrap_or_default()
+}
+
 /// The result an input must give: anything else was mixed up on the way.
 fn expected(key: &str) -> String {
     format!("done {key}")
@@ -33,16 +39,8 @@ fn expected(key: &str) -> String {
     max_containers = 4,
     timeout = 120
 )]
-fn work(key: String, ms: u64, dir: String) -> String {
-    let line = format!("{key} {}\n", unix_ms());
-    if let Ok(mut log) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(std::path::Path::new(&dir).join("runs.log"))
-    {
-        // One write with O_APPEND: lines of concurrent runs never mix.
-        let _ = log.write_all(line.as_bytes());
-    }
+fn work(key: String, ms: u64, dir: String, log: String) -> String {
+    let _ = modal_tests::runlog::append(&log, &dir, &format!("{key} {}", unix_ms()));
     std::thread::sleep(Duration::from_millis(ms));
     expected(&key)
 }
@@ -74,7 +72,7 @@ impl Tally {
 /// delivered twice or given to the wrong input shows.
 async fn map(n: u64, dir: String, ms: u64) -> serde_json::Value {
     let mut results = work
-        .starmap((0..n).map(move |i| (format!("m{i}"), ms, dir.clone())))
+        .starmap((0..n).map(move |i| (format!("m{i}"), ms, dir.clone(), run_log())))
         .order_outputs(false)
         .return_exceptions(true);
     let mut seen: HashMap<String, u64> = HashMap::new();
@@ -109,7 +107,7 @@ async fn spawn(n: u64, dir: String, ms: u64, per_second: f64) -> serde_json::Val
     let mut refused = Vec::new();
     for i in 0..n {
         let key = format!("s{i}");
-        match work.spawn(key.clone(), ms, dir.clone()).await {
+        match work.spawn(key.clone(), ms, dir.clone(), run_log()).await {
             Ok(call) => {
                 if let Some(f) = calls_file.as_mut() {
                     let _ = writeln!(f, "{key} {}", call.object_id());

@@ -28,16 +28,11 @@ fn boom(message: String) -> i64 {
     panic!("boom: {message}");
 }
 
-/// Fails on its first two attempts (counted in a file named by `marker`), then succeeds.
+/// Fails on its first two attempts (counted by the run log at `log` in `dir`, whatever
+/// container runs it), then succeeds.
 #[modal::function(app = APP, retries = modal::Retries::new(2).initial_delay(Duration::from_millis(100)))]
-fn flaky(marker: String) -> Result<String, String> {
-    let path = std::env::temp_dir().join(format!("modal-e2e-flaky-{marker}"));
-    let n: u32 = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-        + 1;
-    std::fs::write(&path, n.to_string()).map_err(|e| e.to_string())?;
+fn flaky(log: String, dir: String) -> Result<String, String> {
+    let n = modal_tests::runlog::append(&log, &dir, "flaky").map_err(|e| e.to_string())?;
     if n < 3 {
         Err(format!("attempt {n} failed"))
     } else {
@@ -64,19 +59,12 @@ fn linger(secs: u64) -> u64 {
     secs
 }
 
-/// Notes each run of `x` in a file named by `marker`; inputs ending in 7 exit the container.
-/// Quick, so that containers hold several inputs ahead (prefetched) when one crashes.
+/// Notes each run of `x` in the run log at `log` (in `dir`); inputs ending in 7 exit the
+/// container. Quick, so that containers hold several inputs ahead (prefetched) when one
+/// crashes.
 #[modal::function(app = APP)]
-fn crashy(x: u64, marker: String) -> u64 {
-    use std::io::Write;
-    let path = std::env::temp_dir().join(format!("modal-e2e-crashy-{marker}"));
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        let _ = f.write_all(format!("{x}\n").as_bytes());
-    }
+fn crashy(x: u64, log: String, dir: String) -> u64 {
+    let _ = modal_tests::runlog::append(&log, &dir, &x.to_string());
     if x % 10 == 7 {
         std::process::exit(3);
     }
@@ -86,8 +74,9 @@ fn crashy(x: u64, marker: String) -> u64 {
 /// 40 inputs of `crashy`: how each ended and how often each ran.
 #[modal::local_entrypoint(app = APP)]
 async fn crashes() -> modal::Result<()> {
-    let marker = format!("{}", std::process::id());
-    let inputs: Vec<(u64, String)> = (0..40).map(|x| (x, marker.clone())).collect();
+    let (log, dir) = run_log("crashy")?;
+    let inputs: Vec<(u64, String, String)> =
+        (0..40).map(|x| (x, log.addr(), dir.clone())).collect();
     let mut results = crashy.starmap(inputs).return_exceptions(true);
     let mut i = 0u64;
     let (mut ok, mut crashed_here, mut lost, mut wrong) = (0, 0, 0, Vec::new());
@@ -112,9 +101,9 @@ async fn crashes() -> modal::Result<()> {
         }
         i += 1;
     }
-    let path = std::env::temp_dir().join(format!("modal-e2e-crashy-{marker}"));
+    let path = std::path::Path::new(&dir).join("runs.log");
     let runs = std::fs::read_to_string(&path).unwrap_or_default();
-    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir_all(&dir);
     let mut counts = std::collections::HashMap::<&str, usize>::new();
     for line in runs.lines() {
         *counts.entry(line).or_default() += 1;
@@ -227,9 +216,19 @@ async fn panics() -> modal::Result<()> {
 }
 
 #[modal::local_entrypoint(app = APP)]
-async fn retries(marker: String) -> modal::Result<()> {
-    println!("result: {}", flaky.remote(marker).await?);
+async fn retries() -> modal::Result<()> {
+    let (log, dir) = run_log("flaky")?;
+    println!("result: {}", flaky.remote(log.addr(), dir.clone()).await?);
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// A run log and a fresh directory for it, named by `what` and this process.
+fn run_log(what: &str) -> modal::Result<(modal_tests::runlog::RunLog, String)> {
+    let dir = std::env::temp_dir().join(format!("modal-e2e-{what}-{}", std::process::id()));
+    let made = std::fs::create_dir_all(&dir).and_then(|()| modal_tests::runlog::RunLog::start());
+    let log = made.map_err(|e| modal::Error::Other(format!("cannot start the run log: {e}")))?;
+    Ok((log, dir.to_string_lossy().into_owned()))
 }
 
 #[modal::local_entrypoint(app = APP)]

@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 
 use super::faults::{self, Proxy};
 use super::{Dice, Exes, Row, Sizes, next_run_after, ran_too_often, runs, unix_ms};
+use crate::runlog::RunLog;
 use crate::server::Server;
 
-/// A server, its worker, and a directory for the inputs' run log.
+/// A server, its worker, and the inputs' run log.
 struct Stage {
     server: Server,
     worker: Option<Child>,
     chaos: PathBuf,
+    run_log: RunLog,
 }
 
 impl Stage {
@@ -25,6 +27,7 @@ impl Stage {
             server,
             worker,
             chaos: exes.chaos.clone(),
+            run_log: RunLog::start().expect("the run log listens"),
         }
     }
 
@@ -38,6 +41,7 @@ impl Stage {
     /// Starts the suite's client with `args`; `via` replaces the server's URL (a proxy).
     fn client(&self, args: &[&str], via: Option<&str>) -> Child {
         let mut cmd = self.server.command(&self.chaos.to_string_lossy(), args);
+        cmd.env("MODAL_CHAOS_RUNLOG", self.run_log.addr());
         if let Some(url) = via {
             cmd.env("MODAL_SERVER_URL", url);
         }

@@ -63,6 +63,14 @@ pub(super) struct ServerArgs {
     /// Write a new one-time bootstrap secret although tokens exist (when every token is lost).
     #[arg(long)]
     pub(super) new_bootstrap_secret: bool,
+    /// How containers run: `oci` (namespaces and cgroup limits through an OCI runtime; the
+    /// default) or `process` (plain processes of this user, no limits). Default: MODAL_RUNTIME.
+    #[arg(long)]
+    pub(super) runtime: Option<String>,
+    /// The OCI runtime of the `oci` runtime: a path or a name on PATH (default `crun`; e.g.
+    /// `runc`, or gVisor's `runsc`). Default: MODAL_OCI_RUNTIME.
+    #[arg(long)]
+    pub(super) oci_runtime: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -70,6 +78,14 @@ pub(super) struct WorkerArgs {
     /// The control plane (default: MODAL_SERVER_URL or the config file's).
     #[arg(long)]
     pub(super) server: Option<String>,
+    /// How containers run: `oci` (namespaces and cgroup limits through an OCI runtime; the
+    /// default) or `process` (plain processes of this user, no limits). Default: MODAL_RUNTIME.
+    #[arg(long)]
+    pub(super) runtime: Option<String>,
+    /// The OCI runtime of the `oci` runtime: a path or a name on PATH (default `crun`; e.g.
+    /// `runc`, or gVisor's `runsc`). Default: MODAL_OCI_RUNTIME.
+    #[arg(long)]
+    pub(super) oci_runtime: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

@@ -12,6 +12,12 @@ use crate::error::{Error, Result};
 use crate::server::standalone;
 
 pub(super) async fn server(args: ServerArgs) -> Result<()> {
+    let choice = crate::worker::runtime::Choice::from_flags_or_env(
+        args.runtime.clone(),
+        args.oci_runtime.clone(),
+        false,
+    )
+    .map_err(Error::Invalid)?;
     let opts = standalone::Options {
         listen: args.listen,
         data_dir: args.data_dir.unwrap_or_else(standalone::default_data_dir),
@@ -23,7 +29,7 @@ pub(super) async fn server(args: ServerArgs) -> Result<()> {
     let data_dir = opts.data_dir.clone();
     let running = standalone::start(opts).await.map_err(Error::Invalid)?;
     if !args.no_worker {
-        start_builtin_worker(&running).await?;
+        start_builtin_worker(&running, &choice).await?;
     }
     println!(
         "modal server listening on {} (state: {}, data: {})",
@@ -77,8 +83,16 @@ pub(super) async fn worker(args: WorkerArgs) -> Result<()> {
     let gpus = crate::worker::gpus(crate::worker::GpuSource::DeclaredOrDiscovered)
         .await
         .map_err(Error::Invalid)?;
-    let config = crate::worker::WorkerConfig::local(url.clone(), settings.credentials, gpus);
-    println!("worker connecting to {url}");
+    let choice =
+        crate::worker::runtime::Choice::from_flags_or_env(args.runtime, args.oci_runtime, false)
+            .map_err(Error::Invalid)?;
+    let config =
+        crate::worker::WorkerConfig::local(url.clone(), settings.credentials, gpus, &choice)
+            .map_err(|e| Error::Invalid(format!("cannot run containers: {e}")))?;
+    println!(
+        "worker connecting to {url} ({} runtime)",
+        config.runtime.describe()
+    );
     crate::worker::run_reconnecting(config)
         .await
         .map_err(|e| Error::Connect { url, message: e })
@@ -87,7 +101,10 @@ pub(super) async fn worker(args: WorkerArgs) -> Result<()> {
 /// The built-in worker of `modal server`: this machine's CPUs, memory and GPUs, with a token
 /// that lives as long as the server, reading uploaded executables straight from the server's
 /// binary store.
-async fn start_builtin_worker(running: &standalone::Running) -> Result<()> {
+async fn start_builtin_worker(
+    running: &standalone::Running,
+    choice: &crate::worker::runtime::Choice,
+) -> Result<()> {
     // A malformed `MODAL_WORKER_GPUS` stops the server here rather than leaving it without its
     // worker.
     let gpus = crate::worker::gpus(crate::worker::GpuSource::DeclaredOrDiscovered)
@@ -97,7 +114,14 @@ async fn start_builtin_worker(running: &standalone::Running) -> Result<()> {
         running.url.clone(),
         Some(running.process_token()),
         gpus,
-    );
+        choice,
+    )
+    .map_err(|e| {
+        Error::Invalid(format!(
+            "the built-in worker cannot run containers: {e} (or start the server with --no-worker and run `modal worker` elsewhere)"
+        ))
+    })?;
+    println!("built-in worker: {} runtime", worker.runtime.describe());
     worker.binary_cache = running.binaries_dir.clone();
     tokio::spawn(async move {
         if let Err(e) = crate::worker::run(worker).await {

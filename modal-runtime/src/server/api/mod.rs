@@ -90,9 +90,12 @@ impl Api {
         Ok(p)
     }
 
-    /// Anyone with a valid token (a container's is checked against the app later).
+    /// Anyone with a valid token but a restricted container's (a container's is checked
+    /// against the app later).
     fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
-        guard::principal_of(req)
+        let p = guard::principal_of(req)?;
+        p.require_unrestricted()?;
+        Ok(p)
     }
 
     fn binaries(&self) -> Result<&Binaries, Status> {

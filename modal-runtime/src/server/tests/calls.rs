@@ -337,6 +337,7 @@ fn a_container_token_may_only_call_its_own_app() {
     let outsider = Principal::Container {
         task_id: "ta-x".into(),
         app_id: "ap-other".into(),
+        restricted: false,
     };
     let err = p.refused(&f, &outsider);
     assert_eq!(err.code(), tonic::Code::PermissionDenied);

@@ -1,39 +1,22 @@
-//! The process runtime: a container is a child process running the app's own binary, in its own
-//! process group, with a clean environment and its output captured line by line.
+//! One container from start to exit, whatever runtime runs it: its environment, its journal,
+//! its output captured line by line, its stop, and what the worker reports of its end.
 
+use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use super::Report;
+use super::runtime::{self, ContainerRuntime, Launch, Limits, Prepared};
 use crate::gpu::inventory::Device;
 use crate::model::{ContainerSpec, FunctionDef, InputsSeen, LogSource, WorkerEvent, WorkerLogLine};
 use crate::task_env as cenv;
-
-/// Variables passed through from the worker's environment; everything else is cleared so that
-/// a container sees only what its function asked for.
-const PASS_THROUGH: &[&str] = &[
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "LANG",
-    "LANGUAGE",
-    "TZ",
-    "TMPDIR",
-    "RUST_BACKTRACE",
-    "RUST_LOG",
-    "LD_LIBRARY_PATH",
-    "XDG_CACHE_HOME",
-    "CUDA_DEVICE_ORDER",
-];
 
 /// The variables that give a container exactly its reserved devices and nothing else: the
 /// worker's ids in `CUDA_VISIBLE_DEVICES`, UUIDs (when known) in `NVIDIA_VISIBLE_DEVICES`, and an
@@ -63,38 +46,10 @@ fn gpu_env(assigned: &[u32], gpus: &[Device]) -> Vec<(&'static str, String)> {
     env
 }
 
-/// The directory of this worker's journals: the user's own (mode 0700), in
-/// `XDG_RUNTIME_DIR` or the temporary directory; journals hold results, which other users must
-/// not read.
+/// The directory of this worker's journals (its user's own: journals hold results).
 fn journal_dir() -> PathBuf {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let uid = nix::unistd::getuid().as_raw();
-        let base = std::env::var_os("XDG_RUNTIME_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        let mine = |dir: &std::path::Path| {
-            let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
-            std::fs::symlink_metadata(dir)
-                .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0)
-        };
-        let shared = base.join(format!("modal-journals-{uid}"));
-        if mine(&shared) {
-            return shared;
-        }
-        // Someone else made that name: a directory of this process's own.
-        let own = base.join(format!(
-            "modal-journals-{uid}-{}-{}",
-            std::process::id(),
-            crate::ids::new_id("")
-        ));
-        if !mine(&own) {
-            tracing::warn!(dir = %own.display(), "cannot make a private directory for journals");
-        }
-        own
-    })
-    .clone()
+    DIR.get_or_init(|| runtime::private_dir("journals")).clone()
 }
 
 /// The longest line of a container's output the worker forwards; longer lines are cut into
@@ -147,90 +102,123 @@ fn read_journal(path: &std::path::Path) -> Option<InputsSeen> {
     })
 }
 
-fn command(
+/// What the container is given: its function's variables and secrets, its identity and
+/// token, and its devices (the runtime adds its own, the control plane's address and the
+/// journal's path).
+fn environment(
     spec: &ContainerSpec,
     def: &FunctionDef,
-    exe: PathBuf,
     gpus: &[Device],
-    journal: &std::path::Path,
-) -> Command {
-    let mut cmd = Command::new(exe);
-    cmd.env_clear();
-    for (k, v) in std::env::vars_os() {
-        let keep = k
-            .to_str()
-            .is_some_and(|k| PASS_THROUGH.contains(&k) || k.starts_with("LC_"));
-        if keep {
-            cmd.env(k, v);
-        }
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = Vec::new();
+    let mut set = |k: &str, v: &str| env.push((k.into(), v.into()));
+    for (k, v) in &def.env {
+        set(k, v);
     }
-    cmd.envs(&def.env);
-    cmd.envs(spec.secret_env.iter());
+    for (k, v) in spec.secret_env.iter() {
+        set(k, v);
+    }
     if !spec.token_id.is_empty() {
-        cmd.env("MODAL_TOKEN_ID", &spec.token_id)
-            .env("MODAL_TOKEN_SECRET", &spec.token_secret);
+        set("MODAL_TOKEN_ID", &spec.token_id);
+        set("MODAL_TOKEN_SECRET", &spec.token_secret);
     }
-    cmd.env(cenv::TASK_ID, &spec.task_id)
-        .env(cenv::SERVER_URL, &spec.server_url)
-        .env(cenv::APP_ID, &spec.app_id)
-        .env(cenv::APP_NAME, &spec.app_name)
-        .env(cenv::APP_IN_CODE, &def.app_in_code)
-        .env(cenv::FUNCTION_ID, &spec.function_id)
-        .env(cenv::FUNCTION_TAG, &def.tag)
-        .env(cenv::BINARY_HASH, &def.binary_hash)
-        .env(
-            cenv::MAX_INPUTS,
-            def.max_concurrent_inputs.max(1).to_string(),
-        )
-        .env(cenv::IS_REMOTE, "1")
-        .env(cenv::JOURNAL, journal);
+    set(cenv::TASK_ID, &spec.task_id);
+    set(cenv::APP_ID, &spec.app_id);
+    set(cenv::APP_NAME, &spec.app_name);
+    set(cenv::APP_IN_CODE, &def.app_in_code);
+    set(cenv::FUNCTION_ID, &spec.function_id);
+    set(cenv::FUNCTION_TAG, &def.tag);
+    set(cenv::BINARY_HASH, &def.binary_hash);
+    set(
+        cenv::MAX_INPUTS,
+        &def.max_concurrent_inputs.max(1).to_string(),
+    );
+    set(cenv::IS_REMOTE, "1");
     if let Some(params) = def.class_params.as_ref().filter(|p| !p.data.is_empty()) {
-        cmd.env(cenv::CLASS_PARAMS, hex::encode(&params.data));
+        set(cenv::CLASS_PARAMS, &hex::encode(&params.data));
     }
     if def.single_use_containers {
-        cmd.env(cenv::SINGLE_USE, "1");
+        set(cenv::SINGLE_USE, "1");
     }
-    cmd.envs(gpu_env(&spec.gpu_indices, gpus));
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    cmd
+    for (k, v) in gpu_env(&spec.gpu_indices, gpus) {
+        set(k, &v);
+    }
+    env
+}
+
+/// The device files of the GPUs `assigned` to a container (with the driver's shared ones).
+fn gpu_devices(assigned: &[u32], gpus: &[Device]) -> Vec<PathBuf> {
+    let mut devices: Vec<PathBuf> = assigned
+        .iter()
+        .filter_map(|i| gpus.iter().find(|g| g.index == *i && !g.declared))
+        .filter_map(|g| g.visible_id.parse::<u32>().ok())
+        .map(|host| PathBuf::from(format!("/dev/nvidia{host}")))
+        .collect();
+    if !devices.is_empty() {
+        for shared in ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"] {
+            devices.push(shared.into());
+        }
+    }
+    devices.retain(|d| d.exists());
+    devices
 }
 
 /// Runs one container from start to exit. A stop request carries a grace period in
 /// milliseconds, after which the whole process group is killed.
 pub(super) async fn supervise(
     spec: ContainerSpec,
-    resolver: std::sync::Arc<super::binaries::Resolver>,
-    gpus: std::sync::Arc<[Device]>,
+    resolver: Arc<super::binaries::Resolver>,
+    runtime: Arc<dyn ContainerRuntime>,
+    gpus: Arc<[Device]>,
     mut stop: mpsc::UnboundedReceiver<u32>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
     let task_id = spec.task_id.clone();
     let def = &spec.definition;
+    let spawn_failed = |message: String| {
+        let _ = reports.send(Report::Event(WorkerEvent::SpawnFailed {
+            task_id: task_id.clone(),
+            message,
+        }));
+    };
     let exe = match resolver.resolve(def).await {
         Ok(exe) => exe,
-        Err(message) => {
-            let _ = reports.send(Report::Event(WorkerEvent::SpawnFailed { task_id, message }));
-            return;
-        }
+        Err(message) => return spawn_failed(message),
     };
     let journal = journal_path(&task_id);
     // An empty journal: the container writes its header before it takes an input.
     if let Err(e) = create_journal(&journal) {
         tracing::warn!(path = %journal.display(), "cannot create a container's journal: {e}");
     }
-    let mut child = match command(&spec, def, exe.clone(), &gpus, &journal).spawn() {
+    let launch = Launch {
+        task_id: &task_id,
+        exe: &exe,
+        env: environment(&spec, def, &gpus),
+        journal: &journal,
+        server_url: &spec.server_url,
+        limits: Limits::of(def),
+        devices: gpu_devices(&spec.gpu_indices, &gpus),
+    };
+    let Prepared {
+        mut command,
+        handle,
+    } = match runtime.prepare(launch) {
+        Ok(p) => p,
+        Err(message) => {
+            let _ = std::fs::remove_file(&journal);
+            return spawn_failed(message);
+        }
+    };
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             let _ = std::fs::remove_file(&journal);
-            let _ = reports.send(Report::Event(WorkerEvent::SpawnFailed {
-                task_id,
-                message: format!("{}: {e}", exe.display()),
-            }));
-            return;
+            handle.finish(None);
+            return spawn_failed(format!(
+                "{}: {e}",
+                command.as_std().get_program().to_string_lossy()
+            ));
         }
     };
     let pgid = child
@@ -254,11 +242,6 @@ pub(super) async fn supervise(
             reports.clone(),
         )));
     }
-    let kill = |pgid: Option<Pid>| {
-        if let Some(pgid) = pgid {
-            let _ = killpg(pgid, Signal::SIGKILL);
-        }
-    };
     let status = tokio::select! {
         status = child.wait() => status,
         grace = stop.recv() => {
@@ -271,25 +254,31 @@ pub(super) async fn supervise(
             match within_grace {
                 Some(status) => status,
                 None => {
-                    kill(pgid);
+                    handle.kill(pgid);
                     child.wait().await
                 }
             }
         }
     };
     // Whatever the container started must not outlive it either.
-    kill(pgid);
+    handle.kill(pgid);
     for r in readers {
         let _ = tokio::time::timeout(Duration::from_millis(500), r).await;
     }
-    let (exit_code, signal) = match &status {
-        Ok(s) => (s.code(), s.signal()),
-        Err(_) => (None, None),
+    let status = status.ok();
+    let ended = tokio::task::spawn_blocking(move || handle.finish(status))
+        .await
+        .unwrap_or_default();
+    let (exit_code, signal) = match (ended.signal, status) {
+        (Some(signal), _) => (None, Some(signal)),
+        (None, Some(s)) => (s.code(), s.signal()),
+        (None, None) => (None, None),
     };
     let _ = reports.send(Report::Event(WorkerEvent::Exited {
         task_id,
         exit_code,
         signal,
+        out_of_memory: ended.out_of_memory,
         journal: read_journal(&journal),
     }));
 }

@@ -1,0 +1,34 @@
+# Makes the oci runtime usable for the tests (`cargo xtask ci` runs it; so can you): installs crun from Debian's
+# packages when it is missing, and on a machine whose hybrid cgroup layout keeps controllers in
+# the v2 hierarchy (crun refuses to run there), moves those controllers to v1 hierarchies of
+# their own (`mount -t cgroup -o CONTROLLER`), which lasts until the next reboot. Both need
+# root; without root it only says what is missing.
+# shellcheck shell=bash
+
+modal_crun_setup() {
+    if ! command -v crun >/dev/null 2>&1; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "crun.sh: crun is not installed and this is not root: apt-get install crun" >&2
+            return 1
+        fi
+        echo "crun.sh: installing crun (apt-get)" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq crun >&2 \
+            || return 1
+    fi
+    local held=/sys/fs/cgroup/unified/cgroup.controllers
+    if [ -r "$held" ] && [ -n "$(cat "$held")" ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "crun.sh: the v2 hierarchy holds controllers ($(cat "$held")) and this is not root" >&2
+            return 1
+        fi
+        local c
+        for c in $(cat "$held"); do
+            echo "crun.sh: moving the $c controller to a v1 hierarchy (crun refuses hybrid cgroups otherwise)" >&2
+            mkdir -p "/sys/fs/cgroup/$c" && mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" || return 1
+        done
+    fi
+    echo "crun.sh: $(crun --version | head -n 1) is ready" >&2
+}
+
+modal_crun_setup

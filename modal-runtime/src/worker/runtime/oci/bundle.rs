@@ -1,0 +1,291 @@
+//! A container's OCI bundle: its `config.json` (made with `oci-spec`): namespaces, the id
+//! mapping, the mounts (the host's system directories read-only, a private `/tmp`, the binary,
+//! the journal, the socket), the environment and the cgroup limits.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use oci_spec::runtime::{
+    LinuxBuilder, LinuxCpuBuilder, LinuxIdMappingBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+
+use super::super::Launch;
+use super::host::{SYSTEM_DIRS, Staged};
+use crate::task_env as cenv;
+
+/// Where a container finds what the worker gives it.
+const MODAL_DIR: &str = "/__modal";
+const BINARY: &str = "/__modal/bin";
+const JOURNAL: &str = "/__modal/journal";
+const SOCKET: &str = "/__modal/modal.sock";
+/// The most processes and threads one container may have.
+const PIDS_LIMIT: i64 = 4096;
+/// The size of `/tmp` when a function does not give `ephemeral_disk`.
+const DEFAULT_TMP_MB: u32 = 1024;
+/// The `PATH` inside a container.
+pub(super) const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Variables passed through from the worker's environment (besides `LC_*`).
+const PASS_THROUGH: &[&str] = &["LANG", "LANGUAGE", "TZ", "RUST_BACKTRACE", "RUST_LOG"];
+
+fn mount(destination: &str, typ: &str, source: &Path, options: &[&str]) -> Result<Mount, String> {
+    MountBuilder::default()
+        .destination(destination)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|o| (*o).to_owned()).collect::<Vec<_>>())
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The container's environment: what the worker gives it, a fixed `PATH`, `HOME=/tmp`, and
+/// only the locale, time zone and Rust logging variables of the worker's own.
+fn environment(launch: &Launch<'_>, exe: &Staged) -> Vec<String> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| {
+            k.to_str()
+                .is_some_and(|k| PASS_THROUGH.contains(&k) || k.starts_with("LC_"))
+        })
+        .collect();
+    env.push(("PATH".into(), PATH.into()));
+    env.push(("HOME".into(), "/tmp".into()));
+    env.extend(launch.env.iter().cloned());
+    // Without a network of its own the container reaches the control plane through the
+    // worker's bridge; otherwise it shares the host's network.
+    let server_url = if launch.limits.block_network {
+        format!("unix://{SOCKET}")
+    } else {
+        launch.server_url.to_owned()
+    };
+    env.push((cenv::SERVER_URL.into(), server_url.into()));
+    env.push((cenv::JOURNAL.into(), JOURNAL.into()));
+    env.push((cenv::WORKER_PIPE.into(), "3".into()));
+    env.push((cenv::EXE_HASH.into(), exe.hash.clone().into()));
+    env.into_iter()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v.to_str()?)))
+        .collect()
+}
+
+/// The container's `config.json`. `ids`: the host user and group its root is, and how many
+/// ids are mapped; `share`: the container's own directory (its journal and socket); `exe`: the
+/// staged executable; `cgroups_path`: where limits apply (none without cgroups).
+pub(super) fn spec(
+    rootfs: &Path,
+    ids: (u32, u32, u32),
+    launch: &Launch<'_>,
+    share: &Path,
+    exe: &Staged,
+    cgroups_path: Option<&Path>,
+) -> Result<Spec, String> {
+    let limits = &launch.limits;
+    let e = |e: oci_spec::OciSpecError| e.to_string();
+    let tmp_mb = if limits.ephemeral_disk_mb > 0 {
+        limits.ephemeral_disk_mb
+    } else {
+        DEFAULT_TMP_MB
+    };
+    let tmp_size = format!("size={tmp_mb}m");
+    let none = Path::new("none");
+    let mut mounts = vec![
+        mount(
+            "/proc",
+            "proc",
+            Path::new("proc"),
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/dev",
+            "tmpfs",
+            Path::new("tmpfs"),
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            Path::new("devpts"),
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+            ],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            Path::new("shm"),
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            Path::new("mqueue"),
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/sys",
+            "bind",
+            Path::new("/sys"),
+            &["rbind", "nosuid", "noexec", "nodev", "ro"],
+        )?,
+        mount(
+            "/tmp",
+            "tmpfs",
+            Path::new("tmpfs"),
+            &["nosuid", "nodev", "mode=1777", &tmp_size],
+        )?,
+        // Every file the worker gives sits on this tmpfs, so that no mount point is ever
+        // made on the host.
+        mount(
+            MODAL_DIR,
+            "tmpfs",
+            none,
+            &["nosuid", "nodev", "mode=755", "size=64k"],
+        )?,
+        mount(
+            BINARY,
+            "bind",
+            &exe.path,
+            &["bind", "ro", "nosuid", "nodev"],
+        )?,
+        mount(
+            JOURNAL,
+            "bind",
+            &share.join("journal"),
+            &["bind", "rw", "nosuid", "nodev", "noexec"],
+        )?,
+    ];
+    if limits.block_network {
+        mounts.push(mount(
+            SOCKET,
+            "bind",
+            &share.join("modal.sock"),
+            &["bind", "rw", "nosuid", "nodev", "noexec"],
+        )?);
+    }
+    for host in SYSTEM_DIRS {
+        if std::fs::symlink_metadata(host).is_ok_and(|m| m.is_dir()) {
+            mounts.push(mount(
+                host,
+                "bind",
+                Path::new(host),
+                &["rbind", "ro", "nosuid", "nodev"],
+            )?);
+        }
+    }
+    for device in &launch.devices {
+        let at = device.to_string_lossy();
+        mounts.push(mount(&at, "bind", device, &["bind", "rw", "nosuid"])?);
+    }
+    let mut namespaces = vec![
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+    ];
+    if limits.block_network {
+        namespaces.push(LinuxNamespaceType::Network);
+    }
+    let namespaces = namespaces
+        .into_iter()
+        .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(e)?;
+    let (uid, gid, count) = ids;
+    let map = |host: u32| {
+        LinuxIdMappingBuilder::default()
+            .host_id(host)
+            .container_id(0u32)
+            .size(count)
+            .build()
+    };
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .uid_mappings(vec![map(uid).map_err(e)?])
+        .gid_mappings(vec![map(gid).map_err(e)?])
+        .masked_paths(
+            [
+                "/proc/acpi",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/latency_stats",
+                "/proc/timer_list",
+                "/proc/sched_debug",
+                "/proc/scsi",
+                "/sys/firmware",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+        .readonly_paths(
+            [
+                "/proc/bus",
+                "/proc/fs",
+                "/proc/irq",
+                "/proc/sys",
+                "/proc/sysrq-trigger",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+    if let Some(path) = cgroups_path {
+        let mut resources = LinuxResourcesBuilder::default().pids(
+            LinuxPidsBuilder::default()
+                .limit(PIDS_LIMIT)
+                .build()
+                .map_err(e)?,
+        );
+        if limits.milli_cpu > 0 {
+            const PERIOD: u64 = 100_000;
+            let quota = i64::from(limits.milli_cpu) * 100;
+            resources = resources.cpu(
+                LinuxCpuBuilder::default()
+                    .period(PERIOD)
+                    .quota(quota)
+                    .build()
+                    .map_err(e)?,
+            );
+        }
+        linux = linux
+            .cgroups_path(path.to_owned())
+            .resources(resources.build().map_err(e)?);
+    }
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(
+            UserBuilder::default()
+                .uid(0u32)
+                .gid(0u32)
+                .build()
+                .map_err(e)?,
+        )
+        .args(vec![BINARY.to_owned()])
+        .env(environment(launch, exe))
+        .cwd("/tmp")
+        .no_new_privileges(true)
+        .build()
+        .map_err(e)?;
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(rootfs)
+                .readonly(true)
+                .build()
+                .map_err(e)?,
+        )
+        .hostname("modal")
+        .mounts(mounts)
+        .process(process)
+        .linux(linux.build().map_err(e)?)
+        .build()
+        .map_err(e)?;
+    // Rlimits are the worker's own (the default would lower the open files limit).
+    if let Some(p) = spec.process_mut().as_mut() {
+        p.set_rlimits(None);
+    }
+    Ok(spec)
+}

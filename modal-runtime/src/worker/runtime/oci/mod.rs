@@ -1,0 +1,350 @@
+//! The oci runtime: each container is an OCI bundle (a `config.json` made with `oci-spec`) run
+//! by an OCI runtime (`crun` unless told otherwise) in its own user, mount, PID, IPC and UTS
+//! namespaces (and network namespace with `block_network`), on a read-only root of the host's
+//! system directories, with a private `/tmp` and the app's binary mounted read-only as its
+//! entrypoint. It shares the host's network, or, with `block_network`, has a loopback of its
+//! own and reaches the control plane through a unix socket the worker bridges. Its memory limit
+//! is on a cgroup of the worker's (`cgroup.rs`); the runtime applies CPU and process limits.
+
+mod bundle;
+mod host;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use super::bridge::Bridge;
+use super::cgroup::{Cgroups, MemoryLimit};
+use super::{ContainerRuntime, Ended, Handle, Launch, Limits, Prepared};
+use bundle::PATH;
+use host::{
+    check_crun_cgroups, check_user_namespaces, find_runtime, is_old, make_dir, make_rootfs,
+    remove_stale_binaries, stage_binary,
+};
+
+/// The host user a container's root is when the worker runs as root: the first of 65,536 ids
+/// that belong to no one on the host.
+const HOST_ID_BASE: u32 = 100_000;
+const HOST_ID_COUNT: u32 = 65_536;
+
+/// See the module docs.
+///
+/// Its files, in a directory of the worker's user that others may only search (0711): the
+/// runtime's state (`state/`), the bundles with their `config.json` (`bundles/`, 0700: they hold
+/// the containers' secrets), the root every container shares (`rootfs/`), the executables
+/// containers run (`bin/`), and per container a directory its user owns (`share/<task>/`, 0700)
+/// with its journal and socket. A container's user must reach what is mounted into it.
+pub(crate) struct Oci {
+    /// The OCI runtime's executable.
+    runtime: PathBuf,
+    state: PathBuf,
+    rootfs: PathBuf,
+    /// Whether the worker runs as root (then containers' users are unprivileged host ids).
+    as_root: bool,
+    /// Where limits are enforced; the reason when they cannot be here.
+    cgroups: Result<Cgroups, String>,
+}
+
+impl Oci {
+    /// The oci runtime with `runtime` (default `crun` on `PATH`), keeping its files under
+    /// `state`; an error saying why it cannot run containers here, and what to do.
+    pub(crate) fn open(runtime: Option<&Path>) -> Result<Oci, String> {
+        let runtime = find_runtime(runtime)?;
+        check_user_namespaces()?;
+        if runtime.file_name().is_some_and(|n| n == "crun") {
+            check_crun_cgroups()?;
+        }
+        let as_root = nix::unistd::geteuid().is_root();
+        let state = super::owned_dir("oci", 0o711);
+        for (dir, mode) in [("bundles", 0o700), ("share", 0o711), ("bin", 0o711)] {
+            make_dir(&state.join(dir), mode)?;
+        }
+        remove_stale_binaries(&state.join("bin"));
+        let rootfs = state.join("rootfs");
+        make_rootfs(&rootfs).map_err(|e| {
+            format!(
+                "cannot make the containers' root directory {}: {e}",
+                rootfs.display()
+            )
+        })?;
+        let cgroups = if as_root {
+            Cgroups::detect()
+        } else {
+            Err(
+                "limits need a worker running as root (cgroups are not delegated to this user)"
+                    .into(),
+            )
+        };
+        let oci = Oci {
+            runtime,
+            state,
+            rootfs,
+            as_root,
+            cgroups,
+        };
+        oci.remove_dead();
+        Ok(oci)
+    }
+
+    /// Removes what containers of workers that died left behind: the runtime's state of a
+    /// container whose process is gone, its bundle, its directory and its cgroups.
+    fn remove_dead(&self) {
+        let Ok(entries) = std::fs::read_dir(self.state.join("state")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            // Another worker may be creating it right now: only an old one is looked at.
+            if !is_old(&entry) {
+                continue;
+            }
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            let pid = serde_json::from_str::<serde_json::Value>(&status)
+                .ok()
+                .and_then(|v| v.get("pid")?.as_i64());
+            if pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
+                continue;
+            }
+            let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let _ = self
+                .runtime_command()
+                .args(["delete", "--force", &id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let _ = std::fs::remove_dir_all(entry.path());
+            self.remove_files_of(&id);
+        }
+        // A bundle with no state: its container ended while its worker was going away (or has
+        // not started yet, hence the wait).
+        for kind in ["bundles", "share"] {
+            let Ok(entries) = std::fs::read_dir(self.state.join(kind)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let id = entry.file_name();
+                if is_old(&entry) && !self.state.join("state").join(&id).exists() {
+                    self.remove_files_of(&id.to_string_lossy());
+                }
+            }
+        }
+    }
+
+    fn remove_files_of(&self, id: &str) {
+        let _ = std::fs::remove_dir_all(self.state.join("bundles").join(id));
+        let _ = std::fs::remove_dir_all(self.state.join("share").join(id));
+        if let Ok(c) = &self.cgroups {
+            c.remove(id);
+        }
+    }
+
+    fn id_mappings(&self) -> (u32, u32, u32) {
+        if self.as_root {
+            (HOST_ID_BASE, HOST_ID_BASE, HOST_ID_COUNT)
+        } else {
+            (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+                1,
+            )
+        }
+    }
+
+    fn runtime_command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.runtime);
+        cmd.arg("--root").arg(self.state.join("state"));
+        cmd
+    }
+}
+
+/// A running container of the oci runtime.
+struct Container {
+    id: String,
+    /// The runtime's state directory (`--root`).
+    state: PathBuf,
+    bundle: PathBuf,
+    share: PathBuf,
+    kill: std::process::Command,
+    delete: std::process::Command,
+    memory: Option<MemoryLimit>,
+    cgroups: Option<Cgroups>,
+    bridge: Option<Bridge>,
+    /// The pipe the container watches (closed with this handle, or when the worker dies).
+    _watch: OwnedFd,
+    _alive: OwnedFd,
+}
+
+impl ContainerRuntime for Oci {
+    fn describe(&self) -> String {
+        format!("oci ({})", self.runtime.display())
+    }
+
+    fn prepare(&self, launch: Launch<'_>) -> Result<Prepared, String> {
+        let limits: &Limits = &launch.limits;
+        let needs_cgroups = limits.memory_mb > 0 || limits.milli_cpu > 0;
+        if needs_cgroups && let Err(why) = &self.cgroups {
+            return Err(format!(
+                "the oci runtime cannot enforce {} on this worker: {why}",
+                limits.asked().join(", ")
+            ));
+        }
+        let bundle = self.state.join("bundles").join(launch.task_id);
+        let share = self.state.join("share").join(launch.task_id);
+        make_dir(&bundle, 0o700)?;
+        make_dir(&share, 0o700)?;
+        let exe = stage_binary(&self.state.join("bin"), launch.exe)?;
+        // The journal stays where the worker reads it; the container writes it through a
+        // second name in its own directory.
+        let journal = share.join("journal");
+        let _ = std::fs::remove_file(&journal);
+        std::fs::hard_link(launch.journal, &journal)
+            .map_err(|e| format!("cannot give the container its journal: {e}"))?;
+        let (uid, gid, _) = self.id_mappings();
+        let bridge = if limits.block_network {
+            Some(Bridge::open(&share.join("modal.sock"), launch.server_url)?)
+        } else {
+            None
+        };
+        if self.as_root {
+            for path in [share.clone(), journal, share.join("modal.sock")] {
+                if path.exists() {
+                    nix::unistd::chown(&path, Some(uid.into()), Some(gid.into())).map_err(|e| {
+                        format!("cannot give {} to the container: {e}", path.display())
+                    })?;
+                }
+            }
+        }
+        let cgroups = self.cgroups.as_ref().ok().cloned();
+        let memory = match (&cgroups, limits.memory_mb) {
+            (Some(c), mb) if mb > 0 => Some(c.limit_memory(launch.task_id, mb)?),
+            _ => None,
+        };
+        let cgroups_path = cgroups.as_ref().map(|c| c.container_path(launch.task_id));
+        let spec = bundle::spec(
+            &self.rootfs,
+            self.id_mappings(),
+            &launch,
+            &share,
+            &exe,
+            cgroups_path.as_deref(),
+        )?;
+        spec.save(bundle.join("config.json"))
+            .map_err(|e| format!("cannot write the container's config.json: {e}"))?;
+        // The container holds the read end of a pipe (as fd 3) and watches it: when the worker
+        // is gone, however it ended, its end closes and the container exits.
+        let (watch, alive) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| format!("cannot make the container's pipe: {e}"))?;
+        let mut command = tokio::process::Command::from(self.runtime_command());
+        let watch_fd = watch.as_raw_fd();
+        #[allow(unsafe_code)]
+        // SAFETY: between fork and exec the closure only calls dup2, which is
+        // async-signal-safe; `watch` outlives the spawn (it is held by the handle).
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(watch_fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command
+            .arg("run")
+            .arg("--preserve-fds")
+            .arg("1")
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg(launch.task_id)
+            .env_clear()
+            .env("PATH", PATH)
+            .stdin(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut kill = self.runtime_command();
+        kill.args(["kill", "--all", launch.task_id, "KILL"]);
+        let mut delete = self.runtime_command();
+        delete.args(["delete", "--force", launch.task_id]);
+        Ok(Prepared {
+            command,
+            handle: Box::new(Container {
+                id: launch.task_id.to_owned(),
+                state: self.state.join("state"),
+                bundle,
+                share,
+                kill,
+                delete,
+                memory,
+                cgroups,
+                bridge,
+                _watch: watch,
+                _alive: alive,
+            }),
+        })
+    }
+}
+
+impl Container {
+    /// Whether the runtime still knows the container (it forgets one that ended by itself).
+    fn known(&self) -> bool {
+        self.state.join(&self.id).exists()
+    }
+}
+
+impl Handle for Container {
+    fn kill(&self, leader: Option<Pid>) {
+        if !self.known() {
+            return;
+        }
+        let mut kill = std::process::Command::new(self.kill.get_program());
+        kill.args(self.kill.get_args())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let _ = kill.status();
+        if let Some(pgid) = leader {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
+
+    fn finish(mut self: Box<Self>, status: Option<ExitStatus>) -> Ended {
+        // The runtime removes a container that ended; one whose runtime was killed stays.
+        if self.known() {
+            let _ = self
+                .delete
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        if let Some(bridge) = &self.bridge {
+            bridge.close();
+        }
+        let out_of_memory = self.memory.as_ref().and_then(|m| {
+            m.out_of_memory().then(|| {
+                format!(
+                    "container {} was killed: out of memory (limit {} MiB)",
+                    self.id,
+                    m.limit_mb()
+                )
+            })
+        });
+        if let Some(m) = self.memory.take() {
+            m.remove();
+        }
+        if let Some(c) = &self.cgroups {
+            c.remove(&self.id);
+        }
+        let _ = std::fs::remove_dir_all(&self.bundle);
+        let _ = std::fs::remove_dir_all(&self.share);
+        // The runtime exits with 128 + the signal that killed the container.
+        let signal = status
+            .and_then(|s| s.code())
+            .filter(|c| (129..=128 + 64).contains(c))
+            .map(|c| c - 128);
+        Ended {
+            out_of_memory,
+            signal,
+        }
+    }
+}

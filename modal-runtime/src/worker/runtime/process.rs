@@ -1,0 +1,83 @@
+//! The process runtime: a container is a child process of the worker's user running the app's
+//! binary in its own process group, with the environment it is given and nothing else. No
+//! walls: it enforces no limit, and refuses a function that asks for one.
+
+use std::process::{ExitStatus, Stdio};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use super::{ContainerRuntime, Ended, Handle, Launch, Prepared};
+use crate::task_env as cenv;
+
+/// Variables passed through from the worker's environment (besides `LC_*`); everything else is
+/// cleared so that a container sees only what its function asked for.
+const PASS_THROUGH: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "RUST_BACKTRACE",
+    "RUST_LOG",
+    "LD_LIBRARY_PATH",
+    "XDG_CACHE_HOME",
+    "CUDA_DEVICE_ORDER",
+];
+
+/// See the module docs.
+pub(crate) struct Process;
+
+struct Group;
+
+impl ContainerRuntime for Process {
+    fn describe(&self) -> String {
+        "process".into()
+    }
+
+    fn prepare(&self, launch: Launch<'_>) -> Result<Prepared, String> {
+        let asked = launch.limits.asked();
+        if !asked.is_empty() {
+            return Err(format!(
+                "this worker runs the process runtime, which cannot enforce {}: run the worker with the oci runtime (`modal worker --runtime oci`, or MODAL_RUNTIME=oci; it needs `crun`)",
+                asked.join(", ")
+            ));
+        }
+        let mut command = tokio::process::Command::new(launch.exe);
+        command.env_clear();
+        for (k, v) in std::env::vars_os() {
+            let keep = k
+                .to_str()
+                .is_some_and(|k| PASS_THROUGH.contains(&k) || k.starts_with("LC_"));
+            if keep {
+                command.env(k, v);
+            }
+        }
+        command
+            .envs(launch.env)
+            .env(cenv::SERVER_URL, launch.server_url)
+            .env(cenv::JOURNAL, launch.journal)
+            .stdin(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        Ok(Prepared {
+            command,
+            handle: Box::new(Group),
+        })
+    }
+}
+
+impl Handle for Group {
+    fn kill(&self, leader: Option<Pid>) {
+        if let Some(pgid) = leader {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
+
+    fn finish(self: Box<Self>, _status: Option<ExitStatus>) -> Ended {
+        Ended::default()
+    }
+}

@@ -1,0 +1,181 @@
+//! End-to-end tests of the `oci` runtime's walls: what a container can see and reach, its
+//! memory and CPU limits, its network and its token, with real crun containers (`walls`
+//! program). Where the oci runtime cannot run (no `crun`), each test prints why and passes,
+//! except under `CI=true`, where that fails the run.
+
+use std::process::Output;
+use std::time::Duration;
+
+use modal_tests::{run_bounded, show};
+
+const WALLS: &str = env!("CARGO_BIN_EXE_walls");
+
+/// Runs `walls args` on the embedded control plane with the oci runtime; `None` (after saying
+/// why) where that runtime cannot run here and CI does not require it.
+fn walls(args: &[&str]) -> Option<Output> {
+    let out = run_bounded(
+        WALLS,
+        args,
+        &[("MODAL_RUNTIME", "oci")],
+        Duration::from_secs(90),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("cannot run containers") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI needs the oci runtime (.ci/run installs crun): {}",
+            show(&out)
+        );
+        eprintln!("skipped: the oci runtime cannot run here: {stderr}");
+        return None;
+    }
+    Some(out)
+}
+
+fn field(out: &Output, key: &str) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_container_sees_only_itself_and_writes_only_its_tmp() {
+    // Another app's container, with a secret in its environment, runs meanwhile.
+    let mut holder = std::process::Command::new(WALLS)
+        .args(["run", "holder", "--secs", "60"])
+        .env_remove("MODAL_SERVER_URL")
+        .env("MODAL_CONFIG_PATH", "/nonexistent/modal-config.toml")
+        .env("MODAL_RUNTIME", "oci")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the holder starts");
+    let held = modal_tests::wait_until(Duration::from_secs(30), || {
+        modal_tests::containers()
+            .iter()
+            .any(|c| c.env.contains_key("HOLDER_SECRET"))
+    });
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let out = walls(&[
+        "run",
+        "look",
+        "--secret",
+        "holder-secret-value",
+        "--host-home",
+        &home,
+    ]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let Some(out) = out else { return };
+    assert!(held, "the other app's container did not start");
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        field(&out, "processes"),
+        "1",
+        "its own process only: {}",
+        show(&out)
+    );
+    assert_eq!(field(&out, "sees secret"), "false", "{}", show(&out));
+    assert_eq!(field(&out, "host home listed"), "false", "{}", show(&out));
+    assert_eq!(field(&out, "home"), "/tmp", "{}", show(&out));
+    assert_eq!(field(&out, "writes /tmp"), "true", "{}", show(&out));
+    assert_eq!(field(&out, "writes /etc"), "false", "{}", show(&out));
+    assert_eq!(field(&out, "writes /usr"), "false", "{}", show(&out));
+}
+
+#[test]
+fn past_its_memory_limit_a_function_fails_out_of_memory_and_is_retried() {
+    let Some(out) = walls(&["run", "oom"]) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        field(&out, "hog kind"),
+        "Some(OutOfMemory)",
+        "{}",
+        show(&out)
+    );
+    let error = field(&out, "hog error");
+    assert!(
+        error.contains("was killed: out of memory (limit 256 MiB)"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(field(&out, "hog runs"), "2", "retries = 1: {}", show(&out));
+    assert_eq!(field(&out, "small hog"), "16", "{}", show(&out));
+}
+
+#[test]
+fn ephemeral_disk_limits_what_tmp_holds() {
+    let Some(out) = walls(&["run", "disk"]) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(field(&out, "small"), "written", "{}", show(&out));
+    assert!(
+        field(&out, "large").contains("No space left on device"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn half_a_core_is_about_half_a_core() {
+    let Some(out) = walls(&["run", "cpu"]) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", show(&out));
+    let cores: f64 = field(&out, "cores").parse().expect("a number of cores");
+    assert!(
+        cores > 0.1 && cores < 0.75,
+        "cpu = (0.5, 0.5) gave {cores} cores"
+    );
+}
+
+#[test]
+fn block_network_cuts_the_host_network_off() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let addr = listener.local_addr().expect("its address").to_string();
+    let Some(out) = walls(&["run", "network", "--addr", &addr]) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        field(&out, "blocked").starts_with("refused"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(field(&out, "open"), "connected", "{}", show(&out));
+}
+
+#[test]
+fn a_restricted_container_cannot_look_functions_up() {
+    let Some(out) = walls(&["run", "restricted"]) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", show(&out));
+    let refused = field(&out, "lookup refused");
+    assert!(
+        refused.contains("permission denied") && refused.contains("restrict_modal_access"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn a_process_worker_refuses_a_memory_limit_naming_both() {
+    let out = run_bounded(
+        WALLS,
+        &["run", "oom"],
+        &[("MODAL_RUNTIME", "process")],
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("process runtime, which cannot enforce a `memory` limit (256 MiB)"),
+        "{}",
+        show(&out)
+    );
+}
