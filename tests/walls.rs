@@ -82,6 +82,8 @@ fn a_container_sees_only_itself_and_writes_only_its_tmp() {
     assert_eq!(field(&out, "writes /tmp"), "true", "{}", show(&out));
     assert_eq!(field(&out, "writes /etc"), "false", "{}", show(&out));
     assert_eq!(field(&out, "writes /usr"), "false", "{}", show(&out));
+    assert_eq!(field(&out, "writes cgroups"), "false", "{}", show(&out));
+    assert_eq!(field(&out, "new user namespace"), "false", "{}", show(&out));
 }
 
 #[test]
@@ -115,6 +117,12 @@ fn ephemeral_disk_limits_what_tmp_holds() {
     assert_eq!(field(&out, "small"), "written", "{}", show(&out));
     assert!(
         field(&out, "large").contains("No space left on device"),
+        "{}",
+        show(&out)
+    );
+    // No single file grows past the size of `/tmp` (the journal on the worker's disk neither).
+    assert!(
+        field(&out, "one file").contains("File too large"),
         "{}",
         show(&out)
     );

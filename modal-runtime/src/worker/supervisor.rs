@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
 use super::Report;
-use super::runtime::{self, ContainerRuntime, Launch, Limits, Prepared};
+use super::runtime::{self, ContainerRuntime, Handle, Launch, Limits, Prepared};
 use crate::gpu::inventory::Device;
 use crate::model::{ContainerSpec, FunctionDef, InputsSeen, LogSource, WorkerEvent, WorkerLogLine};
 use crate::task_env as cenv;
@@ -73,6 +73,9 @@ fn create_journal(path: &std::path::Path) -> std::io::Result<()> {
         .map(drop)
 }
 
+/// The most of a container's journal the worker reads.
+const JOURNAL_READ_BYTES: u64 = 4 << 20;
+
 /// The most result bytes an exit report carries (the latest results first), so that it stays
 /// well within [`crate::wire::MAX_WORKER_MESSAGE_BYTES`].
 const JOURNAL_RESULT_BYTES: usize = 16 << 20;
@@ -80,8 +83,14 @@ const JOURNAL_RESULT_BYTES: usize = 16 << 20;
 /// What the container's journal says, once it exited (the file is removed); `None` when it
 /// kept none.
 fn read_journal(path: &std::path::Path) -> Option<InputsSeen> {
-    let text = std::fs::read_to_string(path).ok()?;
+    use std::io::Read;
+    // A journal is 2 MiB; a container that made its file larger gets no more read.
+    let mut bytes = Vec::new();
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(JOURNAL_READ_BYTES).read_to_end(&mut bytes));
     let _ = std::fs::remove_file(path);
+    read.ok()?;
+    let text = String::from_utf8_lossy(&bytes);
     let j = cenv::read_journal(&text)?;
     let mut budget = JOURNAL_RESULT_BYTES;
     let mut results: Vec<_> = j
@@ -191,18 +200,22 @@ pub(super) async fn supervise(
         tracing::warn!(path = %journal.display(), "cannot create a container's journal: {e}");
     }
     let launch = Launch {
-        task_id: &task_id,
-        exe: &exe,
+        task_id: task_id.clone(),
+        exe: exe.clone(),
         env: environment(&spec, def, &gpus),
-        journal: &journal,
-        server_url: &spec.server_url,
+        journal: journal.clone(),
+        server_url: spec.server_url.clone(),
         limits: Limits::of(def),
         devices: gpu_devices(&spec.gpu_indices, &gpus),
     };
+    // Preparing writes files and may hash or copy the executable: off the async threads.
+    let prepared = tokio::task::spawn_blocking(move || runtime.prepare(launch))
+        .await
+        .unwrap_or_else(|e| Err(format!("preparing the container stopped: {e}")));
     let Prepared {
         mut command,
-        handle,
-    } = match runtime.prepare(launch) {
+        mut handle,
+    } = match prepared {
         Ok(p) => p,
         Err(message) => {
             let _ = std::fs::remove_file(&journal);
@@ -254,14 +267,14 @@ pub(super) async fn supervise(
             match within_grace {
                 Some(status) => status,
                 None => {
-                    handle.kill(pgid);
+                    handle = kill(handle, pgid).await;
                     child.wait().await
                 }
             }
         }
     };
     // Whatever the container started must not outlive it either.
-    handle.kill(pgid);
+    let handle = kill(handle, pgid).await;
     for r in readers {
         let _ = tokio::time::timeout(Duration::from_millis(500), r).await;
     }
@@ -281,6 +294,31 @@ pub(super) async fn supervise(
         out_of_memory: ended.out_of_memory,
         journal: read_journal(&journal),
     }));
+}
+
+/// Kills what the container runs, off the async threads (the runtime may run a command).
+async fn kill(handle: Box<dyn Handle>, leader: Option<Pid>) -> Box<dyn Handle> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        handle.kill(leader);
+        let _ = tx.send(handle);
+    });
+    match rx.await {
+        Ok(handle) => handle,
+        // The kill panicked: nothing is left to finish.
+        Err(_) => Box::new(Gone),
+    }
+}
+
+/// A container whose handle was lost.
+struct Gone;
+
+impl Handle for Gone {
+    fn kill(&self, _leader: Option<Pid>) {}
+
+    fn finish(self: Box<Self>, _status: Option<std::process::ExitStatus>) -> runtime::Ended {
+        runtime::Ended::default()
+    }
 }
 
 async fn pump(

@@ -48,6 +48,20 @@ fn peek(secret: String, host_home: String) -> Vec<(String, String)> {
         ("writes /tmp".into(), writes("/tmp/walls-probe").to_string()),
         ("writes /etc".into(), writes("/etc/walls-probe").to_string()),
         ("writes /usr".into(), writes("/usr/walls-probe").to_string()),
+        (
+            "writes cgroups".into(),
+            std::fs::create_dir("/sys/fs/cgroup/walls-probe")
+                .is_ok()
+                .to_string(),
+        ),
+        (
+            "new user namespace".into(),
+            std::process::Command::new("unshare")
+                .args(["--user", "true"])
+                .status()
+                .is_ok_and(|s| s.success())
+                .to_string(),
+        ),
     ]
 }
 
@@ -97,10 +111,22 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Writes `mb` MiB to `/tmp`, whose size is 64 MiB: what the write said.
+/// Writes `mb` MiB to `/tmp`, whose size is 64 MiB, in files of 16 MiB: what the writes said.
 #[modal::function(app = APP, ephemeral_disk = 64)]
 fn fill(mb: usize) -> String {
-    match std::fs::write("/tmp/fill", vec![7u8; mb << 20]) {
+    for i in 0..mb.div_ceil(16) {
+        let size = (mb - 16 * i).min(16) << 20;
+        if let Err(e) = std::fs::write(format!("/tmp/fill-{i}"), vec![7u8; size]) {
+            return e.to_string();
+        }
+    }
+    "written".into()
+}
+
+/// Writes one file of `mb` MiB to `/tmp` (64 MiB): what the write said.
+#[modal::function(app = APP, ephemeral_disk = 64)]
+fn grow(mb: usize) -> String {
+    match std::fs::write("/tmp/grow", vec![7u8; mb << 20]) {
         Ok(()) => "written".into(),
         Err(e) => e.to_string(),
     }
@@ -177,6 +203,7 @@ async fn oom() -> modal::Result<()> {
 async fn disk() -> modal::Result<()> {
     println!("small: {}", fill.remote(16).await?);
     println!("large: {}", fill.remote(100).await?);
+    println!("one file: {}", grow.remote(100).await?);
     Ok(())
 }
 

@@ -62,18 +62,18 @@ impl Limits {
     }
 }
 
-/// One container to start: the executable, its whole environment, and what it may use.
+/// One container to start: the executable, what the function gives it, and what it may use.
 #[derive(Debug)]
-pub(crate) struct Launch<'a> {
-    pub(crate) task_id: &'a str,
-    pub(crate) exe: &'a Path,
+pub(crate) struct Launch {
+    pub(crate) task_id: String,
+    pub(crate) exe: PathBuf,
     /// What the function gives it (the runtime adds its own variables, the control plane's
     /// address and the journal's path).
     pub(crate) env: Vec<(OsString, OsString)>,
     /// The journal file the container writes (see `container::journal`).
-    pub(crate) journal: &'a Path,
+    pub(crate) journal: PathBuf,
     /// The control plane's URL as the worker reaches it.
-    pub(crate) server_url: &'a str,
+    pub(crate) server_url: String,
     pub(crate) limits: Limits,
     /// Device files the container may use (its GPUs).
     pub(crate) devices: Vec<PathBuf>,
@@ -113,7 +113,7 @@ pub(crate) trait ContainerRuntime: Send + Sync {
     fn describe(&self) -> String;
 
     /// Prepares one container, or says why it cannot run it (e.g. a limit it cannot enforce).
-    fn prepare(&self, launch: Launch<'_>) -> Result<Prepared, String>;
+    fn prepare(&self, launch: Launch) -> Result<Prepared, String>;
 }
 
 /// Which runtime a worker uses.

@@ -38,7 +38,7 @@ impl ContainerRuntime for Process {
         "process".into()
     }
 
-    fn prepare(&self, launch: Launch<'_>) -> Result<Prepared, String> {
+    fn prepare(&self, launch: Launch) -> Result<Prepared, String> {
         let asked = launch.limits.asked();
         if !asked.is_empty() {
             return Err(format!(
@@ -46,7 +46,7 @@ impl ContainerRuntime for Process {
                 asked.join(", ")
             ));
         }
-        let mut command = tokio::process::Command::new(launch.exe);
+        let mut command = tokio::process::Command::new(&launch.exe);
         command.env_clear();
         for (k, v) in std::env::vars_os() {
             let keep = k
@@ -58,8 +58,8 @@ impl ContainerRuntime for Process {
         }
         command
             .envs(launch.env)
-            .env(cenv::SERVER_URL, launch.server_url)
-            .env(cenv::JOURNAL, launch.journal)
+            .env(cenv::SERVER_URL, &launch.server_url)
+            .env(cenv::JOURNAL, &launch.journal)
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);

@@ -6,8 +6,9 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use oci_spec::runtime::{
-    LinuxBuilder, LinuxCpuBuilder, LinuxIdMappingBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
+    LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
+    LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
     ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
@@ -41,7 +42,7 @@ fn mount(destination: &str, typ: &str, source: &Path, options: &[&str]) -> Resul
 
 /// The container's environment: what the worker gives it, a fixed `PATH`, `HOME=/tmp`, and
 /// only the locale, time zone and Rust logging variables of the worker's own.
-fn environment(launch: &Launch<'_>, exe: &Staged) -> Vec<String> {
+fn environment(launch: &Launch, exe: &Staged) -> Vec<String> {
     let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
         .filter(|(k, _)| {
             k.to_str()
@@ -56,15 +57,23 @@ fn environment(launch: &Launch<'_>, exe: &Staged) -> Vec<String> {
     let server_url = if launch.limits.block_network {
         format!("unix://{SOCKET}")
     } else {
-        launch.server_url.to_owned()
+        launch.server_url.clone()
     };
     env.push((cenv::SERVER_URL.into(), server_url.into()));
     env.push((cenv::JOURNAL.into(), JOURNAL.into()));
     env.push((cenv::WORKER_PIPE.into(), "3".into()));
     env.push((cenv::EXE_HASH.into(), exe.hash.clone().into()));
-    env.into_iter()
+    // One value a name, the last given (as with the process runtime): the worker's variables
+    // above win over the function's, the function's over `PATH` and `HOME`.
+    let mut seen = std::collections::HashSet::new();
+    let mut unique: Vec<String> = env
+        .into_iter()
+        .rev()
+        .filter(|(k, _)| seen.insert(k.clone()))
         .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v.to_str()?)))
-        .collect()
+        .collect();
+    unique.reverse();
+    unique
 }
 
 /// The container's `config.json`. `ids`: the host user and group its root is, and how many
@@ -73,7 +82,7 @@ fn environment(launch: &Launch<'_>, exe: &Staged) -> Vec<String> {
 pub(super) fn spec(
     rootfs: &Path,
     ids: (u32, u32, u32),
-    launch: &Launch<'_>,
+    launch: &Launch,
     share: &Path,
     exe: &Staged,
     cgroups_path: Option<&Path>,
@@ -203,6 +212,7 @@ pub(super) fn spec(
             .build()
     };
     let mut linux = LinuxBuilder::default()
+        .seccomp(super::seccomp::filter().map_err(e)?)
         .namespaces(namespaces)
         .uid_mappings(vec![map(uid).map_err(e)?])
         .gid_mappings(vec![map(gid).map_err(e)?])
@@ -215,7 +225,11 @@ pub(super) fn spec(
                 "/proc/timer_list",
                 "/proc/sched_debug",
                 "/proc/scsi",
+                "/proc/asound",
                 "/sys/firmware",
+                "/sys/devices/virtual/powercap",
+                // The host's cgroups: a bind of /sys keeps them writable below it.
+                "/sys/fs/cgroup",
             ]
             .map(String::from)
             .to_vec(),
@@ -248,6 +262,15 @@ pub(super) fn spec(
                     .build()
                     .map_err(e)?,
             );
+        }
+        // The GPUs it was given (the runtime's device rules allow the standard devices only).
+        let gpus = launch
+            .devices
+            .iter()
+            .map(|d| device_rule(d))
+            .collect::<Result<Vec<_>, String>>()?;
+        if !gpus.is_empty() {
+            resources = resources.devices(gpus);
         }
         linux = linux
             .cgroups_path(path.to_owned())
@@ -283,9 +306,37 @@ pub(super) fn spec(
         .linux(linux.build().map_err(e)?)
         .build()
         .map_err(e)?;
-    // Rlimits are the worker's own (the default would lower the open files limit).
+    // Rlimits are the worker's own (the default would lower the open files limit), but no
+    // file may grow past the size of `/tmp`: its journal, on the worker's disk, neither.
+    let fsize = u64::from(tmp_mb) << 20;
+    let rlimit = PosixRlimitBuilder::default()
+        .typ(PosixRlimitType::RlimitFsize)
+        .hard(fsize)
+        .soft(fsize)
+        .build()
+        .map_err(e)?;
     if let Some(p) = spec.process_mut().as_mut() {
-        p.set_rlimits(None);
+        p.set_rlimits(Some(vec![rlimit]));
     }
     Ok(spec)
+}
+
+/// A device rule that lets the container read, write and make device file `path`.
+fn device_rule(path: &Path) -> Result<LinuxDeviceCgroup, String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let typ = if meta.file_type().is_block_device() {
+        LinuxDeviceType::B
+    } else {
+        LinuxDeviceType::C
+    };
+    let rdev = meta.rdev();
+    LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .typ(typ)
+        .major(i64::try_from(nix::sys::stat::major(rdev)).map_err(|e| e.to_string())?)
+        .minor(i64::try_from(nix::sys::stat::minor(rdev)).map_err(|e| e.to_string())?)
+        .access("rwm")
+        .build()
+        .map_err(|e| e.to_string())
 }

@@ -59,16 +59,19 @@ fn stage_file(bin: &Path, exe: &Path) -> Result<PathBuf, String> {
         return Ok(staged);
     }
     let tmp = bin.join(format!("{}.tmp", crate::ids::new_id("")));
-    let made = std::fs::hard_link(exe, &tmp)
-        .or_else(|_| std::fs::copy(exe, &tmp).map(drop))
-        .and_then(|()| {
+    // Anyone must be able to run it (containers' users are not the worker's): a link when the
+    // file already allows that, else a copy made so (a link would change the user's file).
+    let runnable = meta.permissions().mode() & 0o555 == 0o555;
+    let linked = runnable && std::fs::hard_link(exe, &tmp).is_ok();
+    let made = if linked {
+        Ok(())
+    } else {
+        std::fs::copy(exe, &tmp).and_then(|_| {
             let mode = std::fs::metadata(&tmp)?.permissions().mode();
-            // Anyone may run it (containers' users are not the worker's).
-            if mode & 0o555 != 0o555 {
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode | 0o555))?;
-            }
-            std::fs::rename(&tmp, &staged)
-        });
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode | 0o555))
+        })
+    }
+    .and_then(|()| std::fs::rename(&tmp, &staged));
     if let Err(e) = made {
         let _ = std::fs::remove_file(&tmp);
         return Err(format!(
@@ -80,14 +83,23 @@ fn stage_file(bin: &Path, exe: &Path) -> Result<PathBuf, String> {
 }
 
 /// Removes staged executables nothing else names any more (their file was rebuilt or removed,
-/// so the staged link alone keeps them on the disk), and copies.
+/// so the staged link alone keeps them on the disk), and copies, once they were staged more
+/// than [`STALE_AFTER`] ago (linking or copying sets the time of the change). A worker that
+/// needs one again stages it again.
 pub(super) fn remove_stale_binaries(bin: &Path) {
     use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir(bin) else {
         return;
     };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for entry in entries.flatten() {
-        if entry.metadata().is_ok_and(|m| m.nlink() <= 1) {
+        let stale = entry.metadata().is_ok_and(|m| {
+            let changed = u64::try_from(m.ctime()).unwrap_or(u64::MAX);
+            m.nlink() <= 1 && now.saturating_sub(changed) > STALE_AFTER.as_secs()
+        });
+        if stale {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -161,7 +173,11 @@ pub(super) fn make_rootfs(rootfs: &Path) -> std::io::Result<()> {
         let inside = rootfs.join(host.trim_start_matches('/'));
         match std::fs::symlink_metadata(host) {
             Ok(m) if m.file_type().is_symlink() && std::fs::symlink_metadata(&inside).is_err() => {
-                std::os::unix::fs::symlink(std::fs::read_link(host)?, &inside)?;
+                // Another worker may make it at the same moment.
+                match std::os::unix::fs::symlink(std::fs::read_link(host)?, &inside) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                    _ => {}
+                }
             }
             Ok(m) if m.file_type().is_symlink() => {}
             Ok(m) if m.is_dir() => {

@@ -8,6 +8,7 @@
 
 mod bundle;
 mod host;
+mod seccomp;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -26,7 +27,9 @@ use host::{
 };
 
 /// The host user a container's root is when the worker runs as root: the first of 65,536 ids
-/// that belong to no one on the host.
+/// that should belong to no one on the host (the range Debian gives the first user for rootless
+/// containers starts here too: a machine whose users run rootless containers as root's workers
+/// shares these ids with them).
 const HOST_ID_BASE: u32 = 100_000;
 const HOST_ID_COUNT: u32 = 65_536;
 
@@ -49,8 +52,9 @@ pub(crate) struct Oci {
 }
 
 impl Oci {
-    /// The oci runtime with `runtime` (default `crun` on `PATH`), keeping its files under
-    /// `state`; an error saying why it cannot run containers here, and what to do.
+    /// The oci runtime with `runtime` (default `crun` on `PATH`), keeping its files in the
+    /// worker's user's `modal-oci-UID` directory; an error saying why it cannot run containers
+    /// here, and what to do.
     pub(crate) fn open(runtime: Option<&Path>) -> Result<Oci, String> {
         let runtime = find_runtime(runtime)?;
         check_user_namespaces()?;
@@ -89,27 +93,36 @@ impl Oci {
         Ok(oci)
     }
 
-    /// Removes what containers of workers that died left behind: the runtime's state of a
-    /// container whose process is gone, its bundle, its directory and its cgroups.
+    /// Removes what containers of workers that died left behind: a container whose worker is
+    /// gone is killed (its code may have closed the pipe it should watch), and a container that
+    /// ended loses its runtime state, bundle, directory and cgroups. Only entries older than
+    /// [`host::STALE_AFTER`] are looked at: other workers share these directories.
     fn remove_dead(&self) {
         let Ok(entries) = std::fs::read_dir(self.state.join("state")) else {
             return;
         };
         for entry in entries.flatten() {
-            // Another worker may be creating it right now: only an old one is looked at.
-            if !is_old(&entry) {
-                continue;
-            }
-            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-            let pid = serde_json::from_str::<serde_json::Value>(&status)
-                .ok()
-                .and_then(|v| v.get("pid")?.as_i64());
-            if pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
-                continue;
-            }
             let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
+            if !is_old(&entry) {
+                continue;
+            }
+            let running = self
+                .container_pid(&id)
+                .is_some_and(|pid| std::fs::metadata(format!("/proc/{pid}")).is_ok());
+            if running && owner_alive(&self.state.join("bundles").join(&id)) {
+                continue;
+            }
+            if running {
+                tracing::warn!(container = %id, "stopping a container whose worker is gone");
+                let _ = self
+                    .runtime_command()
+                    .args(["kill", "--all", &id, "KILL"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
             let _ = self
                 .runtime_command()
                 .args(["delete", "--force", &id])
@@ -132,6 +145,22 @@ impl Oci {
                 }
             }
         }
+    }
+
+    /// The pid of container `id`, as the OCI runtime reports it (`state`, a command every OCI
+    /// runtime has); `None` when it knows none or the container stopped.
+    fn container_pid(&self, id: &str) -> Option<i64> {
+        let out = self
+            .runtime_command()
+            .args(["state", id])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        if state.get("status")?.as_str()? == "stopped" {
+            return None;
+        }
+        state.get("pid")?.as_i64().filter(|pid| *pid > 0)
     }
 
     fn remove_files_of(&self, id: &str) {
@@ -183,7 +212,18 @@ impl ContainerRuntime for Oci {
         format!("oci ({})", self.runtime.display())
     }
 
-    fn prepare(&self, launch: Launch<'_>) -> Result<Prepared, String> {
+    fn prepare(&self, launch: Launch) -> Result<Prepared, String> {
+        let prepared = self.make(&launch);
+        if prepared.is_err() {
+            self.remove_files_of(&launch.task_id);
+        }
+        prepared
+    }
+}
+
+impl Oci {
+    /// [`prepare`](ContainerRuntime::prepare), leaving its files behind when it fails.
+    fn make(&self, launch: &Launch) -> Result<Prepared, String> {
         let limits: &Limits = &launch.limits;
         let needs_cgroups = limits.memory_mb > 0 || limits.milli_cpu > 0;
         if needs_cgroups && let Err(why) = &self.cgroups {
@@ -192,27 +232,31 @@ impl ContainerRuntime for Oci {
                 limits.asked().join(", ")
             ));
         }
-        let bundle = self.state.join("bundles").join(launch.task_id);
-        let share = self.state.join("share").join(launch.task_id);
+        let bundle = self.state.join("bundles").join(&launch.task_id);
+        let share = self.state.join("share").join(&launch.task_id);
         make_dir(&bundle, 0o700)?;
-        make_dir(&share, 0o700)?;
-        let exe = stage_binary(&self.state.join("bin"), launch.exe)?;
+        // The worker's own (others may only pass through it): nothing in it can be swapped for
+        // a link by the container's user before the worker hands the files over.
+        make_dir(&share, 0o711)?;
+        std::fs::write(bundle.join("owner"), owner_mark())
+            .map_err(|e| format!("cannot write the container's owner: {e}"))?;
+        let exe = stage_binary(&self.state.join("bin"), &launch.exe)?;
         // The journal stays where the worker reads it; the container writes it through a
         // second name in its own directory.
         let journal = share.join("journal");
         let _ = std::fs::remove_file(&journal);
-        std::fs::hard_link(launch.journal, &journal)
+        std::fs::hard_link(&launch.journal, &journal)
             .map_err(|e| format!("cannot give the container its journal: {e}"))?;
         let (uid, gid, _) = self.id_mappings();
         let bridge = if limits.block_network {
-            Some(Bridge::open(&share.join("modal.sock"), launch.server_url)?)
+            Some(Bridge::open(&share.join("modal.sock"), &launch.server_url)?)
         } else {
             None
         };
         if self.as_root {
-            for path in [share.clone(), journal, share.join("modal.sock")] {
+            for path in [journal, share.join("modal.sock")] {
                 if path.exists() {
-                    nix::unistd::chown(&path, Some(uid.into()), Some(gid.into())).map_err(|e| {
+                    std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(|e| {
                         format!("cannot give {} to the container: {e}", path.display())
                     })?;
                 }
@@ -220,14 +264,14 @@ impl ContainerRuntime for Oci {
         }
         let cgroups = self.cgroups.as_ref().ok().cloned();
         let memory = match (&cgroups, limits.memory_mb) {
-            (Some(c), mb) if mb > 0 => Some(c.limit_memory(launch.task_id, mb)?),
+            (Some(c), mb) if mb > 0 => Some(c.limit_memory(&launch.task_id, mb)?),
             _ => None,
         };
-        let cgroups_path = cgroups.as_ref().map(|c| c.container_path(launch.task_id));
+        let cgroups_path = cgroups.as_ref().map(|c| c.container_path(&launch.task_id));
         let spec = bundle::spec(
             &self.rootfs,
             self.id_mappings(),
-            &launch,
+            launch,
             &share,
             &exe,
             cgroups_path.as_deref(),
@@ -241,11 +285,17 @@ impl ContainerRuntime for Oci {
         let mut command = tokio::process::Command::from(self.runtime_command());
         let watch_fd = watch.as_raw_fd();
         #[allow(unsafe_code)]
-        // SAFETY: between fork and exec the closure only calls dup2, which is
+        // SAFETY: between fork and exec the closure only calls dup2 and fcntl, which are
         // async-signal-safe; `watch` outlives the spawn (it is held by the handle).
         unsafe {
             command.pre_exec(move || {
-                if libc::dup2(watch_fd, 3) < 0 {
+                // dup2 onto itself would keep the close-on-exec flag: clear it instead.
+                let done = if watch_fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(watch_fd, 3)
+                };
+                if done < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -257,20 +307,20 @@ impl ContainerRuntime for Oci {
             .arg("1")
             .arg("--bundle")
             .arg(&bundle)
-            .arg(launch.task_id)
+            .arg(&launch.task_id)
             .env_clear()
             .env("PATH", PATH)
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
         let mut kill = self.runtime_command();
-        kill.args(["kill", "--all", launch.task_id, "KILL"]);
+        kill.args(["kill", "--all", launch.task_id.as_str(), "KILL"]);
         let mut delete = self.runtime_command();
-        delete.args(["delete", "--force", launch.task_id]);
+        delete.args(["delete", "--force", launch.task_id.as_str()]);
         Ok(Prepared {
             command,
             handle: Box::new(Container {
-                id: launch.task_id.to_owned(),
+                id: launch.task_id.clone(),
                 state: self.state.join("state"),
                 bundle,
                 share,
@@ -320,7 +370,15 @@ impl Handle for Container {
         if let Some(bridge) = &self.bridge {
             bridge.close();
         }
-        let out_of_memory = self.memory.as_ref().and_then(|m| {
+        // The runtime exits with 128 + the signal that killed the container.
+        let signal = status
+            .and_then(|s| s.code())
+            .filter(|c| (129..=128 + 64).contains(c))
+            .map(|c| c - 128);
+        // Killed by the kernel (SIGKILL) while its group ran out of memory: an OOM kill, not
+        // another process of the container killed for it, nor a stop.
+        let killed = signal == Some(libc::SIGKILL);
+        let out_of_memory = self.memory.as_ref().filter(|_| killed).and_then(|m| {
             m.out_of_memory().then(|| {
                 format!(
                     "container {} was killed: out of memory (limit {} MiB)",
@@ -337,14 +395,38 @@ impl Handle for Container {
         }
         let _ = std::fs::remove_dir_all(&self.bundle);
         let _ = std::fs::remove_dir_all(&self.share);
-        // The runtime exits with 128 + the signal that killed the container.
-        let signal = status
-            .and_then(|s| s.code())
-            .filter(|c| (129..=128 + 64).contains(c))
-            .map(|c| c - 128);
         Ended {
             out_of_memory,
             signal,
         }
     }
+}
+
+/// This process as the owner of a container: its pid and its start time (so that a pid used
+/// again by another process is not taken for it).
+fn owner_mark() -> String {
+    format!(
+        "{} {}",
+        std::process::id(),
+        start_time("self").unwrap_or_default()
+    )
+}
+
+/// The start time of process `pid` (`self` for this one), from `/proc/PID/stat`.
+fn start_time(pid: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    // Field 22 of the line; the 20th after the command's closing parenthesis.
+    after.split_whitespace().nth(19).map(str::to_owned)
+}
+
+/// Whether the worker that wrote `bundle/owner` still runs.
+fn owner_alive(bundle: &Path) -> bool {
+    let Ok(mark) = std::fs::read_to_string(bundle.join("owner")) else {
+        return false;
+    };
+    let Some((pid, started)) = mark.trim().split_once(' ') else {
+        return false;
+    };
+    start_time(pid).is_some_and(|s| s == started)
 }
