@@ -232,7 +232,6 @@ fn cpu_bench(json: bool, quick: bool) -> Result<serde_json::Value> {
     )?)?;
     let server = server_memory(json, quick, &exe)?;
     if let Some(all) = value.as_object_mut() {
-        all.insert("runtime".into(), oci_or_process().into());
         all.insert(
             "container_start_ms_process".into(),
             process["container_start_ms"].clone(),
@@ -242,23 +241,6 @@ fn cpu_bench(json: bool, quick: bool) -> Result<serde_json::Value> {
         }
     }
     Ok(value)
-}
-
-/// The container runtime an embedded program picks here: `oci` where crun can run, else
-/// `process` (as the runtime decides: crun on PATH, and no controllers held by cgroup v2 on a
-/// hybrid layout).
-fn oci_or_process() -> &'static str {
-    let crun = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .any(|d| d.join("crun").is_file());
-    let held =
-        std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").unwrap_or_default();
-    if crun && held.trim().is_empty() {
-        "oci"
-    } else {
-        "process"
-    }
 }
 
 fn json_line(stdout: &str) -> Result<serde_json::Value> {

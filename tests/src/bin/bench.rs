@@ -73,6 +73,18 @@ async fn container_start_ms(starts: u64) -> modal::Result<f64> {
     Ok((percentile(&cold, 50.0) - percentile(&warm, 50.0)) / 1e3)
 }
 
+/// The container runtime this program's embedded worker uses.
+fn runtime() -> String {
+    std::env::var("MODAL_RUNTIME").unwrap_or_else(|_| {
+        if modal_tests::oci_usable() {
+            "oci"
+        } else {
+            "process"
+        }
+        .to_owned()
+    })
+}
+
 fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
@@ -203,7 +215,7 @@ async fn main() -> modal::Result<()> {
             "\"call_p50_us\": {}, \"call_p99_us\": {}, \"map_inputs\": {}, \"map_throughput_per_s\": {}, ",
             "\"payload_mb_per_s\": {}, \"payload_vec_u8_mb_per_s\": {}, \"control_plane_rss_mb\": {}, ",
             "\"memory_calls\": {}, \"rss_after_tenth_of_calls_mb\": {}, \"rss_after_all_calls_mb\": {}, ",
-            "\"container_start_ms\": {}}}"
+            "\"container_start_ms\": {}, \"runtime\": \"{}\"}}"
         ),
         round(app_start.as_secs_f64() * 1e3),
         round(first_call.as_secs_f64() * 1e3),
@@ -218,6 +230,7 @@ async fn main() -> modal::Result<()> {
         round(rss_tenth),
         round(rss_all),
         round(start_ms),
+        runtime(),
     );
     println!("{json}");
     Ok(())

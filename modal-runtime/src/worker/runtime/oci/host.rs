@@ -121,7 +121,7 @@ pub(super) fn find_runtime(given: Option<&Path>) -> Result<PathBuf, String> {
         .find(|p| p.is_file())
         .ok_or_else(|| {
             format!(
-                "the oci runtime needs `{}`, which is not on PATH (Debian/Ubuntu: `apt-get install crun`; another runtime: --oci-runtime PATH)",
+                "the oci runtime needs `{}`, which is not on PATH (Debian/Ubuntu: `apt-get install crun`; another OCI runtime: --oci-runtime PATH or MODAL_OCI_RUNTIME)",
                 name.display()
             )
         })
