@@ -46,20 +46,9 @@ fn gpu_env(assigned: &[u32], gpus: &[Device]) -> Vec<(&'static str, String)> {
     env
 }
 
-/// The directory of this worker's journals (its user's own: journals hold results).
-fn journal_dir() -> PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| runtime::private_dir("journals")).clone()
-}
-
 /// The longest line of a container's output the worker forwards; longer lines are cut into
 /// pieces of this size.
 pub(super) const MAX_LOG_LINE: usize = 64 << 10;
-
-/// Where a container keeps its journal (the worker reads it after the container exits).
-fn journal_path(task_id: &str) -> PathBuf {
-    journal_dir().join(format!("{task_id}.journal"))
-}
 
 /// Creates the empty journal a container will write (mode 0600).
 fn create_journal(path: &std::path::Path) -> std::io::Result<()> {
@@ -194,7 +183,10 @@ pub(super) async fn supervise(
         Ok(exe) => exe,
         Err(message) => return spawn_failed(message),
     };
-    let journal = journal_path(&task_id);
+    let journal = match runtime.journal_path(&task_id) {
+        Ok(path) => path,
+        Err(message) => return spawn_failed(message),
+    };
     // An empty journal: the container writes its header before it takes an input.
     if let Err(e) = create_journal(&journal) {
         tracing::warn!(path = %journal.display(), "cannot create a container's journal: {e}");
@@ -279,6 +271,8 @@ pub(super) async fn supervise(
         let _ = tokio::time::timeout(Duration::from_millis(500), r).await;
     }
     let status = status.ok();
+    // Read before the runtime removes the container's files.
+    let journal = read_journal(&journal);
     let ended = tokio::task::spawn_blocking(move || handle.finish(status))
         .await
         .unwrap_or_default();
@@ -292,7 +286,7 @@ pub(super) async fn supervise(
         exit_code,
         signal,
         out_of_memory: ended.out_of_memory,
-        journal: read_journal(&journal),
+        journal,
     }));
 }
 

@@ -112,6 +112,11 @@ pub(crate) trait ContainerRuntime: Send + Sync {
     /// `oci` or `process`, with what it runs (for messages and `modal worker list`).
     fn describe(&self) -> String;
 
+    /// Where container `task_id` keeps its journal: a file the worker makes (0600) before
+    /// [`prepare`](ContainerRuntime::prepare), in a place the runtime makes reachable from
+    /// inside, and reads after the container exited.
+    fn journal_path(&self, task_id: &str) -> Result<PathBuf, String>;
+
     /// Prepares one container, or says why it cannot run it (e.g. a limit it cannot enforce).
     fn prepare(&self, launch: Launch) -> Result<Prepared, String>;
 }
@@ -198,11 +203,17 @@ pub(crate) fn private_dir(kind: &str) -> PathBuf {
 
 /// Like [`private_dir`], with `mode` (which gives others at most search permission).
 pub(crate) fn owned_dir(kind: &str, mode: u32) -> PathBuf {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    let uid = nix::unistd::getuid().as_raw();
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
+    owned_dir_in(&base, kind, mode)
+}
+
+/// A directory of the worker's user for `kind` in `base`, with `mode`: `base/modal-KIND-UID`, or
+/// one of this process's own when someone else made that name.
+pub(crate) fn owned_dir_in(base: &Path, kind: &str, mode: u32) -> PathBuf {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let uid = nix::unistd::getuid().as_raw();
     let mine = |dir: &Path| {
         let _ = std::fs::DirBuilder::new().mode(mode).create(dir);
         std::fs::symlink_metadata(dir)

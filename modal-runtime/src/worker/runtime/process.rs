@@ -2,6 +2,7 @@
 //! binary in its own process group, with the environment it is given and nothing else. No
 //! walls: it enforces no limit, and refuses a function that asks for one.
 
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 
 use nix::sys::signal::{Signal, killpg};
@@ -36,6 +37,12 @@ struct Group;
 impl ContainerRuntime for Process {
     fn describe(&self) -> String {
         "process".into()
+    }
+
+    fn journal_path(&self, task_id: &str) -> Result<PathBuf, String> {
+        static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        let dir = DIR.get_or_init(|| super::private_dir("journals"));
+        Ok(dir.join(format!("{task_id}.journal")))
     }
 
     fn prepare(&self, launch: Launch) -> Result<Prepared, String> {

@@ -62,7 +62,13 @@ impl Oci {
             check_crun_cgroups()?;
         }
         let as_root = nix::unistd::geteuid().is_root();
-        let state = super::owned_dir("oci", 0o711);
+        // Containers' users must reach these files: not in a runtime directory of root's own
+        // (`XDG_RUNTIME_DIR` is 0700) when the worker is root.
+        let state = if as_root {
+            super::owned_dir_in(&std::env::temp_dir(), "oci", 0o711)
+        } else {
+            super::owned_dir("oci", 0o711)
+        };
         for (dir, mode) in [("bundles", 0o700), ("share", 0o711), ("bin", 0o711)] {
             make_dir(&state.join(dir), mode)?;
         }
@@ -212,6 +218,14 @@ impl ContainerRuntime for Oci {
         format!("oci ({})", self.runtime.display())
     }
 
+    /// In the container's own directory, which the worker keeps (0711): the container reaches
+    /// the file, nobody can swap it.
+    fn journal_path(&self, task_id: &str) -> Result<PathBuf, String> {
+        let share = self.state.join("share").join(task_id);
+        make_dir(&share, 0o711)?;
+        Ok(share.join("journal"))
+    }
+
     fn prepare(&self, launch: Launch) -> Result<Prepared, String> {
         let prepared = self.make(&launch);
         if prepared.is_err() {
@@ -233,20 +247,14 @@ impl Oci {
             ));
         }
         let bundle = self.state.join("bundles").join(&launch.task_id);
+        // Made with the journal (`journal_path`): the worker's own, that others may only pass
+        // through, so nothing in it can be swapped for a link before the files are handed over.
         let share = self.state.join("share").join(&launch.task_id);
         make_dir(&bundle, 0o700)?;
-        // The worker's own (others may only pass through it): nothing in it can be swapped for
-        // a link by the container's user before the worker hands the files over.
-        make_dir(&share, 0o711)?;
         std::fs::write(bundle.join("owner"), owner_mark())
             .map_err(|e| format!("cannot write the container's owner: {e}"))?;
         let exe = stage_binary(&self.state.join("bin"), &launch.exe)?;
-        // The journal stays where the worker reads it; the container writes it through a
-        // second name in its own directory.
-        let journal = share.join("journal");
-        let _ = std::fs::remove_file(&journal);
-        std::fs::hard_link(&launch.journal, &journal)
-            .map_err(|e| format!("cannot give the container its journal: {e}"))?;
+        let journal = launch.journal.clone();
         let (uid, gid, _) = self.id_mappings();
         let bridge = if limits.block_network {
             Some(Bridge::open(&share.join("modal.sock"), &launch.server_url)?)
