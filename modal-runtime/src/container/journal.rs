@@ -10,9 +10,9 @@
 //! The format is `task_env`'s (the contract with the worker): a header line, then `start KEY`
 //! and `end KEY [RESULT]` lines, KEY naming an input's attempt; after the last line, zeros. The
 //! file has a fixed size ([`CAPACITY`], written in full when it is made, so that no page of the
-//! map can lack room on the disk); when a note does not fit, the file is replaced by one with
-//! the running inputs and the inputs that ended most recently (a result may still be on its way
-//! to the control plane). A journal that cannot be made is not kept: without its header the
+//! map can lack room on the disk); when a note does not fit, the journal is rewritten in place
+//! with the running inputs and the inputs that ended most recently (a result may still be on its
+//! way to the control plane). A journal that cannot be made is not kept: without its header the
 //! worker does not rely on it.
 
 use std::collections::{HashSet, VecDeque};
@@ -36,7 +36,6 @@ const KEEP_ENDED: usize = 1024;
 const KEEP_ENDED_BYTES: usize = 512 << 10;
 
 struct Journal {
-    path: PathBuf,
     map: MmapMut,
     /// Where the next note goes.
     at: usize,
@@ -96,7 +95,6 @@ impl Journal {
     fn create(path: PathBuf, header: &str) -> std::io::Result<Journal> {
         let map = map_new(&path, header)?;
         Ok(Journal {
-            path,
             map,
             at: header.len(),
             running: HashSet::new(),
@@ -105,7 +103,7 @@ impl Journal {
         })
     }
 
-    /// Copies `text` into the map after the last note, first replacing the file when it does
+    /// Copies `text` into the map after the last note, first rewriting the journal when it does
     /// not fit.
     fn put(&mut self, text: &str) {
         if self.at + text.len() > CAPACITY && !self.rotate() {
@@ -146,9 +144,11 @@ impl Journal {
         }
     }
 
-    /// Replaces the file with one holding the header, the recently ended inputs and the
-    /// running ones (made aside, then renamed: a crash leaves one whole file). False when that
-    /// failed: the journal is then emptied (no header) and no longer kept.
+    /// Rewrites the journal in place with the header, the recently ended inputs and the
+    /// running ones (in place: in a container the file is a mount point, which cannot be
+    /// replaced). The header goes first and comes back last, so that a crash in the middle
+    /// leaves a journal the worker does not rely on rather than one that misleads it. False when
+    /// that does not fit: the journal is then emptied (no header) and no longer kept.
     fn rotate(&mut self) -> bool {
         let mut text = String::from(task_env::JOURNAL_HEADER);
         for lines in &self.recent {
@@ -157,25 +157,31 @@ impl Journal {
         for key in &self.running {
             text.push_str(&format!("start {key}\n"));
         }
-        let tmp = self.path.with_extension("rotating");
-        let rotated = map_new(&tmp, &text).and_then(|map| {
-            std::fs::rename(&tmp, &self.path)?;
-            Ok(map)
-        });
-        match rotated {
-            Ok(map) => {
-                self.map = map;
-                self.at = text.len();
-                true
-            }
-            Err(e) => {
-                // A journal with a gap would make a started input look as if it never ran.
-                tracing::warn!("cannot rotate the container's journal, giving it up: {e}");
-                self.map.fill(0);
-                self.at = CAPACITY;
-                false
-            }
+        let header = task_env::JOURNAL_HEADER.len();
+        let old_end = self.at.min(CAPACITY);
+        if text.len() > CAPACITY {
+            // A journal with a gap would make a started input look as if it never ran.
+            tracing::warn!("the container's journal cannot hold its running inputs; giving it up");
+            self.map.fill(0);
+            self.at = CAPACITY;
+            return false;
         }
+        let bytes = text.as_bytes();
+        if let Some(h) = self.map.get_mut(..header) {
+            h.fill(0);
+        }
+        if let (Some(dst), Some(src)) = (self.map.get_mut(header..bytes.len()), bytes.get(header..))
+        {
+            dst.copy_from_slice(src);
+        }
+        if let Some(rest) = self.map.get_mut(bytes.len()..old_end.max(bytes.len())) {
+            rest.fill(0);
+        }
+        if let (Some(h), Some(src)) = (self.map.get_mut(..header), bytes.get(..header)) {
+            h.copy_from_slice(src);
+        }
+        self.at = bytes.len();
+        true
     }
 }
 

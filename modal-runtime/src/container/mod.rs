@@ -54,6 +54,16 @@ pub(crate) fn run_if_container() -> Option<ExitCode> {
     }
     crate::telemetry::init();
     runner::install_panic_hook();
+    // A write past the container's file size limit fails with `EFBIG` instead of killing it.
+    #[allow(unsafe_code)]
+    // SAFETY: ignoring a signal installs no handler; nothing else in the process sets one for
+    // SIGXFSZ.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGXFSZ,
+            nix::sys::signal::SigHandler::SigIgn,
+        );
+    }
     watch_parent();
     crate::alloc_tuning::tune_for_payloads();
     let ctx = match Context::from_env() {

@@ -13,7 +13,7 @@ use oci_spec::runtime::{
 };
 
 use super::super::Launch;
-use super::host::{SYSTEM_DIRS, Staged};
+use super::host::{SYSTEM_DIRS, Staged, linked_config_dir};
 use crate::task_env as cenv;
 
 /// Where a container finds what the worker gives it.
@@ -184,6 +184,15 @@ pub(super) fn spec(
             )?);
         }
     }
+    if let Some(dir) = linked_config_dir() {
+        let at = dir.to_string_lossy();
+        mounts.push(mount(
+            &at,
+            "bind",
+            &dir,
+            &["rbind", "ro", "nosuid", "nodev"],
+        )?);
+    }
     for device in &launch.devices {
         let at = device.to_string_lossy();
         mounts.push(mount(&at, "bind", device, &["bind", "rw", "nosuid"])?);
@@ -307,16 +316,22 @@ pub(super) fn spec(
         .build()
         .map_err(e)?;
     // Rlimits are the worker's own (the default would lower the open files limit), but no
-    // file may grow past the size of `/tmp`: its journal, on the worker's disk, neither.
-    let fsize = u64::from(tmp_mb) << 20;
-    let rlimit = PosixRlimitBuilder::default()
-        .typ(PosixRlimitType::RlimitFsize)
-        .hard(fsize)
-        .soft(fsize)
-        .build()
-        .map_err(e)?;
+    // file may grow past the size of `/tmp` (its journal, on the worker's disk, neither; that
+    // is 2 MiB, hence the floor), and no core file is written.
+    let fsize = u64::from(tmp_mb.max(4)) << 20;
+    let limit = |typ: PosixRlimitType, value: u64| {
+        PosixRlimitBuilder::default()
+            .typ(typ)
+            .hard(value)
+            .soft(value)
+            .build()
+    };
+    let rlimits = vec![
+        limit(PosixRlimitType::RlimitFsize, fsize).map_err(e)?,
+        limit(PosixRlimitType::RlimitCore, 0).map_err(e)?,
+    ];
     if let Some(p) = spec.process_mut().as_mut() {
-        p.set_rlimits(Some(vec![rlimit]));
+        p.set_rlimits(Some(rlimits));
     }
     Ok(spec)
 }

@@ -159,6 +159,18 @@ pub(super) fn check_crun_cgroups() -> Result<(), String> {
     ))
 }
 
+/// The directory `/etc/resolv.conf` links into when it lies outside the system directories (as
+/// systemd-resolved's `/run/systemd/resolve`): mounted read-only too, so that names resolve.
+pub(super) fn linked_config_dir() -> Option<PathBuf> {
+    std::fs::symlink_metadata("/etc/resolv.conf")
+        .ok()
+        .filter(|m| m.file_type().is_symlink())?;
+    let target = std::fs::canonicalize("/etc/resolv.conf").ok()?;
+    let dir = target.parent()?.to_owned();
+    let inside_system = SYSTEM_DIRS.iter().any(|d| dir.starts_with(d));
+    (!inside_system && dir != Path::new("/")).then_some(dir)
+}
+
 /// The root every container shares: empty mount points, and the host's symbolic links among
 /// the system directories.
 pub(super) fn make_rootfs(rootfs: &Path) -> std::io::Result<()> {
@@ -168,6 +180,11 @@ pub(super) fn make_rootfs(rootfs: &Path) -> std::io::Result<()> {
         .create(rootfs)?;
     for dir in ["proc", "dev", "sys", "tmp", "__modal"] {
         let _ = std::fs::create_dir(rootfs.join(dir));
+    }
+    if let Some(dir) = linked_config_dir()
+        && let Ok(relative) = dir.strip_prefix("/")
+    {
+        let _ = std::fs::create_dir_all(rootfs.join(relative));
     }
     for host in SYSTEM_DIRS {
         let inside = rootfs.join(host.trim_start_matches('/'));

@@ -111,13 +111,16 @@ impl Oci {
             let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
-            if !is_old(&entry) {
+            // Its worker runs: it is that worker's to finish.
+            let bundle = self.state.join("bundles").join(&id);
+            if !is_old(&entry) || owner_alive(&bundle) {
                 continue;
             }
             let running = self
                 .container_pid(&id)
                 .is_some_and(|pid| std::fs::metadata(format!("/proc/{pid}")).is_ok());
-            if running && owner_alive(&self.state.join("bundles").join(&id)) {
+            // No owner noted (a bundle of an older worker): a running container is left alone.
+            if running && !bundle.join("owner").exists() {
                 continue;
             }
             if running {
@@ -146,7 +149,11 @@ impl Oci {
             };
             for entry in entries.flatten() {
                 let id = entry.file_name();
-                if is_old(&entry) && !self.state.join("state").join(&id).exists() {
+                let bundle = self.state.join("bundles").join(&id);
+                if is_old(&entry)
+                    && !self.state.join("state").join(&id).exists()
+                    && !owner_alive(&bundle)
+                {
                     self.remove_files_of(&id.to_string_lossy());
                 }
             }
@@ -251,7 +258,8 @@ impl Oci {
         // through, so nothing in it can be swapped for a link before the files are handed over.
         let share = self.state.join("share").join(&launch.task_id);
         make_dir(&bundle, 0o700)?;
-        std::fs::write(bundle.join("owner"), owner_mark())
+        let mark = owner_mark().ok_or("cannot read this worker's start time in /proc/self/stat")?;
+        std::fs::write(bundle.join("owner"), mark)
             .map_err(|e| format!("cannot write the container's owner: {e}"))?;
         let exe = stage_binary(&self.state.join("bin"), &launch.exe)?;
         let journal = launch.journal.clone();
@@ -412,12 +420,8 @@ impl Handle for Container {
 
 /// This process as the owner of a container: its pid and its start time (so that a pid used
 /// again by another process is not taken for it).
-fn owner_mark() -> String {
-    format!(
-        "{} {}",
-        std::process::id(),
-        start_time("self").unwrap_or_default()
-    )
+fn owner_mark() -> Option<String> {
+    Some(format!("{} {}", std::process::id(), start_time("self")?))
 }
 
 /// The start time of process `pid` (`self` for this one), from `/proc/PID/stat`.

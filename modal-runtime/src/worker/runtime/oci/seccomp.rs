@@ -49,6 +49,7 @@ const DENIED: &[&str] = &[
 const CLONE_NEWUSER: u64 = 0x1000_0000;
 const EPERM: u32 = 1;
 const ENOSYS: u32 = 38;
+const EOPNOTSUPP: u32 = 95;
 
 /// The container's filter.
 pub(super) fn filter() -> Result<LinuxSeccomp, oci_spec::OciSpecError> {
@@ -81,6 +82,9 @@ pub(super) fn filter() -> Result<LinuxSeccomp, oci_spec::OciSpecError> {
             // clone3's flags are in memory a filter cannot read: without it the C library falls
             // back to clone, whose flags it can.
             deny(&["clone3"], ENOSYS)?,
+            // fallocate can take disk blocks past the file size limit; the C library's
+            // posix_fallocate falls back to writes, which the limit bounds.
+            deny(&["fallocate"], EOPNOTSUPP)?,
         ])
         .build()
 }
