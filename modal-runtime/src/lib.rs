@@ -3,7 +3,10 @@
 //! Annotate functions with `#[modal::function(app = APP, ...)]`; `cargo run` starts an
 //! ephemeral app in which `.remote()`, `.spawn()` and `.map()` run the functions in containers
 //! that execute this same binary. With no control plane configured (`MODAL_SERVER_URL`), one is
-//! embedded in the program, with a local worker whose containers are child processes.
+//! embedded in the program, with a local worker whose containers are OCI containers run by
+//! `crun` (their own namespaces; `cpu`/`memory` limits, `ephemeral_disk`, `block_network` and
+//! `restrict_modal_access` enforced) where the machine has it, and plain child processes
+//! otherwise (`MODAL_RUNTIME=oci|process` chooses; see the README's "Containers").
 //!
 //! ```no_run
 //! use modal::prelude::*;
