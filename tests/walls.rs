@@ -139,6 +139,8 @@ fn half_a_core_is_about_half_a_core() {
         cores > 0.1 && cores < 0.75,
         "cpu = (0.5, 0.5) gave {cores} cores"
     );
+    // The program sees its quota, not the host's CPUs (its own cgroup is mounted in).
+    assert_eq!(field(&out, "cpus"), "1", "{}", show(&out));
 }
 
 #[test]

@@ -50,9 +50,15 @@ fn peek(secret: String, host_home: String) -> Vec<(String, String)> {
         ("writes /usr".into(), writes("/usr/walls-probe").to_string()),
         (
             "writes cgroups".into(),
-            std::fs::create_dir("/sys/fs/cgroup/walls-probe")
-                .is_ok()
-                .to_string(),
+            // A new cgroup or a changed limit (v2: at the top; v1: under a controller).
+            if std::fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok() {
+                std::fs::create_dir("/sys/fs/cgroup/walls-probe").is_ok()
+                    || writes("/sys/fs/cgroup/memory.max")
+            } else {
+                std::fs::create_dir("/sys/fs/cgroup/memory/walls-probe").is_ok()
+                    || writes("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+            }
+            .to_string(),
         ),
         (
             "new user namespace".into(),
@@ -75,9 +81,9 @@ fn hog(mb: usize, log: String, dir: String) -> usize {
 }
 
 /// Spins two threads for `ms` milliseconds under half a core; returns the CPU time it got per
-/// second of wall time.
+/// second of wall time, and the CPUs the program sees it may use.
 #[modal::function(app = APP, cpu = (0.5, 0.5))]
-fn spin(ms: u64) -> f64 {
+fn spin(ms: u64) -> (f64, usize) {
     let start = Instant::now();
     let cpu_before = cpu_seconds();
     let spinners: Vec<_> = (0..2)
@@ -93,7 +99,11 @@ fn spin(ms: u64) -> f64 {
     for s in spinners {
         let _ = s.join();
     }
-    (cpu_seconds() - cpu_before) / start.elapsed().as_secs_f64()
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    (
+        (cpu_seconds() - cpu_before) / start.elapsed().as_secs_f64(),
+        cpus,
+    )
 }
 
 /// This process's CPU time (user and system), from `/proc/self/stat`.
@@ -209,7 +219,9 @@ async fn disk() -> modal::Result<()> {
 
 #[modal::local_entrypoint(app = APP)]
 async fn cpu() -> modal::Result<()> {
-    println!("cores: {:.2}", spin.remote(2000).await?);
+    let (cores, cpus) = spin.remote(2000).await?;
+    println!("cores: {cores:.2}");
+    println!("cpus: {cpus}");
     Ok(())
 }
 

@@ -139,6 +139,14 @@ pub(super) fn spec(
             Path::new("/sys"),
             &["rbind", "nosuid", "noexec", "nodev", "ro"],
         )?,
+        // Over the host's cgroups (writable below the bind): the container's own, read-only,
+        // so that it sees its CPU and memory limits (Rust's `available_parallelism` reads them).
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            Path::new("cgroup"),
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        )?,
         mount(
             "/tmp",
             "tmpfs",
@@ -237,8 +245,6 @@ pub(super) fn spec(
                 "/proc/asound",
                 "/sys/firmware",
                 "/sys/devices/virtual/powercap",
-                // The host's cgroups: a bind of /sys keeps them writable below it.
-                "/sys/fs/cgroup",
             ]
             .map(String::from)
             .to_vec(),

@@ -26,12 +26,14 @@ use host::{
     remove_stale_binaries, stage_binary,
 };
 
-/// The host user a container's root is when the worker runs as root: the first of 65,536 ids
-/// that should belong to no one on the host (the range Debian gives the first user for rootless
-/// containers starts here too: a machine whose users run rootless containers as root's workers
-/// shares these ids with them).
-const HOST_ID_BASE: u32 = 100_000;
+/// When the worker runs as root, each container's ids are a range of [`HOST_ID_COUNT`] host ids
+/// of its own, chosen by its task id among [`HOST_ID_RANGES`] ranges from [`HOST_ID_BASE`]
+/// (far above the ids of users and of their rootless containers): two containers share a range
+/// only by chance (1 in 32,768), so a container that got out of its namespaces would still not
+/// own another's files.
+const HOST_ID_BASE: u32 = 1_000_000_000;
 const HOST_ID_COUNT: u32 = 65_536;
+const HOST_ID_RANGES: u32 = 32_768;
 
 /// See the module docs.
 ///
@@ -184,9 +186,15 @@ impl Oci {
         }
     }
 
-    fn id_mappings(&self) -> (u32, u32, u32) {
+    /// The host user and group container `task_id`'s root is, and how many ids it has.
+    fn id_mappings(&self, task_id: &str) -> (u32, u32, u32) {
         if self.as_root {
-            (HOST_ID_BASE, HOST_ID_BASE, HOST_ID_COUNT)
+            let digest = blake3::hash(task_id.as_bytes());
+            let mut first = [0u8; 4];
+            first.copy_from_slice(&digest.as_bytes()[..4]);
+            let range = u32::from_le_bytes(first) % HOST_ID_RANGES;
+            let base = HOST_ID_BASE + range * HOST_ID_COUNT;
+            (base, base, HOST_ID_COUNT)
         } else {
             (
                 nix::unistd::geteuid().as_raw(),
@@ -263,7 +271,7 @@ impl Oci {
             .map_err(|e| format!("cannot write the container's owner: {e}"))?;
         let exe = stage_binary(&self.state.join("bin"), &launch.exe)?;
         let journal = launch.journal.clone();
-        let (uid, gid, _) = self.id_mappings();
+        let (uid, gid, _) = self.id_mappings(&launch.task_id);
         let bridge = if limits.block_network {
             Some(Bridge::open(&share.join("modal.sock"), &launch.server_url)?)
         } else {
@@ -286,7 +294,7 @@ impl Oci {
         let cgroups_path = cgroups.as_ref().map(|c| c.container_path(&launch.task_id));
         let spec = bundle::spec(
             &self.rootfs,
-            self.id_mappings(),
+            self.id_mappings(&launch.task_id),
             launch,
             &share,
             &exe,
