@@ -7,6 +7,9 @@
 #     cargo test -p modal-runtime --features server --lib store
 #     modal_postgres_stop             # stops it and removes its directory
 #
+# `cargo xtask ci` starts one this way itself when MODAL_TEST_POSTGRES_URL is not set, and stops it
+# at the end (`bash .ci/postgres.sh stop` with its MODAL_POSTGRES_DIR).
+#
 # The server runs as the `postgres` user (through `runuser` when sourced as root), with its data,
 # socket and log in a fresh directory ($MODAL_POSTGRES_DIR, default /tmp/modal-ci-postgres),
 # listening on 127.0.0.1 only, on the first free port from $MODAL_POSTGRES_PORT (default 55432),
@@ -123,6 +126,12 @@ _modal_pg_start() {
     echo "postgres.sh: PostgreSQL ($("$bin/postgres" --version | awk '{print $3}')) at $MODAL_TEST_POSTGRES_URL; stop with modal_postgres_stop" >&2
 }
 
+# `source .ci/postgres.sh stop` (or `bash .ci/postgres.sh stop`): stops the server in
+# $MODAL_POSTGRES_DIR instead of starting one.
+if [ "${1:-}" = "stop" ]; then
+    modal_postgres_stop
+    return 0 2>/dev/null || exit 0
+fi
 if ! _modal_pg_start; then
     echo "postgres.sh: could not start PostgreSQL" >&2
     # `return` when sourced; `exit` only when run as a program.

@@ -88,8 +88,7 @@ fn a_spawned_call_survives_a_server_crash() {
 
 #[test]
 fn a_spawned_call_survives_a_server_crash_on_postgres() {
-    let Ok(url) = std::env::var("MODAL_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: MODAL_TEST_POSTGRES_URL is not set (.ci/postgres.sh starts a server)");
+    let Some(url) = modal_tests::postgres_url("the crash test on PostgreSQL") else {
         return;
     };
     let schema = modal_tests::PgSchema::create(&url, "e2e");

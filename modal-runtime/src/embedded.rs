@@ -1,7 +1,7 @@
 //! The embedded default: a program with no control plane configured starts one in its own
-//! process on a loopback port, with a local worker whose containers are child processes, and
-//! calls its service in-process. The one place that puts the control plane, the worker and the
-//! client together.
+//! process on a loopback port, with a local worker (oci containers where crun runs, child processes
+//! otherwise), and calls its service in-process. The one place that puts the control plane, the
+//! worker and the client together.
 
 use std::sync::Arc;
 

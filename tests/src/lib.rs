@@ -79,6 +79,23 @@ pub fn container(task_id: &str) -> Option<ContainerProcess> {
         .find(|c| c.env.get("MODAL_TASK_ID").map(String::as_str) == Some(task_id))
 }
 
+/// The PostgreSQL server the tests may use (`MODAL_TEST_POSTGRES_URL`, which `cargo xtask ci`
+/// sets): `None`, after saying that `what` skips, where there is none; under `CI=true` a
+/// missing server fails the test instead.
+pub fn postgres_url(what: &str) -> Option<String> {
+    let url = std::env::var("MODAL_TEST_POSTGRES_URL").ok();
+    if url.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI needs PostgreSQL for {what}: MODAL_TEST_POSTGRES_URL is not set (cargo xtask ci starts one)"
+        );
+        eprintln!(
+            "skipped: {what}: MODAL_TEST_POSTGRES_URL is not set (cargo xtask ci, or `source .ci/postgres.sh`, starts a server)"
+        );
+    }
+    url
+}
+
 /// Whether the oci container runtime can run here, judged as the runtime judges it: `crun` on
 /// `PATH`, and no cgroup controllers held by the v2 hierarchy of a hybrid layout.
 pub fn oci_usable() -> bool {

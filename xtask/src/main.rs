@@ -10,6 +10,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
 
+mod components;
 mod layers;
 mod proto;
 mod tidy;
@@ -44,21 +45,8 @@ fn run(step: &str, cmd: &mut Command) -> Result<()> {
 }
 
 fn ci() -> Result<()> {
-    // The oci container runtime's tests need crun: installed (and the machine's cgroups made
-    // usable for it) by `.ci/crun.sh` where this runs as root.
-    let crun = Command::new("bash")
-        .arg(root().join(".ci/crun.sh"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !crun {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            bail!("the oci runtime's tests need crun, and .ci/crun.sh could not set it up");
-        }
-        eprintln!(
-            "ci: crun is not usable here: the oci runtime's tests skip, and servers use the process runtime"
-        );
-    }
+    components::crun()?;
+    let postgres = components::Postgres::start()?;
     run("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
     tidy::check(&root())?;
     eprintln!("\n== tidy: ok");
@@ -91,7 +79,10 @@ fn ci() -> Result<()> {
             .args(["doc", "--workspace", "--no-deps", "--locked"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
-    run("test", cargo().args(["test", "--workspace", "--locked"]))?;
+    run(
+        "test",
+        postgres.env(cargo().args(["test", "--workspace", "--locked"])),
+    )?;
     // The end-to-end suite ran on the default (oci) container runtime; it must pass on the
     // process runtime too.
     run(
@@ -351,9 +342,11 @@ fn chaos(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("building the chaos suite failed");
     }
+    components::crun()?;
+    let postgres = components::Postgres::start()?;
     run(
         "chaos",
-        Command::new(root().join("target/debug/chaos_suite")).args(args),
+        postgres.env(Command::new(root().join("target/debug/chaos_suite")).args(args)),
     )
 }
 

@@ -46,11 +46,9 @@ impl Principal {
 
     /// Requires a user (or the control plane itself).
     pub(crate) fn require_user(&self) -> Result<(), Status> {
+        self.require_unrestricted()?;
         match self {
             Principal::Local | Principal::User { .. } => Ok(()),
-            Principal::Container {
-                restricted: true, ..
-            } => Err(Status::permission_denied(RESTRICTED)),
             Principal::Container { .. } => Err(Status::permission_denied(
                 "a container's token may only call functions of its own app",
             )),
@@ -62,10 +60,8 @@ impl Principal {
 
     /// Requires a user, or a container of `app_id` (not restricted).
     pub(crate) fn require_app(&self, app_id: &str) -> Result<(), Status> {
+        self.require_unrestricted()?;
         match self {
-            Principal::Container {
-                restricted: true, ..
-            } => Err(Status::permission_denied(RESTRICTED)),
             Principal::Container { app_id: own, .. } if own == app_id => Ok(()),
             other => other.require_user(),
         }

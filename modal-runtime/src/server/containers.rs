@@ -2,6 +2,7 @@
 //! on a worker, its hello, its outputs, an init failure, a lost stream, the start-up deadline,
 //! stopping it, and settling its inputs when its process is gone.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -33,11 +34,6 @@ fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
         (None, Some(s)) => format!("signal {s}"),
         (None, None) => "its worker went away".into(),
     }
-}
-
-/// `note` when there is one, else the exit status in words.
-fn describe_exit_or(note: Option<String>, code: Option<i32>, signal: Option<i32>) -> String {
-    note.unwrap_or_else(|| describe_exit(code, signal))
 }
 
 fn short(hash: &str) -> &str {
@@ -301,6 +297,9 @@ impl State {
     /// Puts inputs that never started back at the front of their function's queue, in their
     /// order, without counting an attempt.
     fn requeue_at_front(&mut self, function_id: &str, input_ids: Vec<String>, now: Instant) {
+        for input_id in &input_ids {
+            self.clear_deadline(input_id);
+        }
         let Some(f) = self.functions.get_mut(function_id) else {
             return;
         };
@@ -321,7 +320,6 @@ impl State {
         let Some(task) = self.tasks.get_mut(task_id) else {
             return;
         };
-        task.stop.get_or_insert(StopReason::Cancelled);
         let function_id = task.function_id.clone();
         let waiting: Vec<String> = task.prefetched.drain(..).collect();
         tracing::debug!(%task_id, reason, "container leaves");
@@ -421,7 +419,8 @@ impl State {
         note: Option<String>,
         seen: Option<InputsSeen>,
     ) {
-        self.settle_exit(task_id, describe_exit_or(note, code, signal), None, seen);
+        let how = note.unwrap_or_else(|| describe_exit(code, signal));
+        self.settle_exit(task_id, how, false, seen);
     }
 
     /// The kernel killed the container for using more memory than its limit (`message` says
@@ -433,16 +432,16 @@ impl State {
         message: String,
         seen: Option<InputsSeen>,
     ) {
-        self.settle_exit(task_id, message.clone(), Some(message), seen);
+        self.settle_exit(task_id, message, true, seen);
     }
 
-    /// `how`: how the container ended, for messages; `out_of_memory`: set when it was killed
-    /// for want of memory (its running inputs then fail as `OutOfMemory` with that message).
+    /// `how`: how the container ended, for messages; `out_of_memory`: it was killed for want
+    /// of memory (`how` says so; its running inputs then fail as `OutOfMemory`).
     fn settle_exit(
         &mut self,
         task_id: &str,
         how: String,
-        out_of_memory: Option<String>,
+        out_of_memory: bool,
         seen: Option<InputsSeen>,
     ) {
         let now = self.clock.now;
@@ -479,31 +478,40 @@ impl State {
             // Stopped by the control plane: what it held runs again elsewhere.
             requeue.extend(task.running.iter().chain(&task.prefetched).cloned());
         } else {
-            let crashed = match &out_of_memory {
-                Some(message) => format!("{message} while running the input"),
-                None => format!(
-                    "container {task_id} exited unexpectedly ({how}) while running the input"
-                ),
+            let crashed = if out_of_memory {
+                format!("{how} while running the input")
+            } else {
+                format!("container {task_id} exited unexpectedly ({how}) while running the input")
             };
             let lost = format!(
                 "container {task_id} exited unexpectedly ({how}) after the input returned, before its result reached the control plane"
             );
-            for input_id in task.running.iter().chain(&task.prefetched) {
-                let prefetched = task.prefetched.contains(input_id);
+            // The journal as sets, looked up once per input (it may name thousands).
+            let mut journal = seen.map(|s| {
+                (
+                    s.started.into_iter().collect::<HashSet<_>>(),
+                    s.ended.into_iter().collect::<HashSet<_>>(),
+                    s.results.into_iter().collect::<HashMap<_, _>>(),
+                )
+            });
+            let held = task.running.iter().map(|i| (i, false));
+            for (input_id, prefetched) in held.chain(task.prefetched.iter().map(|i| (i, true))) {
                 // The journal names attempts: an earlier attempt in this container says nothing
                 // about this one.
                 let attempt = self.inputs.get(input_id).map_or(0, |i| i.attempt);
                 let key = task_env::journal_key(input_id, attempt);
-                match &seen {
+                match journal.as_mut() {
                     // It never started there: it never ran.
-                    Some(s) if !s.started.contains(&key) => requeue.push(input_id.clone()),
+                    Some((started, _, _)) if !started.contains(&key) => {
+                        requeue.push(input_id.clone());
+                    }
                     // It returned and the journal kept its result: that is its result.
-                    Some(s) if s.results.iter().any(|(k, _)| *k == key) => {
-                        if let Some((_, r)) = s.results.iter().find(|(k, _)| *k == key) {
-                            kept.push((input_id.clone(), r.clone()));
+                    Some((_, _, results)) if results.contains_key(&key) => {
+                        if let Some(r) = results.remove(&key) {
+                            kept.push((input_id.clone(), r));
                         }
                     }
-                    Some(s) if s.ended.contains(&key) => {
+                    Some((_, ended, _)) if ended.contains(&key) => {
                         failed.push((input_id.clone(), lost.clone()));
                     }
                     Some(_) => failed.push((input_id.clone(), crashed.clone())),
@@ -512,7 +520,7 @@ impl State {
                 }
             }
         }
-        let crash_status = if out_of_memory.is_some() {
+        let crash_status = if out_of_memory {
             ResultStatus::OutOfMemory
         } else {
             ResultStatus::InternalFailure
@@ -524,9 +532,6 @@ impl State {
         for (input_id, mut r) in kept {
             r.task_id = task_id.to_owned();
             self.attempt_ended(&input_id, r);
-        }
-        for input_id in &requeue {
-            self.clear_deadline(input_id);
         }
         self.requeue_at_front(&function_id, requeue, now);
         // A container that never became ready fails the waiting inputs (as an init failure,
@@ -542,9 +547,10 @@ impl State {
                 "container {task_id} exited ({how}) while running its `enter` hooks; its output is in the app's logs"
             )),
             (TaskState::Ready, None) => {
-                let line = match &out_of_memory {
-                    Some(message) => message.clone(),
-                    None => format!("container {task_id} exited unexpectedly ({how})"),
+                let line = if out_of_memory {
+                    how.clone()
+                } else {
+                    format!("container {task_id} exited unexpectedly ({how})")
                 };
                 self.system_log(&function_id, task_id, line);
                 None

@@ -21,6 +21,13 @@ pub(crate) struct Resolver {
     downloading: Mutex<()>,
 }
 
+/// An executable a container runs.
+pub(crate) struct Resolved {
+    pub(crate) path: PathBuf,
+    /// Its digest, when known without reading it again.
+    pub(crate) hash: Option<String>,
+}
+
 impl Resolver {
     pub(crate) fn new(exe_override: Option<PathBuf>, cache: PathBuf, client: WorkerClient) -> Self {
         Resolver {
@@ -31,15 +38,24 @@ impl Resolver {
         }
     }
 
-    pub(crate) async fn resolve(&self, def: &FunctionDef) -> Result<PathBuf, String> {
+    /// The executable for `def`'s containers, with its digest when this knows it (it checked
+    /// or downloaded the file by it; an override is not checked).
+    pub(crate) async fn resolve(&self, def: &FunctionDef) -> Result<Resolved, String> {
         if let Some(exe) = &self.exe_override {
-            return Ok(exe.clone());
+            return Ok(Resolved {
+                path: exe.clone(),
+                hash: None,
+            });
         }
+        let known = |path: PathBuf| Resolved {
+            path,
+            hash: Some(def.binary_hash.clone()),
+        };
         let registered = PathBuf::from(&def.binary_path);
         if registered.is_file()
             && crate::binhash::file_hash(&registered).is_ok_and(|h| h == def.binary_hash)
         {
-            return Ok(registered);
+            return Ok(known(registered));
         }
         let hash = &def.binary_hash;
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -47,14 +63,14 @@ impl Resolver {
         }
         let cached = self.cache.join(hash);
         if cached.is_file() {
-            return Ok(cached);
+            return Ok(known(cached));
         }
         let _one = self.downloading.lock().await;
         if cached.is_file() {
-            return Ok(cached);
+            return Ok(known(cached));
         }
         self.download(hash, &cached).await?;
-        Ok(cached)
+        Ok(known(cached))
     }
 
     async fn download(&self, hash: &str, to: &std::path::Path) -> Result<(), String> {

@@ -193,7 +193,8 @@ pub(super) async fn supervise(
     }
     let launch = Launch {
         task_id: task_id.clone(),
-        exe: exe.clone(),
+        exe: exe.path.clone(),
+        exe_hash: exe.hash.clone(),
         env: environment(&spec, def, &gpus),
         journal: journal.clone(),
         server_url: spec.server_url.clone(),
@@ -292,16 +293,13 @@ pub(super) async fn supervise(
 
 /// Kills what the container runs, off the async threads (the runtime may run a command).
 async fn kill(handle: Box<dyn Handle>, leader: Option<Pid>) -> Box<dyn Handle> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::task::spawn_blocking(move || {
         handle.kill(leader);
-        let _ = tx.send(handle);
-    });
-    match rx.await {
-        Ok(handle) => handle,
-        // The kill panicked: nothing is left to finish.
-        Err(_) => Box::new(Gone),
-    }
+        handle
+    })
+    .await
+    // The kill panicked: nothing is left to finish.
+    .unwrap_or_else(|_| Box::new(Gone))
 }
 
 /// A container whose handle was lost.

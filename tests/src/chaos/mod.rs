@@ -59,7 +59,7 @@ impl Sizes {
             container_kills: 10,
             worker_map_inputs: 2000,
             spawns: 300,
-            postgres: std::env::var("MODAL_TEST_POSTGRES_URL").ok(),
+            postgres: crate::postgres_url("the PostgreSQL scenario"),
         }
     }
 
@@ -70,7 +70,7 @@ impl Sizes {
             container_kills: 3,
             worker_map_inputs: 300,
             spawns: 60,
-            postgres: std::env::var("MODAL_TEST_POSTGRES_URL").ok(),
+            postgres: crate::postgres_url("the PostgreSQL scenario"),
         }
     }
 }

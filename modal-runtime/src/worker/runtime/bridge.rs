@@ -8,7 +8,7 @@ use std::path::Path;
 use tokio::net::{TcpStream, UnixListener};
 use tokio::task::JoinSet;
 
-/// A listening bridge; closing it (or dropping it) ends its connections.
+/// A listening bridge; dropping it ends its connections.
 pub(crate) struct Bridge {
     task: tokio::task::JoinHandle<()>,
 }
@@ -58,10 +58,6 @@ impl Bridge {
             }
         });
         Ok(Bridge { task })
-    }
-
-    pub(crate) fn close(&self) {
-        self.task.abort();
     }
 }
 

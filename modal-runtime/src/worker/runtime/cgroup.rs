@@ -29,8 +29,8 @@ pub(crate) struct MemoryLimit {
     limit_mb: u32,
     /// v1: an eventfd the kernel signals when the group runs out of memory (with the
     /// `memory.oom_control` file it is registered on, kept open).
+    /// (None on v2, where `memory.events` counts them.)
     oom_event: Option<(EventFd, File)>,
-    version: Cgroups,
 }
 
 fn write(path: &Path, value: &str) -> Result<(), String> {
@@ -99,7 +99,6 @@ impl Cgroups {
             dir,
             limit_mb,
             oom_event,
-            version: self.clone(),
         })
     }
 
@@ -145,29 +144,17 @@ impl MemoryLimit {
 
     /// Whether the kernel killed a process of the group for want of memory.
     pub(crate) fn out_of_memory(&self) -> bool {
-        match self.version {
-            Cgroups::V1 => self
-                .oom_event
-                .as_ref()
-                .is_some_and(|(event, _)| event.read().is_ok_and(|n| n > 0)),
-            Cgroups::V2 => {
-                let mut text = String::new();
-                let read = File::open(self.dir.join("memory.events"))
-                    .and_then(|mut f| f.read_to_string(&mut text));
-                read.is_ok()
-                    && text.lines().any(|l| {
-                        l.strip_prefix("oom_kill ")
-                            .and_then(|n| n.trim().parse::<u64>().ok())
-                            .is_some_and(|n| n > 0)
-                    })
-            }
+        if let Some((event, _)) = &self.oom_event {
+            return event.read().is_ok_and(|n| n > 0);
         }
-    }
-
-    /// Removes the group (it is empty once the container ended).
-    pub(crate) fn remove(self) {
-        drop(self.oom_event);
-        let _ = std::fs::remove_dir(self.dir.join("c"));
-        let _ = std::fs::remove_dir(&self.dir);
+        let mut text = String::new();
+        let read = File::open(self.dir.join("memory.events"))
+            .and_then(|mut f| f.read_to_string(&mut text));
+        read.is_ok()
+            && text.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
     }
 }

@@ -67,6 +67,8 @@ impl Limits {
 pub(crate) struct Launch {
     pub(crate) task_id: String,
     pub(crate) exe: PathBuf,
+    /// The executable's digest, when the worker knows it already.
+    pub(crate) exe_hash: Option<String>,
     /// What the function gives it (the runtime adds its own variables, the control plane's
     /// address and the journal's path).
     pub(crate) env: Vec<(OsString, OsString)>,
@@ -192,6 +194,14 @@ impl Choice {
             },
         }
     }
+}
+
+/// The worker's own variables among `names` (and every `LC_*`), which a container also gets.
+fn passed_through(names: &[&str]) -> impl Iterator<Item = (OsString, OsString)> {
+    std::env::vars_os().filter(|(k, _)| {
+        k.to_str()
+            .is_some_and(|k| names.contains(&k) || k.starts_with("LC_"))
+    })
 }
 
 /// A directory of the worker's user for `kind` (journals, container files), in

@@ -54,16 +54,9 @@ impl ContainerRuntime for Process {
             ));
         }
         let mut command = tokio::process::Command::new(&launch.exe);
-        command.env_clear();
-        for (k, v) in std::env::vars_os() {
-            let keep = k
-                .to_str()
-                .is_some_and(|k| PASS_THROUGH.contains(&k) || k.starts_with("LC_"));
-            if keep {
-                command.env(k, v);
-            }
-        }
         command
+            .env_clear()
+            .envs(super::passed_through(PASS_THROUGH))
             .envs(launch.env)
             .env(cenv::SERVER_URL, &launch.server_url)
             .env(cenv::JOURNAL, &launch.journal)

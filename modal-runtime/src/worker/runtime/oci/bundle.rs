@@ -43,12 +43,7 @@ fn mount(destination: &str, typ: &str, source: &Path, options: &[&str]) -> Resul
 /// The container's environment: what the worker gives it, a fixed `PATH`, `HOME=/tmp`, and
 /// only the locale, time zone and Rust logging variables of the worker's own.
 fn environment(launch: &Launch, exe: &Staged) -> Vec<String> {
-    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
-        .filter(|(k, _)| {
-            k.to_str()
-                .is_some_and(|k| PASS_THROUGH.contains(&k) || k.starts_with("LC_"))
-        })
-        .collect();
+    let mut env: Vec<(OsString, OsString)> = super::super::passed_through(PASS_THROUGH).collect();
     env.push(("PATH".into(), PATH.into()));
     env.push(("HOME".into(), "/tmp".into()));
     env.extend(launch.env.iter().cloned());

@@ -36,28 +36,23 @@ pub(super) struct Staged {
     pub(super) hash: String,
 }
 
-/// The executable at `exe` where containers can reach it: a hard link (or, across file
-/// systems, a copy) in `bin/`, named by the file's path, size and time, made once.
-pub(super) fn stage_binary(bin: &Path, exe: &Path) -> Result<Staged, String> {
-    let hash = crate::binhash::file_hash(exe)?;
-    let path = stage_file(bin, exe)?;
+/// The executable at `exe` (whose digest is `hash` when known) where containers can reach it:
+/// a hard link (or, across file systems, a copy) in `bin/`, named by its digest, made once.
+pub(super) fn stage_binary(bin: &Path, exe: &Path, hash: Option<&str>) -> Result<Staged, String> {
+    let hash = match hash {
+        Some(h) => h.to_owned(),
+        None => crate::binhash::file_hash(exe)?,
+    };
+    let path = bin.join(&hash);
+    if !path.exists() {
+        stage_file(exe, &path)?;
+    }
     Ok(Staged { path, hash })
 }
 
-fn stage_file(bin: &Path, exe: &Path) -> Result<PathBuf, String> {
-    use std::os::unix::fs::MetadataExt;
+fn stage_file(exe: &Path, staged: &Path) -> Result<(), String> {
+    let bin = staged.parent().unwrap_or(Path::new("."));
     let meta = std::fs::metadata(exe).map_err(|e| format!("{}: {e}", exe.display()))?;
-    let key = format!(
-        "{}|{}|{}|{}",
-        exe.display(),
-        meta.len(),
-        meta.mtime(),
-        meta.mtime_nsec()
-    );
-    let staged = bin.join(&blake3::hash(key.as_bytes()).to_hex()[..32]);
-    if staged.exists() {
-        return Ok(staged);
-    }
     let tmp = bin.join(format!("{}.tmp", crate::ids::new_id("")));
     // Anyone must be able to run it (containers' users are not the worker's): a link when the
     // file already allows that, else a copy made so (a link would change the user's file).
@@ -71,7 +66,7 @@ fn stage_file(bin: &Path, exe: &Path) -> Result<PathBuf, String> {
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode | 0o555))
         })
     }
-    .and_then(|()| std::fs::rename(&tmp, &staged));
+    .and_then(|()| std::fs::rename(&tmp, staged));
     if let Err(e) = made {
         let _ = std::fs::remove_file(&tmp);
         return Err(format!(
@@ -79,7 +74,7 @@ fn stage_file(bin: &Path, exe: &Path) -> Result<PathBuf, String> {
             exe.display()
         ));
     }
-    Ok(staged)
+    Ok(())
 }
 
 /// Removes staged executables nothing else names any more (their file was rebuilt or removed,

@@ -42,9 +42,12 @@ const HOST_ID_RANGES: u32 = 32_768;
 /// the containers' secrets), the root every container shares (`rootfs/`), the executables
 /// containers run (`bin/`), and per container a directory its user owns (`share/<task>/`, 0700)
 /// with its journal and socket. A container's user must reach what is mounted into it.
+#[derive(Clone)]
 pub(crate) struct Oci {
     /// The OCI runtime's executable.
     runtime: PathBuf,
+    /// This worker as the owner of its containers (`owner_mark`).
+    owner: String,
     state: PathBuf,
     rootfs: PathBuf,
     /// Whether the worker runs as root (then containers' users are unprivileged host ids).
@@ -74,7 +77,6 @@ impl Oci {
         for (dir, mode) in [("bundles", 0o700), ("share", 0o711), ("bin", 0o711)] {
             make_dir(&state.join(dir), mode)?;
         }
-        remove_stale_binaries(&state.join("bin"));
         let rootfs = state.join("rootfs");
         make_rootfs(&rootfs).map_err(|e| {
             format!(
@@ -90,14 +92,22 @@ impl Oci {
                     .into(),
             )
         };
+        let owner =
+            owner_mark().ok_or("cannot read this worker's start time in /proc/self/stat")?;
         let oci = Oci {
             runtime,
+            owner,
             state,
             rootfs,
             as_root,
             cgroups,
         };
-        oci.remove_dead();
+        // Housekeeping of what earlier workers left, off the start of this one.
+        let old = oci.clone();
+        std::thread::spawn(move || {
+            remove_stale_binaries(&old.state.join("bin"));
+            old.remove_dead();
+        });
         Ok(oci)
     }
 
@@ -127,19 +137,9 @@ impl Oci {
             }
             if running {
                 tracing::warn!(container = %id, "stopping a container whose worker is gone");
-                let _ = self
-                    .runtime_command()
-                    .args(["kill", "--all", &id, "KILL"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
+                let _ = quiet(&self.runtime, &self.state, &["kill", "--all", &id, "KILL"]);
             }
-            let _ = self
-                .runtime_command()
-                .args(["delete", "--force", &id])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            let _ = quiet(&self.runtime, &self.state, &["delete", "--force", &id]);
             let _ = std::fs::remove_dir_all(entry.path());
             self.remove_files_of(&id);
         }
@@ -214,15 +214,15 @@ impl Oci {
 /// A running container of the oci runtime.
 struct Container {
     id: String,
-    /// The runtime's state directory (`--root`).
+    /// The OCI runtime, and the directory of the runtime's files (its state in `state/`).
+    runtime: PathBuf,
     state: PathBuf,
     bundle: PathBuf,
     share: PathBuf,
-    kill: std::process::Command,
-    delete: std::process::Command,
     memory: Option<MemoryLimit>,
     cgroups: Option<Cgroups>,
-    bridge: Option<Bridge>,
+    /// Ends its connections when the container is finished (dropped).
+    _bridge: Option<Bridge>,
     /// The pipe the container watches (closed with this handle, or when the worker dies).
     _watch: OwnedFd,
     _alive: OwnedFd,
@@ -266,12 +266,16 @@ impl Oci {
         // through, so nothing in it can be swapped for a link before the files are handed over.
         let share = self.state.join("share").join(&launch.task_id);
         make_dir(&bundle, 0o700)?;
-        let mark = owner_mark().ok_or("cannot read this worker's start time in /proc/self/stat")?;
-        std::fs::write(bundle.join("owner"), mark)
+        std::fs::write(bundle.join("owner"), &self.owner)
             .map_err(|e| format!("cannot write the container's owner: {e}"))?;
-        let exe = stage_binary(&self.state.join("bin"), &launch.exe)?;
+        let exe = stage_binary(
+            &self.state.join("bin"),
+            &launch.exe,
+            launch.exe_hash.as_deref(),
+        )?;
         let journal = launch.journal.clone();
-        let (uid, gid, _) = self.id_mappings(&launch.task_id);
+        let ids = self.id_mappings(&launch.task_id);
+        let (uid, gid, _) = ids;
         let bridge = if limits.block_network {
             Some(Bridge::open(&share.join("modal.sock"), &launch.server_url)?)
         } else {
@@ -294,7 +298,7 @@ impl Oci {
         let cgroups_path = cgroups.as_ref().map(|c| c.container_path(&launch.task_id));
         let spec = bundle::spec(
             &self.rootfs,
-            self.id_mappings(&launch.task_id),
+            ids,
             launch,
             &share,
             &exe,
@@ -337,22 +341,17 @@ impl Oci {
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
-        let mut kill = self.runtime_command();
-        kill.args(["kill", "--all", launch.task_id.as_str(), "KILL"]);
-        let mut delete = self.runtime_command();
-        delete.args(["delete", "--force", launch.task_id.as_str()]);
         Ok(Prepared {
             command,
             handle: Box::new(Container {
                 id: launch.task_id.clone(),
-                state: self.state.join("state"),
+                runtime: self.runtime.clone(),
+                state: self.state.clone(),
                 bundle,
                 share,
-                kill,
-                delete,
                 memory,
                 cgroups,
-                bridge,
+                _bridge: bridge,
                 _watch: watch,
                 _alive: alive,
             }),
@@ -363,8 +362,24 @@ impl Oci {
 impl Container {
     /// Whether the runtime still knows the container (it forgets one that ended by itself).
     fn known(&self) -> bool {
-        self.state.join(&self.id).exists()
+        self.state.join("state").join(&self.id).exists()
     }
+
+    /// Runs the OCI runtime with `args` on this container, its output dropped.
+    fn runtime(&self, args: &[&str]) {
+        let _ = quiet(&self.runtime, &self.state, args);
+    }
+}
+
+/// Runs the OCI runtime `runtime` (state under `state/state`) with `args`, its output dropped.
+fn quiet(runtime: &Path, state: &Path, args: &[&str]) -> std::io::Result<std::process::ExitStatus> {
+    std::process::Command::new(runtime)
+        .arg("--root")
+        .arg(state.join("state"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
 }
 
 impl Handle for Container {
@@ -372,11 +387,7 @@ impl Handle for Container {
         if !self.known() {
             return;
         }
-        let mut kill = std::process::Command::new(self.kill.get_program());
-        kill.args(self.kill.get_args())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let _ = kill.status();
+        self.runtime(&["kill", "--all", &self.id, "KILL"]);
         if let Some(pgid) = leader {
             let _ = killpg(pgid, Signal::SIGKILL);
         }
@@ -385,14 +396,7 @@ impl Handle for Container {
     fn finish(mut self: Box<Self>, status: Option<ExitStatus>) -> Ended {
         // The runtime removes a container that ended; one whose runtime was killed stays.
         if self.known() {
-            let _ = self
-                .delete
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-        if let Some(bridge) = &self.bridge {
-            bridge.close();
+            self.runtime(&["delete", "--force", &self.id]);
         }
         // The runtime exits with 128 + the signal that killed the container.
         let signal = status
@@ -411,9 +415,8 @@ impl Handle for Container {
                 )
             })
         });
-        if let Some(m) = self.memory.take() {
-            m.remove();
-        }
+        // Its groups are empty now: the memory limit's watch closes, then they go.
+        drop(self.memory.take());
         if let Some(c) = &self.cgroups {
             c.remove(&self.id);
         }
