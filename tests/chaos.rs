@@ -10,10 +10,15 @@ fn faults_cost_retries_never_inputs_or_results() {
         modal: env!("CARGO_BIN_EXE_modal").into(),
         chaos: env!("CARGO_BIN_EXE_chaos").into(),
     };
-    let rows = chaos::run_suite(&exes, &Sizes::quick());
+    let sizes = Sizes::quick();
+    let rows = chaos::run_suite(&exes, &sizes);
     let table = chaos::table(&rows);
     eprintln!("{table}");
-    assert!(rows.len() >= 6, "every scenario ran:\n{table}");
+    assert_eq!(
+        rows.len(),
+        6 + usize::from(sizes.postgres.is_some()),
+        "every scenario ran:\n{table}"
+    );
     for row in &rows {
         assert!(
             row.accepted > 0,

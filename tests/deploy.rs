@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use modal_tests::show;
-use support::{CALLER, DEPLOYED, DeployedApp, Server, assert_field, field};
+use modal_tests::{assert_field, field, show};
+use support::{CALLER, DEPLOYED, DeployedApp, Server};
 
 fn crash_and_resume(server: &mut Server) {
     server.deploy(&[]);
@@ -138,9 +138,10 @@ fn a_second_program_looks_up_the_deployed_app_and_redeploys_keep_its_id() {
 fn a_period_schedule_fires_and_stops_with_the_app() {
     let server = support::start("schedule", None);
     server.deploy(&[]);
-    std::thread::sleep(Duration::from_secs(6));
+    // A 2 s schedule: two ticks come within 20 s however slow the machine is.
+    modal_tests::wait_until(Duration::from_secs(20), || server.ticks() >= 2);
     let before = server.ticks();
-    assert!(before >= 2, "a 2 s schedule fired {before} times in 6 s");
+    assert!(before >= 2, "a 2 s schedule fired {before} times in 20 s");
     let out = server.modal(&["app", "stop", "e2e-deployed"]);
     assert!(out.status.success(), "{}", show(&out));
     let at_stop = server.ticks();

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::process::Output;
 
 use modal_proto::v1 as pb;
@@ -15,16 +15,7 @@ use tonic::transport::Channel;
 
 const INTRUDER: &str = env!("CARGO_BIN_EXE_intruder");
 
-/// `NAME: CODE` lines of the intruder's report.
-fn report(out: &Output) -> BTreeMap<String, String> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-fn expect(report: &BTreeMap<String, String>, name: &str, code: &str, out: &Output) {
+fn expect(report: &HashMap<String, String>, name: &str, code: &str, out: &Output) {
     assert_eq!(
         report.get(name).map(String::as_str),
         Some(code),
@@ -43,7 +34,7 @@ fn a_container_cannot_act_beyond_its_own_app() {
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", show(&out));
-    let r = report(&out);
+    let r = modal_tests::fields(&out); // NAME: CODE lines of its report
     assert!(
         r.get("victim_function_id")
             .is_some_and(|id| id.starts_with("fu-")),
@@ -82,7 +73,7 @@ fn the_embedded_control_plane_refuses_requests_without_its_token() {
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", show(&out));
-    let r = report(&out);
+    let r = modal_tests::fields(&out); // NAME: CODE lines of its report
     // Another process on the machine (here, the container) without the run's token gets nothing.
     expect(&r, "no_token_app_list", "Unauthenticated", &out);
     expect(&r, "wrong_secret_app_list", "Unauthenticated", &out);
@@ -169,6 +160,7 @@ fn an_oversized_request_is_refused_and_the_server_does_not_keep_it() {
     let (id, secret) = server.token();
     let rt = runtime();
     let before = modal_tests::rss_kib(pid);
+    assert!(before > 0, "the server's memory can be read");
     let rounds = 24;
     let size = 48 << 20;
     rt.block_on(async {

@@ -33,10 +33,7 @@ fn walls(args: &[&str]) -> Option<Output> {
 }
 
 fn field(out: &Output, key: &str) -> String {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_owned))
-        .unwrap_or_default()
+    modal_tests::field(out, key).unwrap_or_default()
 }
 
 #[test]

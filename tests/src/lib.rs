@@ -167,6 +167,19 @@ pub fn run_bounded(exe: &str, args: &[&str], env: &[(&str, &str)], limit: Durati
     out
 }
 
+/// The value the program printed as `key: value` (the first such line), if any.
+pub fn field(out: &Output, key: &str) -> Option<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_owned))
+}
+
+/// Asserts that the program printed `key: expected`, showing its whole output when it did not.
+#[track_caller]
+pub fn assert_field(out: &Output, key: &str, expected: &str) {
+    assert_eq!(field(out, key).as_deref(), Some(expected), "{}", show(out));
+}
+
 /// The `key: value` lines a run printed (the last one wins).
 pub fn fields(out: &Output) -> HashMap<String, String> {
     String::from_utf8_lossy(&out.stdout)

@@ -190,6 +190,7 @@ impl Server {
 
     pub fn container_ids(&self) -> Vec<String> {
         let out = self.modal(&["container", "list", "--json"]);
+        assert!(out.status.success(), "{}", crate::show(&out));
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         text.split('"')
             .filter(|w| w.starts_with("ta-"))

@@ -49,21 +49,10 @@ impl DeployedApp for Server {
 
     fn ticks(&self) -> usize {
         let out = self.modal(&["app", "logs", "e2e-deployed", "-n", "5000"]);
+        assert!(out.status.success(), "{}", show(&out));
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| l.starts_with("[tick] tick "))
             .count()
     }
-}
-
-pub fn field(out: &Output, key: &str) -> Option<String> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_owned))
-}
-
-/// Asserts that the program printed `key: expected`, showing its whole output when it did not.
-#[track_caller]
-pub fn assert_field(out: &Output, key: &str, expected: &str) {
-    assert_eq!(field(out, key).as_deref(), Some(expected), "{}", show(out));
 }

@@ -143,7 +143,7 @@ fn build_release(json: bool, target: &[&str]) -> Result<()> {
 }
 
 /// Runs `exe` on the embedded control plane and returns its standard output.
-fn run_bench(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
+fn run_bench(exe: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result<String> {
     let out = Command::new(exe)
         .args(args)
         .envs(env.iter().copied())
@@ -219,7 +219,7 @@ fn cpu_bench(json: bool, quick: bool) -> Result<serde_json::Value> {
     let process = json_line(&run_bench(
         &exe,
         &starts_args,
-        &[("MODAL_RUNTIME", "process")],
+        &[("MODAL_RUNTIME", std::ffi::OsStr::new("process"))],
     )?)?;
     let server = server_memory(json, quick, &exe)?;
     if let Some(all) = value.as_object_mut() {
@@ -309,19 +309,11 @@ fn server_memory(json: bool, quick: bool, bench: &Path) -> Result<serde_json::Va
     if quick {
         args.push("--quick");
     }
-    let out = Command::new(bench)
-        .args(&args)
-        .env("MODAL_CONFIG_PATH", &config)
-        .env_remove("MODAL_SERVER_URL")
-        .output()
-        .context("cannot run the benchmark against the server")?;
-    if !out.status.success() {
-        bail!(
-            "the server memory benchmark failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    json_line(&String::from_utf8_lossy(&out.stdout))
+    json_line(&run_bench(
+        bench,
+        &args,
+        &[("MODAL_CONFIG_PATH", config.as_os_str())],
+    )?)
 }
 
 /// Builds the test programs and runs the chaos suite (`tests/src/chaos/`), which prints its

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 /// The `.proto` files, relative to `modal-proto/proto`.
 const FILES: &[&str] = &["modal/v1/api.proto"];
@@ -16,7 +16,6 @@ fn generate(root: &Path, out: &Path) -> Result<PathBuf> {
     let include = root.join("modal-proto/proto");
     let files: Vec<PathBuf> = FILES.iter().map(|f| include.join(f)).collect();
     let descriptors = protox::compile(&files, [&include]).context("compiling the .proto files")?;
-    std::fs::create_dir_all(out)?;
     tonic_prost_build::configure()
         .bytes(".")
         .out_dir(out)
@@ -28,17 +27,19 @@ fn generate(root: &Path, out: &Path) -> Result<PathBuf> {
 /// `cargo xtask proto`: regenerates the checked-in code.
 pub(crate) fn write(root: &Path) -> Result<()> {
     let tmp = scratch()?;
-    let made = generate(root, &tmp)?;
-    std::fs::copy(&made, root.join(GENERATED)).with_context(|| format!("writing {GENERATED}"))?;
+    let written = generate(root, &tmp).and_then(|made| {
+        std::fs::copy(&made, root.join(GENERATED)).with_context(|| format!("writing {GENERATED}"))
+    });
     let _ = std::fs::remove_dir_all(&tmp);
-    Ok(())
+    written.map(drop)
 }
 
 /// A problem when the checked-in code is not what the `.proto` files generate.
 pub(crate) fn check(root: &Path) -> Result<Option<String>> {
     let tmp = scratch()?;
-    let made = std::fs::read_to_string(generate(root, &tmp)?)?;
+    let made = generate(root, &tmp).and_then(|f| Ok(std::fs::read_to_string(f)?));
     let _ = std::fs::remove_dir_all(&tmp);
+    let made = made?;
     let kept = std::fs::read_to_string(root.join(GENERATED)).unwrap_or_default();
     Ok((made != kept).then(|| {
         format!("{GENERATED} is not what modal-proto/proto generates: run `cargo xtask proto`")
@@ -49,8 +50,5 @@ fn scratch() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("modal-proto-gen-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    if !dir.is_dir() {
-        bail!("cannot make {}", dir.display());
-    }
     Ok(dir)
 }

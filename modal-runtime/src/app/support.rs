@@ -7,7 +7,7 @@ use super::param_table::PARAMS;
 use super::{App, FunctionSpec};
 
 /// What refuses the parameters below, in messages.
-pub(crate) const RUNTIME: &str = "modal-rs yet";
+pub(crate) const NOT_YET: &str = "modal-rs yet";
 
 /// Whether the unsupported form of a parameter is given.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub(crate) fn unsupported(app: &App, spec: &FunctionSpec) -> Vec<String> {
                 Given::With(what) => format!(" ({what})"),
             };
             Some(format!(
-                "function `{}`: `{named}` is not supported by {RUNTIME}: {why}{detail}",
+                "function `{}`: `{named}` is not supported by {NOT_YET}: {why}{detail}",
                 spec.tag
             ))
         })

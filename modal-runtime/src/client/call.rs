@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use super::Client;
-use super::reconnect::reconnecting;
+use super::reconnect::{reconnecting, reconnecting_until};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::wire::{self, pb};
@@ -116,7 +116,7 @@ pub(crate) async fn wait_result(
             Some(d) => d.saturating_duration_since(Instant::now()).min(POLL),
             None => POLL,
         };
-        let resp = reconnecting("waiting for a result", || {
+        let resp = reconnecting_until("waiting for a result", deadline, || {
             let mut api = client.api.clone();
             let req = pb::FunctionCallGetRequest {
                 call_id: call_id.to_owned(),
@@ -125,7 +125,13 @@ pub(crate) async fn wait_result(
             async move { api.function_call_get(req).await }
         })
         .await
-        .map_err(|s| expired_or(s, call_id))?
+        .map_err(|s| match s.code() {
+            // The caller's timeout passed while the control plane was away.
+            tonic::Code::DeadlineExceeded if deadline.is_some() => {
+                Error::GetTimeout(timeout.unwrap_or_default())
+            }
+            _ => expired_or(s, call_id),
+        })?
         .into_inner();
         if let Some(r) = resp.result {
             return Ok(r);

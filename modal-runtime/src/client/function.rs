@@ -144,18 +144,19 @@ impl<A, R> Function<A, R> {
             .declared()
             .filter(|d| !d.is_class && !d.args.is_empty())
         {
-            let (args, returns) = (type_name::<A>(), type_name::<R>());
-            let same = short_type_name(args) == short_type_name(&d.args)
-                && short_type_name(returns) == short_type_name(&d.returns);
-            if !same {
+            let (args, returns) = (
+                short_type_name(type_name::<A>()),
+                short_type_name(type_name::<R>()),
+            );
+            if args != d.args || returns != d.returns {
                 return Err(Error::Invalid(format!(
                     "`{}` in app `{}` takes `{}` and returns `{}`, but this handle is a `Function<{}, {}>`: declare it with the deployed function's types",
                     self.name(),
                     self.target.app_name().unwrap_or_default(),
-                    short_type_name(&d.args),
-                    short_type_name(&d.returns),
-                    short_type_name(args),
-                    short_type_name(returns),
+                    d.args,
+                    d.returns,
+                    args,
+                    returns,
                 )));
             }
         }
@@ -163,11 +164,11 @@ impl<A, R> Function<A, R> {
     }
 
     /// The deployed function's return type, once resolved (for messages).
-    fn remote_return_type(&self) -> Option<String> {
+    fn remote_return_type(&self) -> Option<&str> {
         self.target
             .declared()
             .filter(|d| !d.returns.is_empty())
-            .map(|d| short_type_name(&d.returns))
+            .map(|d| d.returns.as_str())
     }
 }
 

@@ -20,7 +20,7 @@ pub(crate) fn definitions(
     if interactive {
         errors.push(format!(
             "`interactive` is not supported by {}",
-            support::RUNTIME
+            support::NOT_YET
         ));
     }
     let functions = registry::functions_of(app).map_err(|e| Error::InvalidApp {

@@ -15,7 +15,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// How long to keep trying: `MODAL_RECONNECT_TIMEOUT` (seconds; 0: not at all), else 60 s.
-pub(crate) fn budget() -> Duration {
+fn budget() -> Duration {
     std::env::var(RECONNECT_TIMEOUT_ENV)
         .ok()
         .and_then(|v| v.trim().parse::<f64>().ok())
@@ -26,7 +26,7 @@ pub(crate) fn budget() -> Duration {
 /// Whether `status` says the control plane could not be reached (rather than that it answered).
 /// A status the control plane sent has no source error; one made here from a failed connection
 /// has one (or, from some paths, only tonic's words for it).
-pub(crate) fn is_disconnect(status: &Status) -> bool {
+fn is_disconnect(status: &Status) -> bool {
     let local = std::error::Error::source(status).is_some();
     match status.code() {
         tonic::Code::Unavailable => true,
@@ -45,18 +45,40 @@ pub(crate) fn is_disconnect(status: &Status) -> bool {
 /// Runs `attempt` until it reaches the control plane, waiting between tries (100 ms doubling to
 /// 2 s) for at most [`budget`]. Once the budget is spent the last error comes back, saying how
 /// long it tried and how to wait longer.
-pub(crate) async fn reconnecting<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, Status>
+pub(crate) async fn reconnecting<T, F, Fut>(what: &str, attempt: F) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Status>>,
 {
-    let budget = budget();
+    reconnecting_until(what, None, attempt).await
+}
+
+/// [`reconnecting`], giving up at `deadline` too (the caller's own timeout): then the error is
+/// `deadline exceeded`.
+pub(crate) async fn reconnecting_until<T, F, Fut>(
+    what: &str,
+    deadline: Option<Instant>,
+    mut attempt: F,
+) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
     let start = Instant::now();
+    // Read when first needed: most requests reach the control plane at once.
+    let mut budget = None;
     let mut backoff = FIRST_BACKOFF;
     let mut warned = false;
     loop {
         match attempt().await {
             Err(status) if is_disconnect(&status) => {
+                let budget = *budget.get_or_insert_with(self::budget);
+                if deadline.is_some_and(|d| Instant::now() + backoff >= d) {
+                    return Err(Status::deadline_exceeded(format!(
+                        "{what}: the control plane could not be reached before the timeout ({})",
+                        status.message()
+                    )));
+                }
                 let waited = start.elapsed();
                 if waited + backoff > budget {
                     return Err(Status::unavailable(format!(
@@ -130,5 +152,16 @@ mod tests {
         .await;
         assert_eq!(r.unwrap_err().code(), tonic::Code::NotFound);
         assert_eq!(tries.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_callers_deadline_ends_the_wait() {
+        let deadline = Instant::now() + Duration::from_millis(250);
+        let r: Result<(), _> = reconnecting_until("test", Some(deadline), || async {
+            Err(Status::unavailable("down"))
+        })
+        .await;
+        assert_eq!(r.unwrap_err().code(), tonic::Code::DeadlineExceeded);
+        assert!(Instant::now() < deadline + Duration::from_secs(2));
     }
 }

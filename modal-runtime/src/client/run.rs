@@ -186,8 +186,8 @@ impl RunBuilder {
             client,
             started,
             registrations: definitions.into_iter().map(|(r, _)| r).collect(),
-            tasks: vec![heartbeat],
-            interrupt: Some((ctrl_c, interrupted)),
+            tasks: vec![heartbeat, ctrl_c],
+            interrupted,
             log_task: Some(log_task),
             output,
         })
@@ -212,8 +212,8 @@ pub struct AppRun {
     started: Instant,
     registrations: Vec<&'static FunctionRegistration>,
     tasks: Vec<JoinHandle<()>>,
-    /// What Ctrl-C runs, and whether it was pressed.
-    interrupt: Option<(JoinHandle<()>, Arc<AtomicBool>)>,
+    /// Whether Ctrl-C was pressed (its handler, among `tasks`, then ends the process).
+    interrupted: Arc<AtomicBool>,
     log_task: Option<JoinHandle<()>>,
     output: Output,
 }
@@ -244,9 +244,6 @@ impl AppRun {
         for t in self.tasks.drain(..) {
             t.abort();
         }
-        if let Some((t, _)) = self.interrupt.take() {
-            t.abort();
-        }
         if let Some(logs) = self.log_task.take() {
             logs.abort();
         }
@@ -260,17 +257,13 @@ impl AppRun {
     }
 
     async fn finish(mut self, reason: pb::DisconnectReason, exception: &str) -> Result<()> {
+        if self.interrupted.load(Ordering::SeqCst) {
+            // Ctrl-C came first: the run ends as interrupted (its handler exits the process),
+            // even when the entrypoint returned while the app was stopping.
+            std::future::pending::<()>().await;
+        }
         for t in self.tasks.drain(..) {
             t.abort();
-        }
-        if let Some((t, interrupted)) = self.interrupt.take() {
-            if interrupted.load(Ordering::SeqCst) {
-                // Ctrl-C came first: the run ends as interrupted (the handler exits the
-                // process), even when the entrypoint returned while the app was stopping.
-                let _ = t.await;
-            } else {
-                t.abort();
-            }
         }
         let result = disconnect(&self.client, &self.app_id, reason, exception).await;
         if let Some(logs) = self.log_task.take() {
@@ -293,9 +286,6 @@ impl AppRun {
 impl Drop for AppRun {
     fn drop(&mut self) {
         for t in &self.tasks {
-            t.abort();
-        }
-        if let Some((t, _)) = &self.interrupt {
             t.abort();
         }
     }

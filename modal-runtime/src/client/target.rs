@@ -37,7 +37,9 @@ pub(crate) struct Named {
 }
 
 /// What the control plane says a function found by name takes and returns.
+#[derive(Default)]
 pub(crate) struct Declared {
+    /// The argument tuple's and the result's types, shortened (`short_type_name`) once.
     pub(crate) args: String,
     pub(crate) returns: String,
     /// A class registers no types of its own (its methods are not checked).
@@ -150,18 +152,14 @@ impl Target {
                             }
                         })?
                         .into_inner();
-                    let declared = resp.definition.map_or(
-                        Declared {
-                            args: String::new(),
-                            returns: String::new(),
-                            is_class: false,
-                        },
-                        |d| Declared {
-                            args: d.args_type,
-                            returns: d.return_type,
+                    let declared = resp
+                        .definition
+                        .map(|d| Declared {
+                            args: crate::model::function::short_type_name(&d.args_type),
+                            returns: crate::model::function::short_type_name(&d.return_type),
                             is_class: d.is_class,
-                        },
-                    );
+                        })
+                        .unwrap_or_default();
                     Ok::<_, Error>((
                         Bound {
                             client,

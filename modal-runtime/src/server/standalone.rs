@@ -21,7 +21,8 @@ pub(crate) struct Options {
     /// unspecified IP replaced by 127.0.0.1).
     pub(crate) advertise_url: Option<String>,
     pub(crate) retention: Duration,
-    /// Write a bootstrap secret although tokens exist (an operator who lost them all).
+    /// Make a new one-time bootstrap secret although tokens exist (an operator who lost them
+    /// all): printed, not written to disk.
     pub(crate) new_bootstrap_secret: bool,
 }
 

@@ -57,12 +57,30 @@ pub(super) struct ServerArgs {
     /// Do not run a worker in this process.
     #[arg(long)]
     pub(super) no_worker: bool,
-    /// How long results of spawned calls are kept, in days.
+    /// How long results of spawned calls are kept, in days (at least 1).
     #[arg(long, default_value_t = 7)]
     pub(super) retention_days: u64,
-    /// Write a new one-time bootstrap secret although tokens exist (when every token is lost).
+    /// Print a new one-time bootstrap secret (it is not written to disk) although tokens exist
+    /// (when every token is lost).
     #[arg(long)]
     pub(super) new_bootstrap_secret: bool,
+    /// How the built-in worker runs containers.
+    #[command(flatten)]
+    pub(super) containers: RuntimeArgs,
+}
+
+#[derive(Args)]
+pub(super) struct WorkerArgs {
+    /// The control plane (default: MODAL_SERVER_URL or the config file's).
+    #[arg(long)]
+    pub(super) server: Option<String>,
+    #[command(flatten)]
+    pub(super) containers: RuntimeArgs,
+}
+
+/// How a worker runs containers (`modal worker`, `modal server`'s built-in worker).
+#[derive(Args)]
+pub(super) struct RuntimeArgs {
     /// How containers run: `oci` (namespaces and cgroup limits through an OCI runtime; the
     /// default) or `process` (plain processes of this user, no limits). Default: MODAL_RUNTIME.
     #[arg(long)]
@@ -73,19 +91,13 @@ pub(super) struct ServerArgs {
     pub(super) oci_runtime: Option<PathBuf>,
 }
 
-#[derive(Args)]
-pub(super) struct WorkerArgs {
-    /// The control plane (default: MODAL_SERVER_URL or the config file's).
-    #[arg(long)]
-    pub(super) server: Option<String>,
-    /// How containers run: `oci` (namespaces and cgroup limits through an OCI runtime; the
-    /// default) or `process` (plain processes of this user, no limits). Default: MODAL_RUNTIME.
-    #[arg(long)]
-    pub(super) runtime: Option<String>,
-    /// The OCI runtime of the `oci` runtime: a path or a name on PATH (default `crun`; e.g.
-    /// `runc`, or gVisor's `runsc`). Default: MODAL_OCI_RUNTIME.
-    #[arg(long)]
-    pub(super) oci_runtime: Option<PathBuf>,
+impl RuntimeArgs {
+    /// The runtime the flags, or else the environment, choose (a worker started by a command
+    /// never falls back to `process` by itself).
+    pub(super) fn choice(self) -> crate::error::Result<crate::worker::runtime::Choice> {
+        crate::worker::runtime::Choice::from_flags_or_env(self.runtime, self.oci_runtime, false)
+            .map_err(crate::error::Error::Invalid)
+    }
 }
 
 #[derive(Subcommand)]

@@ -12,12 +12,7 @@ use crate::error::{Error, Result};
 use crate::server::standalone;
 
 pub(super) async fn server(args: ServerArgs) -> Result<()> {
-    let choice = crate::worker::runtime::Choice::from_flags_or_env(
-        args.runtime.clone(),
-        args.oci_runtime.clone(),
-        false,
-    )
-    .map_err(Error::Invalid)?;
+    let choice = args.containers.choice()?;
     let opts = standalone::Options {
         listen: args.listen,
         data_dir: args.data_dir.unwrap_or_else(standalone::default_data_dir),
@@ -83,9 +78,7 @@ pub(super) async fn worker(args: WorkerArgs) -> Result<()> {
     let gpus = crate::worker::gpus(crate::worker::GpuSource::DeclaredOrDiscovered)
         .await
         .map_err(Error::Invalid)?;
-    let choice =
-        crate::worker::runtime::Choice::from_flags_or_env(args.runtime, args.oci_runtime, false)
-            .map_err(Error::Invalid)?;
+    let choice = args.containers.choice()?;
     let config =
         crate::worker::WorkerConfig::local(url.clone(), settings.credentials, gpus, &choice)
             .map_err(|e| Error::Invalid(format!("cannot run containers: {e}")))?;

@@ -34,9 +34,11 @@ fn secret_values_are_sealed_on_arrival_and_opened_only_for_containers() {
     let f = p.publish(&app, d);
     let kept = &p.state.functions[&f].def;
     assert!(kept.secret_env.is_empty(), "no value in clear");
-    assert_ne!(
-        kept.sealed_secret_env.as_ref().map(|s| s.digest.clone()),
-        Some(vec![1])
+    assert!(
+        kept.sealed_secret_env
+            .as_ref()
+            .is_some_and(|s| s.digest != [1]),
+        "sealed by the control plane, not as sent"
     );
     let stored: Vec<&[u8]> = p
         .state
@@ -70,6 +72,21 @@ fn secret_values_are_sealed_on_arrival_and_opened_only_for_containers() {
         shown.contains("API_KEY") && !shown.contains(VALUE) && !shown.contains(&spec.token_secret),
         "Debug shows names, never values: {shown}"
     );
+}
+
+#[test]
+fn sealed_values_sent_by_a_client_are_dropped() {
+    let mut p = Plane::durable();
+    let mut d = def("f");
+    // No values of its own: only a forged sealed set, which the control plane never opens.
+    d.sealed_secret_env = Some(SealedValues {
+        digest: vec![1],
+        nonce: vec![0; 12],
+        ciphertext: vec![2; 32],
+    });
+    let app = p.app("app");
+    let f = p.publish(&app, d);
+    assert!(p.state.functions[&f].def.sealed_secret_env.is_none());
 }
 
 #[test]
