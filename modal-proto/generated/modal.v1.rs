@@ -170,6 +170,9 @@ pub struct FunctionDefinition {
     /// (`restrict_modal_access`).
     #[prost(bool, tag = "29")]
     pub restrict_modal_access: bool,
+    /// Volumes mounted in its containers (`volumes = …`), resolved to ids when the app starts.
+    #[prost(message, repeated, tag = "30")]
+    pub volumes: ::prost::alloc::vec::Vec<VolumeMount>,
 }
 /// Secret values sealed with a control plane's key (ChaCha20-Poly1305).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1087,6 +1090,166 @@ pub struct BinaryDownloadRequest {
     #[prost(string, tag = "1")]
     pub hash: ::prost::alloc::string::String,
 }
+/// A volume, by name within an environment (`volume_id` when known).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeRef {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub environment_name: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub volume_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeGetOrCreateRequest {
+    #[prost(message, optional, tag = "1")]
+    pub volume: ::core::option::Option<VolumeRef>,
+    #[prost(bool, tag = "2")]
+    pub create_if_missing: bool,
+    /// A volume of this app alone, deleted when it stops (`Volume::ephemeral`); `name` is its label.
+    #[prost(string, tag = "3")]
+    pub ephemeral_app_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeGetOrCreateResponse {
+    #[prost(string, tag = "1")]
+    pub volume_id: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "2")]
+    pub version: u64,
+    /// Set when this request created it.
+    #[prost(bool, tag = "3")]
+    pub created: bool,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeListRequest {
+    /// Empty: every environment.
+    #[prost(string, tag = "1")]
+    pub environment_name: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeSummary {
+    #[prost(string, tag = "1")]
+    pub volume_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub environment_name: ::prost::alloc::string::String,
+    #[prost(int64, tag = "4")]
+    pub created_at_ms: i64,
+    #[prost(uint64, tag = "5")]
+    pub version: u64,
+    #[prost(int64, tag = "6")]
+    pub committed_at_ms: i64,
+    #[prost(uint64, tag = "7")]
+    pub files: u64,
+    #[prost(uint64, tag = "8")]
+    pub bytes: u64,
+    /// For an ephemeral volume: the app it belongs to.
+    #[prost(string, tag = "9")]
+    pub app_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct VolumeListResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub volumes: ::prost::alloc::vec::Vec<VolumeSummary>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeDeleteRequest {
+    #[prost(message, optional, tag = "1")]
+    pub volume: ::core::option::Option<VolumeRef>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeManifestRequest {
+    #[prost(message, optional, tag = "1")]
+    pub volume: ::core::option::Option<VolumeRef>,
+}
+/// One entry of a volume: `path` is relative to its root, `/`-separated.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeEntry {
+    #[prost(string, tag = "1")]
+    pub path: ::prost::alloc::string::String,
+    #[prost(enumeration = "VolumeEntryKind", tag = "2")]
+    pub kind: i32,
+    /// A file: the blake3 digest of its content, and its size.
+    #[prost(string, tag = "3")]
+    pub hash: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "4")]
+    pub size: u64,
+    /// Permission bits.
+    #[prost(uint32, tag = "5")]
+    pub mode: u32,
+    #[prost(int64, tag = "6")]
+    pub mtime_ms: i64,
+    /// A symbolic link: its target.
+    #[prost(string, tag = "7")]
+    pub target: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct VolumeManifestResponse {
+    #[prost(string, tag = "1")]
+    pub volume_id: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "2")]
+    pub version: u64,
+    #[prost(message, repeated, tag = "3")]
+    pub entries: ::prost::alloc::vec::Vec<VolumeEntry>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeBlobCheckRequest {
+    #[prost(string, repeated, tag = "1")]
+    pub hashes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeBlobCheckResponse {
+    #[prost(string, repeated, tag = "1")]
+    pub missing: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeBlobDownloadRequest {
+    #[prost(message, optional, tag = "1")]
+    pub volume: ::core::option::Option<VolumeRef>,
+    #[prost(string, tag = "2")]
+    pub hash: ::prost::alloc::string::String,
+}
+/// One change of a commit: an entry put (replacing what was at its path), or a path removed.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeChange {
+    #[prost(oneof = "volume_change::Change", tags = "1, 2")]
+    pub change: ::core::option::Option<volume_change::Change>,
+}
+/// Nested message and enum types in `VolumeChange`.
+pub mod volume_change {
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Change {
+        #[prost(message, tag = "1")]
+        Put(super::VolumeEntry),
+        /// Removes the path and, for a directory, everything under it.
+        #[prost(string, tag = "2")]
+        Remove(::prost::alloc::string::String),
+    }
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct VolumeCommitRequest {
+    #[prost(message, optional, tag = "1")]
+    pub volume: ::core::option::Option<VolumeRef>,
+    #[prost(message, repeated, tag = "2")]
+    pub changes: ::prost::alloc::vec::Vec<VolumeChange>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeCommitResponse {
+    #[prost(uint64, tag = "1")]
+    pub version: u64,
+}
+/// A volume mounted in a function's containers.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VolumeMount {
+    /// Absolute path in the container.
+    #[prost(string, tag = "1")]
+    pub path: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub volume_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub name: ::prost::alloc::string::String,
+}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
 pub enum PayloadFormat {
@@ -1306,6 +1469,38 @@ impl DeployStrategy {
             "DEPLOY_STRATEGY_UNSPECIFIED" => Some(Self::Unspecified),
             "DEPLOY_STRATEGY_ROLLING" => Some(Self::Rolling),
             "DEPLOY_STRATEGY_RECREATE" => Some(Self::Recreate),
+            _ => None,
+        }
+    }
+}
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum VolumeEntryKind {
+    Unspecified = 0,
+    File = 1,
+    Directory = 2,
+    Symlink = 3,
+}
+impl VolumeEntryKind {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "VOLUME_ENTRY_KIND_UNSPECIFIED",
+            Self::File => "VOLUME_ENTRY_KIND_FILE",
+            Self::Directory => "VOLUME_ENTRY_KIND_DIRECTORY",
+            Self::Symlink => "VOLUME_ENTRY_KIND_SYMLINK",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "VOLUME_ENTRY_KIND_UNSPECIFIED" => Some(Self::Unspecified),
+            "VOLUME_ENTRY_KIND_FILE" => Some(Self::File),
+            "VOLUME_ENTRY_KIND_DIRECTORY" => Some(Self::Directory),
+            "VOLUME_ENTRY_KIND_SYMLINK" => Some(Self::Symlink),
             _ => None,
         }
     }
@@ -2080,6 +2275,196 @@ pub mod client_api_client {
                 .insert(GrpcMethod::new("modal.v1.ClientApi", "ContainerStop"));
             self.inner.unary(req, path, codec).await
         }
+        /// Volumes: content-addressed files and a version log kept by the control plane.
+        pub async fn volume_get_or_create(
+            &mut self,
+            request: impl tonic::IntoRequest<super::VolumeGetOrCreateRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::VolumeGetOrCreateResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/VolumeGetOrCreate",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "VolumeGetOrCreate"));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn volume_list(
+            &mut self,
+            request: impl tonic::IntoRequest<super::VolumeListRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::VolumeListResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/VolumeList",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "VolumeList"));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn volume_delete(
+            &mut self,
+            request: impl tonic::IntoRequest<super::VolumeDeleteRequest>,
+        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/VolumeDelete",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "VolumeDelete"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The files of a volume's latest version.
+        pub async fn volume_manifest(
+            &mut self,
+            request: impl tonic::IntoRequest<super::VolumeManifestRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::VolumeManifestResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/VolumeManifest",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "VolumeManifest"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Which of the given file digests the control plane lacks.
+        pub async fn volume_blob_check(
+            &mut self,
+            request: impl tonic::IntoRequest<super::VolumeBlobCheckRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::VolumeBlobCheckResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/VolumeBlobCheck",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "VolumeBlobCheck"));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn volume_blob_upload(
+            &mut self,
+            request: impl tonic::IntoStreamingRequest<Message = super::BinaryChunk>,
+        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/VolumeBlobUpload",
+            );
+            let mut req = request.into_streaming_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "VolumeBlobUpload"));
+            self.inner.client_streaming(req, path, codec).await
+        }
+        pub async fn volume_blob_download(
+            &mut self,
+            request: impl tonic::IntoRequest<super::VolumeBlobDownloadRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::BinaryChunk>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/VolumeBlobDownload",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "VolumeBlobDownload"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+        /// Applies changes to a volume's latest version (per file, the last commit wins): one new version.
+        pub async fn volume_commit(
+            &mut self,
+            request: impl tonic::IntoRequest<super::VolumeCommitRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::VolumeCommitResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/VolumeCommit",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "VolumeCommit"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -2290,6 +2675,66 @@ pub mod client_api_server {
             &self,
             request: tonic::Request<super::ContainerStopRequest>,
         ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status>;
+        /// Volumes: content-addressed files and a version log kept by the control plane.
+        async fn volume_get_or_create(
+            &self,
+            request: tonic::Request<super::VolumeGetOrCreateRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::VolumeGetOrCreateResponse>,
+            tonic::Status,
+        >;
+        async fn volume_list(
+            &self,
+            request: tonic::Request<super::VolumeListRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::VolumeListResponse>,
+            tonic::Status,
+        >;
+        async fn volume_delete(
+            &self,
+            request: tonic::Request<super::VolumeDeleteRequest>,
+        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status>;
+        /// The files of a volume's latest version.
+        async fn volume_manifest(
+            &self,
+            request: tonic::Request<super::VolumeManifestRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::VolumeManifestResponse>,
+            tonic::Status,
+        >;
+        /// Which of the given file digests the control plane lacks.
+        async fn volume_blob_check(
+            &self,
+            request: tonic::Request<super::VolumeBlobCheckRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::VolumeBlobCheckResponse>,
+            tonic::Status,
+        >;
+        async fn volume_blob_upload(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::BinaryChunk>>,
+        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status>;
+        /// Server streaming response type for the VolumeBlobDownload method.
+        type VolumeBlobDownloadStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::BinaryChunk, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        async fn volume_blob_download(
+            &self,
+            request: tonic::Request<super::VolumeBlobDownloadRequest>,
+        ) -> std::result::Result<
+            tonic::Response<Self::VolumeBlobDownloadStream>,
+            tonic::Status,
+        >;
+        /// Applies changes to a volume's latest version (per file, the last commit wins): one new version.
+        async fn volume_commit(
+            &self,
+            request: tonic::Request<super::VolumeCommitRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::VolumeCommitResponse>,
+            tonic::Status,
+        >;
     }
     #[derive(Debug)]
     pub struct ClientApiServer<T> {
@@ -3658,6 +4103,370 @@ pub mod client_api_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ContainerStopSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/VolumeGetOrCreate" => {
+                    #[allow(non_camel_case_types)]
+                    struct VolumeGetOrCreateSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::UnaryService<super::VolumeGetOrCreateRequest>
+                    for VolumeGetOrCreateSvc<T> {
+                        type Response = super::VolumeGetOrCreateResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::VolumeGetOrCreateRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::volume_get_or_create(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = VolumeGetOrCreateSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/VolumeList" => {
+                    #[allow(non_camel_case_types)]
+                    struct VolumeListSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::UnaryService<super::VolumeListRequest>
+                    for VolumeListSvc<T> {
+                        type Response = super::VolumeListResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::VolumeListRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::volume_list(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = VolumeListSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/VolumeDelete" => {
+                    #[allow(non_camel_case_types)]
+                    struct VolumeDeleteSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::UnaryService<super::VolumeDeleteRequest>
+                    for VolumeDeleteSvc<T> {
+                        type Response = super::Empty;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::VolumeDeleteRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::volume_delete(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = VolumeDeleteSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/VolumeManifest" => {
+                    #[allow(non_camel_case_types)]
+                    struct VolumeManifestSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::UnaryService<super::VolumeManifestRequest>
+                    for VolumeManifestSvc<T> {
+                        type Response = super::VolumeManifestResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::VolumeManifestRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::volume_manifest(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = VolumeManifestSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/VolumeBlobCheck" => {
+                    #[allow(non_camel_case_types)]
+                    struct VolumeBlobCheckSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::UnaryService<super::VolumeBlobCheckRequest>
+                    for VolumeBlobCheckSvc<T> {
+                        type Response = super::VolumeBlobCheckResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::VolumeBlobCheckRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::volume_blob_check(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = VolumeBlobCheckSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/VolumeBlobUpload" => {
+                    #[allow(non_camel_case_types)]
+                    struct VolumeBlobUploadSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::ClientStreamingService<super::BinaryChunk>
+                    for VolumeBlobUploadSvc<T> {
+                        type Response = super::Empty;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<tonic::Streaming<super::BinaryChunk>>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::volume_blob_upload(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = VolumeBlobUploadSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.client_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/VolumeBlobDownload" => {
+                    #[allow(non_camel_case_types)]
+                    struct VolumeBlobDownloadSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::ServerStreamingService<
+                        super::VolumeBlobDownloadRequest,
+                    > for VolumeBlobDownloadSvc<T> {
+                        type Response = super::BinaryChunk;
+                        type ResponseStream = T::VolumeBlobDownloadStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::VolumeBlobDownloadRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::volume_blob_download(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = VolumeBlobDownloadSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/VolumeCommit" => {
+                    #[allow(non_camel_case_types)]
+                    struct VolumeCommitSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::UnaryService<super::VolumeCommitRequest>
+                    for VolumeCommitSvc<T> {
+                        type Response = super::VolumeCommitResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::VolumeCommitRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::volume_commit(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = VolumeCommitSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

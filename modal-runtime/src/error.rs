@@ -62,6 +62,9 @@ pub enum Error {
     /// An entrypoint failed with an error of its own type (its display text).
     #[error("{0}")]
     Other(String),
+    /// A file operation failed (in a function's code with `?`, or on a volume's files).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// Why a remote call failed.

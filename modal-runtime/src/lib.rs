@@ -54,7 +54,7 @@ mod worker;
 pub mod __private;
 
 pub use app::objects::SecretValue;
-pub use app::{App, Cron, Image, Period, Retries, Schedule, Secret, Volume};
+pub use app::{App, Cron, Image, IntoVolume, Period, Retries, Schedule, Secret, Volume};
 pub use cli::args::CliArg;
 pub use cli::main;
 pub use client::{

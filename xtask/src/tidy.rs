@@ -51,6 +51,14 @@ const PB_EDGES: &[(&str, &str)] = &[
         "modal-runtime/src/cli/command/admin.rs",
         "prints the admin responses",
     ),
+    (
+        "modal-runtime/src/cli/command/volume.rs",
+        "prints the volume responses",
+    ),
+    (
+        "modal-runtime/src/container/volumes.rs",
+        "syncs the container's volumes through the client API",
+    ),
 ];
 /// The control plane's state transitions: they read the clock the event loop gives them
 /// (`State::clock`), never the system's, so that table tests drive time.
@@ -66,6 +74,7 @@ const CLOCK_FREE: &[&str] = &[
     "modal-runtime/src/server/scheduler.rs",
     "modal-runtime/src/server/schedules.rs",
     "modal-runtime/src/server/variants.rs",
+    "modal-runtime/src/server/volumes.rs",
     "modal-runtime/src/server/workers.rs",
 ];
 const CLOCK_READS: &[&str] = &["Instant::now(", "Utc::now(", "SystemTime::now("];

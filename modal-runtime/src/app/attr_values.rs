@@ -115,7 +115,37 @@ pub fn string_pairs<K: Into<String>, V: Into<String>>(
         .collect()
 }
 
-/// `volumes = [("/mnt/data", Volume::from_name("data"))]`.
-pub fn volumes<P: Into<String>>(v: impl IntoIterator<Item = (P, Volume)>) -> Vec<(String, Volume)> {
-    v.into_iter().map(|(p, v)| (p.into(), v)).collect()
+/// `volumes = [("/mnt/data", &DATA)]`: each path with a `Volume`, a reference to one, or a
+/// reference to a `static` `LazyLock<Volume>`.
+pub fn volumes<P: Into<String>, V: IntoVolume>(
+    v: impl IntoIterator<Item = (P, V)>,
+) -> Vec<(String, Volume)> {
+    v.into_iter()
+        .map(|(p, v)| (p.into(), v.into_volume()))
+        .collect()
+}
+
+/// What `volumes = […]` (and [`App::volumes`](crate::App::volumes)) take as a volume: a
+/// [`Volume`], a reference to one, or a reference to a `static` `LazyLock<Volume>`.
+pub trait IntoVolume {
+    /// The volume.
+    fn into_volume(self) -> Volume;
+}
+
+impl IntoVolume for Volume {
+    fn into_volume(self) -> Volume {
+        self
+    }
+}
+
+impl IntoVolume for &Volume {
+    fn into_volume(self) -> Volume {
+        self.clone()
+    }
+}
+
+impl<F: FnOnce() -> Volume> IntoVolume for &std::sync::LazyLock<Volume, F> {
+    fn into_volume(self) -> Volume {
+        (**self).clone()
+    }
 }

@@ -196,12 +196,6 @@ impl FunctionSpec {
                 self.tag
             )));
         }
-        let mut seen = std::collections::HashSet::new();
-        for (path, _) in &self.volumes {
-            if !seen.insert(path) {
-                check(Err(format!("volume mount path `{path}` is used twice")));
-            }
-        }
         errors
     }
 

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use attr_values::IntoVolume;
 pub use function::{FunctionSpec, GpuConfig};
 pub use objects::{Image, Secret, Volume};
 pub use retries::Retries;
@@ -110,12 +111,11 @@ impl App {
     }
 
     /// Volumes mounted into every function of the app, by mount path.
-    pub fn volumes<P: Into<String>>(
+    pub fn volumes<P: Into<String>, V: attr_values::IntoVolume>(
         mut self,
-        volumes: impl IntoIterator<Item = (P, Volume)>,
+        volumes: impl IntoIterator<Item = (P, V)>,
     ) -> Self {
-        self.volumes
-            .extend(volumes.into_iter().map(|(p, v)| (p.into(), v)));
+        self.volumes.extend(attr_values::volumes(volumes));
         self
     }
 

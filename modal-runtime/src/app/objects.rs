@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::{Error, Result};
+
 /// A container image definition: a base and the build steps on top of it.
 ///
 /// The local process runtime runs containers from the host's filesystem, so an app or function
@@ -65,24 +67,69 @@ impl Image {
     }
 }
 
-/// A persistent volume, by name.
+/// A volume: files that outlive containers, mounted in the containers of the functions that
+/// name it (`volumes = {"/path": VOLUME}`).
+///
+/// Writes inside a container are its own until it calls [`commit`](Volume::commit) (or exits
+/// cleanly, which commits); other containers see them once they [`reload`](Volume::reload) or
+/// start. When two containers commit the same file, the last commit wins, file by file; nothing
+/// is merged inside a file. Volumes are kept by the control plane: a `modal server` keeps them
+/// in its data directory across restarts; the embedded control plane of a program with no
+/// server configured keeps them only while the program runs. Volumes need the `oci` container
+/// runtime (crun), which mounts them; the `process` runtime refuses functions that mount one.
 ///
 /// ```
 /// let v = modal::Volume::from_name("weights").create_if_missing(true);
 /// assert_eq!(v.name(), "weights");
+/// // Outside a container of a function that mounts it, there is nothing to commit:
+/// assert!(v.commit().is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Volume {
     name: String,
     create_if_missing: bool,
+    ephemeral: bool,
+}
+
+/// How [`Volume::commit`] and [`Volume::reload`] reach the mounts of the container they run in:
+/// the container layer submits the one implementation.
+pub(crate) struct VolumeHooks {
+    pub(crate) commit: fn(&str) -> Result<()>,
+    pub(crate) reload: fn(&str) -> Result<()>,
+}
+
+inventory::collect!(VolumeHooks);
+
+fn hooks() -> Result<&'static VolumeHooks> {
+    inventory::iter::<VolumeHooks>()
+        .next()
+        .ok_or_else(|| Error::Invalid("this build cannot run containers".into()))
 }
 
 impl Volume {
-    /// The volume called `name`.
+    /// The volume called `name` (in the app's environment). It must exist when the app starts,
+    /// unless [`create_if_missing`](Volume::create_if_missing) is set.
     pub fn from_name(name: impl Into<String>) -> Self {
         Volume {
             name: name.into(),
             create_if_missing: false,
+            ephemeral: false,
+        }
+    }
+
+    /// A volume of one app run: created when the app starts, deleted when it stops. `label`
+    /// tells it apart from the run's other ephemeral volumes (and is what
+    /// [`commit`](Volume::commit) finds it by); a deployed app cannot have one.
+    ///
+    /// ```
+    /// let scratch = modal::Volume::ephemeral("scratch");
+    /// assert!(scratch.is_ephemeral());
+    /// ```
+    pub fn ephemeral(label: impl Into<String>) -> Self {
+        Volume {
+            name: label.into(),
+            create_if_missing: true,
+            ephemeral: true,
         }
     }
 
@@ -92,9 +139,35 @@ impl Volume {
         self
     }
 
-    /// The volume's name.
+    /// The volume's name (an ephemeral volume's label).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the volume lasts one app run.
+    pub fn is_ephemeral(&self) -> bool {
+        self.ephemeral
+    }
+
+    /// Whether the app may create it.
+    pub(crate) fn creates_if_missing(&self) -> bool {
+        self.create_if_missing
+    }
+
+    /// Inside a container that mounts the volume: sends what this container changed under the
+    /// mount as a new version of the volume, then brings the mount up to date with what other
+    /// containers committed. Blocks until the control plane has the new version (call it from
+    /// async code too; it runs on a thread of its own).
+    ///
+    /// Fails outside such a container, and when the control plane cannot be reached.
+    pub fn commit(&self) -> Result<()> {
+        (hooks()?.commit)(&self.name)
+    }
+
+    /// Inside a container that mounts the volume: brings the mount up to date with the latest
+    /// committed version. Files this container changed and has not committed are kept.
+    pub fn reload(&self) -> Result<()> {
+        (hooks()?.reload)(&self.name)
     }
 }
 

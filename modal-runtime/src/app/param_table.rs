@@ -166,7 +166,7 @@ pub(crate) const PARAMS: &[Param] = &[
     param("gpu",                           Both,     Gpu,                                   Honoured),
     param("serialized",                    Both,     Bool,                                  Unsupported("Rust functions are always found by identity in the same binary")),
     param("network_file_systems",          Both,     Requested,                             Unsupported("there is no network file system service")),
-    param("volumes",                       Both,     Volumes,                               Unsupported("there is no volume service yet")),
+    param("volumes",                       Both,     Volumes,                               Honoured),
     param("cpu",                           Both,     Cpu,                                   Honoured),
     param("memory",                        Both,     Memory,                                Honoured),
     param("ephemeral_disk",                Both,     OptU64(any_u64),                       Honoured),

@@ -247,6 +247,63 @@ pub(crate) fn check_retries(
     Ok(())
 }
 
+/// Paths of a container that a volume cannot be mounted at: the system's own (read-only host
+/// directories, the kernel's file systems, the private `/tmp`, the runtime's `/__modal`).
+const RESERVED_MOUNT_PATHS: &[&str] = &[
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin",
+    "/sys", "/tmp", "/usr", "/__modal",
+];
+
+/// A volume mount path: absolute, normalized, not `/` and not in or above a system path.
+pub(crate) fn check_volume_path(path: &str) -> Result<(), String> {
+    let inner = path.strip_prefix('/').unwrap_or("");
+    let normal = path.starts_with('/')
+        && !inner.is_empty()
+        && inner
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+    if !normal {
+        return Err(format!(
+            "volume mount path `{path}` must be an absolute path below `/` (like `/data`), without `.`, `..` or a trailing `/`"
+        ));
+    }
+    for reserved in RESERVED_MOUNT_PATHS {
+        let within = path == *reserved || path.starts_with(&format!("{reserved}/"));
+        if within || reserved.starts_with(&format!("{path}/")) {
+            return Err(format!(
+                "volume mount path `{path}` is taken by the container's system ({reserved}); mount it elsewhere, like `/data`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The mounts of one function: each path valid, none inside another, no volume twice.
+pub(crate) fn check_volume_mounts<'a>(
+    mounts: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<String> {
+    let mounts: Vec<(&str, &str)> = mounts.into_iter().collect();
+    let mut errors = Vec::new();
+    for (i, (path, name)) in mounts.iter().enumerate() {
+        if let Err(e) = check_volume_path(path) {
+            errors.push(e);
+        }
+        for (other, other_name) in &mounts[..i] {
+            if other.starts_with(&format!("{path}/")) || path.starts_with(&format!("{other}/")) {
+                errors.push(format!(
+                    "volume mount paths `{other}` and `{path}` are nested; mount volumes side by side"
+                ));
+            }
+            if other_name == name {
+                errors.push(format!(
+                    "volume `{name}` is mounted at `{other}` and `{path}`; mount a volume at one path"
+                ));
+            }
+        }
+    }
+    errors
+}
+
 /// `cloud = …`: one of aws, gcp, oci, auto.
 pub(crate) fn check_cloud(cloud: &str) -> Result<(), String> {
     if CLOUDS.contains(&cloud) {
@@ -433,5 +490,27 @@ mod tests {
         assert!(check_concurrency(4, Some(5)).is_err());
         assert!(check_batching(1001, 0).is_err());
         assert!(check_batching(8, 600_001).is_err());
+    }
+
+    #[test]
+    fn volume_mount_paths() {
+        assert!(check_volume_path("/data").is_ok());
+        assert!(check_volume_path("/mnt/models").is_ok());
+        for bad in [
+            "data",
+            "/",
+            "/data/",
+            "/a//b",
+            "/a/../b",
+            "/tmp",
+            "/usr/local",
+            "/__modal",
+        ] {
+            assert!(check_volume_path(bad).is_err(), "{bad}");
+        }
+        let errors = check_volume_mounts([("/a", "v"), ("/a/b", "w"), ("/c", "v")]);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("nested"));
+        assert!(errors[1].contains("mount a volume at one path"));
     }
 }

@@ -53,7 +53,6 @@ fn unsupported_form_given(name: &str, app: &App, spec: &FunctionSpec) -> Option<
         "image" => given(spec.image.is_some() || app.image.is_some()),
         "serialized" => given(spec.serialized),
         "network_file_systems" => given(spec.network_file_systems),
-        "volumes" => given(!spec.volumes.is_empty() || !app.volumes.is_empty()),
         "proxy" => given(spec.proxy),
         "cloud" => given(spec.cloud.as_deref().is_some_and(|c| c != "auto")),
         "region" => given(!spec.region.is_empty()),

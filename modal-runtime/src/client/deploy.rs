@@ -267,9 +267,15 @@ impl DeployBuilder {
         let name = self.name.unwrap_or_else(|| app.name().to_owned());
         rules::check_app_name(&name).map_err(Error::Invalid)?;
         rules::check_deployment_tag(&self.tag).map_err(Error::Invalid)?;
-        let definitions = super::publish::definitions(app, false)?;
+        let mut definitions = super::publish::definitions(app, false)?;
         let client = standalone("deploy").await?;
         super::publish::upload_binary(&client).await?;
+        let environment_name = self
+            .environment_name
+            .or_else(|| std::env::var("MODAL_ENVIRONMENT").ok())
+            .unwrap_or_default();
+        super::publish::resolve_volumes(&client, app, &mut definitions, &environment_name, None)
+            .await?;
         let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
         let host = nix::unistd::gethostname()
             .ok()
@@ -279,10 +285,7 @@ impl DeployBuilder {
         let resp = api
             .app_deploy(pb::AppDeployRequest {
                 name: name.clone(),
-                environment_name: self
-                    .environment_name
-                    .or_else(|| std::env::var("MODAL_ENVIRONMENT").ok())
-                    .unwrap_or_default(),
+                environment_name,
                 tag: self.tag,
                 strategy: match self.strategy {
                     Strategy::Rolling => pb::DeployStrategy::Rolling,

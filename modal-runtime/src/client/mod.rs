@@ -14,6 +14,8 @@ mod reconnect;
 pub(crate) mod run;
 mod target;
 mod transport;
+#[cfg(feature = "cli")]
+pub(crate) mod volumes;
 
 use std::future::Future;
 use std::pin::Pin;

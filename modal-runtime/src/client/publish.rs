@@ -1,13 +1,12 @@
 //! What an app hands its control plane before it runs or deploys: every function's validated
 //! definition, and (for a standalone control plane) this program's executable.
 
-use tokio::io::AsyncReadExt;
-
 use super::Client;
-use crate::app::{App, support};
+use crate::app::{App, FunctionSpec, Volume, rules, support};
 use crate::error::{Error, Result};
 use crate::model::FunctionDef;
 use crate::model::function::Origin;
+use crate::model::volume::VolumeMount;
 use crate::registry::{self, FunctionRegistration};
 use crate::wire::pb;
 
@@ -50,6 +49,12 @@ pub(crate) fn definitions(
                 .map(|e| format!("function `{tag}`: {e}")),
         );
         errors.extend(support::unsupported(app, &spec));
+        let volumes = declared_volumes(app, &spec);
+        errors.extend(
+            rules::check_volume_mounts(volumes.iter().map(|(p, v)| (p.as_str(), v.name())))
+                .into_iter()
+                .map(|e| format!("function `{tag}`: {e}")),
+        );
         let mut secret_env = app_secret_env.clone();
         for s in &spec.secrets {
             match s.resolve() {
@@ -77,6 +82,82 @@ pub(crate) fn definitions(
     }
 }
 
+/// The volumes a function mounts: the app's, then its own (its own win at the same path).
+fn declared_volumes(app: &App, spec: &FunctionSpec) -> Vec<(String, Volume)> {
+    let mut out: Vec<(String, Volume)> = Vec::new();
+    for (path, volume) in app.volumes.iter().chain(&spec.volumes) {
+        out.retain(|(p, _)| p != path);
+        out.push((path.clone(), volume.clone()));
+    }
+    out
+}
+
+/// Looks up (or creates) every volume the functions mount, and gives each definition its
+/// mounts by volume id. `ephemeral_app`: the app of this run (none for a deploy, which cannot
+/// have ephemeral volumes).
+pub(crate) async fn resolve_volumes(
+    client: &Client,
+    app: &App,
+    definitions: &mut [(&'static FunctionRegistration, FunctionDef)],
+    environment_name: &str,
+    ephemeral_app: Option<&str>,
+) -> Result<()> {
+    let mut api = client.api.clone();
+    let mut ids: std::collections::HashMap<(String, bool), String> =
+        std::collections::HashMap::new();
+    for (reg, def) in definitions.iter_mut() {
+        let spec = (reg.spec)();
+        for (path, volume) in declared_volumes(app, &spec) {
+            let key = (volume.name().to_owned(), volume.is_ephemeral());
+            let volume_id = match ids.get(&key) {
+                Some(id) => id.clone(),
+                None => {
+                    let app_id = match (volume.is_ephemeral(), ephemeral_app) {
+                        (false, _) => String::new(),
+                        (true, Some(app_id)) => app_id.to_owned(),
+                        (true, None) => {
+                            return Err(Error::Invalid(format!(
+                                "function `{}`: ephemeral volume `{}` cannot belong to a deployed app (it lasts one run); use Volume::from_name(..).create_if_missing(true)",
+                                def.tag,
+                                volume.name()
+                            )));
+                        }
+                    };
+                    let id = api
+                        .volume_get_or_create(pb::VolumeGetOrCreateRequest {
+                            volume: Some(pb::VolumeRef {
+                                name: volume.name().to_owned(),
+                                environment_name: environment_name.to_owned(),
+                                volume_id: String::new(),
+                            }),
+                            create_if_missing: volume.creates_if_missing(),
+                            ephemeral_app_id: app_id,
+                        })
+                        .await
+                        .map_err(|status| {
+                            Error::Invalid(format!(
+                                "function `{}` mounts volume `{}` at {path}: {}",
+                                def.tag,
+                                volume.name(),
+                                status.message()
+                            ))
+                        })?
+                        .into_inner()
+                        .volume_id;
+                    ids.insert(key, id.clone());
+                    id
+                }
+            };
+            def.volumes.push(VolumeMount {
+                path,
+                volume_id,
+                name: volume.name().to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Uploads this program's executable unless the control plane has it (content-addressed).
 pub(crate) async fn upload_binary(client: &Client) -> Result<()> {
     if client.embedded {
@@ -96,36 +177,18 @@ pub(crate) async fn upload_binary(client: &Client) -> Result<()> {
     }
     let exe = std::env::current_exe()
         .map_err(|e| Error::Invalid(format!("cannot find this program's executable: {e}")))?;
-    let mut file = tokio::fs::File::open(&exe)
+    let file = tokio::fs::File::open(&exe)
         .await
         .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", exe.display())))?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<pb::BinaryChunk>(4);
-    let reader = tokio::spawn(async move {
-        let mut first = true;
-        loop {
-            let mut buf = vec![0u8; crate::wire::BINARY_CHUNK];
-            let n = match file.read(&mut buf).await {
-                Ok(0) if !first => return Ok(()),
-                Ok(n) => n,
-                Err(e) => return Err(e.to_string()),
-            };
-            buf.truncate(n);
-            let chunk = pb::BinaryChunk {
-                hash: if first { hash.clone() } else { String::new() },
-                data: buf.into(),
-            };
-            first = false;
-            if tx.send(chunk).await.is_err() {
-                return Ok(());
-            }
-        }
-    });
-    api.binary_upload(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await?;
-    reader
-        .await
-        .map_err(|e| Error::Invalid(format!("upload failed: {e}")))?
-        .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", exe.display())))?;
+    let (chunks, read_error) = crate::wire::upload_chunks(file, hash);
+    let sent = api.binary_upload(chunks).await;
+    if let Some(e) = crate::wire::take_read_error(&read_error) {
+        return Err(Error::Invalid(format!(
+            "cannot read {}: {e}",
+            exe.display()
+        )));
+    }
+    sent?;
     tracing::info!("uploaded {}", exe.display());
     Ok(())
 }

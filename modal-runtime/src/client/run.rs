@@ -98,7 +98,7 @@ impl RunBuilder {
         }
         let started = Instant::now();
         let output = Output::new(self.output);
-        let definitions = super::publish::definitions(app, self.interactive)?;
+        let mut definitions = super::publish::definitions(app, self.interactive)?;
         let client = Client::from_env().await?;
         super::publish::upload_binary(&client).await?;
         if self.detach && client.embedded {
@@ -115,7 +115,7 @@ impl RunBuilder {
             .app_create(pb::AppCreateRequest {
                 name: app.name().to_owned(),
                 description: app.description(),
-                environment_name,
+                environment_name: environment_name.clone(),
                 state: if self.detach {
                     pb::AppState::Detached
                 } else {
@@ -140,24 +140,37 @@ impl RunBuilder {
             .await?
             .into_inner();
         let log_task = tokio::spawn(stream_logs(logs, output.clone()));
-        let published = api
-            .app_publish(pb::AppPublishRequest {
-                app_id: app_id.clone(),
-                functions: definitions.iter().map(|(_, d)| d.into()).collect(),
-            })
-            .await;
+        // Volumes of this run (ephemeral ones) belong to the app: looked up once it exists.
+        let resolved = super::publish::resolve_volumes(
+            &client,
+            app,
+            &mut definitions,
+            &environment_name,
+            Some(app_id.as_str()),
+        )
+        .await;
+        let published = match resolved {
+            Ok(()) => api
+                .app_publish(pb::AppPublishRequest {
+                    app_id: app_id.clone(),
+                    functions: definitions.iter().map(|(_, d)| d.into()).collect(),
+                })
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
         let ids = match published {
             Ok(r) => r.into_inner().function_ids,
-            Err(status) => {
+            Err(e) => {
                 let _ = disconnect(
                     &client,
                     &app_id,
                     pb::DisconnectReason::LocalException,
-                    status.message(),
+                    &e.to_string(),
                 )
                 .await;
                 app.set_active(None);
-                return Err(status.into());
+                return Err(e);
             }
         };
         for (reg, def) in &definitions {

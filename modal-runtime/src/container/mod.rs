@@ -5,6 +5,7 @@ mod backtrace;
 mod executor;
 mod journal;
 pub(crate) mod runner;
+mod volumes;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -200,9 +201,12 @@ async fn serve(ctx: Context) -> ExitCode {
     // The worker passes the container's token in its environment; no config file is read.
     let credentials = crate::credentials::Credentials::from_env();
     let auth = wire::AuthHeaders::new(credentials.as_ref());
-    let mut client = pb::container_api_client::ContainerApiClient::with_interceptor(channel, auth)
-        .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
+    let mut client = pb::container_api_client::ContainerApiClient::with_interceptor(
+        channel.clone(),
+        auth.clone(),
+    )
+    .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
     let mut inbound = match client
         .container_connect(UnboundedReceiverStream::new(out_rx))
         .await
@@ -221,6 +225,14 @@ async fn serve(ctx: Context) -> ExitCode {
         Ok(f) => f,
         Err(message) => return init_failed(out_tx, &mut inbound, message).await,
     };
+    // The volumes are filled before user code runs (the `enter` hooks may read them).
+    let filled = match volumes::mounts_from_env() {
+        Ok(mounts) => volumes::populate(mounts, channel, auth).await,
+        Err(e) => Err(e),
+    };
+    if let Err(message) = filled {
+        return init_failed(out_tx, &mut inbound, message).await;
+    }
 
     let Some(user) = user_runtime() else {
         let message = "the container could not start its runtime for user code".to_owned();
@@ -300,6 +312,8 @@ async fn serve(ctx: Context) -> ExitCode {
                             let exit = user.spawn(std::sync::Arc::clone(instance).exit());
                             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), exit).await;
                         }
+                        // A clean exit commits what the exit hooks and the inputs wrote.
+                        volumes::commit_all().await;
                         exit_now(0);
                     }
                     None => {}

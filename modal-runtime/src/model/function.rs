@@ -194,6 +194,8 @@ pub(crate) struct FunctionDef {
     pub(crate) block_network: bool,
     /// Its containers' tokens serve their own inputs only.
     pub(crate) restrict_modal_access: bool,
+    /// Volumes mounted in its containers, resolved to ids when the app starts.
+    pub(crate) volumes: Vec<super::volume::VolumeMount>,
 }
 
 /// Where a function's code lives, for its definition.
@@ -295,6 +297,7 @@ impl FunctionDef {
             app_in_code: origin.app.to_owned(),
             block_network: spec.block_network,
             restrict_modal_access: spec.restrict_modal_access,
+            volumes: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@ mod app;
 mod call;
 pub(crate) mod function;
 mod logs;
+pub(crate) mod volume;
 mod worker;
 
 pub(crate) use app::{

@@ -99,6 +99,7 @@ impl State {
                 )));
             }
             self.check_named_secrets(def, &environment)?;
+            self.check_volume_mounts(&def.volumes)?;
         }
         let mut function_ids = HashMap::new();
         for def in defs {
@@ -234,6 +235,7 @@ impl State {
         }
         tracing::info!(%app_id, "app stopped");
         self.save_app(app_id);
+        self.drop_ephemeral_volumes(app_id);
     }
 
     pub(crate) fn subscribe_logs(

@@ -1,12 +1,11 @@
-//! Uploaded executables, content-addressed: one file per blake3 hash in the data directory, so a
-//! deployment keeps working after the local build directory changes.
+//! Content-addressed files: one file per blake3 hash in a directory. Uploaded executables (so a
+//! deployment keeps working after the local build directory changes) and the files of volumes.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use futures::{Stream, StreamExt};
-use tokio::io::AsyncReadExt;
 use tonic::Status;
 
 use crate::wire::{self, pb};
@@ -14,6 +13,10 @@ use crate::wire::{self, pb};
 #[derive(Clone)]
 pub(crate) struct Binaries {
     dir: PathBuf,
+    /// Permission bits of the stored files.
+    mode: u32,
+    /// What the files are, for messages.
+    what: &'static str,
 }
 
 fn valid_hash(hash: &str) -> Result<(), Status> {
@@ -27,13 +30,28 @@ fn valid_hash(hash: &str) -> Result<(), Status> {
 }
 
 impl Binaries {
+    /// The executables in `dir`.
     #[cfg(feature = "server")]
     pub(crate) fn new(dir: PathBuf) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        Ok(Binaries { dir })
+        Ok(Binaries {
+            dir,
+            mode: 0o755,
+            what: "binary",
+        })
     }
 
-    #[cfg(feature = "server")]
+    /// The files of volumes in `dir` (readable by the control plane's user alone).
+    pub(crate) fn volume_files(dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        Ok(Binaries {
+            dir,
+            mode: 0o600,
+            what: "volume file",
+        })
+    }
+
     pub(crate) fn dir(&self) -> &std::path::Path {
         &self.dir
     }
@@ -92,7 +110,9 @@ impl Binaries {
         }
         let finish = file
             .sync_all()
-            .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)))
+            .and_then(|()| {
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(self.mode))
+            })
             .and_then(|()| std::fs::rename(&tmp, &target));
         if let Err(e) = finish {
             let _ = std::fs::remove_file(&tmp);
@@ -101,39 +121,17 @@ impl Binaries {
         Ok((hash, size))
     }
 
-    /// The executable with `hash`, in chunks.
+    /// The file with `hash`, in chunks.
     pub(crate) async fn send(
         &self,
         hash: &str,
     ) -> Result<impl Stream<Item = Result<pb::BinaryChunk, Status>> + Send + use<>, Status> {
         let path = self.path(hash)?;
+        let what = self.what;
         let file = tokio::fs::File::open(&path)
             .await
-            .map_err(|_| Status::not_found(format!("no binary {hash} on this control plane")))?;
-        let hash = hash.to_owned();
-        Ok(futures::stream::unfold(
-            (file, true),
-            move |(mut file, first)| {
-                let hash = hash.clone();
-                async move {
-                    let mut buf = vec![0u8; wire::BINARY_CHUNK];
-                    match file.read(&mut buf).await {
-                        Ok(0) if !first => None,
-                        Ok(n) => {
-                            buf.truncate(n);
-                            let chunk = pb::BinaryChunk {
-                                hash: if first { hash } else { String::new() },
-                                data: buf.into(),
-                            };
-                            Some((Ok(chunk), (file, false)))
-                        }
-                        Err(e) => Some((
-                            Err(Status::internal(format!("cannot read the binary: {e}"))),
-                            (file, false),
-                        )),
-                    }
-                }
-            },
-        ))
+            .map_err(|_| Status::not_found(format!("no {what} {hash} on this control plane")))?;
+        Ok(wire::file_chunks(file, hash.to_owned())
+            .map(move |c| c.map_err(|e| Status::internal(format!("cannot read the {what}: {e}")))))
     }
 }

@@ -40,6 +40,9 @@ fn short(hash: &str) -> &str {
     hash.get(..16).unwrap_or(hash)
 }
 
+/// The least time a container that mounts volumes gets to exit cleanly (it commits them).
+const VOLUME_COMMIT_GRACE_MS: u32 = 10_000;
+
 impl State {
     /// Asks `worker_id` to start a container of the function with the reserved resources.
     pub(crate) fn start_task(
@@ -130,6 +133,16 @@ impl State {
             task.stop = Some(reason.clone());
         }
         task.send(ContainerCommand::Shutdown(format!("{reason:?}")));
+        // A clean stop of a container with volumes gives it time to commit them.
+        let mounts_volumes = self
+            .functions
+            .get(&task.function_id)
+            .is_some_and(|f| !f.def.volumes.is_empty());
+        let grace_ms = if grace_ms > 0 && mounts_volumes {
+            grace_ms.max(VOLUME_COMMIT_GRACE_MS)
+        } else {
+            grace_ms
+        };
         if let Some(w) = self.workers.get(&task.worker_id) {
             let _ = w.tx.send(WorkerCommand::Stop {
                 task_id: task_id.to_owned(),

@@ -22,6 +22,7 @@ pub(crate) mod store;
 #[cfg(test)]
 mod tests;
 mod variants;
+pub(crate) mod volumes;
 mod workers;
 
 use std::net::SocketAddr;
@@ -62,6 +63,9 @@ pub(crate) struct Config {
     pub(crate) secret_key: secrets::SecretKey,
     /// Where uploaded executables live; `None` for the embedded control plane.
     pub(crate) binaries: Option<binaries::Binaries>,
+    /// Where the files of volumes live (`None`: the directory could not be made; volume
+    /// requests say so).
+    pub(crate) volume_files: Option<binaries::Binaries>,
     /// How long results of spawned calls are kept.
     pub(crate) retention: Duration,
     /// The URL containers and workers reach this control plane at (default: the bound address).
@@ -78,10 +82,46 @@ impl Config {
             auth: auth::Auth::default(),
             secret_key: secrets::SecretKey::ephemeral(),
             binaries: None,
+            volume_files: embedded_volume_files(),
             retention: Duration::from_secs(7 * 24 * 3600),
             advertise_url: None,
         }
     }
+}
+
+/// The embedded control plane's volume files: a directory of this process under the temporary
+/// directory (its volumes last as long as the program), after removing those of programs that
+/// are gone.
+fn embedded_volume_files() -> Option<binaries::Binaries> {
+    let tmp = std::env::temp_dir();
+    if let Ok(dirs) = std::fs::read_dir(&tmp) {
+        for d in dirs.flatten() {
+            let name = d.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("modal-volumes-"))
+                .and_then(|n| n.split('-').next())
+            else {
+                continue;
+            };
+            if !std::path::Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(d.path());
+            }
+        }
+    }
+    let dir = tmp.join(format!(
+        "modal-volumes-{}-{}",
+        std::process::id(),
+        crate::ids::new_id("")
+    ));
+    binaries::Binaries::volume_files(dir.clone())
+        .map_err(|e| {
+            tracing::warn!(
+                "volumes cannot be used: cannot create {}: {e}",
+                dir.display()
+            )
+        })
+        .ok()
 }
 
 /// Serves the control plane on `listener`, in tasks of the current tokio runtime, after loading
@@ -97,7 +137,13 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
     state.restore(snapshot);
     let (commands, rx) = mpsc::channel(event_loop::QUEUE);
     tokio::spawn(event_loop::run(state, Arc::clone(&config.store), rx));
-    let api = api::Api::new(commands, Arc::clone(&config.store), config.binaries.clone());
+    let api = api::Api::new(
+        commands,
+        Arc::clone(&config.store),
+        config.binaries.clone(),
+        config.volume_files.clone(),
+    );
+    tokio::spawn(api.clone().collect_volume_files());
     // Each service checks the caller's token before it reads a request's body.
     let authenticate = api::guard::Authenticate {
         auth: config.auth.clone(),

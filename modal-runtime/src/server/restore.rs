@@ -97,6 +97,7 @@ impl State {
             self.secrets
                 .insert((s.environment.clone(), s.name.clone()), s);
         }
+        self.restore_volumes(snap.volumes, snap.volume_heads);
         for t in snap.tokens {
             self.auth.add_user_token(t.id, t.secret_hash);
         }

@@ -101,6 +101,9 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
     let described = store.describe();
     let binaries = binaries::Binaries::new(opts.data_dir.join("binaries"))
         .map_err(|e| format!("{}: {e}", opts.data_dir.join("binaries").display()))?;
+    let volume_dir = opts.data_dir.join("volumes");
+    let volume_files = binaries::Binaries::volume_files(volume_dir.clone())
+        .map_err(|e| format!("{}: {e}", volume_dir.display()))?;
     let secret_key = secrets::SecretKey::load_or_create(&opts.data_dir.join("secret.key"))?;
     let auth = auth::Auth::default();
     let listener = tokio::net::TcpListener::bind(opts.listen)
@@ -121,6 +124,7 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         auth: auth.clone(),
         secret_key,
         binaries: Some(binaries.clone()),
+        volume_files: Some(volume_files),
         retention: opts.retention,
         advertise_url: Some(url.clone()),
     };

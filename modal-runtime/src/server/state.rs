@@ -259,6 +259,19 @@ impl TaskRec {
     }
 }
 
+/// A volume as the control plane keeps it.
+#[derive(Debug, Clone)]
+pub(crate) struct VolumeRec {
+    pub(crate) name: String,
+    pub(crate) environment: String,
+    /// For an ephemeral volume: the app it belongs to (it goes when the app stops).
+    pub(crate) app_id: Option<String>,
+    pub(crate) created_at_ms: i64,
+    pub(crate) version: u64,
+    pub(crate) committed_at_ms: i64,
+    pub(crate) manifest: crate::model::volume::Manifest,
+}
+
 /// Worker resources held by one container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Reservation {
@@ -306,6 +319,8 @@ pub(crate) struct State {
     pub(crate) secret_key: SecretKey,
     /// Named secrets by (environment, name), sealed.
     pub(crate) secrets: HashMap<(String, String), SecretRow>,
+    /// Volumes by id.
+    pub(crate) volumes: HashMap<String, VolumeRec>,
     /// Last fire (Unix ms) and next planned fire of each scheduled function.
     pub(crate) schedules: HashMap<FunctionId, (Option<i64>, i64)>,
     /// How long finished spawned calls keep their results.
@@ -340,6 +355,7 @@ impl State {
             auth: config.auth.clone(),
             secret_key: config.secret_key.clone(),
             secrets: HashMap::new(),
+            volumes: HashMap::new(),
             schedules: HashMap::new(),
             retention: config.retention,
             next_prune: clock.now,

@@ -127,6 +127,7 @@ impl From<&FunctionDef> for pb::FunctionDefinition {
             app_in_code: d.app_in_code.clone(),
             block_network: d.block_network,
             restrict_modal_access: d.restrict_modal_access,
+            volumes: d.volumes.iter().map(Into::into).collect(),
         }
     }
 }
@@ -186,6 +187,7 @@ impl TryFrom<pb::FunctionDefinition> for FunctionDef {
             app_in_code: d.app_in_code,
             block_network: d.block_network,
             restrict_modal_access: d.restrict_modal_access,
+            volumes: d.volumes.into_iter().map(Into::into).collect(),
         })
     }
 }

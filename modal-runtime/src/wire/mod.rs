@@ -9,12 +9,15 @@ pub(crate) use modal_proto::v1 as pb;
 
 mod auth;
 mod calls;
+mod chunks;
 mod control;
 mod convert;
 mod functions;
+mod volumes;
 
 pub(crate) use auth::AuthHeaders;
 pub(crate) use calls::*;
+pub(crate) use chunks::*;
 pub(crate) use control::*;
 pub(crate) use convert::*;
 pub(crate) use functions::*;

@@ -141,6 +141,12 @@ fn environment(
     for (k, v) in gpu_env(&spec.gpu_indices, gpus) {
         set(k, &v);
     }
+    if !def.volumes.is_empty() {
+        set(
+            cenv::VOLUME_MOUNTS,
+            &serde_json::to_string(&def.volumes).unwrap_or_default(),
+        );
+    }
     env
 }
 
@@ -200,6 +206,7 @@ pub(super) async fn supervise(
         server_url: spec.server_url.clone(),
         limits: Limits::of(def),
         devices: gpu_devices(&spec.gpu_indices, &gpus),
+        volumes: def.volumes.clone(),
     };
     // Preparing writes files and may hash or copy the executable: off the async threads.
     let prepared = tokio::task::spawn_blocking(move || runtime.prepare(launch))

@@ -120,7 +120,7 @@ fn is_loopback(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn time(ms: i64) -> String {
+pub(super) fn time(ms: i64) -> String {
     if ms <= 0 {
         return String::new();
     }
@@ -141,7 +141,7 @@ fn state_name(state: i32) -> &'static str {
     }
 }
 
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(super) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_header(header.to_vec());
@@ -477,7 +477,7 @@ pub(super) async fn container(cmd: ContainerCommand) -> Result<()> {
 }
 
 /// Asks `question` on a terminal; `--yes`, or input that is not a terminal (a script), means yes.
-fn confirm(question: &str, yes: bool) -> bool {
+pub(super) fn confirm(question: &str, yes: bool) -> bool {
     use std::io::{BufRead, IsTerminal, Write};
     if yes || !std::io::stdin().is_terminal() {
         return true;

@@ -1,5 +1,5 @@
 //! The `modal` command line as data: its subcommands and flags (`server`, `worker`,
-//! `token new`, `app list|logs|stop|history`, `secret create|list|delete`, `container list|stop`).
+//! `token new`, `app list|logs|stop|history`, `secret create|list|delete`, `container list|stop`, `volume create|list|ls|put|get|rm|delete`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +38,9 @@ pub(super) enum Command {
     /// Running containers.
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Volumes: files that outlive containers.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
 }
 
 #[derive(Args)]
@@ -206,5 +209,66 @@ pub(super) enum ContainerCommand {
         task_id: String,
         #[arg(long)]
         graceful: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum VolumeCommand {
+    /// Create a volume.
+    Create {
+        name: String,
+        #[arg(short = 'e', long = "env", default_value = "")]
+        env: String,
+    },
+    /// Volumes, with their sizes and latest versions.
+    List(Common),
+    /// Files and directories of a volume under a path.
+    Ls {
+        name: String,
+        /// A path in the volume.
+        #[arg(default_value = "/")]
+        path: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Upload a local file or directory into a volume (one new version).
+    Put {
+        name: String,
+        local_path: PathBuf,
+        /// Where in the volume (default: the local file's name at the root; a path ending
+        /// with `/` is a directory to put it in).
+        remote_path: Option<String>,
+        /// Replace files that exist.
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(short = 'e', long = "env", default_value = "")]
+        env: String,
+    },
+    /// Download a file or directory of a volume (`-` writes a file to standard output).
+    Get {
+        name: String,
+        remote_path: String,
+        #[arg(default_value = ".")]
+        local_destination: PathBuf,
+        #[arg(short = 'e', long = "env", default_value = "")]
+        env: String,
+    },
+    /// Remove a file (or, with -r, a directory) of a volume.
+    Rm {
+        name: String,
+        remote_path: String,
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        #[arg(short = 'e', long = "env", default_value = "")]
+        env: String,
+    },
+    /// Delete a volume and everything in it.
+    Delete {
+        name: String,
+        /// Do not ask for confirmation (asked only on a terminal).
+        #[arg(short = 'y', long)]
+        yes: bool,
+        #[arg(short = 'e', long = "env", default_value = "")]
+        env: String,
     },
 }

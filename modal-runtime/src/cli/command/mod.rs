@@ -1,11 +1,13 @@
 //! The `modal` command: parses its command line (`args.rs`) and runs the subcommand: the
-//! standalone control plane and workers (`standalone.rs`), or the admin commands (`admin.rs`).
+//! standalone control plane and workers (`standalone.rs`), or the admin commands (`admin.rs`,
+//! `volume.rs`).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
 
 mod admin;
 mod args;
 mod standalone;
+mod volume;
 
 use std::process::ExitCode;
 
@@ -43,5 +45,6 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::App(cmd) => admin::app(cmd).await,
         Command::Secret(cmd) => admin::secret(cmd).await,
         Command::Container(cmd) => admin::container(cmd).await,
+        Command::Volume(cmd) => volume::run(cmd).await,
     }
 }

@@ -576,6 +576,64 @@ impl pb::client_api_server::ClientApi for Api {
         }))
     }
 
+    async fn volume_get_or_create(
+        &self,
+        req: Request<pb::VolumeGetOrCreateRequest>,
+    ) -> Result<Response<pb::VolumeGetOrCreateResponse>, Status> {
+        Api::volume_get_or_create(self, req).await
+    }
+
+    async fn volume_list(
+        &self,
+        req: Request<pb::VolumeListRequest>,
+    ) -> Result<Response<pb::VolumeListResponse>, Status> {
+        Api::volume_list(self, req).await
+    }
+
+    async fn volume_delete(
+        &self,
+        req: Request<pb::VolumeDeleteRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        Api::volume_delete(self, req).await
+    }
+
+    async fn volume_manifest(
+        &self,
+        req: Request<pb::VolumeManifestRequest>,
+    ) -> Result<Response<pb::VolumeManifestResponse>, Status> {
+        Api::volume_manifest(self, req).await
+    }
+
+    async fn volume_blob_check(
+        &self,
+        req: Request<pb::VolumeBlobCheckRequest>,
+    ) -> Result<Response<pb::VolumeBlobCheckResponse>, Status> {
+        Api::volume_blob_check(self, req).await
+    }
+
+    async fn volume_blob_upload(
+        &self,
+        req: Request<Streaming<pb::BinaryChunk>>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        Api::volume_blob_upload(self, req).await
+    }
+
+    type VolumeBlobDownloadStream = BoxStream<pb::BinaryChunk>;
+
+    async fn volume_blob_download(
+        &self,
+        req: Request<pb::VolumeBlobDownloadRequest>,
+    ) -> Result<Response<Self::VolumeBlobDownloadStream>, Status> {
+        Api::volume_blob_download(self, req).await
+    }
+
+    async fn volume_commit(
+        &self,
+        req: Request<pb::VolumeCommitRequest>,
+    ) -> Result<Response<pb::VolumeCommitResponse>, Status> {
+        Api::volume_commit(self, req).await
+    }
+
     async fn container_stop(
         &self,
         req: Request<pb::ContainerStopRequest>,

@@ -48,6 +48,8 @@ fn body_limit(path: &str) -> Option<usize> {
         // Streams.
         "FunctionMap" | "BinaryUpload" | "AppGetLogs" | "ContainerConnect" | "WorkerConnect"
         | "BinaryDownload" => None,
+        // Volume files stream in chunks; a commit lists every changed path.
+        "VolumeBlobUpload" | "VolumeBlobDownload" | "VolumeCommit" => None,
         _ => Some(CONTROL_REQUEST_BYTES),
     }
 }

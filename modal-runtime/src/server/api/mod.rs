@@ -6,6 +6,7 @@
 mod client;
 pub(crate) mod guard;
 mod streams;
+mod volumes;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub(crate) struct Api {
     commands: mpsc::Sender<Command>,
     store: Arc<dyn Store>,
     binaries: Option<Binaries>,
+    volume_files: Option<Binaries>,
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -38,11 +40,13 @@ impl Api {
         commands: mpsc::Sender<Command>,
         store: Arc<dyn Store>,
         binaries: Option<Binaries>,
+        volume_files: Option<Binaries>,
     ) -> Self {
         Api {
             commands,
             store,
             binaries,
+            volume_files,
         }
     }
 

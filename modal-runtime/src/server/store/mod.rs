@@ -5,6 +5,10 @@
 mod memory;
 #[cfg(feature = "server")]
 mod sql;
+#[cfg(feature = "server")]
+mod sql_rows;
+#[cfg(feature = "server")]
+mod sql_volumes;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -121,6 +125,27 @@ pub(crate) struct LogRow {
     pub(crate) data: String,
 }
 
+/// A volume: its identity (its versions are rows of their own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VolumeRow {
+    pub(crate) id: String,
+    pub(crate) environment: String,
+    pub(crate) name: String,
+    /// For an ephemeral volume: the app it belongs to; empty for a named volume.
+    pub(crate) app_id: String,
+    pub(crate) created_at: i64,
+}
+
+/// One version of a volume: its whole manifest (JSON array of entries), whose files are blobs
+/// named by their digests in the data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VolumeVersionRow {
+    pub(crate) volume_id: String,
+    pub(crate) version: i64,
+    pub(crate) manifest_json: String,
+    pub(crate) committed_at: i64,
+}
+
 /// A write. The event loop batches them; a batch is applied in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -151,6 +176,13 @@ pub(crate) enum Op {
     PruneLogs {
         before: i64,
     },
+    UpsertVolume(VolumeRow),
+    /// A volume's new latest version (older ones past the kept count are forgotten).
+    InsertVolumeVersion(VolumeVersionRow),
+    /// Forgets a volume and its versions.
+    DeleteVolume {
+        id: String,
+    },
 }
 
 /// Everything the control plane reloads at start.
@@ -165,6 +197,9 @@ pub(crate) struct Snapshot {
     pub(crate) calls: Vec<CallRow>,
     pub(crate) schedules: Vec<ScheduleRow>,
     pub(crate) binaries: Vec<BinaryRow>,
+    pub(crate) volumes: Vec<VolumeRow>,
+    /// The latest version of each volume that has one.
+    pub(crate) volume_heads: Vec<VolumeVersionRow>,
 }
 
 /// A store operation failed.

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Any, AnyPool, Connection as _, Executor as _, Row as _, Transaction};
+use sqlx::{Any, AnyPool, Connection as _, Executor as _, Transaction};
 
+use super::sql_rows::get;
 use super::{
     AppRow, BinaryRow, CallRow, DeploymentRow, FunctionRow, LogRow, Op, ScheduleRow, SecretRow,
     Snapshot, Store, StoreError, StoreFuture, TokenRow,
@@ -124,6 +125,9 @@ fn schema(d: Dialect) -> Vec<String> {
         "CREATE INDEX IF NOT EXISTS logs_by_app ON logs (app_id, seq)".into(),
         "CREATE INDEX IF NOT EXISTS logs_by_time ON logs (timestamp_ms)".into(),
     ]
+    .into_iter()
+    .chain(super::sql_volumes::schema(t))
+    .collect()
 }
 
 // Upserts replace the whole row, so that replaying a batch (or re-sending a row) is harmless.
@@ -309,6 +313,20 @@ impl SqlStore {
             calls: select(&mut tx, "calls", SELECT_CALLS, call_row).await?,
             schedules: select(&mut tx, "schedules", SELECT_SCHEDULES, schedule_row).await?,
             binaries: select(&mut tx, "binaries", SELECT_BINARIES, binary_row).await?,
+            volumes: select(
+                &mut tx,
+                "volumes",
+                super::sql_volumes::SELECT_VOLUMES,
+                super::sql_volumes::volume_row,
+            )
+            .await?,
+            volume_heads: select(
+                &mut tx,
+                "volume_versions",
+                super::sql_volumes::SELECT_HEADS,
+                super::sql_volumes::version_row,
+            )
+            .await?,
         };
         tx.commit()
             .await
@@ -640,6 +658,9 @@ fn op_name(op: &Op) -> &'static str {
         Op::AppendLogs(_) => "AppendLogs",
         Op::PruneCalls { .. } => "PruneCalls",
         Op::PruneLogs { .. } => "PruneLogs",
+        Op::UpsertVolume(_) => "UpsertVolume",
+        Op::InsertVolumeVersion(_) => "InsertVolumeVersion",
+        Op::DeleteVolume { .. } => "DeleteVolume",
     }
 }
 
@@ -754,6 +775,9 @@ async fn apply_op(tx: &mut Transaction<'static, Any>, op: Op) -> Result<(), sqlx
                 .await?;
         }
         Op::AppendLogs(lines) => append_logs(conn, lines).await?,
+        op @ (Op::UpsertVolume(_) | Op::InsertVolumeVersion(_) | Op::DeleteVolume { .. }) => {
+            super::sql_volumes::apply(conn, op).await?;
+        }
         Op::PruneCalls { finished_before } => {
             sqlx::query(PRUNE_CALLS)
                 .bind(finished_before)
@@ -829,15 +853,6 @@ async fn select<T>(
         .await
         .map_err(|e| query_error(&format!("reading {table}"), &e))?;
     rows.iter().map(convert).collect()
-}
-
-/// A column of a row, or `Corrupt` naming the column.
-fn get<'r, T>(row: &'r AnyRow, table: &str, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
-{
-    row.try_get(column)
-        .map_err(|e| StoreError::Corrupt(format!("{table}.{column}: {e}")))
 }
 
 fn app_row(r: &AnyRow) -> Result<AppRow, StoreError> {
@@ -953,6 +968,7 @@ mod tests {
     use std::time::{SystemTime, UNIX_EPOCH};
 
     use super::*;
+    use crate::server::store::{VolumeRow, VolumeVersionRow};
 
     /// A fresh directory under the system's temp directory, removed on drop.
     struct TempDir(PathBuf);
@@ -1086,7 +1102,28 @@ mod tests {
         s.schedules
             .sort_by(|a, b| a.function_id.cmp(&b.function_id));
         s.binaries.sort_by(|a, b| a.hash.cmp(&b.hash));
+        s.volumes.sort_by(|a, b| a.id.cmp(&b.id));
+        s.volume_heads.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
         s
+    }
+
+    fn volume(id: &str, name: &str, app_id: &str) -> VolumeRow {
+        VolumeRow {
+            id: id.into(),
+            environment: "main".into(),
+            name: name.into(),
+            app_id: app_id.into(),
+            created_at: 7,
+        }
+    }
+
+    fn version(volume_id: &str, version: i64) -> VolumeVersionRow {
+        VolumeVersionRow {
+            volume_id: volume_id.into(),
+            version,
+            manifest_json: format!("[{{\"path\":\"v{version}\"}}]"),
+            committed_at: version * 10,
+        }
     }
 
     fn app_logs(all: &[LogRow], app_id: &str) -> Vec<LogRow> {
@@ -1225,6 +1262,11 @@ mod tests {
             Op::AppendLogs(logged.clone()),
             Op::AppendLogs(vec![nul_line.clone()]),
             Op::AppendLogs(Vec::new()),
+            Op::UpsertVolume(volume("vo-1", "weights", "")),
+            Op::UpsertVolume(volume("vo-2", "scratch", "ap-1")),
+            Op::InsertVolumeVersion(version("vo-1", 1)),
+            Op::InsertVolumeVersion(version("vo-1", 2)),
+            Op::InsertVolumeVersion(version("vo-2", 1)),
         ];
         store.apply(batch1).await.unwrap();
         logged.push(LogRow {
@@ -1244,6 +1286,11 @@ mod tests {
             calls: vec![c1.clone(), c2.clone(), c3.clone(), c4.clone()],
             schedules: vec![sch1.clone(), sch2.clone()],
             binaries: vec![b1.clone(), b2.clone()],
+            volumes: vec![
+                volume("vo-1", "weights", ""),
+                volume("vo-2", "scratch", "ap-1"),
+            ],
+            volume_heads: vec![version("vo-1", 2), version("vo-2", 1)],
         });
         assert_eq!(expected.apps[0].id, "Ap-0");
         assert_eq!(store.load().await.unwrap(), expected);
@@ -1334,6 +1381,9 @@ mod tests {
             Op::AppendLogs(late.clone()),
             Op::PruneLogs { before: 1100 },
             Op::AppendLogs(vec![old_after_prune.clone()]),
+            // Far ahead: the versions it leaves behind are pruned; a deleted volume's go too.
+            Op::InsertVolumeVersion(version("vo-1", 40)),
+            Op::DeleteVolume { id: "vo-2".into() },
         ];
         store.apply(batch2).await.unwrap();
         logged.extend(late);
@@ -1358,7 +1408,17 @@ mod tests {
             calls: vec![c1b, c4b],
             schedules: vec![sch1b, sch2],
             binaries: vec![b1, b2, b3],
+            volumes: vec![volume("vo-1", "weights", "")],
+            volume_heads: vec![version("vo-1", 40)],
         });
+        let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM volume_versions")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            kept, 1,
+            "versions past the kept count, and a deleted volume's, are gone"
+        );
         assert_eq!(store.load().await.unwrap(), expected);
         check_logs(&store, &logged).await;
         assert_eq!(

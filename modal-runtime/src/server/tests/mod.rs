@@ -6,6 +6,7 @@ mod calls;
 mod lifecycle;
 mod scheduling;
 mod secrets;
+mod volumes;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -142,6 +143,18 @@ impl Plane {
                         c.result = Some(result);
                         c.finished_at = Some(finished_at);
                     }
+                }
+                Op::UpsertVolume(row) => {
+                    snap.volumes.retain(|v| v.id != row.id);
+                    snap.volumes.push(row);
+                }
+                Op::InsertVolumeVersion(row) => {
+                    snap.volume_heads.retain(|v| v.volume_id != row.volume_id);
+                    snap.volume_heads.push(row);
+                }
+                Op::DeleteVolume { id } => {
+                    snap.volumes.retain(|v| v.id != id);
+                    snap.volume_heads.retain(|v| v.volume_id != id);
                 }
                 _ => {}
             }

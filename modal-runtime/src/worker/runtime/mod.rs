@@ -79,6 +79,9 @@ pub(crate) struct Launch {
     pub(crate) limits: Limits,
     /// Device files the container may use (its GPUs).
     pub(crate) devices: Vec<PathBuf>,
+    /// Volumes to mount: a writable directory of the container's own at each path, which the
+    /// container fills from the volume.
+    pub(crate) volumes: Vec<crate::model::volume::VolumeMount>,
 }
 
 /// A container made ready to start by a runtime.

@@ -46,10 +46,14 @@ impl ContainerRuntime for Process {
     }
 
     fn prepare(&self, launch: Launch) -> Result<Prepared, String> {
-        let asked = launch.limits.asked();
+        let mut asked = launch.limits.asked();
+        if !launch.volumes.is_empty() {
+            let paths: Vec<&str> = launch.volumes.iter().map(|v| v.path.as_str()).collect();
+            asked.push(format!("`volumes` (mounted at {})", paths.join(", ")));
+        }
         if !asked.is_empty() {
             return Err(format!(
-                "this worker runs the process runtime, which cannot enforce {}: run the worker with the oci runtime (`modal worker --runtime oci`, or MODAL_RUNTIME=oci; it needs `crun`)",
+                "this worker runs the process runtime, which cannot give a container {}: run the worker with the oci runtime (`modal worker --runtime oci`, or MODAL_RUNTIME=oci; it needs `crun`)",
                 asked.join(", ")
             ));
         }

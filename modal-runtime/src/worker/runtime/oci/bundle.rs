@@ -3,7 +3,7 @@
 //! the journal, the socket), the environment and the cgroup limits.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
@@ -81,6 +81,7 @@ pub(super) fn spec(
     share: &Path,
     exe: &Staged,
     cgroups_path: Option<&Path>,
+    volumes: &[(String, PathBuf)],
 ) -> Result<Spec, String> {
     let limits = &launch.limits;
     let e = |e: oci_spec::OciSpecError| e.to_string();
@@ -195,6 +196,9 @@ pub(super) fn spec(
             &dir,
             &["rbind", "ro", "nosuid", "nodev"],
         )?);
+    }
+    for (at, dir) in volumes {
+        mounts.push(mount(at, "bind", dir, &["bind", "rw", "nosuid", "nodev"])?);
     }
     for device in &launch.devices {
         let at = device.to_string_lossy();

@@ -186,6 +186,33 @@ impl Oci {
         }
     }
 
+    /// A writable directory of the container's own for each volume it mounts (in its share
+    /// directory, owned by its root), with the mount point made in the shared root: `(path in
+    /// the container, directory)`.
+    fn volume_dirs(
+        &self,
+        launch: &Launch,
+        share: &std::path::Path,
+        (uid, gid): (u32, u32),
+    ) -> Result<Vec<(String, PathBuf)>, String> {
+        let mut dirs = Vec::new();
+        for (i, volume) in launch.volumes.iter().enumerate() {
+            crate::app::rules::check_volume_path(&volume.path)?;
+            let dir = share.join("volumes").join(i.to_string());
+            make_dir(&dir, 0o700)?;
+            if self.as_root {
+                std::os::unix::fs::lchown(&dir, Some(uid), Some(gid))
+                    .map_err(|e| format!("cannot give {} to the container: {e}", dir.display()))?;
+            }
+            make_dir(
+                &self.rootfs.join(volume.path.trim_start_matches('/')),
+                0o755,
+            )?;
+            dirs.push((volume.path.clone(), dir));
+        }
+        Ok(dirs)
+    }
+
     /// The host user and group container `task_id`'s root is, and how many ids it has.
     fn id_mappings(&self, task_id: &str) -> (u32, u32, u32) {
         if self.as_root {
@@ -290,6 +317,7 @@ impl Oci {
                 }
             }
         }
+        let volumes = self.volume_dirs(launch, &share, (uid, gid))?;
         let cgroups = self.cgroups.as_ref().ok().cloned();
         let memory = match (&cgroups, limits.memory_mb) {
             (Some(c), mb) if mb > 0 => Some(c.limit_memory(&launch.task_id, mb)?),
@@ -303,6 +331,7 @@ impl Oci {
             &share,
             &exe,
             cgroups_path.as_deref(),
+            &volumes,
         )?;
         spec.save(bundle.join("config.json"))
             .map_err(|e| format!("cannot write the container's config.json: {e}"))?;

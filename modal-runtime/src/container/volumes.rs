@@ -1,0 +1,522 @@
+//! Volumes inside a container: each mounted directory is filled from the volume's latest
+//! version before the first input, sent back as changes on `Volume::commit` (and at a clean
+//! exit), and brought up to date on `Volume::reload`. What the directory held at the last
+//! exchange is remembered per path, so that a commit sends only what changed here and a reload
+//! never overwrites a change not committed yet.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use tokio::sync::Mutex;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::error::{Error, Result};
+use crate::model::volume::{Change, Entry, EntryKind, VolumeMount};
+use crate::wire::{self, AuthHeaders, pb};
+
+/// The client API as the container calls it for its volumes (over the container's channel).
+type Api = pb::client_api_client::ClientApiClient<InterceptedService<Channel, AuthHeaders>>;
+
+inventory::submit! {
+    crate::app::objects::VolumeHooks { commit, reload }
+}
+
+/// What a path held locally when it was last exchanged with the volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Local {
+    size: u64,
+    mtime_ns: i128,
+    mode: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Known {
+    entry: Entry,
+    local: Local,
+}
+
+struct Mounted {
+    mount: VolumeMount,
+    known: BTreeMap<String, Known>,
+}
+
+/// One mounted volume: its name (how `Volume::commit` finds it) and its state behind a lock
+/// (a commit and a reload of one volume never run at once).
+struct Slot {
+    name: String,
+    state: Mutex<Mounted>,
+}
+
+/// The container's mounts, set once they are filled, and the stub that reaches their volumes.
+static MOUNTS: OnceLock<(Vec<Slot>, Api)> = OnceLock::new();
+
+fn volume_ref(m: &VolumeMount) -> pb::VolumeRef {
+    pb::VolumeRef {
+        name: m.name.clone(),
+        environment_name: String::new(),
+        volume_id: m.volume_id.clone(),
+    }
+}
+
+fn local_of(meta: &std::fs::Metadata) -> Local {
+    Local {
+        size: if meta.is_file() { meta.len() } else { 0 },
+        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        mode: meta.permissions().mode() & 0o7777,
+    }
+}
+
+/// The mounts the worker gave this container (none when it gave none).
+pub(crate) fn mounts_from_env() -> Result<Vec<VolumeMount>, String> {
+    let var = crate::task_env::VOLUME_MOUNTS;
+    match std::env::var(var) {
+        Ok(json) if !json.is_empty() => {
+            serde_json::from_str(&json).map_err(|e| format!("{var} is malformed: {e}"))
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Fills every mounted directory from its volume's latest version; run once, before the first
+/// input, with the container's channel (it lives on the container's long-lived runtime, so
+/// commits from user code on other threads can use it).
+pub(crate) async fn populate(
+    mounts: Vec<VolumeMount>,
+    channel: Channel,
+    auth: AuthHeaders,
+) -> Result<(), String> {
+    if mounts.is_empty() {
+        return Ok(());
+    }
+    let client = pb::client_api_client::ClientApiClient::with_interceptor(channel, auth)
+        .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
+    let mut all = Vec::new();
+    for mount in mounts {
+        let mut m = Mounted {
+            mount,
+            known: BTreeMap::new(),
+        };
+        reload_one(&client, &mut m).await.map_err(|e| {
+            format!(
+                "cannot fill volume `{}` at {}: {e}",
+                m.mount.name, m.mount.path
+            )
+        })?;
+        all.push(Slot {
+            name: m.mount.name.clone(),
+            state: Mutex::new(m),
+        });
+    }
+    let _ = MOUNTS.set((all, client));
+    Ok(())
+}
+
+/// The mount of the volume called `name` in this container.
+fn find(name: &str) -> Result<(&'static Mutex<Mounted>, Api)> {
+    let Some((mounts, api)) = MOUNTS.get() else {
+        return Err(Error::Invalid(format!(
+            "volume `{name}` is not mounted here: commit() and reload() work inside a container of a function that mounts the volume (`volumes = {{\"/path\": VOLUME}}`)"
+        )));
+    };
+    mounts
+        .iter()
+        .find(|m| m.name == name)
+        .map(|m| (&m.state, api.clone()))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "volume `{name}` is not mounted in this container (its function mounts: {})",
+                mounts
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+/// Runs `f` on a thread of its own with a runtime of its own: usable from synchronous user
+/// code and from async user code alike (it blocks the calling thread until done).
+fn block_on<T: Send + 'static>(
+    f: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Other(format!("cannot start a runtime for the volume: {e}")))?
+                .block_on(f)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::Other("the volume operation panicked".into())))
+    })
+}
+
+/// Sends this container's changes to the volume called `name` as a new version, then brings
+/// the directory up to date with what others committed.
+fn commit(name: &str) -> Result<()> {
+    let (mount, api) = find(name)?;
+    block_on(async move {
+        let mut m = mount.lock().await;
+        commit_one(&api, &mut m).await?;
+        reload_one(&api, &mut m).await
+    })
+}
+
+/// Brings the directory of the volume called `name` up to date with its latest version.
+fn reload(name: &str) -> Result<()> {
+    let (mount, api) = find(name)?;
+    block_on(async move {
+        let mut m = mount.lock().await;
+        reload_one(&api, &mut m).await
+    })
+}
+
+/// Commits every mounted volume (a clean exit): failures are logged, not raised.
+pub(crate) async fn commit_all() {
+    let Some((mounts, api)) = MOUNTS.get() else {
+        return;
+    };
+    for mount in mounts {
+        let mut m = mount.state.lock().await;
+        if let Err(e) = commit_one(api, &mut m).await {
+            tracing::error!(
+                "volume `{}`: the changes at {} could not be committed at exit: {e}",
+                m.mount.name,
+                m.mount.path
+            );
+        }
+    }
+}
+
+/// What the directory holds now, by volume path.
+fn scan(root: &Path) -> std::io::Result<BTreeMap<String, (std::fs::Metadata, PathBuf)>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        for item in std::fs::read_dir(&dir)? {
+            let item = item?;
+            let name = item.file_name();
+            let Some(name) = name.to_str() else {
+                tracing::warn!(
+                    "volume file {} has a name that is not UTF-8; it is not committed",
+                    item.path().display()
+                );
+                continue;
+            };
+            let path = if prefix.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let meta = std::fs::symlink_metadata(item.path())?;
+            if meta.is_dir() {
+                stack.push((item.path(), path.clone()));
+            }
+            out.insert(path, (meta, item.path()));
+        }
+    }
+    Ok(out)
+}
+
+fn mtime_ms(meta: &std::fs::Metadata) -> i64 {
+    meta.mtime() * 1000 + meta.mtime_nsec() / 1_000_000
+}
+
+/// Sends what changed in the directory since the last exchange: blobs first, then one commit.
+async fn commit_one(api: &Api, m: &mut Mounted) -> Result<()> {
+    let root = PathBuf::from(&m.mount.path);
+    let scan_root = root.clone();
+    let now = tokio::task::spawn_blocking(move || scan(&scan_root))
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?
+        .map_err(|e| Error::Other(format!("cannot read {}: {e}", root.display())))?;
+    let mut changes = Vec::new();
+    let mut uploads: Vec<(String, PathBuf)> = Vec::new();
+    let mut seen: HashMap<String, Local> = HashMap::new();
+    for (path, (meta, full)) in &now {
+        let local = local_of(meta);
+        seen.insert(path.clone(), local.clone());
+        let known = m.known.get(path);
+        if known.is_some_and(|k| k.local == local) {
+            continue;
+        }
+        let mode = local.mode;
+        let entry = if meta.is_dir() {
+            Entry {
+                path: path.clone(),
+                kind: EntryKind::Directory,
+                hash: String::new(),
+                size: 0,
+                mode,
+                mtime_ms: mtime_ms(meta),
+                target: String::new(),
+            }
+        } else if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(full)
+                .map_err(|e| Error::Other(format!("cannot read link {}: {e}", full.display())))?;
+            Entry {
+                path: path.clone(),
+                kind: EntryKind::Symlink,
+                hash: String::new(),
+                size: 0,
+                mode,
+                mtime_ms: mtime_ms(meta),
+                target: target.to_string_lossy().into_owned(),
+            }
+        } else if meta.is_file() {
+            let hash_path = full.clone();
+            let hash = tokio::task::spawn_blocking(move || crate::binhash::file_hash(&hash_path))
+                .await
+                .map_err(|e| Error::Other(e.to_string()))?
+                .map_err(Error::Other)?;
+            Entry {
+                path: path.clone(),
+                kind: EntryKind::File,
+                hash,
+                size: meta.len(),
+                mode,
+                mtime_ms: mtime_ms(meta),
+                target: String::new(),
+            }
+        } else {
+            tracing::warn!(
+                "volume path {} is neither a file, a directory nor a link; it is not committed",
+                full.display()
+            );
+            continue;
+        };
+        // Touched but equal (same content, kind and mode): only the local state moves.
+        if let Some(k) = known {
+            let same = k.entry.kind == entry.kind
+                && k.entry.hash == entry.hash
+                && k.entry.target == entry.target
+                && k.entry.mode == entry.mode;
+            if same {
+                continue;
+            }
+        }
+        if entry.kind == EntryKind::File {
+            uploads.push((entry.hash.clone(), full.clone()));
+        }
+        changes.push(Change::Put(entry));
+    }
+    for path in m.known.keys() {
+        if !now.contains_key(path) {
+            // The topmost removed path covers what is under it.
+            let parent_removed = path
+                .rsplit_once('/')
+                .is_some_and(|(up, _)| m.known.contains_key(up) && !now.contains_key(up));
+            if !parent_removed {
+                changes.push(Change::Remove(path.clone()));
+            }
+        }
+    }
+    if changes.is_empty() {
+        // Refresh the local state of touched-but-equal paths.
+        refresh_known(m, &seen);
+        return Ok(());
+    }
+    upload_missing(api, &uploads).await?;
+    let mut api = api.clone();
+    let pb_changes: Vec<pb::VolumeChange> = changes.iter().cloned().map(Into::into).collect();
+    let version = api
+        .volume_commit(pb::VolumeCommitRequest {
+            volume: Some(volume_ref(&m.mount)),
+            changes: pb_changes,
+        })
+        .await?
+        .into_inner()
+        .version;
+    for change in changes {
+        match change {
+            Change::Put(entry) => {
+                if let Some(local) = seen.get(&entry.path) {
+                    m.known.insert(
+                        entry.path.clone(),
+                        Known {
+                            entry,
+                            local: local.clone(),
+                        },
+                    );
+                }
+            }
+            Change::Remove(path) => {
+                let prefix = format!("{path}/");
+                m.known.retain(|p, _| *p != path && !p.starts_with(&prefix));
+            }
+        }
+    }
+    refresh_known(m, &seen);
+    tracing::info!(
+        volume = %m.mount.name,
+        version,
+        "volume committed"
+    );
+    Ok(())
+}
+
+fn refresh_known(m: &mut Mounted, seen: &HashMap<String, Local>) {
+    for (path, k) in m.known.iter_mut() {
+        if let Some(local) = seen.get(path) {
+            k.local = local.clone();
+        }
+    }
+}
+
+/// Uploads the files whose digests the control plane lacks.
+async fn upload_missing(api: &Api, files: &[(String, PathBuf)]) -> Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut api = api.clone();
+    let missing = api
+        .volume_blob_check(pb::VolumeBlobCheckRequest {
+            hashes: files.iter().map(|(h, _)| h.clone()).collect(),
+        })
+        .await?
+        .into_inner()
+        .missing;
+    for hash in missing {
+        let Some((_, path)) = files.iter().find(|(h, _)| *h == hash) else {
+            continue;
+        };
+        upload_file(&mut api, &hash, path).await?;
+    }
+    Ok(())
+}
+
+/// Streams one file to the control plane, announced by its digest.
+async fn upload_file(api: &mut Api, hash: &str, path: &Path) -> Result<()> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))?;
+    let (chunks, read_error) = wire::upload_chunks(file, hash.to_owned());
+    let sent = api.volume_blob_upload(chunks).await;
+    if let Some(e) = wire::take_read_error(&read_error) {
+        return Err(Error::Other(format!("cannot read {}: {e}", path.display())));
+    }
+    sent?;
+    Ok(())
+}
+
+/// Downloads blob `hash` of the mounted volume into `to`, checking its digest.
+async fn download_blob(api: &Api, volume: pb::VolumeRef, hash: &str, to: &Path) -> Result<()> {
+    let stream = api
+        .clone()
+        .volume_blob_download(pb::VolumeBlobDownloadRequest {
+            volume: Some(volume),
+            hash: hash.to_owned(),
+        })
+        .await?
+        .into_inner();
+    wire::receive_to_file(stream, hash, to)
+        .await
+        .map_err(Error::Other)
+}
+
+/// Brings the directory up to date with the volume's latest version, keeping the paths changed
+/// here since the last exchange (they are this container's until it commits).
+async fn reload_one(api: &Api, m: &mut Mounted) -> Result<()> {
+    let manifest = api
+        .clone()
+        .volume_manifest(pb::VolumeManifestRequest {
+            volume: Some(volume_ref(&m.mount)),
+        })
+        .await?
+        .into_inner();
+    let root = PathBuf::from(&m.mount.path);
+    let head: BTreeMap<String, Entry> = manifest
+        .entries
+        .into_iter()
+        .filter_map(|e| Entry::try_from(e).ok())
+        .map(|e| (e.path.clone(), e))
+        .collect();
+    let changed_here = |path: &str, known: Option<&Known>| -> bool {
+        let full = root.join(path);
+        match (std::fs::symlink_metadata(&full), known) {
+            (Ok(meta), Some(k)) => local_of(&meta) != k.local,
+            (Ok(_), None) => true,
+            (Err(_), Some(_)) => true,
+            (Err(_), None) => false,
+        }
+    };
+    // Paths gone from the volume: removed here unless changed here (deepest first).
+    let gone: Vec<String> = m
+        .known
+        .keys()
+        .filter(|p| !head.contains_key(*p))
+        .cloned()
+        .collect();
+    for path in gone.iter().rev() {
+        let known = m.known.get(path);
+        if !changed_here(path, known) {
+            let full = root.join(path);
+            let _ = match std::fs::symlink_metadata(&full) {
+                Ok(meta) if meta.is_dir() => std::fs::remove_dir(&full),
+                Ok(_) => std::fs::remove_file(&full),
+                Err(_) => Ok(()),
+            };
+        }
+        m.known.remove(path);
+    }
+    for (path, entry) in head {
+        let known = m.known.get(&path);
+        if known.is_some_and(|k| k.entry == entry) {
+            continue;
+        }
+        if changed_here(&path, known) && std::fs::symlink_metadata(root.join(&path)).is_ok() {
+            // Changed here and there: this container's version stays until it commits (and
+            // then wins, being the last commit).
+            continue;
+        }
+        let full = root.join(&path);
+        let io = |e: std::io::Error| Error::Other(format!("cannot write {}: {e}", full.display()));
+        match entry.kind {
+            EntryKind::Directory => {
+                if std::fs::symlink_metadata(&full).is_ok_and(|m| !m.is_dir()) {
+                    std::fs::remove_file(&full).map_err(io)?;
+                }
+                std::fs::create_dir_all(&full).map_err(io)?;
+                std::fs::set_permissions(&full, std::fs::Permissions::from_mode(entry.mode))
+                    .map_err(io)?;
+            }
+            EntryKind::File => {
+                if std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
+                    std::fs::remove_dir_all(&full).map_err(io)?;
+                }
+                download_blob(api, volume_ref(&m.mount), &entry.hash, &full).await?;
+                std::fs::set_permissions(&full, std::fs::Permissions::from_mode(entry.mode))
+                    .map_err(io)?;
+                set_mtime(&full, entry.mtime_ms);
+            }
+            EntryKind::Symlink => {
+                if std::fs::symlink_metadata(&full).is_ok() {
+                    let _ = std::fs::remove_file(&full);
+                }
+                std::os::unix::fs::symlink(&entry.target, &full).map_err(io)?;
+            }
+        }
+        let meta = std::fs::symlink_metadata(&full).map_err(io)?;
+        m.known.insert(
+            path,
+            Known {
+                entry,
+                local: local_of(&meta),
+            },
+        );
+    }
+    Ok(())
+}
+
+fn set_mtime(path: &Path, mtime_ms: i64) {
+    let at = std::time::UNIX_EPOCH
+        + std::time::Duration::from_millis(u64::try_from(mtime_ms).unwrap_or(0));
+    if let Ok(f) = std::fs::File::options().write(true).open(path) {
+        let _ = f.set_modified(at);
+    }
+}
