@@ -30,6 +30,11 @@ fn root() -> PathBuf {
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
+    // The UI tests' own build (trybuild's project) does not read the workspace's profile:
+    // line tables there too, instead of 200 MB per test program.
+    if std::env::var_os("CARGO_PROFILE_DEV_DEBUG").is_none() {
+        c.env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only");
+    }
     // A CI machine builds once from clean: incremental state would only fill its small disk.
     if std::env::var_os("CI").is_some_and(|v| v == "true")
         && std::env::var_os("CARGO_INCREMENTAL").is_none()
