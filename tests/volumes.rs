@@ -152,7 +152,8 @@ fn the_process_runtime_refuses_volumes_and_says_why() {
     assert!(!out.status.success(), "{}", show(&out));
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(
-        text.contains("`volumes` (mounted at /data, /scratch)") && text.contains("--runtime oci"),
+        text.contains("cannot mount `volumes` (at /data, /scratch)")
+            && text.contains("--runtime oci"),
         "{}",
         show(&out)
     );

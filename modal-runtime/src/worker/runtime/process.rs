@@ -46,15 +46,19 @@ impl ContainerRuntime for Process {
     }
 
     fn prepare(&self, launch: Launch) -> Result<Prepared, String> {
-        let mut asked = launch.limits.asked();
+        let asked = launch.limits.asked();
+        let mut cannot = Vec::new();
+        if !asked.is_empty() {
+            cannot.push(format!("enforce {}", asked.join(", ")));
+        }
         if !launch.volumes.is_empty() {
             let paths: Vec<&str> = launch.volumes.iter().map(|v| v.path.as_str()).collect();
-            asked.push(format!("`volumes` (mounted at {})", paths.join(", ")));
+            cannot.push(format!("mount `volumes` (at {})", paths.join(", ")));
         }
-        if !asked.is_empty() {
+        if !cannot.is_empty() {
             return Err(format!(
-                "this worker runs the process runtime, which cannot give a container {}: run the worker with the oci runtime (`modal worker --runtime oci`, or MODAL_RUNTIME=oci; it needs `crun`)",
-                asked.join(", ")
+                "this worker runs the process runtime, which cannot {}: run the worker with the oci runtime (`modal worker --runtime oci`, or MODAL_RUNTIME=oci; it needs `crun`)",
+                cannot.join(" or ")
             ));
         }
         let mut command = tokio::process::Command::new(&launch.exe);
