@@ -1,5 +1,5 @@
-# Makes the oci runtime usable for the tests (`cargo xtask ci` runs it; so can you): installs crun from Debian's
-# packages when it is missing, and on a machine whose hybrid cgroup layout keeps controllers in
+# Makes the oci runtime usable for the tests (`cargo xtask ci` runs it; so can you): installs crun, and
+# mmdebstrap (which builds images' Debian base), from Debian's packages when they are missing, and on a machine whose hybrid cgroup layout keeps controllers in
 # the v2 hierarchy (crun refuses to run there), moves those controllers to v1 hierarchies of
 # their own (`mount -t cgroup -o CONTROLLER`), which lasts until the next reboot. Both need
 # root; without root it only says what is missing.
@@ -14,6 +14,16 @@ modal_crun_setup() {
         echo "crun.sh: installing crun (apt-get)" >&2
         DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 \
             && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq crun >&2 \
+            || return 1
+    fi
+    if ! command -v mmdebstrap >/dev/null 2>&1; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "crun.sh: mmdebstrap is not installed and this is not root: apt-get install mmdebstrap" >&2
+            return 1
+        fi
+        echo "crun.sh: installing mmdebstrap (apt-get), for image builds" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >&2 \
             || return 1
     fi
     local held=/sys/fs/cgroup/unified/cgroup.controllers

@@ -173,6 +173,9 @@ pub struct FunctionDefinition {
     /// Volumes mounted in its containers (`volumes = …`), resolved to ids when the app starts.
     #[prost(message, repeated, tag = "30")]
     pub volumes: ::prost::alloc::vec::Vec<VolumeMount>,
+    /// The image its containers run in (none: the host's system directories).
+    #[prost(message, optional, tag = "31")]
+    pub image: ::core::option::Option<ImageRef>,
 }
 /// Secret values sealed with a control plane's key (ChaCha20-Poly1305).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1249,6 +1252,174 @@ pub struct VolumeMount {
     pub volume_id: ::prost::alloc::string::String,
     #[prost(string, tag = "3")]
     pub name: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImageEnvVar {
+    #[prost(string, tag = "1")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub value: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImageFile {
+    /// Where in the image, and the blake3 digest of the content (uploaded with ImageFileUpload).
+    #[prost(string, tag = "1")]
+    pub remote: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub hash: ::prost::alloc::string::String,
+    #[prost(uint32, tag = "3")]
+    pub mode: u32,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImageDirFile {
+    /// Below the directory's place in the image.
+    #[prost(string, tag = "1")]
+    pub path: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub hash: ::prost::alloc::string::String,
+    #[prost(uint32, tag = "3")]
+    pub mode: u32,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ImageStep {
+    #[prost(oneof = "image_step::Step", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
+    pub step: ::core::option::Option<image_step::Step>,
+}
+/// Nested message and enum types in `ImageStep`.
+pub mod image_step {
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+    pub struct AptInstall {
+        #[prost(string, repeated, tag = "1")]
+        pub packages: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    }
+    #[derive(Clone, PartialEq, ::prost::Message)]
+    pub struct Env {
+        #[prost(message, repeated, tag = "1")]
+        pub vars: ::prost::alloc::vec::Vec<super::ImageEnvVar>,
+    }
+    #[derive(Clone, PartialEq, ::prost::Message)]
+    pub struct AddDir {
+        #[prost(string, tag = "1")]
+        pub remote: ::prost::alloc::string::String,
+        #[prost(message, repeated, tag = "2")]
+        pub files: ::prost::alloc::vec::Vec<super::ImageDirFile>,
+    }
+    #[derive(Clone, PartialEq, ::prost::Oneof)]
+    pub enum Step {
+        /// A minimal Debian of this suite.
+        #[prost(string, tag = "1")]
+        DebianSlim(::prost::alloc::string::String),
+        #[prost(string, tag = "2")]
+        FromRegistry(::prost::alloc::string::String),
+        #[prost(message, tag = "3")]
+        AptInstall(AptInstall),
+        #[prost(string, tag = "4")]
+        Run(::prost::alloc::string::String),
+        #[prost(message, tag = "5")]
+        Env(Env),
+        #[prost(string, tag = "6")]
+        Workdir(::prost::alloc::string::String),
+        #[prost(message, tag = "7")]
+        AddFile(super::ImageFile),
+        #[prost(message, tag = "8")]
+        AddDir(AddDir),
+    }
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ImageSpec {
+    #[prost(message, repeated, tag = "1")]
+    pub steps: ::prost::alloc::vec::Vec<ImageStep>,
+    /// The newest glibc version the program needs (checked against the image's); empty: none.
+    #[prost(string, tag = "2")]
+    pub glibc_needed: ::prost::alloc::string::String,
+}
+/// A built image.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ImageRef {
+    #[prost(string, tag = "1")]
+    pub image_id: ::prost::alloc::string::String,
+    /// Layer digests, bottom first.
+    #[prost(string, repeated, tag = "2")]
+    pub layers: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(message, repeated, tag = "3")]
+    pub env: ::prost::alloc::vec::Vec<ImageEnvVar>,
+    #[prost(string, tag = "4")]
+    pub workdir: ::prost::alloc::string::String,
+    /// Where the layers are on the machine that built them.
+    #[prost(string, tag = "5")]
+    pub store: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ImageBuildRequest {
+    #[prost(message, optional, tag = "1")]
+    pub image: ::core::option::Option<ImageSpec>,
+    /// Rebuild every layer (MODAL_FORCE_BUILD).
+    #[prost(bool, tag = "2")]
+    pub force_build: bool,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImageBuildFailure {
+    /// The step, as a user reads it (`RUN make`).
+    #[prost(string, tag = "1")]
+    pub step: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub message: ::prost::alloc::string::String,
+    #[prost(string, repeated, tag = "3")]
+    pub output: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ImageBuildEvent {
+    #[prost(oneof = "image_build_event::Event", tags = "1, 2, 3")]
+    pub event: ::core::option::Option<image_build_event::Event>,
+}
+/// Nested message and enum types in `ImageBuildEvent`.
+pub mod image_build_event {
+    #[derive(Clone, PartialEq, ::prost::Oneof)]
+    pub enum Event {
+        #[prost(string, tag = "1")]
+        Line(::prost::alloc::string::String),
+        #[prost(message, tag = "2")]
+        Built(super::ImageRef),
+        #[prost(message, tag = "3")]
+        Failed(super::ImageBuildFailure),
+    }
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImageListRequest {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImageSummary {
+    #[prost(string, tag = "1")]
+    pub image_id: ::prost::alloc::string::String,
+    #[prost(string, repeated, tag = "2")]
+    pub layers: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(int64, tag = "3")]
+    pub created_at_ms: i64,
+    #[prost(uint64, tag = "4")]
+    pub bytes: u64,
+    /// The last step, as a user reads it.
+    #[prost(string, tag = "5")]
+    pub last_step: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ImageListResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub images: ::prost::alloc::vec::Vec<ImageSummary>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImageRemoveRequest {
+    /// Empty: every image.
+    #[prost(string, repeated, tag = "1")]
+    pub image_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImageRemoveResponse {
+    #[prost(uint32, tag = "1")]
+    pub images: u32,
+    /// Layers no image kept uses any more, removed.
+    #[prost(uint32, tag = "2")]
+    pub layers: u32,
+    #[prost(uint64, tag = "3")]
+    pub bytes: u64,
 }
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
@@ -2465,6 +2636,126 @@ pub mod client_api_client {
                 .insert(GrpcMethod::new("modal.v1.ClientApi", "VolumeCommit"));
             self.inner.unary(req, path, codec).await
         }
+        /// Images: built by the control plane's machine, layer by layer, cached by digest. The build's
+        /// output streams back; the last event is the image or the failure.
+        pub async fn image_build(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ImageBuildRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::ImageBuildEvent>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/ImageBuild",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "ImageBuild"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+        /// Files an image copies in, content-addressed like volume files.
+        pub async fn image_file_check(
+            &mut self,
+            request: impl tonic::IntoRequest<super::VolumeBlobCheckRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::VolumeBlobCheckResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/ImageFileCheck",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "ImageFileCheck"));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn image_file_upload(
+            &mut self,
+            request: impl tonic::IntoStreamingRequest<Message = super::BinaryChunk>,
+        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/ImageFileUpload",
+            );
+            let mut req = request.into_streaming_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "ImageFileUpload"));
+            self.inner.client_streaming(req, path, codec).await
+        }
+        pub async fn image_list(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ImageListRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ImageListResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/ImageList",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "ImageList"));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn image_remove(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ImageRemoveRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ImageRemoveResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/ImageRemove",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "ImageRemove"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -2733,6 +3024,44 @@ pub mod client_api_server {
             request: tonic::Request<super::VolumeCommitRequest>,
         ) -> std::result::Result<
             tonic::Response<super::VolumeCommitResponse>,
+            tonic::Status,
+        >;
+        /// Server streaming response type for the ImageBuild method.
+        type ImageBuildStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::ImageBuildEvent, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// Images: built by the control plane's machine, layer by layer, cached by digest. The build's
+        /// output streams back; the last event is the image or the failure.
+        async fn image_build(
+            &self,
+            request: tonic::Request<super::ImageBuildRequest>,
+        ) -> std::result::Result<tonic::Response<Self::ImageBuildStream>, tonic::Status>;
+        /// Files an image copies in, content-addressed like volume files.
+        async fn image_file_check(
+            &self,
+            request: tonic::Request<super::VolumeBlobCheckRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::VolumeBlobCheckResponse>,
+            tonic::Status,
+        >;
+        async fn image_file_upload(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::BinaryChunk>>,
+        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status>;
+        async fn image_list(
+            &self,
+            request: tonic::Request<super::ImageListRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ImageListResponse>,
+            tonic::Status,
+        >;
+        async fn image_remove(
+            &self,
+            request: tonic::Request<super::ImageRemoveRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ImageRemoveResponse>,
             tonic::Status,
         >;
     }
@@ -4467,6 +4796,232 @@ pub mod client_api_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = VolumeCommitSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/ImageBuild" => {
+                    #[allow(non_camel_case_types)]
+                    struct ImageBuildSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::ServerStreamingService<super::ImageBuildRequest>
+                    for ImageBuildSvc<T> {
+                        type Response = super::ImageBuildEvent;
+                        type ResponseStream = T::ImageBuildStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ImageBuildRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::image_build(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ImageBuildSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/ImageFileCheck" => {
+                    #[allow(non_camel_case_types)]
+                    struct ImageFileCheckSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::UnaryService<super::VolumeBlobCheckRequest>
+                    for ImageFileCheckSvc<T> {
+                        type Response = super::VolumeBlobCheckResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::VolumeBlobCheckRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::image_file_check(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ImageFileCheckSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/ImageFileUpload" => {
+                    #[allow(non_camel_case_types)]
+                    struct ImageFileUploadSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::ClientStreamingService<super::BinaryChunk>
+                    for ImageFileUploadSvc<T> {
+                        type Response = super::Empty;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<tonic::Streaming<super::BinaryChunk>>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::image_file_upload(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ImageFileUploadSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.client_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/ImageList" => {
+                    #[allow(non_camel_case_types)]
+                    struct ImageListSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::UnaryService<super::ImageListRequest>
+                    for ImageListSvc<T> {
+                        type Response = super::ImageListResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ImageListRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::image_list(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ImageListSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/ImageRemove" => {
+                    #[allow(non_camel_case_types)]
+                    struct ImageRemoveSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::UnaryService<super::ImageRemoveRequest>
+                    for ImageRemoveSvc<T> {
+                        type Response = super::ImageRemoveResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ImageRemoveRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::image_remove(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ImageRemoveSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

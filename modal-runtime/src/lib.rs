@@ -41,6 +41,7 @@ mod embedded;
 mod error;
 pub mod gpu;
 mod ids;
+mod images;
 mod model;
 mod registry;
 mod server;

@@ -23,6 +23,7 @@ pub(crate) const LAYERS: &[Layer] = &[
             "error",
             "gpu",
             "ids",
+            "images",
             "model",
             "registry",
             "task_env",

@@ -56,6 +56,10 @@ const PB_EDGES: &[(&str, &str)] = &[
         "prints the volume responses",
     ),
     (
+        "modal-runtime/src/cli/command/image.rs",
+        "prints the image responses",
+    ),
+    (
         "modal-runtime/src/container/volumes.rs",
         "syncs the container's volumes through the client API",
     ),

@@ -4,65 +4,141 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// A container image definition: a base and the build steps on top of it.
+/// A container image: a base and the build steps on top of it. Each step is a layer, built
+/// once and cached by (the layer below, the step, the content of its files): changing a step
+/// rebuilds it and the steps after it only.
 ///
-/// The local process runtime runs containers from the host's filesystem, so an app or function
-/// that names an image fails to start with an error that says so (rather than ignoring it).
+/// The image is built by the control plane's machine when the app starts (the build's output
+/// streams to the terminal; a failing step stops the app before anything runs), and a
+/// function's containers run in it with the oci runtime (crun). The program's executable runs
+/// inside: its glibc must be no newer than the image's, which the build checks. A function
+/// without an `image` runs on the host's own system directories, read-only, with nothing to
+/// build.
+///
+/// Building needs root, `mmdebstrap` (`apt-get install mmdebstrap`) and a Debian apt source on
+/// the building machine; `apt_install` and `run_commands` run as root in the image being built,
+/// in namespaces of their own, with the host's network. Images from a registry cannot be pulled
+/// (no registry is reachable here): [`Image::from_registry`] fails the build, saying so.
 ///
 /// ```
-/// let image = modal::Image::debian_slim().apt_install(["curl"]).env([("MODE", "fast")]);
-/// assert_eq!(image.steps().len(), 3);
+/// let image = modal::Image::debian_slim()
+///     .apt_install(["jq"])
+///     .env([("MODE", "fast")])
+///     .workdir("/work");
+/// assert_eq!(image.steps().len(), 4);
+/// assert_eq!(image.steps()[1], "RUN apt-get install -y jq");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
-    steps: Vec<String>,
+    steps: Vec<ImageStep>,
+}
+
+/// One step of an [`Image`], as declared (local files by path, read when the app starts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ImageStep {
+    DebianSlim,
+    FromRegistry(String),
+    AptInstall(Vec<String>),
+    Run(String),
+    Env(Vec<(String, String)>),
+    Workdir(String),
+    LocalFile { local: PathBuf, remote: String },
+    LocalDir { local: PathBuf, remote: String },
 }
 
 impl Image {
-    /// A slim Debian base.
+    /// A minimal Debian (bookworm, variant minbase), made from Debian's packages.
     pub fn debian_slim() -> Self {
         Image {
-            steps: vec!["FROM debian:bookworm-slim".into()],
+            steps: vec![ImageStep::DebianSlim],
         }
     }
 
-    /// Any image from a registry, by reference.
+    /// An image from a registry, by reference. No registry is reachable from this system: an
+    /// app whose image starts here fails when it builds, saying so.
     pub fn from_registry(reference: impl Into<String>) -> Self {
         Image {
-            steps: vec![format!("FROM {}", reference.into())],
+            steps: vec![ImageStep::FromRegistry(reference.into())],
         }
     }
 
-    /// Installs Debian packages.
-    pub fn apt_install<S: Into<String>>(mut self, packages: impl IntoIterator<Item = S>) -> Self {
-        let pkgs: Vec<String> = packages.into_iter().map(Into::into).collect();
-        self.steps.push(format!(
-            "RUN apt-get update && apt-get install -y {}",
-            pkgs.join(" ")
-        ));
+    fn with(mut self, step: ImageStep) -> Self {
+        self.steps.push(step);
         self
     }
 
-    /// Runs shell commands, one layer each.
+    /// Installs Debian packages (`apt-get install -y`), one layer.
+    pub fn apt_install<S: Into<String>>(self, packages: impl IntoIterator<Item = S>) -> Self {
+        self.with(ImageStep::AptInstall(
+            packages.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// Runs shell commands (`/bin/sh -c`) as root in the image, one layer each.
     pub fn run_commands<S: Into<String>>(mut self, commands: impl IntoIterator<Item = S>) -> Self {
         self.steps
-            .extend(commands.into_iter().map(|c| format!("RUN {}", c.into())));
+            .extend(commands.into_iter().map(|c| ImageStep::Run(c.into())));
         self
     }
 
-    /// Sets environment variables in the image.
+    /// Sets environment variables of the image (its containers, and the steps after this one).
     pub fn env<K: Into<String>, V: Into<String>>(
-        mut self,
+        self,
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        for (k, v) in vars {
-            self.steps.push(format!("ENV {}={}", k.into(), v.into()));
-        }
-        self
+        self.with(ImageStep::Env(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        ))
+    }
+
+    /// The working directory of the steps after this one and of the image's containers (made
+    /// if missing; a container's own user may write in it).
+    pub fn workdir(self, path: impl Into<String>) -> Self {
+        self.with(ImageStep::Workdir(path.into()))
+    }
+
+    /// Copies a local file (read when the app starts) to `remote` in the image.
+    pub fn add_local_file(self, local: impl Into<PathBuf>, remote: impl Into<String>) -> Self {
+        self.with(ImageStep::LocalFile {
+            local: local.into(),
+            remote: remote.into(),
+        })
+    }
+
+    /// Copies a local directory and everything in it (read when the app starts) to `remote`
+    /// in the image.
+    pub fn add_local_dir(self, local: impl Into<PathBuf>, remote: impl Into<String>) -> Self {
+        self.with(ImageStep::LocalDir {
+            local: local.into(),
+            remote: remote.into(),
+        })
     }
 
     /// The build steps, Dockerfile-style.
-    pub fn steps(&self) -> &[String] {
+    pub fn steps(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .map(|s| match s {
+                ImageStep::DebianSlim => "FROM debian:bookworm-slim".to_owned(),
+                ImageStep::FromRegistry(r) => format!("FROM {r}"),
+                ImageStep::AptInstall(p) => format!("RUN apt-get install -y {}", p.join(" ")),
+                ImageStep::Run(c) => format!("RUN {c}"),
+                ImageStep::Env(vars) => {
+                    let kv: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("ENV {}", kv.join(" "))
+                }
+                ImageStep::Workdir(d) => format!("WORKDIR {d}"),
+                ImageStep::LocalFile { local, remote } | ImageStep::LocalDir { local, remote } => {
+                    format!("COPY {} {remote}", local.display())
+                }
+            })
+            .collect()
+    }
+
+    /// The steps as declared.
+    pub(crate) fn declared(&self) -> &[ImageStep] {
         &self.steps
     }
 }

@@ -159,7 +159,7 @@ fn any_string(_: &str) -> Result<(), String> {
 #[rustfmt::skip]
 pub(crate) const PARAMS: &[Param] = &[
     param("app",                           Both,     App,                                   Honoured),
-    param("image",                         Both,     OptInto("Image"),                      Unsupported("containers run the app's own binary on the host filesystem")),
+    param("image",                         Both,     OptInto("Image"),                      Honoured),
     param("schedule",                      Function, OptInto("Schedule"),                   Honoured),
     param("env",                           Both,     StringPairs,                           Honoured),
     param("secrets",                       Both,     Secrets,                               Honoured),

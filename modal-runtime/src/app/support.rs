@@ -50,7 +50,6 @@ pub(crate) fn unsupported(app: &App, spec: &FunctionSpec) -> Vec<String> {
 fn unsupported_form_given(name: &str, app: &App, spec: &FunctionSpec) -> Option<Given> {
     let given = |yes: bool| if yes { Given::Yes } else { Given::No };
     Some(match name {
-        "image" => given(spec.image.is_some() || app.image.is_some()),
         "serialized" => given(spec.serialized),
         "network_file_systems" => given(spec.network_file_systems),
         "proxy" => given(spec.proxy),
@@ -93,7 +92,7 @@ mod tests {
             "{msgs:?}"
         );
     }
-    use crate::app::{Image, Volume};
+    use crate::app::Volume;
 
     #[test]
     fn defaults_are_supported() {
@@ -144,7 +143,6 @@ mod tests {
     #[test]
     fn every_unsupported_row_is_reported_with_its_reason() {
         let app = App::new("a")
-            .image(Image::debian_slim())
             .volumes([("/data", Volume::from_name("v"))])
             .include_source(false);
         let mut spec = FunctionSpec::new("f");

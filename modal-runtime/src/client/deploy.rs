@@ -270,6 +270,8 @@ impl DeployBuilder {
         let mut definitions = super::publish::definitions(app, false)?;
         let client = standalone("deploy").await?;
         super::publish::upload_binary(&client).await?;
+        let output = super::output::Output::new(true);
+        super::images::build_images(&client, app, &mut definitions, &output).await?;
         let environment_name = self
             .environment_name
             .or_else(|| std::env::var("MODAL_ENVIRONMENT").ok())

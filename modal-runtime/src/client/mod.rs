@@ -6,6 +6,7 @@ mod cls;
 mod deploy;
 mod function;
 mod generator;
+mod images;
 mod map;
 mod options;
 mod output;

@@ -86,6 +86,22 @@ impl Output {
         });
     }
 
+    /// A line of an image build (the build's own lines are indented under its status lines).
+    pub(crate) fn image_line(&self, line: &str) {
+        if line.starts_with("Building image ") || line.starts_with("=> ") {
+            self.status(line);
+        } else {
+            self.status(&format!("    {line}"));
+        }
+    }
+
+    pub(crate) fn image_built(&self, image_id: &str, elapsed: Duration) {
+        self.status(&format!(
+            "✓ Created image {image_id} in {:.1}s",
+            elapsed.as_secs_f64()
+        ));
+    }
+
     pub(crate) fn completed(&self, elapsed: Duration) {
         self.status(&format!("✓ App completed. ({:.2}s)", elapsed.as_secs_f64()));
     }

@@ -101,6 +101,8 @@ impl RunBuilder {
         let mut definitions = super::publish::definitions(app, self.interactive)?;
         let client = Client::from_env().await?;
         super::publish::upload_binary(&client).await?;
+        // Images first: a step that fails stops the start before anything exists.
+        super::images::build_images(&client, app, &mut definitions, &output).await?;
         if self.detach && client.embedded {
             return Err(Error::Invalid(
                 "`detach` needs a standalone control plane (set MODAL_SERVER_URL): the embedded one ends with this program".into(),

@@ -196,6 +196,9 @@ pub(crate) struct FunctionDef {
     pub(crate) restrict_modal_access: bool,
     /// Volumes mounted in its containers, resolved to ids when the app starts.
     pub(crate) volumes: Vec<super::volume::VolumeMount>,
+    /// The image its containers run in, built when the app starts (none: the host's system
+    /// directories).
+    pub(crate) image: Option<super::image::ImageRef>,
 }
 
 /// Where a function's code lives, for its definition.
@@ -298,6 +301,7 @@ impl FunctionDef {
             block_network: spec.block_network,
             restrict_modal_access: spec.restrict_modal_access,
             volumes: Vec::new(),
+            image: None,
         }
     }
 

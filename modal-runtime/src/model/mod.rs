@@ -5,6 +5,7 @@
 mod app;
 mod call;
 pub(crate) mod function;
+pub(crate) mod image;
 mod logs;
 pub(crate) mod volume;
 mod worker;

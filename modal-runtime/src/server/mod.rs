@@ -66,6 +66,9 @@ pub(crate) struct Config {
     /// Where the files of volumes live (`None`: the directory could not be made; volume
     /// requests say so).
     pub(crate) volume_files: Option<binaries::Binaries>,
+    /// Where images are built and kept (`None`: the directory could not be made; image
+    /// requests say so).
+    pub(crate) images: Option<api::Images>,
     /// How long results of spawned calls are kept.
     pub(crate) retention: Duration,
     /// The URL containers and workers reach this control plane at (default: the bound address).
@@ -83,6 +86,7 @@ impl Config {
             secret_key: secrets::SecretKey::ephemeral(),
             binaries: None,
             volume_files: embedded_volume_files(),
+            images: image_stores(&crate::images::default_store_dir()),
             retention: Duration::from_secs(7 * 24 * 3600),
             advertise_url: None,
         }
@@ -124,6 +128,17 @@ fn embedded_volume_files() -> Option<binaries::Binaries> {
         .ok()
 }
 
+/// The image layer store and image file store under `dir`, or `None` (said in the log).
+pub(crate) fn image_stores(dir: &std::path::Path) -> Option<api::Images> {
+    let made = crate::images::store::Store::open(dir).and_then(|store| {
+        let files = binaries::Binaries::volume_files(dir.join("files"))
+            .map_err(|e| format!("cannot make {}: {e}", dir.join("files").display()))?;
+        Ok(api::Images { store, files })
+    });
+    made.map_err(|e| tracing::warn!("images cannot be built: {e}"))
+        .ok()
+}
+
 /// Serves the control plane on `listener`, in tasks of the current tokio runtime, after loading
 /// what its store kept.
 pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<ControlPlane, String> {
@@ -142,6 +157,7 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
         Arc::clone(&config.store),
         config.binaries.clone(),
         config.volume_files.clone(),
+        config.images.clone(),
     );
     tokio::spawn(api.clone().collect_volume_files());
     // Each service checks the caller's token before it reads a request's body.

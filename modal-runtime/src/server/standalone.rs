@@ -125,6 +125,7 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         secret_key,
         binaries: Some(binaries.clone()),
         volume_files: Some(volume_files),
+        images: super::image_stores(&opts.data_dir.join("images")),
         retention: opts.retention,
         advertise_url: Some(url.clone()),
     };

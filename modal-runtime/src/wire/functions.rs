@@ -128,6 +128,7 @@ impl From<&FunctionDef> for pb::FunctionDefinition {
             block_network: d.block_network,
             restrict_modal_access: d.restrict_modal_access,
             volumes: d.volumes.iter().map(Into::into).collect(),
+            image: d.image.as_ref().map(Into::into),
         }
     }
 }
@@ -188,6 +189,7 @@ impl TryFrom<pb::FunctionDefinition> for FunctionDef {
             block_network: d.block_network,
             restrict_modal_access: d.restrict_modal_access,
             volumes: d.volumes.into_iter().map(Into::into).collect(),
+            image: d.image.map(Into::into),
         })
     }
 }

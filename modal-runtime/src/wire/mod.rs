@@ -13,6 +13,7 @@ mod chunks;
 mod control;
 mod convert;
 mod functions;
+mod images;
 mod volumes;
 
 pub(crate) use auth::AuthHeaders;

@@ -207,6 +207,7 @@ pub(super) async fn supervise(
         limits: Limits::of(def),
         devices: gpu_devices(&spec.gpu_indices, &gpus),
         volumes: def.volumes.clone(),
+        image: def.image.clone(),
     };
     // Preparing writes files and may hash or copy the executable: off the async threads.
     let prepared = tokio::task::spawn_blocking(move || runtime.prepare(launch))

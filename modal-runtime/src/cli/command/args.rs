@@ -1,5 +1,5 @@
 //! The `modal` command line as data: its subcommands and flags (`server`, `worker`,
-//! `token new`, `app list|logs|stop|history`, `secret create|list|delete`, `container list|stop`, `volume create|list|ls|put|get|rm|delete`).
+//! `token new`, `app list|logs|stop|history`, `secret create|list|delete`, `container list|stop`, `volume create|list|ls|put|get|rm|delete`, `image list|rm`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +41,9 @@ pub(super) enum Command {
     /// Volumes: files that outlive containers.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Images built on the control plane's machine.
+    #[command(subcommand)]
+    Image(ImageCommand),
 }
 
 #[derive(Args)]
@@ -270,5 +273,24 @@ pub(super) enum VolumeCommand {
         yes: bool,
         #[arg(short = 'e', long = "env", default_value = "")]
         env: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum ImageCommand {
+    /// Images built, with their layers and sizes.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove images, and the layers no other image uses.
+    Rm {
+        /// Image ids (`im-…`).
+        #[arg(required_unless_present = "all")]
+        image_ids: Vec<String>,
+        /// Every image.
+        #[arg(long)]
+        all: bool,
     },
 }

@@ -1,11 +1,12 @@
 //! The `modal` command: parses its command line (`args.rs`) and runs the subcommand: the
 //! standalone control plane and workers (`standalone.rs`), or the admin commands (`admin.rs`,
-//! `volume.rs`).
+//! `volume.rs`, `image.rs`).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
 
 mod admin;
 mod args;
+mod image;
 mod standalone;
 mod volume;
 
@@ -46,5 +47,6 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Secret(cmd) => admin::secret(cmd).await,
         Command::Container(cmd) => admin::container(cmd).await,
         Command::Volume(cmd) => volume::run(cmd).await,
+        Command::Image(cmd) => image::run(cmd).await,
     }
 }

@@ -11,7 +11,7 @@ use crate::client::volumes::{Moved, Volumes};
 use crate::error::Result;
 use crate::model::volume::{self, EntryKind};
 
-fn size(bytes: u64) -> String {
+pub(super) fn size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

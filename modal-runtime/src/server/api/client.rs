@@ -634,6 +634,43 @@ impl pb::client_api_server::ClientApi for Api {
         Api::volume_commit(self, req).await
     }
 
+    type ImageBuildStream = BoxStream<pb::ImageBuildEvent>;
+
+    async fn image_build(
+        &self,
+        req: Request<pb::ImageBuildRequest>,
+    ) -> Result<Response<Self::ImageBuildStream>, Status> {
+        Api::image_build(self, req).await
+    }
+
+    async fn image_file_check(
+        &self,
+        req: Request<pb::VolumeBlobCheckRequest>,
+    ) -> Result<Response<pb::VolumeBlobCheckResponse>, Status> {
+        Api::image_file_check(self, req).await
+    }
+
+    async fn image_file_upload(
+        &self,
+        req: Request<Streaming<pb::BinaryChunk>>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        Api::image_file_upload(self, req).await
+    }
+
+    async fn image_list(
+        &self,
+        req: Request<pb::ImageListRequest>,
+    ) -> Result<Response<pb::ImageListResponse>, Status> {
+        Api::image_list(self, req).await
+    }
+
+    async fn image_remove(
+        &self,
+        req: Request<pb::ImageRemoveRequest>,
+    ) -> Result<Response<pb::ImageRemoveResponse>, Status> {
+        Api::image_remove(self, req).await
+    }
+
     async fn container_stop(
         &self,
         req: Request<pb::ContainerStopRequest>,

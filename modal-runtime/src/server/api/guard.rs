@@ -50,6 +50,7 @@ fn body_limit(path: &str) -> Option<usize> {
         | "BinaryDownload" => None,
         // Volume files stream in chunks; a commit lists every changed path.
         "VolumeBlobUpload" | "VolumeBlobDownload" | "VolumeCommit" => None,
+        "ImageFileUpload" | "ImageBuild" => None,
         _ => Some(CONTROL_REQUEST_BYTES),
     }
 }

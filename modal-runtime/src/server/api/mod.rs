@@ -5,6 +5,7 @@
 
 mod client;
 pub(crate) mod guard;
+mod images;
 mod streams;
 mod volumes;
 
@@ -27,6 +28,14 @@ pub(crate) struct Api {
     store: Arc<dyn Store>,
     binaries: Option<Binaries>,
     volume_files: Option<Binaries>,
+    images: Option<Images>,
+}
+
+/// What the image requests use: the layer store and the files images copy in.
+#[derive(Clone)]
+pub(crate) struct Images {
+    pub(crate) store: crate::images::store::Store,
+    pub(crate) files: Binaries,
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -41,12 +50,14 @@ impl Api {
         store: Arc<dyn Store>,
         binaries: Option<Binaries>,
         volume_files: Option<Binaries>,
+        images: Option<Images>,
     ) -> Self {
         Api {
             commands,
             store,
             binaries,
             volume_files,
+            images,
         }
     }
 

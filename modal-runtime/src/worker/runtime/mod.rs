@@ -82,6 +82,8 @@ pub(crate) struct Launch {
     /// Volumes to mount: a writable directory of the container's own at each path, which the
     /// container fills from the volume.
     pub(crate) volumes: Vec<crate::model::volume::VolumeMount>,
+    /// The image to run in (none: the host's system directories).
+    pub(crate) image: Option<crate::model::image::ImageRef>,
 }
 
 /// A container made ready to start by a runtime.

@@ -55,6 +55,9 @@ impl ContainerRuntime for Process {
             let paths: Vec<&str> = launch.volumes.iter().map(|v| v.path.as_str()).collect();
             cannot.push(format!("mount `volumes` (at {})", paths.join(", ")));
         }
+        if let Some(image) = &launch.image {
+            cannot.push(format!("run an `image` ({})", image.image_id));
+        }
         if !cannot.is_empty() {
             return Err(format!(
                 "this worker runs the process runtime, which cannot {}: run the worker with the oci runtime (`modal worker --runtime oci`, or MODAL_RUNTIME=oci; it needs `crun`)",

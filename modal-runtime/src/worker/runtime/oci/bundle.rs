@@ -40,12 +40,16 @@ fn mount(destination: &str, typ: &str, source: &Path, options: &[&str]) -> Resul
         .map_err(|e| e.to_string())
 }
 
-/// The container's environment: what the worker gives it, a fixed `PATH`, `HOME=/tmp`, and
-/// only the locale, time zone and Rust logging variables of the worker's own.
-fn environment(launch: &Launch, exe: &Staged) -> Vec<String> {
+/// The container's environment: what the worker gives it, a fixed `PATH`, `HOME=/tmp`, its
+/// image's variables, and only the locale, time zone and Rust logging variables of the
+/// worker's own.
+fn environment(launch: &Launch, exe: &Staged, root: &Root<'_>) -> Vec<String> {
     let mut env: Vec<(OsString, OsString)> = super::super::passed_through(PASS_THROUGH).collect();
     env.push(("PATH".into(), PATH.into()));
     env.push(("HOME".into(), "/tmp".into()));
+    if let Root::Image(image) = root {
+        env.extend(image.env.iter().map(|(k, v)| (k.into(), v.into())));
+    }
     env.extend(launch.env.iter().cloned());
     // Without a network of its own the container reaches the control plane through the
     // worker's bridge; otherwise it shares the host's network.
@@ -74,8 +78,24 @@ fn environment(launch: &Launch, exe: &Staged) -> Vec<String> {
 /// The container's `config.json`. `ids`: the host user and group its root is, and how many
 /// ids are mapped; `share`: the container's own directory (its journal and socket); `exe`: the
 /// staged executable; `cgroups_path`: where limits apply (none without cgroups).
+/// A container's root: the shared read-only root with the host's system directories, or its
+/// own in its image.
+pub(super) enum Root<'a> {
+    Host(&'a Path),
+    Image(&'a super::image_root::ImageRoot),
+}
+
+/// The size of a container's `/tmp` (and of its writable layer in an image), in MiB.
+pub(super) fn tmp_mb(limits: &super::super::Limits) -> u32 {
+    if limits.ephemeral_disk_mb > 0 {
+        limits.ephemeral_disk_mb
+    } else {
+        DEFAULT_TMP_MB
+    }
+}
+
 pub(super) fn spec(
-    rootfs: &Path,
+    root: Root<'_>,
     ids: (u32, u32, u32),
     launch: &Launch,
     share: &Path,
@@ -85,11 +105,7 @@ pub(super) fn spec(
 ) -> Result<Spec, String> {
     let limits = &launch.limits;
     let e = |e: oci_spec::OciSpecError| e.to_string();
-    let tmp_mb = if limits.ephemeral_disk_mb > 0 {
-        limits.ephemeral_disk_mb
-    } else {
-        DEFAULT_TMP_MB
-    };
+    let tmp_mb = tmp_mb(limits);
     let tmp_size = format!("size={tmp_mb}m");
     let none = Path::new("none");
     let mut mounts = vec![
@@ -178,7 +194,8 @@ pub(super) fn spec(
             &["bind", "rw", "nosuid", "nodev", "noexec"],
         )?);
     }
-    for host in SYSTEM_DIRS {
+    let on_host = matches!(root, Root::Host(_));
+    for host in SYSTEM_DIRS.iter().filter(|_| on_host) {
         if std::fs::symlink_metadata(host).is_ok_and(|m| m.is_dir()) {
             mounts.push(mount(
                 host,
@@ -188,7 +205,7 @@ pub(super) fn spec(
             )?);
         }
     }
-    if let Some(dir) = linked_config_dir() {
+    if let Some(dir) = linked_config_dir().filter(|_| on_host) {
         let at = dir.to_string_lossy();
         mounts.push(mount(
             &at,
@@ -300,8 +317,11 @@ pub(super) fn spec(
                 .map_err(e)?,
         )
         .args(vec![BINARY.to_owned()])
-        .env(environment(launch, exe))
-        .cwd("/tmp")
+        .env(environment(launch, exe, &root))
+        .cwd(match &root {
+            Root::Host(_) => "/tmp".to_owned(),
+            Root::Image(image) => image.cwd.clone(),
+        })
         .no_new_privileges(true)
         .build()
         .map_err(e)?;
@@ -309,8 +329,11 @@ pub(super) fn spec(
         .version("1.0.2")
         .root(
             RootBuilder::default()
-                .path(rootfs)
-                .readonly(true)
+                .path(match &root {
+                    Root::Host(path) => path.to_path_buf(),
+                    Root::Image(image) => image.merged.clone(),
+                })
+                .readonly(on_host)
                 .build()
                 .map_err(e)?,
         )

@@ -8,6 +8,7 @@
 
 mod bundle;
 mod host;
+mod image_root;
 mod seccomp;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -180,7 +181,9 @@ impl Oci {
 
     fn remove_files_of(&self, id: &str) {
         let _ = std::fs::remove_dir_all(self.state.join("bundles").join(id));
-        let _ = std::fs::remove_dir_all(self.state.join("share").join(id));
+        let share = self.state.join("share").join(id);
+        image_root::unmount_leftovers(&share);
+        let _ = std::fs::remove_dir_all(&share);
         if let Ok(c) = &self.cgroups {
             c.remove(id);
         }
@@ -248,6 +251,8 @@ struct Container {
     share: PathBuf,
     memory: Option<MemoryLimit>,
     cgroups: Option<Cgroups>,
+    /// Its root in its image, when it has one (unmounted when finished).
+    root: Option<image_root::ImageRoot>,
     /// Ends its connections when the container is finished (dropped).
     _bridge: Option<Bridge>,
     /// The pipe the container watches (closed with this handle, or when the worker dies).
@@ -318,14 +323,27 @@ impl Oci {
             }
         }
         let volumes = self.volume_dirs(launch, &share, (uid, gid))?;
+        let image_root = match &launch.image {
+            Some(image) => Some(image_root::ImageRoot::mount(
+                image,
+                &share,
+                (uid, gid),
+                bundle::tmp_mb(limits),
+            )?),
+            None => None,
+        };
         let cgroups = self.cgroups.as_ref().ok().cloned();
         let memory = match (&cgroups, limits.memory_mb) {
             (Some(c), mb) if mb > 0 => Some(c.limit_memory(&launch.task_id, mb)?),
             _ => None,
         };
         let cgroups_path = cgroups.as_ref().map(|c| c.container_path(&launch.task_id));
+        let root = match &image_root {
+            Some(image) => bundle::Root::Image(image),
+            None => bundle::Root::Host(&self.rootfs),
+        };
         let spec = bundle::spec(
-            &self.rootfs,
+            root,
             ids,
             launch,
             &share,
@@ -380,6 +398,7 @@ impl Oci {
                 share,
                 memory,
                 cgroups,
+                root: image_root,
                 _bridge: bridge,
                 _watch: watch,
                 _alive: alive,
@@ -449,6 +468,7 @@ impl Handle for Container {
         if let Some(c) = &self.cgroups {
             c.remove(&self.id);
         }
+        drop(self.root.take());
         let _ = std::fs::remove_dir_all(&self.bundle);
         let _ = std::fs::remove_dir_all(&self.share);
         Ended {

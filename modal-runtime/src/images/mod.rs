@@ -1,0 +1,23 @@
+//! Container images: definitions planned as layers content-addressed by (parent, step, inputs)
+//! (`layers.rs`), the layers built on a machine (`store.rs`), the builder (`build.rs`: the Debian
+//! base with mmdebstrap, steps run in the image being built), overlays over layers
+//! (`overlay.rs`), and whether a program's glibc needs fit an image (`glibc.rs`).
+
+pub(crate) mod build;
+pub(crate) mod glibc;
+pub(crate) mod layers;
+pub(crate) mod overlay;
+pub(crate) mod store;
+
+/// Where a machine keeps image layers when nothing says otherwise: a system directory for
+/// root, the user's cache otherwise (kept across runs: a second run reuses the layers).
+pub(crate) fn default_store_dir() -> std::path::PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return std::path::PathBuf::from("/var/cache/modal-rs/images");
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("modal-rs").join("images")
+}
