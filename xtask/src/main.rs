@@ -11,6 +11,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
 
 mod components;
+mod images;
 mod layers;
 mod proto;
 mod tidy;
@@ -123,12 +124,14 @@ fn bench(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     if let Some(other) = args
         .iter()
-        .find(|a| !matches!(a.as_str(), "--json" | "--quick" | "--gpu"))
+        .find(|a| !matches!(a.as_str(), "--json" | "--quick" | "--gpu" | "--images"))
     {
-        bail!("unknown bench option `{other}`; expected --gpu, --json and/or --quick");
+        bail!("unknown bench option `{other}`; expected --gpu or --images, --json and/or --quick");
     }
     let value = if args.iter().any(|a| a == "--gpu") {
         gpu_bench(json, quick)?
+    } else if args.iter().any(|a| a == "--images") {
+        images::bench(json, quick)?
     } else {
         cpu_bench(json, quick)?
     };
@@ -156,6 +159,16 @@ fn build_release(json: bool, target: &[&str]) -> Result<()> {
 
 /// Runs `exe` on the embedded control plane and returns its standard output.
 fn run_bench(exe: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result<String> {
+    let out = run_program(exe, args, env)?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `exe` on the embedded control plane; its output, or the error with what it printed.
+fn run_program(
+    exe: &Path,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Result<std::process::Output> {
     let out = Command::new(exe)
         .args(args)
         .envs(env.iter().copied())
@@ -168,7 +181,7 @@ fn run_bench(exe: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Res
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out)
 }
 
 /// The GPU figures: `examples/gpu_matmul` at 8192³ (4096³ with `--quick`), in a function and

@@ -9,9 +9,13 @@ pub(crate) mod layers;
 pub(crate) mod overlay;
 pub(crate) mod store;
 
-/// Where a machine keeps image layers when nothing says otherwise: a system directory for
-/// root, the user's cache otherwise (kept across runs: a second run reuses the layers).
+/// Where the embedded control plane keeps image layers: `MODAL_IMAGE_DIR`, else a system
+/// directory for root, the user's cache otherwise (kept across runs: a second run reuses the
+/// layers).
 pub(crate) fn default_store_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("MODAL_IMAGE_DIR").filter(|d| !d.is_empty()) {
+        return std::path::PathBuf::from(dir);
+    }
     if nix::unistd::geteuid().is_root() {
         return std::path::PathBuf::from("/var/cache/modal-rs/images");
     }
