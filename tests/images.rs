@@ -1,8 +1,8 @@
 //! End-to-end tests of images, against a real `modal server` whose built-in worker runs the oci
 //! runtime: a Debian base built with mmdebstrap and a package installed with apt, reused by the
 //! next run, a changed local file rebuilding its layer only, a failing step stopping the app
-//! before anything starts, and `modal image list|rm`. One server (one base build) for all of
-//! it. Where mmdebstrap or the oci runtime is missing, the test prints why and passes, except
+//! before anything starts, and `modal image list|rm` (one server, one base build, for all of
+//! it); and an image from a `docker save` archive. Where mmdebstrap or the oci runtime is missing, the test prints why and passes, except
 //! under `CI=true`, where that fails the run.
 
 mod support;
@@ -131,4 +131,112 @@ fn images_are_built_once_reused_rebuilt_from_the_changed_step_and_removed() {
     let rm = s.modal(&["image", "rm", "im-nothing"]);
     assert!(!rm.status.success(), "{}", show(&rm));
     assert!(stderr(&rm).contains("no image im-nothing"), "{}", show(&rm));
+}
+
+/// A `docker save`-format archive of a two-layer image: the first has the shared libraries the
+/// test program needs (as `ldd` lists them), `/etc/marker` and `/etc/gone.txt`; the second
+/// removes `/etc/gone.txt` (a whiteout); its config sets `GREETING` and the working directory.
+fn docker_archive(dir: &std::path::Path) -> std::path::PathBuf {
+    let ldd = std::process::Command::new("ldd")
+        .arg(IMAGES)
+        .output()
+        .expect("ldd runs");
+    let libs: Vec<String> = String::from_utf8_lossy(&ldd.stdout)
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let path = match l.split_once("=>") {
+                Some((_, rest)) => rest.trim().split(' ').next()?,
+                None => l.split(' ').next()?,
+            };
+            path.starts_with('/').then(|| path.to_owned())
+        })
+        .collect();
+    assert!(!libs.is_empty(), "ldd listed nothing: {}", show(&ldd));
+    let layer = |name: &str, fill: &dyn Fn(&mut tar::Builder<std::fs::File>)| {
+        let path = dir.join(name);
+        let mut b = tar::Builder::new(std::fs::File::create(&path).expect("creates"));
+        b.follow_symlinks(true);
+        fill(&mut b);
+        b.finish().expect("writes the layer");
+        path
+    };
+    let header = |kind: tar::EntryType, size: u64, mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        h
+    };
+    let file = |b: &mut tar::Builder<std::fs::File>, at: &str, data: &[u8]| {
+        let mut h = header(tar::EntryType::Regular, data.len() as u64, 0o644);
+        b.append_data(&mut h, at, data).expect("appends");
+    };
+    layer("layer1.tar", &|b| {
+        for lib in &libs {
+            b.append_path_with_name(lib, lib.trim_start_matches('/'))
+                .expect("appends a library");
+        }
+        file(b, "etc/marker", b"from the archive\n");
+        file(b, "etc/gone.txt", b"soon gone\n");
+    });
+    layer("layer2.tar", &|b| {
+        file(b, "etc/.wh.gone.txt", b"");
+        let mut h = header(tar::EntryType::Directory, 0, 0o755);
+        b.append_data(&mut h, "srv/", std::io::empty())
+            .expect("appends");
+    });
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"config": {"Env": ["PATH=/usr/bin:/bin", "GREETING=from the archive's config"], "WorkingDir": "/srv"}}"#,
+    )
+    .expect("writes");
+    std::fs::write(
+        dir.join("manifest.json"),
+        r#"[{"Config": "config.json", "RepoTags": ["test:1"], "Layers": ["layer1.tar", "layer2.tar"]}]"#,
+    )
+    .expect("writes");
+    let archive = dir.join("image.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&archive).expect("creates"));
+    for name in ["manifest.json", "config.json", "layer1.tar", "layer2.tar"] {
+        b.append_path_with_name(dir.join(name), name)
+            .expect("appends");
+    }
+    b.finish().expect("writes the archive");
+    archive
+}
+
+#[test]
+fn an_image_from_a_docker_save_archive_runs_a_function() {
+    if !can_build() {
+        return;
+    }
+    let s = Server::start(MODAL, "images-archive", None, true);
+    let dir = s.dir.join("archive");
+    std::fs::create_dir_all(&dir).expect("makes");
+    let archive = docker_archive(&dir);
+    let out = s
+        .command(IMAGES, &["run", "archived"])
+        .env("IMAGES_TEST_ARCHIVE", &archive)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", show(&out));
+    assert_field(&out, "marker", "from the archive");
+    assert_field(&out, "whited out", "true");
+    assert_field(&out, "greeting", "from the archive's config");
+    assert_field(&out, "cwd", "/srv");
+    let text = stderr(&out);
+    assert!(text.contains("=> Step 1/4: ADD <layer "), "{text}");
+    // A missing archive stops the start, naming it.
+    let out = s
+        .command(IMAGES, &["run", "archived"])
+        .env("IMAGES_TEST_ARCHIVE", dir.join("missing.tar"))
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(stderr(&out).contains("missing.tar"), "{}", show(&out));
 }

@@ -1282,7 +1282,7 @@ pub struct ImageDirFile {
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ImageStep {
-    #[prost(oneof = "image_step::Step", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
+    #[prost(oneof = "image_step::Step", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9")]
     pub step: ::core::option::Option<image_step::Step>,
 }
 /// Nested message and enum types in `ImageStep`.
@@ -1323,6 +1323,9 @@ pub mod image_step {
         AddFile(super::ImageFile),
         #[prost(message, tag = "8")]
         AddDir(AddDir),
+        /// A layer of an image archive (a tar, maybe gzip-compressed), by its file's blake3 digest.
+        #[prost(string, tag = "9")]
+        OciLayer(::prost::alloc::string::String),
     }
 }
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 /// Building needs root, `mmdebstrap` (`apt-get install mmdebstrap`) and a Debian apt source on
 /// the building machine; `apt_install` and `run_commands` run as root in the image being built,
 /// in namespaces of their own, with the host's network. Images from a registry cannot be pulled
-/// (no registry is reachable here): [`Image::from_registry`] fails the build, saying so.
+/// (no registry is reachable here): [`Image::from_registry`] fails the build, saying so; an
+/// image saved elsewhere can be used with [`Image::from_oci_archive`].
 ///
 /// ```
 /// let image = modal::Image::debian_slim()
@@ -44,6 +45,7 @@ pub(crate) enum ImageStep {
     Workdir(String),
     LocalFile { local: PathBuf, remote: String },
     LocalDir { local: PathBuf, remote: String },
+    FromOciArchive(PathBuf),
 }
 
 impl Image {
@@ -59,6 +61,16 @@ impl Image {
     pub fn from_registry(reference: impl Into<String>) -> Self {
         Image {
             steps: vec![ImageStep::FromRegistry(reference.into())],
+        }
+    }
+
+    /// An image made elsewhere, from its archive: a `docker save` tarball, or an OCI image
+    /// layout (a directory, or a tarball of one); gzip-compressed or not. Its layers become
+    /// layers of this image, and its configured environment and working directory apply.
+    /// Read when the app starts, on the machine that starts it.
+    pub fn from_oci_archive(path: impl Into<PathBuf>) -> Self {
+        Image {
+            steps: vec![ImageStep::FromOciArchive(path.into())],
         }
     }
 
@@ -123,6 +135,7 @@ impl Image {
             .map(|s| match s {
                 ImageStep::DebianSlim => "FROM debian:bookworm-slim".to_owned(),
                 ImageStep::FromRegistry(r) => format!("FROM {r}"),
+                ImageStep::FromOciArchive(p) => format!("FROM oci-archive:{}", p.display()),
                 ImageStep::AptInstall(p) => format!("RUN apt-get install -y {}", p.join(" ")),
                 ImageStep::Run(c) => format!("RUN {c}"),
                 ImageStep::Env(vars) => {

@@ -119,11 +119,32 @@ fn files_below(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
 async fn spec_of(client: &Client, image: &Image) -> Result<ImageSpec> {
     let mut steps = Vec::new();
     for step in image.declared() {
-        steps.push(match step {
+        let next = match step {
             ImageStep::DebianSlim => Step::DebianSlim {
                 suite: DEBIAN_SUITE.into(),
             },
             ImageStep::FromRegistry(r) => Step::FromRegistry(r.clone()),
+            ImageStep::FromOciArchive(path) => {
+                let owned = path.clone();
+                let archive =
+                    tokio::task::spawn_blocking(move || crate::images::oci_archive::open(&owned))
+                        .await
+                        .map_err(|e| Error::Other(e.to_string()))?
+                        .map_err(|e| {
+                            Error::Invalid(format!("image archive {}: {e}", path.display()))
+                        })?;
+                for layer in &archive.layers {
+                    let (hash, _) = upload(client, layer).await?;
+                    steps.push(Step::OciLayer { hash });
+                }
+                if !archive.env.is_empty() {
+                    steps.push(Step::Env(archive.env.clone()));
+                }
+                if archive.workdir.is_empty() {
+                    continue;
+                }
+                Step::Workdir(archive.workdir.clone())
+            }
             ImageStep::AptInstall(p) => Step::AptInstall(p.clone()),
             ImageStep::Run(c) => Step::Run(c.clone()),
             ImageStep::Env(v) => Step::Env(v.clone()),
@@ -147,7 +168,8 @@ async fn spec_of(client: &Client, image: &Image) -> Result<ImageSpec> {
                     files,
                 }
             }
-        });
+        };
+        steps.push(next);
     }
     let exe = std::env::current_exe()
         .map_err(|e| Error::Invalid(format!("cannot find this program's executable: {e}")))?;

@@ -54,6 +54,7 @@ pub(crate) fn describe(step: &Step) -> String {
             format!("ENV {}", kv.join(" "))
         }
         Step::Workdir(d) => format!("WORKDIR {d}"),
+        Step::OciLayer { hash } => format!("ADD <layer {}>", &hash[..hash.len().min(12)]),
         Step::AddFile { remote, .. } => format!("COPY <file> {remote}"),
         Step::AddDir { remote, files } => format!("COPY <{} files> {remote}", files.len()),
     }
@@ -89,10 +90,13 @@ pub(crate) fn build(
             output: Vec::new(),
         });
     };
-    if !matches!(first.step, Step::DebianSlim { .. } | Step::FromRegistry(_)) {
+    if !matches!(
+        first.step,
+        Step::DebianSlim { .. } | Step::FromRegistry(_) | Step::OciLayer { .. }
+    ) {
         return Err(fail(
             &first.step,
-            "an image starts with its base (`Image::debian_slim()`)",
+            "an image starts with its base (`Image::debian_slim()` or `Image::from_oci_archive`)",
             Vec::new(),
         ));
     }
@@ -182,7 +186,7 @@ fn make_layer(
         Step::FromRegistry(r) => Err(fail(
             step,
             format!(
-                "images from a registry (`{r}`) cannot be pulled: this system reaches no registry; build from `Image::debian_slim()` (an OCI archive base is planned)"
+                "images from a registry (`{r}`) cannot be pulled: this system reaches no registry; build from `Image::debian_slim()`, or save the image elsewhere (`docker save`, or an OCI layout) and use `Image::from_oci_archive(path)`"
             ),
             Vec::new(),
         )),
@@ -196,6 +200,11 @@ fn make_layer(
         }
         Step::Run(cmd) => run_in_image(store, below, &scratch, &dir, env, workdir, cmd, out)
             .map_err(|(m, o)| fail(step, m, o)),
+        Step::OciLayer { hash } => files
+            .path(hash)
+            .ok_or_else(|| format!("the layer with digest {hash} was not uploaded"))
+            .and_then(|layer| super::oci_archive::unpack_layer(&layer, &dir))
+            .map_err(|e| fail(step, e, Vec::new())),
         Step::Env(_) => make_dir(&dir).map_err(|e| fail(step, e, Vec::new())),
         Step::Workdir(d) => {
             make_dir(&dir.join(d.trim_start_matches('/'))).map_err(|e| fail(step, e, Vec::new()))
@@ -405,5 +414,91 @@ fn run_streaming(
         Ok(())
     } else {
         Err((format!("it exited with {status}"), tail.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoFiles;
+
+    impl Files for NoFiles {
+        fn path(&self, _hash: &str) -> Option<PathBuf> {
+            None
+        }
+    }
+
+    fn build_of(steps: Vec<Step>) -> Result<ImageRef, BuildFailure> {
+        let dir = std::env::temp_dir().join(format!("modal-build-test-{}", crate::ids::new_id("")));
+        let store = Store::open(&dir).unwrap();
+        let spec = ImageSpec {
+            steps,
+            glibc_needed: String::new(),
+        };
+        let built = build(&store, &spec, &NoFiles, false, &mut |_| {});
+        std::fs::remove_dir_all(&dir).unwrap();
+        built
+    }
+
+    #[test]
+    fn a_registry_image_is_refused_saying_why_and_what_to_do() {
+        let err = build_of(vec![Step::FromRegistry("python:3.12".into())]).unwrap_err();
+        assert_eq!(err.step, "FROM python:3.12");
+        assert!(err.message.contains("cannot be pulled"), "{err}");
+        assert!(err.message.contains("Image::from_oci_archive"), "{err}");
+    }
+
+    #[test]
+    fn an_image_needs_a_base_and_its_files() {
+        let err = build_of(vec![Step::Run("true".into())]).unwrap_err();
+        assert!(err.message.contains("starts with its base"), "{err}");
+        let err = build_of(vec![Step::OciLayer { hash: "00".into() }]).unwrap_err();
+        assert!(err.message.contains("was not uploaded"), "{err}");
+    }
+
+    #[test]
+    fn metadata_steps_make_empty_layers_and_set_the_image() {
+        let dir = std::env::temp_dir().join(format!("modal-build-test-{}", crate::ids::new_id("")));
+        let store = Store::open(&dir).unwrap();
+        // A base made by hand stands in for mmdebstrap's.
+        let base = ImageSpec {
+            steps: vec![Step::DebianSlim {
+                suite: "bookworm".into(),
+            }],
+            glibc_needed: String::new(),
+        };
+        let digest = plan(&base)[0].digest.clone();
+        let scratch = store.scratch(&digest).unwrap();
+        std::fs::create_dir_all(scratch.join("layer/etc")).unwrap();
+        let meta = LayerMeta {
+            step: "base".into(),
+            created_ms: 0,
+            bytes: 0,
+        };
+        store
+            .commit(&digest, &scratch.join("layer"), &meta)
+            .unwrap();
+        let mut spec = base.clone();
+        spec.steps.push(Step::Env(vec![("A".into(), "1".into())]));
+        spec.steps.push(Step::Workdir("/work".into()));
+        let mut lines = Vec::new();
+        let image = build(&store, &spec, &NoFiles, false, &mut |l| lines.push(l)).unwrap();
+        assert_eq!(image.layers.len(), 3);
+        assert_eq!(image.env, [("A".to_string(), "1".to_string())]);
+        assert_eq!(image.workdir, "/work");
+        assert!(store.layer(&image.layers[2]).join("work").is_dir());
+        assert!(
+            lines.iter().any(|l| l.starts_with("=> Step 2/3: ENV A=1")),
+            "{lines:?}"
+        );
+        // Built once: nothing to say the second time.
+        let mut again = Vec::new();
+        assert_eq!(
+            build(&store, &spec, &NoFiles, false, &mut |l| again.push(l)).unwrap(),
+            image
+        );
+        assert!(again.is_empty(), "{again:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

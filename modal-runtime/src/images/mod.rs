@@ -1,11 +1,14 @@
 //! Container images: definitions planned as layers content-addressed by (parent, step, inputs)
 //! (`layers.rs`), the layers built on a machine (`store.rs`), the builder (`build.rs`: the Debian
 //! base with mmdebstrap, steps run in the image being built), overlays over layers
-//! (`overlay.rs`), and whether a program's glibc needs fit an image (`glibc.rs`).
+//! (`overlay.rs`), whether a program's glibc needs fit an image (`glibc.rs`), and images made
+//! elsewhere (`oci_archive.rs`: `docker save` tarballs and OCI layouts, their layers unpacked
+//! with whiteouts as overlayfs wants them).
 
 pub(crate) mod build;
 pub(crate) mod glibc;
 pub(crate) mod layers;
+pub(crate) mod oci_archive;
 pub(crate) mod overlay;
 pub(crate) mod store;
 

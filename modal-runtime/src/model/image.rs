@@ -24,6 +24,9 @@ pub(crate) enum Step {
         hash: String,
         mode: u32,
     },
+    /// A layer of an image made elsewhere (a tar, maybe gzip-compressed), by the blake3 digest
+    /// of the file.
+    OciLayer { hash: String },
     /// A directory put at `remote`: its files, by path below it.
     AddDir {
         remote: String,

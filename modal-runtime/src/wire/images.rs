@@ -30,6 +30,7 @@ impl From<&Step> for pb::ImageStep {
                 vars: vars_to_pb(vars),
             }),
             Step::Workdir(d) => P::Workdir(d.clone()),
+            Step::OciLayer { hash } => P::OciLayer(hash.clone()),
             Step::AddFile { remote, hash, mode } => P::AddFile(pb::ImageFile {
                 remote: remote.clone(),
                 hash: hash.clone(),
@@ -63,6 +64,7 @@ impl TryFrom<pb::ImageStep> for Step {
             P::Run(c) => Step::Run(c),
             P::Env(e) => Step::Env(vars_of(e.vars)),
             P::Workdir(d) => Step::Workdir(d),
+            P::OciLayer(hash) => Step::OciLayer { hash },
             P::AddFile(f) => Step::AddFile {
                 remote: f.remote,
                 hash: f.hash,
@@ -143,6 +145,7 @@ mod tests {
                 Step::Run("echo hi".into()),
                 Step::Env(vec![("A".into(), "1".into()), ("B".into(), "2".into())]),
                 Step::Workdir("/work".into()),
+                Step::OciLayer { hash: "h0".into() },
                 Step::AddFile {
                     remote: "/a".into(),
                     hash: "h".into(),

@@ -81,3 +81,44 @@ async fn broken() -> modal::Result<()> {
     println!("ran: {}", never.remote().await?);
     Ok(())
 }
+
+modal::app!(ARCHIVED = modal::App::new("images-archived"));
+
+static ARCHIVE: LazyLock<Image> = LazyLock::new(|| {
+    Image::from_oci_archive(
+        std::env::var("IMAGES_TEST_ARCHIVE").unwrap_or_else(|_| "/nonexistent".into()),
+    )
+});
+
+/// What the container sees of an image made elsewhere (a `docker save` archive).
+#[modal::function(app = ARCHIVED, image = ARCHIVE.clone())]
+fn look_archived() -> Vec<(String, String)> {
+    vec![
+        (
+            "marker".into(),
+            std::fs::read_to_string("/etc/marker").unwrap_or_else(|e| e.to_string()),
+        ),
+        (
+            "whited out".into(),
+            (!std::path::Path::new("/etc/gone.txt").exists()).to_string(),
+        ),
+        (
+            "greeting".into(),
+            std::env::var("GREETING").unwrap_or_default(),
+        ),
+        (
+            "cwd".into(),
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        ),
+    ]
+}
+
+#[modal::local_entrypoint(app = ARCHIVED)]
+async fn archived() -> modal::Result<()> {
+    for (k, v) in look_archived.remote().await? {
+        println!("{k}: {}", v.trim());
+    }
+    Ok(())
+}
