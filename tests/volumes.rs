@@ -129,12 +129,19 @@ fn containers_see_what_others_committed_and_only_that() {
     );
     assert_field(&out, "reads committed", "one");
     assert_field(&out, "reads uncommitted", "none");
+    assert_field(&out, "reads removed", "none");
     assert_field(&out, "done", "true");
     // The writer's container committed at its clean exit, when the run ended.
     let at_exit = ok(&s.modal(&["volume", "get", "data", "/t1-at-exit.txt", "-"]));
     assert_eq!(at_exit, "three");
-    let nested = ok(&s.modal(&["volume", "get", "data", "/sub/t1-committed.txt", "-"]));
-    assert_eq!(nested, "one");
+    // Removed by one container, not brought back by the others' exits (the writer's files that
+    // it never committed come with its exit, the last commit).
+    fails_saying(
+        &s.modal(&["volume", "get", "data", "/sub/t1-committed.txt", "-"]),
+        "no `/sub/t1-committed.txt`",
+    );
+    let late = ok(&s.modal(&["volume", "get", "data", "/sub/t1-at-exit.txt", "-"]));
+    assert_eq!(late, "three");
     // The run's ephemeral volume went with it; the named one stays.
     let volumes = ok(&s.modal(&["volume", "list", "--json"]));
     assert!(volumes.contains("\"data\""), "{volumes}");

@@ -43,6 +43,7 @@ pub mod gpu;
 mod ids;
 mod images;
 mod model;
+mod paths;
 mod registry;
 mod server;
 mod task_env;

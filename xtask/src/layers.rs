@@ -25,6 +25,7 @@ pub(crate) const LAYERS: &[Layer] = &[
             "ids",
             "images",
             "model",
+            "paths",
             "registry",
             "task_env",
             "telemetry",

@@ -122,14 +122,32 @@ impl Volumes {
             )));
         }
         let (_, _, existing) = self.entries(name).await?;
+        // Without --force nothing is replaced: no entry at a path put, no file where a
+        // directory above one must be.
+        let above = |e: &Entry, p: &str| {
+            e.kind != EntryKind::Directory
+                && p.strip_prefix(e.path.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
         if !force
-            && let Some(e) = existing
-                .iter()
-                .find(|e| e.kind == EntryKind::File && files.iter().any(|(p, _)| *p == e.path))
+            && let Some(e) = existing.iter().find(|e| {
+                files
+                    .iter()
+                    .any(|(p, _)| *p == e.path && e.kind != EntryKind::Directory || above(e, p))
+            })
         {
             return Err(Error::Invalid(format!(
                 "`/{}` exists in volume `{name}`; use --force to replace it",
                 e.path
+            )));
+        }
+        if let Some(e) = existing
+            .iter()
+            .find(|e| e.kind == EntryKind::Directory && files.iter().any(|(p, _)| *p == e.path))
+        {
+            return Err(Error::Invalid(format!(
+                "`/{}` is a directory in volume `{name}`; remove it first (`modal volume rm {name} /{} --recursive`) to put a file there",
+                e.path, e.path
             )));
         }
         let mut moved = Moved::default();
@@ -266,7 +284,7 @@ impl Volumes {
                 .strip_prefix(&remote)
                 .unwrap_or(&e.path)
                 .trim_start_matches('/');
-            let to = base.join(rel);
+            let to = crate::paths::inside(&base, rel).map_err(Error::Invalid)?;
             match e.kind {
                 EntryKind::Directory => std::fs::create_dir_all(&to).map_err(io(&to))?,
                 EntryKind::Symlink => {

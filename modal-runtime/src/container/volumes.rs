@@ -24,19 +24,51 @@ inventory::submit! {
     crate::app::objects::VolumeHooks { commit, reload }
 }
 
-/// What a path held locally when it was last exchanged with the volume.
+/// What a path held locally when it was last exchanged with the volume. A file rewritten in
+/// place changes its change time (which no program can set back) or, replaced, its inode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Local {
     size: u64,
     mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
     mode: u32,
+    is_dir: bool,
+}
+
+impl Local {
+    /// Whether the path still holds what it held: for a directory, its kind and mode (its
+    /// times move with what it holds).
+    fn same(&self, other: &Local) -> bool {
+        if self.is_dir || other.is_dir {
+            self.is_dir == other.is_dir && self.mode == other.mode
+        } else {
+            self == other
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Known {
     entry: Entry,
     local: Local,
+    /// When it was recorded: a file whose times are this recent is hashed again at the next
+    /// commit, as a write within the clock's granularity leaves them as they were.
+    seen_at_ns: i128,
 }
+
+/// The time now, in nanoseconds since the epoch.
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// Digests asked about in one request (each 64 characters: about 70 KiB).
+const BLOB_CHECK_BATCH: usize = 1000;
+
+/// How recent a file's change may be for its times alone to be trusted.
+const TRUST_AFTER_NS: i128 = 2_000_000_000;
 
 struct Mounted {
     mount: VolumeMount,
@@ -65,7 +97,10 @@ fn local_of(meta: &std::fs::Metadata) -> Local {
     Local {
         size: if meta.is_file() { meta.len() } else { 0 },
         mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        ino: meta.ino(),
         mode: meta.permissions().mode() & 0o7777,
+        is_dir: meta.is_dir(),
     }
 }
 
@@ -162,8 +197,15 @@ fn commit(name: &str) -> Result<()> {
     let (mount, api) = find(name)?;
     block_on(async move {
         let mut m = mount.lock().await;
-        commit_one(&api, &mut m).await?;
-        reload_one(&api, &mut m).await
+        let version = commit_one(&api, &mut m).await?;
+        reload_one(&api, &mut m).await.map_err(|e| {
+            Error::Other(format!(
+                "the changes were committed{}, but bringing the mount up to date failed: {e}",
+                version
+                    .map(|v| format!(" (version {v})"))
+                    .unwrap_or_default()
+            ))
+        })
     })
 }
 
@@ -228,9 +270,10 @@ fn mtime_ms(meta: &std::fs::Metadata) -> i64 {
 }
 
 /// Sends what changed in the directory since the last exchange: blobs first, then one commit.
-async fn commit_one(api: &Api, m: &mut Mounted) -> Result<()> {
+async fn commit_one(api: &Api, m: &mut Mounted) -> Result<Option<u64>> {
     let root = PathBuf::from(&m.mount.path);
     let scan_root = root.clone();
+    let scanned_at = now_ns();
     let now = tokio::task::spawn_blocking(move || scan(&scan_root))
         .await
         .map_err(|e| Error::Other(e.to_string()))?
@@ -242,7 +285,12 @@ async fn commit_one(api: &Api, m: &mut Mounted) -> Result<()> {
         let local = local_of(meta);
         seen.insert(path.clone(), local.clone());
         let known = m.known.get(path);
-        if known.is_some_and(|k| k.local == local) {
+        // Unchanged by its metadata, unless it changed too recently for the clock to tell.
+        if known.is_some_and(|k| {
+            k.local.same(&local)
+                && (local.is_dir
+                    || k.local.ctime_ns.max(k.local.mtime_ns) + TRUST_AFTER_NS < k.seen_at_ns)
+        }) {
             continue;
         }
         let mode = local.mode;
@@ -318,8 +366,8 @@ async fn commit_one(api: &Api, m: &mut Mounted) -> Result<()> {
     }
     if changes.is_empty() {
         // Refresh the local state of touched-but-equal paths.
-        refresh_known(m, &seen);
-        return Ok(());
+        refresh_known(m, &seen, scanned_at);
+        return Ok(None);
     }
     upload_missing(api, &uploads).await?;
     let mut api = api.clone();
@@ -341,6 +389,7 @@ async fn commit_one(api: &Api, m: &mut Mounted) -> Result<()> {
                         Known {
                             entry,
                             local: local.clone(),
+                            seen_at_ns: scanned_at,
                         },
                     );
                 }
@@ -351,19 +400,20 @@ async fn commit_one(api: &Api, m: &mut Mounted) -> Result<()> {
             }
         }
     }
-    refresh_known(m, &seen);
+    refresh_known(m, &seen, scanned_at);
     tracing::info!(
         volume = %m.mount.name,
         version,
         "volume committed"
     );
-    Ok(())
+    Ok(Some(version))
 }
 
-fn refresh_known(m: &mut Mounted, seen: &HashMap<String, Local>) {
+fn refresh_known(m: &mut Mounted, seen: &HashMap<String, Local>, scanned_at: i128) {
     for (path, k) in m.known.iter_mut() {
         if let Some(local) = seen.get(path) {
             k.local = local.clone();
+            k.seen_at_ns = scanned_at;
         }
     }
 }
@@ -374,18 +424,25 @@ async fn upload_missing(api: &Api, files: &[(String, PathBuf)]) -> Result<()> {
         return Ok(());
     }
     let mut api = api.clone();
-    let missing = api
-        .volume_blob_check(pb::VolumeBlobCheckRequest {
-            hashes: files.iter().map(|(h, _)| h.clone()).collect(),
-        })
-        .await?
-        .into_inner()
-        .missing;
-    for hash in missing {
-        let Some((_, path)) = files.iter().find(|(h, _)| *h == hash) else {
-            continue;
-        };
-        upload_file(&mut api, &hash, path).await?;
+    // One file per digest, asked about in batches that stay well under a request's limit.
+    let by_hash: HashMap<&str, &Path> = files
+        .iter()
+        .map(|(h, p)| (h.as_str(), p.as_path()))
+        .collect();
+    let hashes: Vec<&str> = by_hash.keys().copied().collect();
+    for batch in hashes.chunks(BLOB_CHECK_BATCH) {
+        let missing = api
+            .volume_blob_check(pb::VolumeBlobCheckRequest {
+                hashes: batch.iter().map(|h| (*h).to_owned()).collect(),
+            })
+            .await?
+            .into_inner()
+            .missing;
+        for hash in missing {
+            if let Some(path) = by_hash.get(hash.as_str()) {
+                upload_file(&mut api, &hash, path).await?;
+            }
+        }
     }
     Ok(())
 }
@@ -419,8 +476,33 @@ async fn download_blob(api: &Api, volume: pb::VolumeRef, hash: &str, to: &Path) 
         .map_err(Error::Other)
 }
 
+/// Whether the path below `root` holds what was last exchanged (a directory: with everything
+/// under it).
+fn unchanged_here(root: &Path, path: &str, known: &BTreeMap<String, Known>) -> bool {
+    let Ok(full) = crate::paths::inside(root, path) else {
+        return false;
+    };
+    let same = |p: &str, meta: &std::fs::Metadata| {
+        known.get(p).is_some_and(|k| k.local.same(&local_of(meta)))
+    };
+    match std::fs::symlink_metadata(&full) {
+        Err(_) => !known.contains_key(path),
+        Ok(meta) if meta.is_dir() => {
+            same(path, &meta)
+                && scan(&full).is_ok_and(|below| {
+                    below
+                        .iter()
+                        .all(|(rel, (meta, _))| same(&format!("{path}/{rel}"), meta))
+                })
+        }
+        Ok(meta) => same(path, &meta),
+    }
+}
+
 /// Brings the directory up to date with the volume's latest version, keeping the paths changed
-/// here since the last exchange (they are this container's until it commits).
+/// here since the last exchange (they are this container's until it commits, and then win, being
+/// the last commit). A path that cannot be brought up to date is kept as it is and named in the
+/// error, after everything else was.
 async fn reload_one(api: &Api, m: &mut Mounted) -> Result<()> {
     let manifest = api
         .clone()
@@ -436,16 +518,9 @@ async fn reload_one(api: &Api, m: &mut Mounted) -> Result<()> {
         .filter_map(|e| Entry::try_from(e).ok())
         .map(|e| (e.path.clone(), e))
         .collect();
-    let changed_here = |path: &str, known: Option<&Known>| -> bool {
-        let full = root.join(path);
-        match (std::fs::symlink_metadata(&full), known) {
-            (Ok(meta), Some(k)) => local_of(&meta) != k.local,
-            (Ok(_), None) => true,
-            (Err(_), Some(_)) => true,
-            (Err(_), None) => false,
-        }
-    };
-    // Paths gone from the volume: removed here unless changed here (deepest first).
+    let mut failed: Vec<String> = Vec::new();
+    // Paths gone from the volume, deepest first: removed here unless changed here (a
+    // directory goes once empty: what stays in it is this container's).
     let gone: Vec<String> = m
         .known
         .keys()
@@ -453,64 +528,116 @@ async fn reload_one(api: &Api, m: &mut Mounted) -> Result<()> {
         .cloned()
         .collect();
     for path in gone.iter().rev() {
-        let known = m.known.get(path);
-        if !changed_here(path, known) {
-            let full = root.join(path);
-            let _ = match std::fs::symlink_metadata(&full) {
-                Ok(meta) if meta.is_dir() => std::fs::remove_dir(&full),
-                Ok(_) => std::fs::remove_file(&full),
-                Err(_) => Ok(()),
-            };
+        if let Ok(full) = crate::paths::inside(&root, path) {
+            match std::fs::symlink_metadata(&full) {
+                Ok(meta) if meta.is_dir() => {
+                    let _ = std::fs::remove_dir(&full);
+                }
+                Ok(_) if unchanged_here(&root, path, &m.known) => {
+                    let _ = std::fs::remove_file(&full);
+                }
+                _ => {}
+            }
         }
         m.known.remove(path);
     }
+    let mut kept: Vec<String> = Vec::new();
     for (path, entry) in head {
-        let known = m.known.get(&path);
-        if known.is_some_and(|k| k.entry == entry) {
+        if m.known.get(&path).is_some_and(|k| k.entry == entry) {
             continue;
         }
-        if changed_here(&path, known) && std::fs::symlink_metadata(root.join(&path)).is_ok() {
-            // Changed here and there: this container's version stays until it commits (and
-            // then wins, being the last commit).
+        // Below a path kept as this container has it: left alone too.
+        if kept.iter().any(|k| {
+            path.strip_prefix(k.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+        }) {
             continue;
         }
-        let full = root.join(&path);
-        let io = |e: std::io::Error| Error::Other(format!("cannot write {}: {e}", full.display()));
-        match entry.kind {
-            EntryKind::Directory => {
-                if std::fs::symlink_metadata(&full).is_ok_and(|m| !m.is_dir()) {
-                    std::fs::remove_file(&full).map_err(io)?;
-                }
-                std::fs::create_dir_all(&full).map_err(io)?;
-                std::fs::set_permissions(&full, std::fs::Permissions::from_mode(entry.mode))
-                    .map_err(io)?;
+        let full = match crate::paths::inside(&root, &path) {
+            Ok(full) => full,
+            Err(e) => {
+                failed.push(e);
+                continue;
             }
-            EntryKind::File => {
-                if std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
-                    std::fs::remove_dir_all(&full).map_err(io)?;
-                }
-                download_blob(api, volume_ref(&m.mount), &entry.hash, &full).await?;
-                std::fs::set_permissions(&full, std::fs::Permissions::from_mode(entry.mode))
-                    .map_err(io)?;
-                set_mtime(&full, entry.mtime_ms);
+        };
+        let exists = std::fs::symlink_metadata(&full).ok();
+        let is_dir = exists.as_ref().is_some_and(std::fs::Metadata::is_dir);
+        let replaces = exists.is_some() && (entry.kind == EntryKind::Directory) != is_dir;
+        if exists.is_some()
+            && (replaces || entry.kind != EntryKind::Directory)
+            && !unchanged_here(&root, &path, &m.known)
+        {
+            kept.push(path);
+            continue;
+        }
+        match write_entry(api, &m.mount, &entry, &full, replaces).await {
+            Ok(local) => {
+                m.known.insert(
+                    path,
+                    Known {
+                        entry,
+                        local,
+                        seen_at_ns: now_ns(),
+                    },
+                );
             }
-            EntryKind::Symlink => {
-                if std::fs::symlink_metadata(&full).is_ok() {
-                    let _ = std::fs::remove_file(&full);
-                }
-                std::os::unix::fs::symlink(&entry.target, &full).map_err(io)?;
+            Err(e) => {
+                failed.push(e.to_string());
+                kept.push(path);
             }
         }
-        let meta = std::fs::symlink_metadata(&full).map_err(io)?;
-        m.known.insert(
-            path,
-            Known {
-                entry,
-                local: local_of(&meta),
-            },
-        );
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "volume `{}` at {}: {} path(s) could not be brought up to date and were left as they are: {}",
+            m.mount.name,
+            m.mount.path,
+            failed.len(),
+            failed.join("; ")
+        )))
+    }
+}
+
+/// Writes one entry of the volume at `full` (replacing what is there when `replaces`); what
+/// the path then holds.
+async fn write_entry(
+    api: &Api,
+    mount: &VolumeMount,
+    entry: &Entry,
+    full: &Path,
+    replaces: bool,
+) -> Result<Local> {
+    let io = |e: std::io::Error| Error::Other(format!("cannot write {}: {e}", full.display()));
+    if replaces {
+        match std::fs::symlink_metadata(full) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(full).map_err(io)?,
+            Ok(_) => std::fs::remove_file(full).map_err(io)?,
+            Err(_) => {}
+        }
+    }
+    match entry.kind {
+        EntryKind::Directory => {
+            std::fs::create_dir_all(full).map_err(io)?;
+            std::fs::set_permissions(full, std::fs::Permissions::from_mode(entry.mode))
+                .map_err(io)?;
+        }
+        EntryKind::File => {
+            download_blob(api, volume_ref(mount), &entry.hash, full).await?;
+            std::fs::set_permissions(full, std::fs::Permissions::from_mode(entry.mode))
+                .map_err(io)?;
+            set_mtime(full, entry.mtime_ms);
+        }
+        EntryKind::Symlink => {
+            if std::fs::symlink_metadata(full).is_ok() {
+                std::fs::remove_file(full).map_err(io)?;
+            }
+            std::os::unix::fs::symlink(&entry.target, full).map_err(io)?;
+        }
+    }
+    let meta = std::fs::symlink_metadata(full).map_err(io)?;
+    Ok(local_of(&meta))
 }
 
 fn set_mtime(path: &Path, mtime_ms: i64) {

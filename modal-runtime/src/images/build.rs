@@ -116,7 +116,9 @@ pub(crate) fn build(
             Step::Workdir(d) => workdir.clone_from(d),
             _ => {}
         }
-        let _guard = store.lock(&layer.digest);
+        let _guard = store
+            .lock(&layer.digest)
+            .map_err(|e| fail(&layer.step, e, Vec::new()))?;
         if store.has(&layer.digest) && !force {
             below.push(layer.digest.clone());
             continue;
@@ -206,22 +208,19 @@ fn make_layer(
             .and_then(|layer| super::oci_archive::unpack_layer(&layer, &dir))
             .map_err(|e| fail(step, e, Vec::new())),
         Step::Env(_) => make_dir(&dir).map_err(|e| fail(step, e, Vec::new())),
-        Step::Workdir(d) => {
-            make_dir(&dir.join(d.trim_start_matches('/'))).map_err(|e| fail(step, e, Vec::new()))
-        }
-        Step::AddFile { remote, hash, mode } => put_file(
-            files,
-            hash,
-            *mode,
-            &dir.join(remote.trim_start_matches('/')),
-        )
-        .map_err(|e| fail(step, e, Vec::new())),
+        Step::Workdir(d) => crate::paths::make_dir_inside(&dir, d)
+            .map(|_| ())
+            .map_err(|e| fail(step, e, Vec::new())),
+        Step::AddFile { remote, hash, mode } => crate::paths::inside(&dir, remote)
+            .and_then(|to| put_file(files, hash, *mode, &to))
+            .map_err(|e| fail(step, e, Vec::new())),
         Step::AddDir {
             remote,
             files: list,
         } => list.iter().try_for_each(|(rel, hash, mode)| {
-            let to = dir.join(remote.trim_start_matches('/')).join(rel);
-            put_file(files, hash, *mode, &to).map_err(|e| fail(step, e, Vec::new()))
+            crate::paths::inside(&dir, &format!("{remote}/{rel}"))
+                .and_then(|to| put_file(files, hash, *mode, &to))
+                .map_err(|e| fail(step, e, Vec::new()))
         }),
     };
     let result = made.and_then(|()| {
@@ -327,11 +326,21 @@ fn run_in_image(
     let overlay = Overlay::mount(&lowers, upper, scratch).map_err(|e| (e, Vec::new()))?;
     let root = overlay.merged().to_path_buf();
     // The host's resolver for apt, put back as it was afterwards (a file of the build, not of
-    // the layer).
+    // the layer); never through a link the image has there (it could lead onto the host).
     let resolv = root.join("etc/resolv.conf");
-    let kept = std::fs::read(&resolv).ok();
-    let _ = std::fs::remove_file(&resolv);
-    let _ = std::fs::copy("/etc/resolv.conf", &resolv);
+    let plain = |p: &Path| std::fs::symlink_metadata(p).map(|m| m.file_type());
+    let usable = plain(&root.join("etc")).is_ok_and(|t| t.is_dir())
+        && !plain(&resolv).is_ok_and(|t| t.is_symlink() || t.is_dir());
+    let kept = if usable {
+        let kept = std::fs::read(&resolv).ok();
+        let _ = std::fs::remove_file(&resolv);
+        if let Ok(host) = std::fs::read("/etc/resolv.conf") {
+            let _ = write_new(&resolv, &host);
+        }
+        kept
+    } else {
+        None
+    };
     let mut command = Command::new("unshare");
     command
         .args(["--mount", "--pid", "--ipc", "--uts", "--fork"])
@@ -352,16 +361,24 @@ fn run_in_image(
         .env("DEBIAN_FRONTEND", "noninteractive")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let ran = run_streaming(command, out);
-    match kept {
-        Some(bytes) => {
-            let _ = std::fs::write(&resolv, bytes);
-        }
-        None => {
-            let _ = std::fs::remove_file(&resolv);
+    if usable && !plain(&resolv).is_ok_and(|t| t.is_symlink() || t.is_dir()) {
+        let _ = std::fs::remove_file(&resolv);
+        if let Some(bytes) = kept {
+            let _ = write_new(&resolv, &bytes);
         }
     }
     drop(overlay);
     ran
+}
+
+/// Writes a new file (never through a link at its path).
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?
+        .write_all(bytes)
 }
 
 /// Runs a command, sending each line it prints (stdout and stderr) to `out`; the error keeps

@@ -232,25 +232,33 @@ pub(crate) fn unpack_layer(layer: &Path, to: &Path) -> Result<(), String> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if let Some(hidden) = name.strip_prefix(".wh.") {
-            if path
-                .components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-            {
-                return Err(format!(
-                    "layer {} names `{}`",
-                    layer.display(),
-                    path.display()
-                ));
-            }
-            let parent = to.join(path.parent().unwrap_or(Path::new("")));
-            std::fs::create_dir_all(&parent)
-                .map_err(|e| format!("cannot make {}: {e}", parent.display()))?;
+            // Its directory, inside the layer whatever the entry says (`..`, an absolute path,
+            // a link made by an earlier entry).
+            let within = path
+                .parent()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let parent = crate::paths::make_dir_inside(to, &within)
+                .map_err(|e| format!("layer {}: {e}", layer.display()))?;
             if hidden == ".wh..opq" {
                 xattr::set(&parent, "trusted.overlay.opaque", b"y")
                     .map_err(|e| format!("cannot mark {} opaque: {e}", parent.display()))?;
             } else {
+                if hidden.is_empty() || hidden == ".." || hidden == "." {
+                    return Err(format!(
+                        "layer {} has a malformed whiteout `{}`",
+                        layer.display(),
+                        path.display()
+                    ));
+                }
                 let target = parent.join(hidden);
-                let _ = std::fs::remove_file(&target);
+                if std::fs::symlink_metadata(&target).is_ok() {
+                    return Err(format!(
+                        "layer {} has both `{}` and its whiteout",
+                        layer.display(),
+                        target.display()
+                    ));
+                }
                 nix::sys::stat::mknod(
                     &target,
                     nix::sys::stat::SFlag::S_IFCHR,

@@ -25,7 +25,7 @@ pub(crate) struct Store {
 
 /// Held while a layer is looked at or built (an exclusive lock on its lock file).
 pub(crate) struct LayerLock {
-    _file: Option<nix::fcntl::Flock<std::fs::File>>,
+    _file: nix::fcntl::Flock<std::fs::File>,
 }
 
 impl Store {
@@ -59,15 +59,17 @@ impl Store {
     }
 
     /// Waits for, then holds, the layer's lock (a build in another program waits here).
-    pub(crate) fn lock(&self, digest: &str) -> LayerLock {
+    pub(crate) fn lock(&self, digest: &str) -> Result<LayerLock, String> {
+        let path = self.root.join("locks").join(digest);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(self.root.join("locks").join(digest))
-            .ok()
-            .and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok());
-        LayerLock { _file: file }
+            .open(&path)
+            .map_err(|e| format!("cannot open the layer's lock {}: {e}", path.display()))?;
+        let locked = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| format!("cannot lock {}: {e}", path.display()))?;
+        Ok(LayerLock { _file: locked })
     }
 
     /// A new scratch directory for building the layer.
@@ -130,7 +132,7 @@ impl Store {
 
     /// Removes a layer (its description first: a half-removed layer is not used).
     pub(crate) fn remove(&self, digest: &str) -> Result<(), String> {
-        let _lock = self.lock(digest);
+        let _lock = self.lock(digest)?;
         let _ = std::fs::remove_file(self.meta_path(digest));
         match std::fs::remove_dir_all(self.layer(digest)) {
             Ok(()) => Ok(()),

@@ -100,6 +100,7 @@ impl State {
             }
             self.check_named_secrets(def, &environment)?;
             self.check_volume_mounts(&def.volumes)?;
+            self.check_image(def)?;
         }
         let mut function_ids = HashMap::new();
         for def in defs {

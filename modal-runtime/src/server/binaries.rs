@@ -65,6 +65,18 @@ impl Binaries {
         self.path(hash).is_ok_and(|p| p.is_file())
     }
 
+    /// Whether the file is stored, marking it used now (collection spares recent files).
+    pub(crate) fn has_and_touch(&self, hash: &str) -> bool {
+        let Ok(path) = self.path(hash) else {
+            return false;
+        };
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+            .is_ok()
+    }
+
     /// Stores an upload; its content must hash to the hash announced in the first chunk.
     pub(crate) async fn receive(
         &self,

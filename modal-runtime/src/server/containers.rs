@@ -40,8 +40,9 @@ fn short(hash: &str) -> &str {
     hash.get(..16).unwrap_or(hash)
 }
 
-/// The least time a container that mounts volumes gets to exit cleanly (it commits them).
-const VOLUME_COMMIT_GRACE_MS: u32 = 10_000;
+/// The least time a container that mounts volumes gets to exit cleanly (its `exit` hooks get
+/// up to 10 s of it, then it commits its volumes).
+const VOLUME_COMMIT_GRACE_MS: u32 = 30_000;
 
 impl State {
     /// Asks `worker_id` to start a container of the function with the reserved resources.

@@ -321,6 +321,8 @@ pub(crate) struct State {
     pub(crate) secrets: HashMap<(String, String), SecretRow>,
     /// Volumes by id.
     pub(crate) volumes: HashMap<String, VolumeRec>,
+    /// Where this control plane keeps image layers (a definition's image must be one of its).
+    pub(crate) image_store: Option<String>,
     /// Last fire (Unix ms) and next planned fire of each scheduled function.
     pub(crate) schedules: HashMap<FunctionId, (Option<i64>, i64)>,
     /// How long finished spawned calls keep their results.
@@ -356,6 +358,10 @@ impl State {
             secret_key: config.secret_key.clone(),
             secrets: HashMap::new(),
             volumes: HashMap::new(),
+            image_store: config
+                .images
+                .as_ref()
+                .map(|i| i.store.root().to_string_lossy().into_owned()),
             schedules: HashMap::new(),
             retention: config.retention,
             next_prune: clock.now,

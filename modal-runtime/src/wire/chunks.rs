@@ -82,9 +82,15 @@ pub(crate) async fn receive_to_file(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = to.with_file_name(format!(".{name}.modal-part"));
+    // A new file of a name nobody could have prepared (never through a link that is there).
+    let tmp = to.with_file_name(format!(".{name}.{}.modal-part", crate::ids::new_id("")));
     let io = |e: std::io::Error| format!("cannot write {}: {e}", to.display());
-    let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .await
+        .map_err(io)?;
     let mut hasher = blake3::Hasher::new();
     let result: Result<(), String> = async {
         while let Some(chunk) = chunks.next().await {

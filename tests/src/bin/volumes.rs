@@ -37,6 +37,15 @@ fn get(name: String, reload: bool) -> modal::Result<Option<String>> {
     Ok(std::fs::read_to_string(format!("/data/{name}")).ok())
 }
 
+/// Removes `/data/<dir>` and commits (after bringing the mount up to date).
+#[modal::function(app = APP, volumes = [("/data", &DATA)])]
+fn drop_dir(dir: String) -> modal::Result<bool> {
+    DATA.reload()?;
+    std::fs::remove_dir_all(format!("/data/{dir}")).map_err(io)?;
+    DATA.commit()?;
+    Ok(true)
+}
+
 /// Whether `commit` outside a container says what to do.
 fn outside() -> String {
     match DATA.commit() {
@@ -62,6 +71,11 @@ async fn main(tag: String) -> modal::Result<()> {
     );
     // Written, not committed: the container's clean exit at the end of the run commits it.
     put.remote(at_exit, "three".into(), false).await?;
+    // A directory another container removes is gone for the reader after a reload, and its
+    // clean exit does not bring it back.
+    drop_dir.remote("sub".into()).await?;
+    let read = get.remote(format!("sub/{committed}"), true).await?;
+    println!("reads removed: {}", read.unwrap_or_else(|| "none".into()));
     println!("done: true");
     Ok(())
 }

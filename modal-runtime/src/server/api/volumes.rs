@@ -98,7 +98,8 @@ impl Api {
         let mut missing = Vec::new();
         for hash in req.into_inner().hashes {
             files.path(&hash)?;
-            if !files.has(&hash) {
+            // A file about to be named by a commit is not collected meanwhile.
+            if !files.has_and_touch(&hash) {
                 missing.push(hash);
             }
         }
@@ -147,7 +148,7 @@ impl Api {
         for c in &changes {
             if let Change::Put(e) = c
                 && e.kind == EntryKind::File
-                && !files.has(&e.hash)
+                && !files.has_and_touch(&e.hash)
             {
                 return Err(Status::failed_precondition(format!(
                     "the content of `{}` ({}) was not uploaded; upload it, then commit",

@@ -38,7 +38,7 @@ impl ImageRoot {
             let layer = store.join(digest);
             if !layer.is_dir() {
                 return Err(format!(
-                    "image {} is not on this worker's machine (its layer {digest} is not in {}): images are built on the control plane's machine, and only workers there run them yet",
+                    "image {} is not on this worker's machine (its layer {digest} is not in {}): images are built on the control plane's machine, and only workers there run them yet; if it was removed there (`modal image rm`), run or deploy the app again to rebuild it",
                     image.image_id,
                     store.display()
                 ));
@@ -70,11 +70,11 @@ impl ImageRoot {
         let overlay = Overlay::mount(&lowers, &root.tmpfs.join("upper"), &root.tmpfs)?;
         root.merged = overlay.merged().to_path_buf();
         root.overlay = Some(overlay);
-        // Its root owns `/` and the working directory: copied up with that owner.
+        // Its root owns `/` and the working directory: copied up with that owner (never
+        // through a link of the image's, which would lead onto the host).
         for dir in ["/", root.cwd.as_str()] {
-            let path = root.merged.join(dir.trim_start_matches('/'));
-            std::fs::create_dir_all(&path)
-                .and_then(|()| std::os::unix::fs::lchown(&path, Some(uid), Some(gid)))
+            let path = crate::paths::make_dir_inside(&root.merged, dir)?;
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
                 .map_err(|e| format!("cannot give {dir} to the container: {e}"))?;
         }
         Ok(root)

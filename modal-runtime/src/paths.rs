@@ -1,0 +1,84 @@
+//! Paths below a directory that no symbolic link leads out of: where files received from
+//! elsewhere (a volume, an image layer, an image's working directory) may be written or made.
+
+use std::path::{Component, Path, PathBuf};
+
+/// `base` joined with the relative path `rel`, checked: no `..`, and no existing component
+/// below `base` (but the last) is a symbolic link or anything but a directory. Leading `/` of
+/// `rel` are ignored.
+pub(crate) fn inside(base: &Path, rel: &str) -> Result<PathBuf, String> {
+    let rel = Path::new(rel.trim_start_matches('/'));
+    let mut path = base.to_path_buf();
+    let parts: Vec<Component<'_>> = rel.components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        match part {
+            Component::Normal(name) => path.push(name),
+            Component::CurDir => continue,
+            _ => {
+                return Err(format!(
+                    "`{}` leaves the directory it must stay in",
+                    rel.display()
+                ));
+            }
+        }
+        let last = i + 1 == parts.len();
+        if !last
+            && let Ok(meta) = std::fs::symlink_metadata(&path)
+            && !meta.is_dir()
+        {
+            return Err(format!(
+                "`{}` goes through {}, which is {}",
+                rel.display(),
+                path.display(),
+                if meta.file_type().is_symlink() {
+                    "a symbolic link"
+                } else {
+                    "not a directory"
+                }
+            ));
+        }
+    }
+    Ok(path)
+}
+
+/// Makes the directory `rel` below `base` (and those above it), refusing to go through a
+/// symbolic link: its path.
+pub(crate) fn make_dir_inside(base: &Path, rel: &str) -> Result<PathBuf, String> {
+    let path = inside(base, rel)?;
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(format!("{} is a symbolic link", path.display()));
+    }
+    std::fs::create_dir_all(&path).map_err(|e| format!("cannot make {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_and_parents_do_not_lead_out() {
+        let base = std::env::temp_dir().join(format!("modal-paths-{}", crate::ids::new_id("")));
+        std::fs::create_dir_all(base.join("d")).unwrap();
+        std::os::unix::fs::symlink("/etc", base.join("link")).unwrap();
+        std::fs::write(base.join("file"), b"x").unwrap();
+        assert_eq!(inside(&base, "d/x").unwrap(), base.join("d/x"));
+        assert_eq!(inside(&base, "/d/x").unwrap(), base.join("d/x"));
+        assert!(
+            inside(&base, "link/passwd")
+                .unwrap_err()
+                .contains("symbolic link")
+        );
+        assert!(
+            inside(&base, "file/x")
+                .unwrap_err()
+                .contains("not a directory")
+        );
+        assert!(inside(&base, "d/../../x").unwrap_err().contains("leaves"));
+        // The last component may be a link (it is replaced, not followed).
+        assert_eq!(inside(&base, "link").unwrap(), base.join("link"));
+        assert!(make_dir_inside(&base, "link").is_err());
+        assert!(make_dir_inside(&base, "new/deeper").unwrap().is_dir());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}
