@@ -22,6 +22,13 @@ static FAILING: LazyLock<Image> = LazyLock::new(|| {
     Image::debian_slim().run_commands(["echo about to fail && echo on stderr >&2 && exit 3"])
 });
 
+/// The working directory.
+fn cwd() -> String {
+    std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default()
+}
+
 /// What the container sees of its image.
 #[modal::function(app = APP, image = IMAGE.clone())]
 fn look() -> Vec<(String, String)> {
@@ -46,12 +53,7 @@ fn look() -> Vec<(String, String)> {
             "greeting".into(),
             std::env::var("GREETING").unwrap_or_default(),
         ),
-        (
-            "cwd".into(),
-            std::env::current_dir()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-        ),
+        ("cwd".into(), cwd()),
         (
             "writes cwd".into(),
             std::fs::write("out.txt", b"x").is_ok().to_string(),
@@ -106,12 +108,7 @@ fn look_archived() -> Vec<(String, String)> {
             "greeting".into(),
             std::env::var("GREETING").unwrap_or_default(),
         ),
-        (
-            "cwd".into(),
-            std::env::current_dir()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-        ),
+        ("cwd".into(), cwd()),
     ]
 }
 
