@@ -65,6 +65,19 @@ impl Binaries {
         self.path(hash).is_ok_and(|p| p.is_file())
     }
 
+    /// Of `hashes`, those not stored; those stored are marked used now (a file about to be
+    /// named by a commit is not collected meanwhile).
+    pub(crate) fn missing(&self, hashes: Vec<String>) -> Result<Vec<String>, Status> {
+        let mut missing = Vec::new();
+        for hash in hashes {
+            self.path(&hash)?;
+            if !self.has_and_touch(&hash) {
+                missing.push(hash);
+            }
+        }
+        Ok(missing)
+    }
+
     /// Whether the file is stored, marking it used now (collection spares recent files).
     pub(crate) fn has_and_touch(&self, hash: &str) -> bool {
         let Ok(path) = self.path(hash) else {

@@ -90,14 +90,7 @@ impl Api {
         req: Request<pb::VolumeBlobCheckRequest>,
     ) -> Result<Response<pb::VolumeBlobCheckResponse>, Status> {
         self.user(&req)?;
-        let files = &self.images()?.files;
-        let mut missing = Vec::new();
-        for hash in req.into_inner().hashes {
-            files.path(&hash)?;
-            if !files.has(&hash) {
-                missing.push(hash);
-            }
-        }
+        let missing = self.images()?.files.missing(req.into_inner().hashes)?;
         Ok(Response::new(pb::VolumeBlobCheckResponse { missing }))
     }
 

@@ -94,15 +94,7 @@ impl Api {
     ) -> Result<Response<pb::VolumeBlobCheckResponse>, Status> {
         let principal = guard::principal_of(&req)?;
         self.ask(move |s| s.check_blob_uploader(&principal)).await?;
-        let files = self.volume_files()?;
-        let mut missing = Vec::new();
-        for hash in req.into_inner().hashes {
-            files.path(&hash)?;
-            // A file about to be named by a commit is not collected meanwhile.
-            if !files.has_and_touch(&hash) {
-                missing.push(hash);
-            }
-        }
+        let missing = self.volume_files()?.missing(req.into_inner().hashes)?;
         Ok(Response::new(pb::VolumeBlobCheckResponse { missing }))
     }
 
