@@ -17,6 +17,9 @@ pub(crate) struct LayerMeta {
     pub(crate) bytes: u64,
 }
 
+/// How old a build's scratch directory must be to be taken for a crashed build's.
+const STALE_SCRATCH: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The layer store of a machine.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
@@ -29,15 +32,50 @@ pub(crate) struct LayerLock {
 }
 
 impl Store {
-    /// The store at `root`, made if missing.
+    /// The store at `root`, made if missing; scratch directories of builds that ended more than
+    /// an hour ago without cleaning up (a crash) are removed.
     pub(crate) fn open(root: &Path) -> Result<Store, String> {
         for dir in ["layers", "tmp", "locks", "images"] {
             std::fs::create_dir_all(root.join(dir))
                 .map_err(|e| format!("cannot make {}: {e}", root.join(dir).display()))?;
         }
-        Ok(Store {
+        let store = Store {
             root: root.to_path_buf(),
-        })
+        };
+        store.remove_stale_scratch();
+        Ok(store)
+    }
+
+    fn remove_stale_scratch(&self) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_SCRATCH);
+            // A build still running holds its layer's lock.
+            let name = e.file_name().to_string_lossy().into_owned();
+            let digest = name.split('-').next().unwrap_or_default();
+            let running = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(self.root.join("locks").join(digest))
+                .map(|f| {
+                    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
+                })
+                .unwrap_or(true);
+            if stale && !running {
+                // A build that crashed may have left its overlay mounted.
+                let _ =
+                    nix::mount::umount2(&e.path().join("merged"), nix::mount::MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     pub(crate) fn root(&self) -> &Path {

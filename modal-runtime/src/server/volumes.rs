@@ -229,7 +229,11 @@ impl State {
         principal: &Principal,
     ) -> Result<(), Status> {
         let id = self.volume_for(r, principal)?;
-        if self.volumes[&id].manifest.values().any(|e| e.hash == hash) {
+        let holds = self.volumes[&id]
+            .manifest
+            .values()
+            .any(|e| e.kind == EntryKind::File && e.hash == hash);
+        if holds {
             Ok(())
         } else {
             Err(Status::not_found(format!(
