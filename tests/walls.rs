@@ -6,7 +6,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use modal_tests::{run_bounded, show};
+use modal_tests::{assert_field, run_bounded, show};
 
 const WALLS: &str = env!("CARGO_BIN_EXE_walls");
 
@@ -73,14 +73,14 @@ fn a_container_sees_only_itself_and_writes_only_its_tmp() {
         "its own process only: {}",
         show(&out)
     );
-    assert_eq!(field(&out, "sees secret"), "false", "{}", show(&out));
-    assert_eq!(field(&out, "host home listed"), "false", "{}", show(&out));
-    assert_eq!(field(&out, "home"), "/tmp", "{}", show(&out));
-    assert_eq!(field(&out, "writes /tmp"), "true", "{}", show(&out));
-    assert_eq!(field(&out, "writes /etc"), "false", "{}", show(&out));
-    assert_eq!(field(&out, "writes /usr"), "false", "{}", show(&out));
-    assert_eq!(field(&out, "writes cgroups"), "false", "{}", show(&out));
-    assert_eq!(field(&out, "new user namespace"), "false", "{}", show(&out));
+    assert_field(&out, "sees secret", "false");
+    assert_field(&out, "host home listed", "false");
+    assert_field(&out, "home", "/tmp");
+    assert_field(&out, "writes /tmp", "true");
+    assert_field(&out, "writes /etc", "false");
+    assert_field(&out, "writes /usr", "false");
+    assert_field(&out, "writes cgroups", "false");
+    assert_field(&out, "new user namespace", "false");
 }
 
 #[test]
@@ -89,12 +89,7 @@ fn past_its_memory_limit_a_function_fails_out_of_memory_and_is_retried() {
         return;
     };
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(
-        field(&out, "hog kind"),
-        "Some(OutOfMemory)",
-        "{}",
-        show(&out)
-    );
+    assert_field(&out, "hog kind", "Some(OutOfMemory)");
     let error = field(&out, "hog error");
     assert!(
         error.contains("was killed: out of memory (limit 256 MiB)"),
@@ -102,7 +97,7 @@ fn past_its_memory_limit_a_function_fails_out_of_memory_and_is_retried() {
         show(&out)
     );
     assert_eq!(field(&out, "hog runs"), "2", "retries = 1: {}", show(&out));
-    assert_eq!(field(&out, "small hog"), "16", "{}", show(&out));
+    assert_field(&out, "small hog", "16");
 }
 
 #[test]
@@ -111,7 +106,7 @@ fn ephemeral_disk_limits_what_tmp_holds() {
         return;
     };
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(field(&out, "small"), "written", "{}", show(&out));
+    assert_field(&out, "small", "written");
     assert!(
         field(&out, "large").contains("No space left on device"),
         "{}",
@@ -137,7 +132,7 @@ fn half_a_core_is_about_half_a_core() {
         "cpu = (0.5, 0.5) gave {cores} cores"
     );
     // The program sees its quota, not the host's CPUs (its own cgroup is mounted in).
-    assert_eq!(field(&out, "cpus"), "1", "{}", show(&out));
+    assert_field(&out, "cpus", "1");
 }
 
 #[test]
@@ -153,7 +148,7 @@ fn block_network_cuts_the_host_network_off() {
         "{}",
         show(&out)
     );
-    assert_eq!(field(&out, "open"), "connected", "{}", show(&out));
+    assert_field(&out, "open", "connected");
 }
 
 #[test]

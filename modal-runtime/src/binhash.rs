@@ -1,5 +1,6 @@
-//! The executable's content digest (blake3), cached by file metadata so that starting an app
-//! or a container does not re-read a large binary every time.
+//! Content digests (blake3): the executable's, cached by file metadata so that starting an app
+//! or a container does not re-read a large binary every time; and any file's, uncached (volume
+//! and image files, whose rewrites may keep their metadata).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -28,18 +29,16 @@ pub(crate) fn file_hash(path: &Path) -> Result<String, String> {
         meta.size(),
         meta.mtime_nsec() + meta.mtime() * 1_000_000_000
     );
-    let cache_file = cache_dir().map(|d| d.join(blake3::hash(key.as_bytes()).to_hex().as_str()));
+    let cache_file = cache_home()
+        .map(|d| d.join("modal-rs").join("binhash"))
+        .map(|d| d.join(blake3::hash(key.as_bytes()).to_hex().as_str()));
     if let Some(f) = &cache_file
         && let Ok(cached) = std::fs::read_to_string(f)
         && cached.len() == 64
     {
         return Ok(cached);
     }
-    let mut hasher = blake3::Hasher::new();
-    hasher
-        .update_mmap(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let hex = hasher.finalize().to_hex().to_string();
+    let hex = content_hash(path)?;
     if let Some(f) = cache_file {
         // A cache that cannot be written only costs time on the next start.
         let _ = f.parent().map(std::fs::create_dir_all);
@@ -51,11 +50,32 @@ pub(crate) fn file_hash(path: &Path) -> Result<String, String> {
     Ok(hex)
 }
 
-fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
+/// Digest of the content of `path`, read now (never from the cache).
+pub(crate) fn content_hash(path: &Path) -> Result<String, String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_mmap(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// [`content_hash`] on a blocking thread (for async callers).
+pub(crate) async fn content_hash_off_thread(path: PathBuf) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || content_hash(&path))
+        .await
+        .map_err(|e| format!("hashing stopped: {e}"))?
+}
+
+/// Whether `s` is a digest as this module writes them (64 hex digits).
+pub(crate) fn is_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The user's cache directory (`XDG_CACHE_HOME`, else `~/.cache`).
+pub(crate) fn cache_home() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("modal-rs").join("binhash"))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
 }
 
 #[cfg(test)]

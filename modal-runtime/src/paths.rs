@@ -52,6 +52,34 @@ pub(crate) fn make_dir_inside(base: &Path, rel: &str) -> Result<PathBuf, String>
     Ok(path)
 }
 
+/// The regular files below `dir` (links followed), each with its path relative to `dir`
+/// (`/`-separated), sorted.
+pub(crate) fn files_below(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+    let unreadable = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((d, prefix)) = stack.pop() {
+        for item in std::fs::read_dir(&d).map_err(|e| unreadable(&d, e))? {
+            let item = item.map_err(|e| unreadable(&d, e))?;
+            let path = item.path();
+            let name = item.file_name().to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let meta = std::fs::metadata(&path).map_err(|e| unreadable(&path, e))?;
+            if meta.is_dir() {
+                stack.push((path, rel));
+            } else if meta.is_file() {
+                out.push((rel, path));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,9 +23,9 @@ pub(crate) const JOURNAL: &str = "MODAL_JOURNAL";
 /// A file descriptor the container inherits: the read end of a pipe whose write end only its
 /// worker holds, so that it reads the end of the file when the worker is gone.
 pub(crate) const WORKER_PIPE: &str = "MODAL_WORKER_PIPE";
-/// A class's encoded parameters, in hex.
 /// The volumes a container mounts (JSON: path, volume id and name of each), set by the worker.
 pub(crate) const VOLUME_MOUNTS: &str = "MODAL_VOLUME_MOUNTS";
+/// A class's encoded parameters, in hex.
 pub(crate) const CLASS_PARAMS: &str = "MODAL_CLASS_PARAMS";
 
 /// Whether this process is a container.

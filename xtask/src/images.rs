@@ -51,11 +51,18 @@ pub(crate) fn bench(json: bool, quick: bool) -> Result<serde_json::Value> {
         let t = Instant::now();
         let changed = run_program(&exe, &["--phase", "last-step"], &env("2"))?;
         let changed_s = t.elapsed().as_secs_f64();
+        let changed_steps = steps_built(&changed.stderr);
+        if changed_steps != 1 {
+            bail!(
+                "changing the last step rebuilt {changed_steps} steps, not 1:\n{}",
+                String::from_utf8_lossy(&changed.stderr)
+            );
+        }
         let mut value = serde_json::json!({
             "image_cold_build_s": (cold_s * 100.0).round() / 100.0,
             "image_cold_steps_built": cold_steps,
             "image_last_step_rebuild_s": (changed_s * 100.0).round() / 100.0,
-            "image_last_step_steps_built": steps_built(&changed.stderr),
+            "image_last_step_steps_built": changed_steps,
         });
         if let (Some(all), Some(more)) = (value.as_object_mut(), starts.as_object()) {
             all.extend(more.clone());

@@ -4,7 +4,7 @@
 //! its message and its last output.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::model::FunctionDef;
 use crate::model::image::{ImageRef, ImageSpec, Step};
 use crate::registry::FunctionRegistration;
-use crate::wire::{self, pb};
+use crate::wire::pb;
 
 /// The Debian suite of `Image::debian_slim()`.
 const DEBIAN_SUITE: &str = "bookworm";
@@ -35,6 +35,8 @@ pub(crate) async fn build_images(
     output: &Output,
 ) -> Result<()> {
     let mut built: Vec<(Image, ImageRef)> = Vec::new();
+    // What this program needs of an image's glibc: read from the executable once, if needed.
+    let mut glibc: Option<String> = None;
     for (reg, def) in definitions.iter_mut() {
         let spec = (reg.spec)();
         let Some(image) = image_of(app, &spec) else {
@@ -44,79 +46,46 @@ pub(crate) async fn build_images(
             def.image = Some(r.clone());
             continue;
         }
-        let r = build(client, image, output).await.map_err(|e| match e {
-            Error::Invalid(m) => Error::Invalid(format!("function `{}`: {m}", def.tag)),
-            other => other,
-        })?;
+        let glibc = match &glibc {
+            Some(g) => g.clone(),
+            None => {
+                let exe = std::env::current_exe().map_err(|e| {
+                    Error::Invalid(format!("cannot find this program's executable: {e}"))
+                })?;
+                let g = crate::images::glibc::needed_by(&exe).map_err(Error::Invalid)?;
+                glibc.insert(g).clone()
+            }
+        };
+        let r = build(client, image, glibc, output)
+            .await
+            .map_err(|e| match e {
+                Error::Invalid(m) => Error::Invalid(format!("function `{}`: {m}", def.tag)),
+                other => other,
+            })?;
         def.image = Some(r.clone());
         built.push((image.clone(), r));
     }
     Ok(())
 }
 
-/// A local file's digest and permission bits, uploaded unless the control plane has it.
-async fn upload(client: &Client, path: &Path) -> Result<(String, u32)> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::Invalid(format!("image file {}: {e}", path.display())))?;
-    let owned = path.to_path_buf();
-    let hash = tokio::task::spawn_blocking(move || crate::binhash::file_hash(&owned))
-        .await
-        .map_err(|e| Error::Other(e.to_string()))?
-        .map_err(Error::Invalid)?;
-    let mut api = client.api.clone();
-    let missing = api
-        .image_file_check(pb::VolumeBlobCheckRequest {
-            hashes: vec![hash.clone()],
+/// Local files sent to the control plane's image file store: each one's digest and permission
+/// bits.
+async fn upload(client: &Client, paths: &[PathBuf]) -> Result<Vec<(String, u32)>> {
+    let hashes = super::files::upload(&client.api, super::files::Store::Image, paths).await?;
+    paths
+        .iter()
+        .zip(hashes)
+        .map(|(path, hash)| {
+            let meta = std::fs::metadata(path)
+                .map_err(|e| Error::Invalid(format!("image file {}: {e}", path.display())))?;
+            Ok((hash, meta.permissions().mode() & 0o7777))
         })
-        .await?
-        .into_inner()
-        .missing;
-    if !missing.is_empty() {
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| Error::Invalid(format!("image file {}: {e}", path.display())))?;
-        let (chunks, read_error) = wire::upload_chunks(file, hash.clone());
-        let sent = api.image_file_upload(chunks).await;
-        if let Some(e) = wire::take_read_error(&read_error) {
-            return Err(Error::Invalid(format!(
-                "image file {}: {e}",
-                path.display()
-            )));
-        }
-        sent?;
-    }
-    Ok((hash, meta.permissions().mode() & 0o7777))
-}
-
-/// The files below `dir`, by path relative to it.
-fn files_below(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), String::new())];
-    while let Some((d, prefix)) = stack.pop() {
-        let entries = std::fs::read_dir(&d)
-            .map_err(|e| Error::Invalid(format!("image directory {}: {e}", d.display())))?;
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let rel = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
-            };
-            let path = e.path();
-            if path.is_dir() {
-                stack.push((path, rel));
-            } else if path.is_file() {
-                out.push((rel, path));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+        .collect()
 }
 
 /// The definition the control plane builds: local files by digest (uploaded), the glibc this
 /// program needs.
-async fn spec_of(client: &Client, image: &Image) -> Result<ImageSpec> {
+async fn spec_of(client: &Client, image: &Image, glibc_needed: String) -> Result<ImageSpec> {
     let mut steps = Vec::new();
     for step in image.declared() {
         let next = match step {
@@ -133,8 +102,7 @@ async fn spec_of(client: &Client, image: &Image) -> Result<ImageSpec> {
                         .map_err(|e| {
                             Error::Invalid(format!("image archive {}: {e}", path.display()))
                         })?;
-                for layer in &archive.layers {
-                    let (hash, _) = upload(client, layer).await?;
+                for (hash, _) in upload(client, &archive.layers).await? {
                     steps.push(Step::OciLayer { hash });
                 }
                 if !archive.env.is_empty() {
@@ -150,7 +118,10 @@ async fn spec_of(client: &Client, image: &Image) -> Result<ImageSpec> {
             ImageStep::Env(v) => Step::Env(v.clone()),
             ImageStep::Workdir(d) => Step::Workdir(absolute(d)?),
             ImageStep::LocalFile { local, remote } => {
-                let (hash, mode) = upload(client, local).await?;
+                let uploaded = upload(client, std::slice::from_ref(local)).await?;
+                let Some((hash, mode)) = uploaded.into_iter().next() else {
+                    continue;
+                };
                 Step::AddFile {
                     remote: absolute(remote)?,
                     hash,
@@ -158,11 +129,16 @@ async fn spec_of(client: &Client, image: &Image) -> Result<ImageSpec> {
                 }
             }
             ImageStep::LocalDir { local, remote } => {
-                let mut files = Vec::new();
-                for (rel, path) in files_below(local)? {
-                    let (hash, mode) = upload(client, &path).await?;
-                    files.push((rel, hash, mode));
-                }
+                let below = crate::paths::files_below(local).map_err(|e| {
+                    Error::Invalid(format!("image directory {}: {e}", local.display()))
+                })?;
+                let paths: Vec<PathBuf> = below.iter().map(|(_, p)| p.clone()).collect();
+                let uploaded = upload(client, &paths).await?;
+                let files = below
+                    .into_iter()
+                    .zip(uploaded)
+                    .map(|((rel, _), (hash, mode))| (rel, hash, mode))
+                    .collect();
                 Step::AddDir {
                     remote: absolute(remote)?,
                     files,
@@ -171,11 +147,9 @@ async fn spec_of(client: &Client, image: &Image) -> Result<ImageSpec> {
         };
         steps.push(next);
     }
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::Invalid(format!("cannot find this program's executable: {e}")))?;
     Ok(ImageSpec {
         steps,
-        glibc_needed: crate::images::glibc::needed_by(&exe).map_err(Error::Invalid)?,
+        glibc_needed,
     })
 }
 
@@ -190,8 +164,13 @@ fn absolute(path: &str) -> Result<String> {
 }
 
 /// Builds one image, streaming its output.
-async fn build(client: &Client, image: &Image, output: &Output) -> Result<ImageRef> {
-    let spec = spec_of(client, image).await?;
+async fn build(
+    client: &Client,
+    image: &Image,
+    glibc_needed: String,
+    output: &Output,
+) -> Result<ImageRef> {
+    let spec = spec_of(client, image, glibc_needed).await?;
     let started = Instant::now();
     let force = std::env::var("MODAL_FORCE_BUILD").is_ok_and(|v| v == "1" || v == "true");
     let mut events = client
@@ -218,14 +197,12 @@ async fn build(client: &Client, image: &Image, output: &Output) -> Result<ImageR
                 return Ok(r);
             }
             Some(pb::image_build_event::Event::Failed(f)) => {
-                let mut message = format!("image step `{}` failed: {}", f.step, f.message);
-                if !f.output.is_empty() {
-                    message.push_str(&format!(
-                        "\n    its last output:\n      {}",
-                        f.output.join("\n      ")
-                    ));
-                }
-                return Err(Error::Invalid(message));
+                let failure = crate::images::build::BuildFailure {
+                    step: f.step,
+                    message: f.message,
+                    output: f.output,
+                };
+                return Err(Error::Invalid(failure.to_string()));
             }
             None => {}
         }

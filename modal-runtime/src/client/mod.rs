@@ -4,6 +4,7 @@
 mod call;
 mod cls;
 mod deploy;
+mod files;
 mod function;
 mod generator;
 mod images;

@@ -177,18 +177,8 @@ pub(crate) async fn upload_binary(client: &Client) -> Result<()> {
     }
     let exe = std::env::current_exe()
         .map_err(|e| Error::Invalid(format!("cannot find this program's executable: {e}")))?;
-    let file = tokio::fs::File::open(&exe)
-        .await
-        .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", exe.display())))?;
-    let (chunks, read_error) = crate::wire::upload_chunks(file, hash);
-    let sent = api.binary_upload(chunks).await;
-    if let Some(e) = crate::wire::take_read_error(&read_error) {
-        return Err(Error::Invalid(format!(
-            "cannot read {}: {e}",
-            exe.display()
-        )));
-    }
-    sent?;
+    let (chunks, check) = crate::wire::open_upload(&exe, &hash).await?;
+    check.result(api.binary_upload(chunks).await)?;
     tracing::info!("uploaded {}", exe.display());
     Ok(())
 }

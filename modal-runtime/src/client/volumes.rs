@@ -111,7 +111,18 @@ impl Volumes {
         let remote = volume::normalize(remote).map_err(Error::Invalid)?;
         let meta = std::fs::metadata(local).map_err(io(local))?;
         let files: Vec<(String, PathBuf)> = if meta.is_dir() {
-            local_files(local, &remote)?
+            crate::paths::files_below(local)
+                .map_err(Error::Invalid)?
+                .into_iter()
+                .map(|(rel, path)| {
+                    let inside = if remote.is_empty() {
+                        rel
+                    } else {
+                        format!("{remote}/{rel}")
+                    };
+                    (inside, path)
+                })
+                .collect()
         } else {
             vec![(remote.clone(), local.to_path_buf())]
         };
@@ -152,30 +163,10 @@ impl Volumes {
         }
         let mut moved = Moved::default();
         let mut changes = Vec::new();
-        let mut api = self.api.clone();
-        for (path, file) in files {
-            let hash_of = file.clone();
-            let hash = tokio::task::spawn_blocking(move || crate::binhash::file_hash(&hash_of))
-                .await
-                .map_err(|e| Error::Other(e.to_string()))?
-                .map_err(Error::Invalid)?;
+        let locals: Vec<PathBuf> = files.iter().map(|(_, file)| file.clone()).collect();
+        let hashes = super::files::upload(&self.api, super::files::Store::Volume, &locals).await?;
+        for ((path, file), hash) in files.into_iter().zip(hashes) {
             let meta = std::fs::metadata(&file).map_err(io(&file))?;
-            let missing = api
-                .volume_blob_check(pb::VolumeBlobCheckRequest {
-                    hashes: vec![hash.clone()],
-                })
-                .await?
-                .into_inner()
-                .missing;
-            if !missing.is_empty() {
-                let f = tokio::fs::File::open(&file).await.map_err(io(&file))?;
-                let (chunks, read_error) = wire::upload_chunks(f, hash.clone());
-                let sent = api.volume_blob_upload(chunks).await;
-                if let Some(e) = wire::take_read_error(&read_error) {
-                    return Err(io(&file)(e));
-                }
-                sent?;
-            }
             moved.files += 1;
             moved.bytes += meta.len();
             changes.push(Change::Put(Entry {
@@ -320,30 +311,4 @@ impl Volumes {
         let _ = std::fs::set_permissions(to, std::fs::Permissions::from_mode(e.mode & 0o777));
         Ok(())
     }
-}
-
-/// The regular files under `dir`, with their paths in the volume (under `remote`).
-fn local_files(dir: &Path, remote: &str) -> Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), remote.to_owned())];
-    while let Some((d, prefix)) = stack.pop() {
-        for item in std::fs::read_dir(&d).map_err(io(&d))? {
-            let item = item.map_err(io(&d))?;
-            let path = item.path();
-            let name = item.file_name().to_string_lossy().into_owned();
-            let inside = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
-            };
-            let meta = std::fs::metadata(&path).map_err(io(&path))?;
-            if meta.is_dir() {
-                stack.push((path, inside));
-            } else if meta.is_file() {
-                out.push((inside, path));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }

@@ -51,7 +51,7 @@ fn journal() -> Option<&'static Mutex<Journal>> {
     JOURNAL
         .get_or_init(|| {
             let path = PathBuf::from(std::env::var_os(task_env::JOURNAL)?);
-            match Journal::create(path.clone(), task_env::JOURNAL_HEADER) {
+            match Journal::create(&path, task_env::JOURNAL_HEADER) {
                 Ok(j) => Some(Mutex::new(j)),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), "cannot keep the container's journal: {e}");
@@ -67,11 +67,8 @@ pub(crate) fn open() {
     let _ = journal();
 }
 
-/// Writes `text` into a new file at `path`, zeros up to [`CAPACITY`] after it, and maps it.
-fn map_new(path: &Path, text: &str) -> std::io::Result<MmapMut> {
-    if text.len() > CAPACITY {
-        return Err(std::io::Error::other("the journal's content does not fit"));
-    }
+/// Writes `header` into a new file at `path`, zeros up to [`CAPACITY`] after it, and maps it.
+fn map_new(path: &Path, header: &str) -> std::io::Result<MmapMut> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -79,7 +76,7 @@ fn map_new(path: &Path, text: &str) -> std::io::Result<MmapMut> {
         .truncate(true)
         .open(path)?;
     let mut content = vec![0u8; CAPACITY];
-    content[..text.len()].copy_from_slice(text.as_bytes());
+    content[..header.len()].copy_from_slice(header.as_bytes());
     file.write_all(&content)?;
     #[allow(unsafe_code)]
     // SAFETY: the file is this container's own (its worker made it for this container alone,
@@ -92,8 +89,8 @@ fn map_new(path: &Path, text: &str) -> std::io::Result<MmapMut> {
 
 impl Journal {
     /// The journal at `path`, made afresh with `header`.
-    fn create(path: PathBuf, header: &str) -> std::io::Result<Journal> {
-        let map = map_new(&path, header)?;
+    fn create(path: &Path, header: &str) -> std::io::Result<Journal> {
+        let map = map_new(path, header)?;
         Ok(Journal {
             map,
             at: header.len(),
@@ -227,7 +224,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("modal-journal-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.journal");
-        let mut j = Journal::create(path.clone(), task_env::JOURNAL_HEADER).unwrap();
+        let mut j = Journal::create(&path, task_env::JOURNAL_HEADER).unwrap();
         let ok = CallResult::success(Payload::new(vec![1]));
         // Far more than a rotation's worth of inputs, and one that keeps running.
         j.note_started(&["long/0"]);

@@ -64,9 +64,6 @@ fn now_ns() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
-/// Digests asked about in one request (each 64 characters: about 70 KiB).
-const BLOB_CHECK_BATCH: usize = 1000;
-
 /// How recent a file's change may be for its times alone to be trusted.
 const TRUST_AFTER_NS: i128 = 2_000_000_000;
 
@@ -318,9 +315,9 @@ async fn commit_one(api: &Api, m: &mut Mounted) -> Result<Option<u64>> {
             }
         } else if meta.is_file() {
             let hash_path = full.clone();
-            let hash = tokio::task::spawn_blocking(move || crate::binhash::file_hash(&hash_path))
+            // Never the digest cache's: a rewrite may keep the times it is keyed by.
+            let hash = crate::binhash::content_hash_off_thread(hash_path)
                 .await
-                .map_err(|e| Error::Other(e.to_string()))?
                 .map_err(Error::Other)?;
             Entry {
                 path: path.clone(),
@@ -430,7 +427,7 @@ async fn upload_missing(api: &Api, files: &[(String, PathBuf)]) -> Result<()> {
         .map(|(h, p)| (h.as_str(), p.as_path()))
         .collect();
     let hashes: Vec<&str> = by_hash.keys().copied().collect();
-    for batch in hashes.chunks(BLOB_CHECK_BATCH) {
+    for batch in hashes.chunks(wire::DIGEST_CHECK_BATCH) {
         let missing = api
             .volume_blob_check(pb::VolumeBlobCheckRequest {
                 hashes: batch.iter().map(|h| (*h).to_owned()).collect(),
@@ -440,24 +437,11 @@ async fn upload_missing(api: &Api, files: &[(String, PathBuf)]) -> Result<()> {
             .missing;
         for hash in missing {
             if let Some(path) = by_hash.get(hash.as_str()) {
-                upload_file(&mut api, &hash, path).await?;
+                let (chunks, check) = wire::open_upload(path, &hash).await?;
+                check.result(api.volume_blob_upload(chunks).await)?;
             }
         }
     }
-    Ok(())
-}
-
-/// Streams one file to the control plane, announced by its digest.
-async fn upload_file(api: &mut Api, hash: &str, path: &Path) -> Result<()> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))?;
-    let (chunks, read_error) = wire::upload_chunks(file, hash.to_owned());
-    let sent = api.volume_blob_upload(chunks).await;
-    if let Some(e) = wire::take_read_error(&read_error) {
-        return Err(Error::Other(format!("cannot read {}: {e}", path.display())));
-    }
-    sent?;
     Ok(())
 }
 

@@ -22,9 +22,6 @@ pub(crate) fn default_store_dir() -> std::path::PathBuf {
     if nix::unistd::geteuid().is_root() {
         return std::path::PathBuf::from("/var/cache/modal-rs/images");
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
+    let cache = crate::binhash::cache_home().unwrap_or_else(std::env::temp_dir);
     cache.join("modal-rs").join("images")
 }

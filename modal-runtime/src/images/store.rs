@@ -84,7 +84,7 @@ impl Store {
 
     /// The directory of a layer.
     pub(crate) fn layer(&self, digest: &str) -> PathBuf {
-        self.root.join("layers").join(digest)
+        layer_dir(&self.root, digest)
     }
 
     fn meta_path(&self, digest: &str) -> PathBuf {
@@ -257,6 +257,11 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// The directory of layer `digest` in the store at `root` (a worker reads it there).
+pub(crate) fn layer_dir(root: &Path, digest: &str) -> PathBuf {
+    root.join("layers").join(digest)
 }
 
 /// The bytes of the files under `dir` (hard links counted once).

@@ -20,7 +20,7 @@ pub(crate) struct Binaries {
 }
 
 fn valid_hash(hash: &str) -> Result<(), Status> {
-    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if crate::binhash::is_digest(hash) {
         Ok(())
     } else {
         Err(Status::invalid_argument(format!(
@@ -41,14 +41,15 @@ impl Binaries {
         })
     }
 
-    /// The files of volumes in `dir` (readable by the control plane's user alone).
-    pub(crate) fn volume_files(dir: PathBuf) -> std::io::Result<Self> {
+    /// Data files (`what`: volume files, image files) in `dir`, readable by the control plane's
+    /// user alone.
+    pub(crate) fn private_files(dir: PathBuf, what: &'static str) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         Ok(Binaries {
             dir,
             mode: 0o600,
-            what: "volume file",
+            what,
         })
     }
 

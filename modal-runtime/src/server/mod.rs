@@ -118,7 +118,7 @@ fn embedded_volume_files() -> Option<binaries::Binaries> {
         std::process::id(),
         crate::ids::new_id("")
     ));
-    binaries::Binaries::volume_files(dir.clone())
+    binaries::Binaries::private_files(dir.clone(), "volume file")
         .map_err(|e| {
             tracing::warn!(
                 "volumes cannot be used: cannot create {}: {e}",
@@ -131,7 +131,7 @@ fn embedded_volume_files() -> Option<binaries::Binaries> {
 /// The image layer store and image file store under `dir`, or `None` (said in the log).
 pub(crate) fn image_stores(dir: &std::path::Path) -> Option<api::Images> {
     let made = crate::images::store::Store::open(dir).and_then(|store| {
-        let files = binaries::Binaries::volume_files(dir.join("files"))
+        let files = binaries::Binaries::private_files(dir.join("files"), "image file")
             .map_err(|e| format!("cannot make {}: {e}", dir.join("files").display()))?;
         Ok(api::Images { store, files })
     });

@@ -121,18 +121,14 @@ impl State {
         Ok(())
     }
 
-    /// Fails a registration whose named secrets are missing or lack required keys.
     /// A definition's image must be one this control plane built: its layers named by digest,
     /// in its own store (a worker mounts them as they are named).
     pub(crate) fn check_image(&self, def: &FunctionDef) -> Result<(), Status> {
         let Some(image) = &def.image else {
             return Ok(());
         };
-        let digests = !image.layers.is_empty()
-            && image
-                .layers
-                .iter()
-                .all(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()));
+        let digests =
+            !image.layers.is_empty() && image.layers.iter().all(|d| crate::binhash::is_digest(d));
         if !digests || self.image_store.as_deref() != Some(image.store.as_str()) {
             return Err(Status::invalid_argument(format!(
                 "function `{}`: image {} was not built by this control plane (run or deploy the app against it, which builds it)",
@@ -142,6 +138,7 @@ impl State {
         Ok(())
     }
 
+    /// Fails a registration whose named secrets are missing or lack required keys.
     pub(crate) fn check_named_secrets(
         &self,
         def: &FunctionDef,

@@ -102,7 +102,7 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
     let binaries = binaries::Binaries::new(opts.data_dir.join("binaries"))
         .map_err(|e| format!("{}: {e}", opts.data_dir.join("binaries").display()))?;
     let volume_dir = opts.data_dir.join("volumes");
-    let volume_files = binaries::Binaries::volume_files(volume_dir.clone())
+    let volume_files = binaries::Binaries::private_files(volume_dir.clone(), "volume file")
         .map_err(|e| format!("{}: {e}", volume_dir.display()))?;
     let secret_key = secrets::SecretKey::load_or_create(&opts.data_dir.join("secret.key"))?;
     let auth = auth::Auth::default();

@@ -35,22 +35,60 @@ pub(crate) fn file_chunks(
     })
 }
 
-/// A read error met while uploading, kept for after the request.
-pub(crate) type ReadError = Arc<Mutex<Option<std::io::Error>>>;
+/// Digests asked about in one request of a file store (each 64 characters: about 70 KiB).
+pub(crate) const DIGEST_CHECK_BATCH: usize = 1000;
 
-/// The chunks of `file` for an upload: a read error ends the stream early (the receiver then
-/// refuses the upload for its digest) and is kept in the returned cell, to be told instead.
-pub(crate) fn upload_chunks(
-    file: tokio::fs::File,
-    hash: String,
-) -> (
-    impl Stream<Item = pb::BinaryChunk> + Send + 'static,
-    ReadError,
-) {
+/// A read error met while uploading, kept for after the request.
+type ReadError = Arc<Mutex<Option<std::io::Error>>>;
+
+/// What an upload met reading its file, told after the request (see [`open_upload`]).
+pub(crate) struct UploadCheck {
+    error: ReadError,
+    path: std::path::PathBuf,
+}
+
+impl UploadCheck {
+    /// The request's result, or the read error that cut the upload short (which is why the
+    /// receiver refused it), naming the file.
+    pub(crate) fn result<T>(
+        self,
+        sent: Result<tonic::Response<T>, tonic::Status>,
+    ) -> Result<T, crate::error::Error> {
+        if let Some(e) = self.error.lock().ok().and_then(|mut e| e.take()) {
+            return Err(unreadable(&self.path, e));
+        }
+        Ok(sent?.into_inner())
+    }
+}
+
+fn unreadable(path: &std::path::Path, e: std::io::Error) -> crate::error::Error {
+    crate::error::Error::Invalid(format!("cannot read {}: {e}", path.display()))
+}
+
+/// The file at `path` as upload chunks announced by its digest `hash`, and the check to apply
+/// to the request's result: a read error ends the stream early and is what the check returns.
+///
+/// ```ignore
+/// let (chunks, check) = wire::open_upload(&path, &hash).await?;
+/// check.result(api.volume_blob_upload(chunks).await)?;
+/// ```
+pub(crate) async fn open_upload(
+    path: &std::path::Path,
+    hash: &str,
+) -> Result<
+    (
+        impl Stream<Item = pb::BinaryChunk> + Send + 'static + use<>,
+        UploadCheck,
+    ),
+    crate::error::Error,
+> {
     use futures::StreamExt;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| unreadable(path, e))?;
     let error: ReadError = Arc::default();
     let keep = Arc::clone(&error);
-    let stream = file_chunks(file, hash).scan((), move |(), item| {
+    let chunks = file_chunks(file, hash.to_owned()).scan((), move |(), item| {
         futures::future::ready(match item {
             Ok(chunk) => Some(chunk),
             Err(e) => {
@@ -61,12 +99,11 @@ pub(crate) fn upload_chunks(
             }
         })
     });
-    (stream, error)
-}
-
-/// The read error an upload met, if any.
-pub(crate) fn take_read_error(error: &ReadError) -> Option<std::io::Error> {
-    error.lock().ok().and_then(|mut e| e.take())
+    let check = UploadCheck {
+        error,
+        path: path.to_path_buf(),
+    };
+    Ok((chunks, check))
 }
 
 /// Writes the chunks of a download to `to` (through a temporary file beside it, renamed once

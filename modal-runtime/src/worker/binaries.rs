@@ -58,7 +58,7 @@ impl Resolver {
             return Ok(known(registered));
         }
         let hash = &def.binary_hash;
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !crate::binhash::is_digest(hash) {
             return Err(format!("`{hash}` is not a binary hash"));
         }
         let cached = self.cache.join(hash);

@@ -228,7 +228,8 @@ pub(super) async fn supervise(
         Ok(c) => c,
         Err(e) => {
             let _ = std::fs::remove_file(&journal);
-            handle.finish(None);
+            // Finishing runs the runtime and removes files: off the async threads.
+            let _ = tokio::task::spawn_blocking(move || handle.finish(None)).await;
             return spawn_failed(format!(
                 "{}: {e}",
                 command.as_std().get_program().to_string_lossy()

@@ -5,9 +5,8 @@
 
 use serde_json::json;
 
-use super::admin::{client, table, time};
+use super::admin::{client, size, table, time};
 use super::args::ImageCommand;
-use super::volume::size;
 use crate::error::Result;
 use crate::wire::pb;
 

@@ -5,26 +5,11 @@
 
 use serde_json::json;
 
-use super::admin::{client, confirm, table, time};
+use super::admin::{client, confirm, size, table, time};
 use super::args::VolumeCommand;
 use crate::client::volumes::{Moved, Volumes};
 use crate::error::Result;
 use crate::model::volume::{self, EntryKind};
-
-pub(super) fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
 
 fn moved(m: Moved) -> String {
     let files = if m.files == 1 { "file" } else { "files" };

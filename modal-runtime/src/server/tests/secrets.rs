@@ -18,6 +18,15 @@ fn contains_value(bytes: &[u8]) -> bool {
     bytes.windows(VALUE.len()).any(|w| w == VALUE.as_bytes())
 }
 
+/// Sealed values a client made up (the control plane never opens them).
+fn forged() -> SealedValues {
+    SealedValues {
+        digest: vec![1],
+        nonce: vec![0; 12],
+        ciphertext: vec![2; 32],
+    }
+}
+
 #[test]
 fn secret_values_are_sealed_on_arrival_and_opened_only_for_containers() {
     let mut p = Plane::durable();
@@ -25,11 +34,7 @@ fn secret_values_are_sealed_on_arrival_and_opened_only_for_containers() {
     let mut d = def("f");
     d.secret_env = with_secret().into();
     // Sealed values from a client are never trusted.
-    d.sealed_secret_env = Some(SealedValues {
-        digest: vec![1],
-        nonce: vec![0; 12],
-        ciphertext: vec![2; 32],
-    });
+    d.sealed_secret_env = Some(forged());
     let app = p.app("app");
     let f = p.publish(&app, d);
     let kept = &p.state.functions[&f].def;
@@ -79,11 +84,7 @@ fn sealed_values_sent_by_a_client_are_dropped() {
     let mut p = Plane::durable();
     let mut d = def("f");
     // No values of its own: only a forged sealed set, which the control plane never opens.
-    d.sealed_secret_env = Some(SealedValues {
-        digest: vec![1],
-        nonce: vec![0; 12],
-        ciphertext: vec![2; 32],
-    });
+    d.sealed_secret_env = Some(forged());
     let app = p.app("app");
     let f = p.publish(&app, d);
     assert!(p.state.functions[&f].def.sealed_secret_env.is_none());

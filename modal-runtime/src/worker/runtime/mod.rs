@@ -232,7 +232,7 @@ pub(crate) fn owned_dir_in(base: &Path, kind: &str, mode: u32) -> PathBuf {
     let mine = |dir: &Path| {
         let _ = std::fs::DirBuilder::new().mode(mode).create(dir);
         std::fs::symlink_metadata(dir)
-            .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o066 == 0)
+            .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o777 & !mode == 0)
     };
     let shared = base.join(format!("modal-{kind}-{uid}"));
     if mine(&shared) {

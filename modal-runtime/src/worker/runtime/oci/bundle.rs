@@ -75,9 +75,6 @@ fn environment(launch: &Launch, exe: &Staged, root: &Root<'_>) -> Vec<String> {
     unique
 }
 
-/// The container's `config.json`. `ids`: the host user and group its root is, and how many
-/// ids are mapped; `share`: the container's own directory (its journal and socket); `exe`: the
-/// staged executable; `cgroups_path`: where limits apply (none without cgroups).
 /// A container's root: the shared read-only root with the host's system directories, or its
 /// own in its image.
 pub(super) enum Root<'a> {
@@ -94,6 +91,10 @@ pub(super) fn tmp_mb(limits: &super::super::Limits) -> u32 {
     }
 }
 
+/// The container's `config.json`. `root`: where its root comes from; `ids`: the host user and
+/// group its root is, and how many ids are mapped; `share`: the container's own directory (its
+/// journal and socket); `exe`: the staged executable; `cgroups_path`: where limits apply (none
+/// without cgroups); `volumes`: the directories mounted at volume paths.
 pub(super) fn spec(
     root: Root<'_>,
     ids: (u32, u32, u32),

@@ -32,10 +32,10 @@ impl ImageRoot {
         (uid, gid): (u32, u32),
         size_mb: u32,
     ) -> Result<ImageRoot, String> {
-        let store = Path::new(&image.store).join("layers");
+        let store = Path::new(&image.store);
         let mut lowers = Vec::new();
         for digest in image.layers.iter().rev() {
-            let layer = store.join(digest);
+            let layer = crate::images::store::layer_dir(store, digest);
             if !layer.is_dir() {
                 return Err(format!(
                     "image {} is not on this worker's machine (its layer {digest} is not in {}): images are built on the control plane's machine, and only workers there run them yet; if it was removed there (`modal image rm`), run or deploy the app again to rebuild it",

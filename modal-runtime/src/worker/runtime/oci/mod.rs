@@ -432,10 +432,11 @@ fn quiet(runtime: &Path, state: &Path, args: &[&str]) -> std::io::Result<std::pr
 
 impl Handle for Container {
     fn kill(&self, leader: Option<Pid>) {
-        if !self.known() {
-            return;
+        // A container the runtime does not know yet (still being created) goes with the
+        // runtime's own process group.
+        if self.known() {
+            self.runtime(&["kill", "--all", &self.id, "KILL"]);
         }
-        self.runtime(&["kill", "--all", &self.id, "KILL"]);
         if let Some(pgid) = leader {
             let _ = killpg(pgid, Signal::SIGKILL);
         }
