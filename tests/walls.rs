@@ -21,12 +21,10 @@ fn walls(args: &[&str]) -> Option<Output> {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     if stderr.contains("cannot run containers") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI needs the oci runtime (.ci/run installs crun): {}",
+        modal_tests::skip_without(&format!(
+            "the oci runtime cannot run here (.ci/crun.sh sets crun up): {}",
             show(&out)
-        );
-        eprintln!("skipped: the oci runtime cannot run here: {stderr}");
+        ));
         return None;
     }
     Some(out)

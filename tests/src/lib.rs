@@ -79,19 +79,25 @@ pub fn container(task_id: &str) -> Option<ContainerProcess> {
         .find(|c| c.env.get("MODAL_TASK_ID").map(String::as_str) == Some(task_id))
 }
 
+/// A component a test needs is missing (`why` says which, and how CI gets it): under `CI=true`
+/// that fails the test (CI sets every component up); otherwise the test says it is skipped.
+pub fn skip_without(why: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI needs it: {why}"
+    );
+    eprintln!("skipped: {why}");
+}
+
 /// The PostgreSQL server the tests may use (`MODAL_TEST_POSTGRES_URL`, which `cargo xtask ci`
 /// sets): `None`, after saying that `what` skips, where there is none; under `CI=true` a
 /// missing server fails the test instead.
 pub fn postgres_url(what: &str) -> Option<String> {
     let url = std::env::var("MODAL_TEST_POSTGRES_URL").ok();
     if url.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI needs PostgreSQL for {what}: MODAL_TEST_POSTGRES_URL is not set (cargo xtask ci starts one)"
-        );
-        eprintln!(
-            "skipped: {what}: MODAL_TEST_POSTGRES_URL is not set (cargo xtask ci, or `source .ci/postgres.sh`, starts a server)"
-        );
+        skip_without(&format!(
+            "{what}: MODAL_TEST_POSTGRES_URL is not set (cargo xtask ci, or `source .ci/postgres.sh`, starts a server)"
+        ));
     }
     url
 }

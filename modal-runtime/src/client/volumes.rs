@@ -2,7 +2,7 @@
 //! files put into and got from a volume through the control plane, content-addressed (a file
 //! the control plane has already is not sent again).
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{Api, Client};
@@ -170,13 +170,9 @@ impl Volumes {
             moved.files += 1;
             moved.bytes += meta.len();
             changes.push(Change::Put(Entry {
-                path,
-                kind: EntryKind::File,
                 hash,
                 size: meta.len(),
-                mode: meta.permissions().mode() & 0o7777,
-                mtime_ms: meta.mtime() * 1000 + meta.mtime_nsec() / 1_000_000,
-                target: String::new(),
+                ..Entry::of(path, EntryKind::File, &meta)
             }));
         }
         self.commit(name, changes).await?;

@@ -262,10 +262,6 @@ fn scan(root: &Path) -> std::io::Result<BTreeMap<String, (std::fs::Metadata, Pat
     Ok(out)
 }
 
-fn mtime_ms(meta: &std::fs::Metadata) -> i64 {
-    meta.mtime() * 1000 + meta.mtime_nsec() / 1_000_000
-}
-
 /// Sends what changed in the directory since the last exchange: blobs first, then one commit.
 async fn commit_one(api: &Api, m: &mut Mounted) -> Result<Option<u64>> {
     let root = PathBuf::from(&m.mount.path);
@@ -290,43 +286,24 @@ async fn commit_one(api: &Api, m: &mut Mounted) -> Result<Option<u64>> {
         }) {
             continue;
         }
-        let mode = local.mode;
         let entry = if meta.is_dir() {
-            Entry {
-                path: path.clone(),
-                kind: EntryKind::Directory,
-                hash: String::new(),
-                size: 0,
-                mode,
-                mtime_ms: mtime_ms(meta),
-                target: String::new(),
-            }
+            Entry::of(path.clone(), EntryKind::Directory, meta)
         } else if meta.file_type().is_symlink() {
             let target = std::fs::read_link(full)
                 .map_err(|e| Error::Other(format!("cannot read link {}: {e}", full.display())))?;
             Entry {
-                path: path.clone(),
-                kind: EntryKind::Symlink,
-                hash: String::new(),
-                size: 0,
-                mode,
-                mtime_ms: mtime_ms(meta),
                 target: target.to_string_lossy().into_owned(),
+                ..Entry::of(path.clone(), EntryKind::Symlink, meta)
             }
         } else if meta.is_file() {
-            let hash_path = full.clone();
             // Never the digest cache's: a rewrite may keep the times it is keyed by.
-            let hash = crate::binhash::content_hash_off_thread(hash_path)
+            let hash = crate::binhash::content_hash_off_thread(full.clone())
                 .await
                 .map_err(Error::Other)?;
             Entry {
-                path: path.clone(),
-                kind: EntryKind::File,
                 hash,
                 size: meta.len(),
-                mode,
-                mtime_ms: mtime_ms(meta),
-                target: String::new(),
+                ..Entry::of(path.clone(), EntryKind::File, meta)
             }
         } else {
             tracing::warn!(

@@ -163,11 +163,6 @@ impl Store {
         out
     }
 
-    /// The description of a layer.
-    pub(crate) fn meta(&self, digest: &str) -> Option<LayerMeta> {
-        serde_json::from_slice(&std::fs::read(self.meta_path(digest)).ok()?).ok()
-    }
-
     /// Removes a layer (its description first: a half-removed layer is not used).
     pub(crate) fn remove(&self, digest: &str) -> Result<(), String> {
         let _lock = self.lock(digest)?;
@@ -236,18 +231,16 @@ impl Store {
         {
             return Err(format!("no image {unknown} here (see `modal image list`)"));
         }
+        let mut used = std::collections::HashSet::new();
         for record in known {
             if ids.is_empty() || ids.contains(&record.image.image_id) {
                 std::fs::remove_file(self.record_path(&record.image.image_id))
                     .map_err(|e| format!("cannot remove image {}: {e}", record.image.image_id))?;
                 removed.images += 1;
+            } else {
+                used.extend(record.image.layers);
             }
         }
-        let used: std::collections::HashSet<String> = self
-            .images()
-            .into_iter()
-            .flat_map(|r| r.image.layers)
-            .collect();
         for (digest, meta) in self.list() {
             if !used.contains(&digest) {
                 self.remove(&digest)?;

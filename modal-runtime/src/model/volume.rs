@@ -32,6 +32,36 @@ pub(crate) struct Entry {
     pub(crate) target: String,
 }
 
+impl Entry {
+    /// An entry of `kind` at `path` with the mode and modification time of `meta` (a file's
+    /// digest, its size and a link's target are the caller's to set).
+    pub(crate) fn of(path: String, kind: EntryKind, meta: &std::fs::Metadata) -> Entry {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        Entry {
+            path,
+            kind,
+            hash: String::new(),
+            size: 0,
+            mode: meta.permissions().mode() & 0o7777,
+            mtime_ms: meta.mtime() * 1000 + meta.mtime_nsec() / 1_000_000,
+            target: String::new(),
+        }
+    }
+
+    /// A directory made for an entry below it.
+    fn directory(path: String, mtime_ms: i64) -> Entry {
+        Entry {
+            path,
+            kind: EntryKind::Directory,
+            hash: String::new(),
+            size: 0,
+            mode: 0o755,
+            mtime_ms,
+            target: String::new(),
+        }
+    }
+}
+
 /// One change of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Change {
@@ -53,25 +83,12 @@ pub(crate) fn apply(manifest: &mut Manifest, changes: Vec<Change>, mtime_ms: i64
                 let mut parent = entry.path.as_str();
                 while let Some((up, _)) = parent.rsplit_once('/') {
                     parent = up;
-                    let dir = manifest.entry(up.to_owned()).or_insert_with(|| Entry {
-                        path: up.to_owned(),
-                        kind: EntryKind::Directory,
-                        hash: String::new(),
-                        size: 0,
-                        mode: 0o755,
-                        mtime_ms,
-                        target: String::new(),
-                    });
+                    let dir = manifest
+                        .entry(up.to_owned())
+                        .or_insert_with(|| Entry::directory(up.to_owned(), mtime_ms));
                     if dir.kind != EntryKind::Directory {
                         // A file where a directory must be: the directory replaces it.
-                        *dir = Entry {
-                            kind: EntryKind::Directory,
-                            hash: String::new(),
-                            size: 0,
-                            mode: 0o755,
-                            target: String::new(),
-                            ..dir.clone()
-                        };
+                        *dir = Entry::directory(up.to_owned(), dir.mtime_ms);
                     }
                 }
                 if entry.kind != EntryKind::Directory {

@@ -110,17 +110,16 @@ impl Api {
         self.user(&req)?;
         let store = self.images()?.store.clone();
         let images = tokio::task::spawn_blocking(move || {
+            let bytes: std::collections::HashMap<String, u64> = store
+                .list()
+                .into_iter()
+                .map(|(digest, meta)| (digest, meta.bytes))
+                .collect();
             store
                 .images()
                 .into_iter()
                 .map(|r| pb::ImageSummary {
-                    bytes: r
-                        .image
-                        .layers
-                        .iter()
-                        .filter_map(|d| store.meta(d))
-                        .map(|m| m.bytes)
-                        .sum(),
+                    bytes: r.image.layers.iter().filter_map(|d| bytes.get(d)).sum(),
                     image_id: r.image.image_id,
                     layers: r.image.layers,
                     created_at_ms: r.created_ms,

@@ -13,7 +13,7 @@ use oci_spec::runtime::{
 };
 
 use super::super::Launch;
-use super::host::{SYSTEM_DIRS, Staged, linked_config_dir};
+use super::host::Staged;
 use crate::task_env as cenv;
 
 /// Where a container finds what the worker gives it.
@@ -78,7 +78,11 @@ fn environment(launch: &Launch, exe: &Staged, root: &Root<'_>) -> Vec<String> {
 /// A container's root: the shared read-only root with the host's system directories, or its
 /// own in its image.
 pub(super) enum Root<'a> {
-    Host(&'a Path),
+    /// The shared root, and the host directories mounted read-only over it.
+    Host {
+        rootfs: &'a Path,
+        host_dirs: &'a [PathBuf],
+    },
     Image(&'a super::image_root::ImageRoot),
 }
 
@@ -195,26 +199,17 @@ pub(super) fn spec(
             &["bind", "rw", "nosuid", "nodev", "noexec"],
         )?);
     }
-    let on_host = matches!(root, Root::Host(_));
-    for host in SYSTEM_DIRS.iter().filter(|_| on_host) {
-        if std::fs::symlink_metadata(host).is_ok_and(|m| m.is_dir()) {
+    if let Root::Host { host_dirs, .. } = &root {
+        for dir in host_dirs.iter() {
             mounts.push(mount(
-                host,
+                &dir.to_string_lossy(),
                 "bind",
-                Path::new(host),
+                dir,
                 &["rbind", "ro", "nosuid", "nodev"],
             )?);
         }
     }
-    if let Some(dir) = linked_config_dir().filter(|_| on_host) {
-        let at = dir.to_string_lossy();
-        mounts.push(mount(
-            &at,
-            "bind",
-            &dir,
-            &["rbind", "ro", "nosuid", "nodev"],
-        )?);
-    }
+    let on_host = matches!(root, Root::Host { .. });
     for (at, dir) in volumes {
         mounts.push(mount(at, "bind", dir, &["bind", "rw", "nosuid", "nodev"])?);
     }
@@ -320,7 +315,7 @@ pub(super) fn spec(
         .args(vec![BINARY.to_owned()])
         .env(environment(launch, exe, &root))
         .cwd(match &root {
-            Root::Host(_) => "/tmp".to_owned(),
+            Root::Host { .. } => "/tmp".to_owned(),
             Root::Image(image) => image.cwd.clone(),
         })
         .no_new_privileges(true)
@@ -331,7 +326,7 @@ pub(super) fn spec(
         .root(
             RootBuilder::default()
                 .path(match &root {
-                    Root::Host(path) => path.to_path_buf(),
+                    Root::Host { rootfs, .. } => rootfs.to_path_buf(),
                     Root::Image(image) => image.merged.clone(),
                 })
                 .readonly(on_host)

@@ -156,7 +156,7 @@ pub(super) fn check_crun_cgroups() -> Result<(), String> {
 
 /// The directory `/etc/resolv.conf` links into when it lies outside the system directories (as
 /// systemd-resolved's `/run/systemd/resolve`): mounted read-only too, so that names resolve.
-pub(super) fn linked_config_dir() -> Option<PathBuf> {
+fn linked_config_dir() -> Option<PathBuf> {
     std::fs::symlink_metadata("/etc/resolv.conf")
         .ok()
         .filter(|m| m.file_type().is_symlink())?;
@@ -167,8 +167,14 @@ pub(super) fn linked_config_dir() -> Option<PathBuf> {
 }
 
 /// The root every container shares: empty mount points, and the host's symbolic links among
-/// the system directories.
-pub(super) fn make_rootfs(rootfs: &Path) -> std::io::Result<()> {
+/// the system directories. Returns the host directories to mount read-only over it (the system
+/// directories that are directories, and the one `/etc/resolv.conf` links into).
+pub(super) fn make_rootfs(rootfs: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut host_dirs: Vec<PathBuf> = SYSTEM_DIRS
+        .iter()
+        .filter(|d| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()))
+        .map(PathBuf::from)
+        .collect();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
@@ -180,6 +186,7 @@ pub(super) fn make_rootfs(rootfs: &Path) -> std::io::Result<()> {
         && let Ok(relative) = dir.strip_prefix("/")
     {
         let _ = std::fs::create_dir_all(rootfs.join(relative));
+        host_dirs.push(dir);
     }
     for host in SYSTEM_DIRS {
         let inside = rootfs.join(host.trim_start_matches('/'));
@@ -198,5 +205,6 @@ pub(super) fn make_rootfs(rootfs: &Path) -> std::io::Result<()> {
             _ => {}
         }
     }
-    std::fs::set_permissions(rootfs, std::fs::Permissions::from_mode(0o755))
+    std::fs::set_permissions(rootfs, std::fs::Permissions::from_mode(0o755))?;
+    Ok(host_dirs)
 }

@@ -51,6 +51,8 @@ pub(crate) struct Oci {
     owner: String,
     state: PathBuf,
     rootfs: PathBuf,
+    /// The host directories mounted read-only over it (found once, when the runtime opens).
+    host_dirs: Vec<PathBuf>,
     /// Whether the worker runs as root (then containers' users are unprivileged host ids).
     as_root: bool,
     /// Where limits are enforced; the reason when they cannot be here.
@@ -79,7 +81,7 @@ impl Oci {
             make_dir(&state.join(dir), mode)?;
         }
         let rootfs = state.join("rootfs");
-        make_rootfs(&rootfs).map_err(|e| {
+        let host_dirs = make_rootfs(&rootfs).map_err(|e| {
             format!(
                 "cannot make the containers' root directory {}: {e}",
                 rootfs.display()
@@ -100,6 +102,7 @@ impl Oci {
             owner,
             state,
             rootfs,
+            host_dirs,
             as_root,
             cgroups,
         };
@@ -340,7 +343,10 @@ impl Oci {
         let cgroups_path = cgroups.as_ref().map(|c| c.container_path(&launch.task_id));
         let root = match &image_root {
             Some(image) => bundle::Root::Image(image),
-            None => bundle::Root::Host(&self.rootfs),
+            None => bundle::Root::Host {
+                rootfs: &self.rootfs,
+                host_dirs: &self.host_dirs,
+            },
         };
         let spec = bundle::spec(
             root,
