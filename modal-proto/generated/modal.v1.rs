@@ -7,6 +7,18 @@ pub struct Payload {
     pub format: i32,
     #[prost(bytes = "bytes", tag = "2")]
     pub data: ::prost::bytes::Bytes,
+    /// Set instead of `data` for a large payload kept in the payload store of the control plane's
+    /// machine (only between parties that said they reach it).
+    #[prost(message, optional, tag = "3")]
+    pub stored: ::core::option::Option<StoredPayload>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct StoredPayload {
+    /// `<app id>/<name>` in the store; from a container, the name of a file in its own outbox.
+    #[prost(string, tag = "1")]
+    pub handle: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "2")]
+    pub size: u64,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct CallResult {
@@ -788,6 +800,10 @@ pub struct ContainerHello {
     /// container that does not (an older build) is ready at its hello.
     #[prost(bool, tag = "5")]
     pub sends_ready: bool,
+    /// The id of the payload store the container reaches (empty: none): it is sent stored
+    /// payloads, and may send results through its outbox.
+    #[prost(string, tag = "6")]
+    pub payload_store: ::prost::alloc::string::String,
 }
 /// The container built its class instance and ran its `enter` hooks: it takes inputs now.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]

@@ -34,7 +34,9 @@ async fn embedded() -> Result<Client> {
             url: "127.0.0.1:0".into(),
             message: format!("cannot bind the embedded control plane: {e}"),
         })?;
-    let config = crate::server::Config::embedded();
+    let mut config = crate::server::Config::embedded();
+    // Large payloads go through files in /dev/shm that the program and its containers share.
+    config.payloads = crate::server::hosted_payloads(crate::payloads::Store::for_this_process());
     // The program and its worker hold a token made for this run; nothing else on the machine
     // can use the control plane's port.
     let token = config.auth.process_token();
@@ -57,7 +59,8 @@ async fn embedded() -> Result<Client> {
     });
     // This program's own calls skip the network: the service is called in-process.
     let service = plane.client_service;
-    let call = move |req| {
+    let call = move |mut req: http::Request<tonic::body::Body>| {
+        req.extensions_mut().insert(crate::payloads::InProcess);
         let mut service = service.clone();
         Box::pin(async move {
             let response = service.call(req).await?;

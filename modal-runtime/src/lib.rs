@@ -44,6 +44,7 @@ mod ids;
 mod images;
 mod model;
 mod paths;
+mod payloads;
 mod registry;
 mod server;
 mod task_env;

@@ -26,6 +26,7 @@ pub(crate) const LAYERS: &[Layer] = &[
             "images",
             "model",
             "paths",
+            "payloads",
             "registry",
             "task_env",
             "telemetry",

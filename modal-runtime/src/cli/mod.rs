@@ -98,7 +98,7 @@ pub fn main() -> ExitCode {
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
-    match invocation {
+    let code = match invocation {
         Invocation::Help => {
             print!("{}", help());
             ExitCode::SUCCESS
@@ -107,7 +107,9 @@ pub fn main() -> ExitCode {
         Invocation::Run { name, rest, detach } => {
             runtime.block_on(run(name.as_deref(), &rest, detach))
         }
-    }
+    };
+    crate::payloads::discard_hosted();
+    code
 }
 
 /// `main` for programs that run apps themselves (`#[modal::main]` generates the call): runs the
@@ -123,10 +125,12 @@ where
         return code;
     }
     crate::telemetry::init();
-    match runtime() {
+    let code = match runtime() {
         Some(rt) => rt.block_on(body()).report(),
         None => ExitCode::FAILURE,
-    }
+    };
+    crate::payloads::discard_hosted();
+    code
 }
 
 enum Target {

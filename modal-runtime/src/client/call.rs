@@ -81,7 +81,7 @@ impl<R: DeserializeOwned> FunctionCall<R> {
     /// readable, so `get` may be called again.
     pub async fn get(&self, timeout: impl Into<Option<Duration>>) -> Result<R> {
         let result = wait_result(&self.client, &self.call_id, timeout.into()).await?;
-        decode_result(result, &self.function)
+        decode_result(result, &self.function, wire::Reader::OneOfMany)
     }
 
     /// Cancels the call: an input not started yet never runs; a running one is stopped.
@@ -156,8 +156,9 @@ fn expired_or(status: tonic::Status, call_id: &str) -> Error {
 pub(crate) fn decode_result<R: DeserializeOwned>(
     result: pb::CallResult,
     function: &str,
+    reader: wire::Reader,
 ) -> Result<R> {
-    let bytes = wire::into_value(result, function)?;
+    let bytes = wire::into_value(result, function, reader)?;
     codec::decode(&bytes).map_err(|e| {
         Error::Serialization(format!(
             "the result of `{function}` does not decode as {}: {e}",

@@ -244,7 +244,7 @@ where
                         self.name()
                     );
                 }
-                other => return wire::into_value(other?, &self.name()),
+                other => return wire::into_value(other?, &self.name(), wire::Reader::Only),
             }
         }
     }

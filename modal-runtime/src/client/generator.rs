@@ -137,7 +137,7 @@ async fn drive<A: Serialize, T: DeserializeOwned>(
     while let Some(event) = events.next().await {
         match event?.event {
             Some(pb::generator_event::Event::Item(payload)) => {
-                let item = wire::payload_bytes(Some(&payload))
+                let item = wire::payload_bytes(Some(&payload), wire::Reader::Only)
                     .map_err(Error::Serialization)
                     .and_then(|b| {
                         codec::decode::<T>(&b).map_err(|e| {
@@ -152,7 +152,7 @@ async fn drive<A: Serialize, T: DeserializeOwned>(
                 }
             }
             Some(pb::generator_event::Event::Done(result)) => {
-                wire::into_value(result, &name)?;
+                wire::into_value(result, &name, wire::Reader::Only)?;
                 return Ok(());
             }
             Some(pb::generator_event::Event::CallId(_)) | None => {}

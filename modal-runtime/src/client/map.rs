@@ -197,7 +197,7 @@ where
         progress.advance(n);
         for out in msg.outputs {
             let result = match out.result {
-                Some(r) => decode_result::<R>(r, &tag),
+                Some(r) => decode_result::<R>(r, &tag, wire::Reader::Only),
                 None => Err(Error::ControlPlane("a map output without a result".into())),
             };
             let failed = result.is_err();

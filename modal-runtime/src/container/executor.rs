@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::{journal, runner};
-use crate::model::{CallResult, InputItem, ResultStatus};
+use super::{journal, payloads, runner};
+use crate::model::{CallResult, InputItem, Payload, ResultStatus};
 use crate::registry::{self, ClassInstance, FunctionRegistration, GeneratorSink, Invoker, Outcome};
 use crate::task_env;
 
@@ -16,7 +16,7 @@ use crate::task_env;
 pub(super) enum Event {
     Item {
         input_id: String,
-        item: Vec<u8>,
+        item: Payload,
     },
     Done {
         input_id: String,
@@ -56,12 +56,13 @@ fn sink(events: &mpsc::UnboundedSender<Event>, input_id: &str) -> GeneratorSink 
     let input_id = input_id.to_owned();
     GeneratorSink {
         send: Arc::new(move |item| {
+            let item = payloads::spill(item.into())?;
             events
                 .send(Event::Item {
                     input_id: input_id.clone(),
                     item,
                 })
-                .is_ok()
+                .map_err(|_| "the generator's caller went away".to_owned())
         }),
     }
 }
@@ -152,6 +153,7 @@ impl Executor {
         let task_id = self.task_id.clone();
         let events = self.events.clone();
         let finish = move |input_id: String, result: CallResult| {
+            let result = payloads::spill_result(result);
             let _ = events.send(Event::Done { input_id, result });
         };
         let future = match (self.function.invoker, &self.instance) {
@@ -241,6 +243,7 @@ impl Executor {
             for ((input_id, key), outcome) in batch_ids.into_iter().zip(&keys).zip(outcomes) {
                 let result = CallResult::from_outcome(outcome, &task_id);
                 journal::ended(key, &result);
+                let result = payloads::spill_result(result);
                 let _ = events.send(Event::Done { input_id, result });
             }
         });
@@ -278,7 +281,9 @@ impl Executor {
                         };
                         journal::started(&[&key]);
                         let result = runner::run_sync(f, &input, &task_id);
+                        drop(input);
                         journal::ended(&key, &result);
+                        let result = payloads::spill_result(result);
                         if events.send(Event::Done { input_id, result }).is_err() {
                             return;
                         }

@@ -4,6 +4,7 @@
 mod backtrace;
 mod executor;
 mod journal;
+mod payloads;
 pub(crate) mod runner;
 mod volumes;
 
@@ -196,6 +197,7 @@ async fn serve(ctx: Context) -> ExitCode {
             app_name: ctx.identity.app.clone(),
             function_tag: ctx.identity.tag.clone(),
             sends_ready: true,
+            payload_store: payloads::store_id(),
         }),
     );
     // The worker passes the container's token in its environment; no config file is read.
@@ -292,7 +294,7 @@ async fn serve(ctx: Context) -> ExitCode {
                 };
                 match cmd {
                     Some(pb::container_command::Command::Inputs(batch)) => {
-                        exec.push(batch.items.into_iter().map(Into::into).collect())
+                        exec.push(batch.items.into_iter().map(|i| payloads::load(i.into())).collect())
                     }
                     Some(pb::container_command::Command::Cancel(c)) => {
                         if let Some(reason) = exec.cancel(&c.input_ids) {
@@ -330,8 +332,8 @@ async fn serve(ctx: Context) -> ExitCode {
                                 flush(&out_tx, &mut items, &mut outputs);
                             }
                             match items.last_mut() {
-                                Some((id, list)) if *id == input_id => list.push(wire::payload(item)),
-                                _ => items.push((input_id, vec![wire::payload(item)])),
+                                Some((id, list)) if *id == input_id => list.push(item.into()),
+                                _ => items.push((input_id, vec![item.into()])),
                             }
                         }
                         Event::Done { input_id, result } => {

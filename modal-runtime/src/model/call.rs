@@ -5,13 +5,17 @@ use bytes::Bytes;
 
 use crate::codec::{self, PayloadFormat};
 use crate::error::{Error, FailureKind, RemoteFailure};
+pub(crate) use crate::payloads::Stored;
 use crate::registry::Outcome;
 
-/// Encoded bytes with the format they are in (the control plane relays them unread).
+/// Encoded bytes with the format they are in (the control plane relays them unread); a large
+/// one is kept in the payload store and `stored` names it (`data` is then empty until the
+/// receiver loads it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Payload {
     pub(crate) format: PayloadFormat,
     pub(crate) data: Bytes,
+    pub(crate) stored: Option<Stored>,
 }
 
 impl Payload {
@@ -20,12 +24,27 @@ impl Payload {
         Payload {
             format: codec::FORMAT,
             data: data.into(),
+            stored: None,
         }
     }
 
-    /// The bytes, when this build can decode their format.
+    /// A payload of this build's format kept in the payload store.
+    pub(crate) fn in_store(stored: Stored) -> Self {
+        Payload {
+            format: codec::FORMAT,
+            data: Bytes::new(),
+            stored: Some(stored),
+        }
+    }
+
+    /// The bytes, when this build can decode their format and they are here.
     pub(crate) fn readable(&self) -> Result<&Bytes, String> {
-        if self.format == codec::FORMAT {
+        if let Some(s) = &self.stored {
+            Err(format!(
+                "payload {} ({} bytes) is in the payload store and was not loaded",
+                s.handle, s.size
+            ))
+        } else if self.format == codec::FORMAT {
             Ok(&self.data)
         } else {
             Err(format!(

@@ -14,7 +14,7 @@ pub(crate) use app::{
     AppState, AppSummary, ContainerSummary, DeployStrategy, Deployment, SecretSummary,
 };
 pub(crate) use call::{
-    CallResult, GeneratorEvent, InputItem, MapOutput, OutputItem, Payload, ResultStatus,
+    CallResult, GeneratorEvent, InputItem, MapOutput, OutputItem, Payload, ResultStatus, Stored,
 };
 pub(crate) use function::{
     Autoscaler, BatchConfig, FunctionDef, FunctionOptions, GpuRequest, NamedSecret, Resources,

@@ -42,18 +42,14 @@ pub type BatchFuture = Pin<Box<dyn Future<Output = Vec<Outcome>> + Send + 'stati
 #[doc(hidden)]
 #[derive(Clone)]
 pub struct GeneratorSink {
-    pub(crate) send: std::sync::Arc<dyn Fn(Vec<u8>) -> bool + Send + Sync>,
+    pub(crate) send: std::sync::Arc<dyn Fn(Vec<u8>) -> Result<(), String> + Send + Sync>,
 }
 
 impl GeneratorSink {
     /// Sends one item; `Err` when the item cannot be encoded or nobody reads any more.
     pub fn send<T: serde::Serialize>(&self, item: &T) -> Result<(), String> {
         let bytes = crate::codec::encode(item).map_err(|e| e.to_string())?;
-        if (self.send)(bytes) {
-            Ok(())
-        } else {
-            Err("the generator's caller went away".into())
-        }
+        (self.send)(bytes)
     }
 }
 

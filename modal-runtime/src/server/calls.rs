@@ -240,9 +240,19 @@ impl State {
         else {
             return;
         };
-        let gone = items
+        // Items the caller can no longer take are nobody's.
+        let undelivered: Vec<Payload> = items
             .into_iter()
-            .any(|item| out.send(GeneratorEvent::Item(item)).is_err());
+            .filter_map(|item| match out.send(GeneratorEvent::Item(item)) {
+                Ok(()) => None,
+                Err(e) => match e.0 {
+                    GeneratorEvent::Item(p) => Some(p),
+                    GeneratorEvent::Done(_) => None,
+                },
+            })
+            .collect();
+        let gone = !undelivered.is_empty();
+        self.release(&undelivered);
         if gone {
             let _ = self.call_cancel(&call_id, false, "the caller stopped reading the generator");
         }
@@ -304,12 +314,19 @@ impl State {
         self.dirty.insert(function_id.to_owned());
     }
 
-    /// The result of a unary call, or a receiver for it.
+    /// The result of a unary call, or a receiver for it, and whether its reader is the only one
+    /// (a `remote` call's result is handed over; a spawned call's is read by every `get`).
     pub(crate) fn call_get(
         &mut self,
         call_id: &str,
         principal: &Principal,
-    ) -> Result<Result<CallResult, oneshot::Receiver<CallResult>>, Status> {
+    ) -> Result<
+        (
+            wire::Reader,
+            Result<CallResult, oneshot::Receiver<CallResult>>,
+        ),
+        Status,
+    > {
         let app_id = self.call_app(call_id)?;
         principal.require_app(&app_id)?;
         let call = self
@@ -321,7 +338,7 @@ impl State {
                 result: Some(r),
                 spawned: true,
                 ..
-            } => Ok(Ok(r.clone())),
+            } => Ok((wire::Reader::OneOfMany, Ok(r.clone()))),
             CallKind::Unary {
                 result: Some(_),
                 spawned: false,
@@ -334,16 +351,21 @@ impl State {
                     }) => r,
                     _ => return Err(not_found(call_id)),
                 };
-                Ok(Ok(r))
+                Ok((wire::Reader::Only, Ok(r)))
             }
             CallKind::Unary {
                 result: None,
                 waiters,
-                ..
+                spawned,
             } => {
                 let (tx, rx) = oneshot::channel();
                 waiters.push(tx);
-                Ok(Err(rx))
+                let reader = if *spawned {
+                    wire::Reader::OneOfMany
+                } else {
+                    wire::Reader::Only
+                };
+                Ok((reader, Err(rx)))
             }
             CallKind::Map { .. } | CallKind::Generator { .. } => Err(Status::invalid_argument(
                 format!("call {call_id} is a map; its results stream to the caller"),
@@ -558,6 +580,8 @@ impl State {
         let Some(input) = self.inputs.remove(input_id) else {
             return;
         };
+        // No attempt reads the input any more.
+        self.release(std::iter::once(&input.payload));
         result.attempt = result.attempt.max(input.attempt);
         if let InputState::Running { task, .. } | InputState::Prefetched(task) = &input.state
             && let Some(t) = self.tasks.get_mut(task)
@@ -571,6 +595,7 @@ impl State {
         };
         call.unfinished.remove(input_id);
         let persist = call.persisted.then(|| wire::encode_result(&result));
+        let mut undelivered = None;
         // Whether the call is done with: its stream ended, or a `remote` result delivered.
         let forget = match &mut call.kind {
             CallKind::Unary {
@@ -589,17 +614,25 @@ impl State {
                 delivered && !*spawned
             }
             CallKind::Map { out, .. } => {
-                let _ = out.send(MapOutput {
+                if let Err(e) = out.send(MapOutput {
                     idx: input.idx,
                     result,
-                });
+                }) {
+                    undelivered = e.0.result.data;
+                }
                 false
             }
             CallKind::Generator { out } => {
-                let _ = out.send(GeneratorEvent::Done(result));
+                if let Err(e) = out.send(GeneratorEvent::Done(result))
+                    && let GeneratorEvent::Done(r) = e.0
+                {
+                    undelivered = r.data;
+                }
                 true
             }
         };
+        // A result its caller can no longer take is nobody's.
+        self.release(undelivered.as_ref());
         let call_id = input.call_id;
         if forget {
             // For a generator, dropping the sender ends the caller's stream.

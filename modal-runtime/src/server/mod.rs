@@ -73,6 +73,9 @@ pub(crate) struct Config {
     pub(crate) retention: Duration,
     /// The URL containers and workers reach this control plane at (default: the bound address).
     pub(crate) advertise_url: Option<String>,
+    /// Where large payloads are kept (`None`: the directory could not be made; payloads travel
+    /// inline).
+    pub(crate) payloads: Option<Arc<crate::payloads::Store>>,
 }
 
 impl Config {
@@ -89,8 +92,21 @@ impl Config {
             images: image_stores(&crate::images::default_store_dir()),
             retention: Duration::from_secs(7 * 24 * 3600),
             advertise_url: None,
+            // The embedded assembly gives it one (`crate::embedded`).
+            payloads: None,
         }
     }
+}
+
+/// A payload store made this process's own (a client in the process reads and writes it), or
+/// `None` (said in the log).
+pub(crate) fn hosted_payloads(
+    store: std::io::Result<crate::payloads::Store>,
+) -> Option<Arc<crate::payloads::Store>> {
+    store
+        .map(crate::payloads::host)
+        .map_err(|e| tracing::warn!("large payloads travel inline: no payload store: {e}"))
+        .ok()
 }
 
 /// The embedded control plane's volume files: a directory of this process under the temporary
@@ -158,6 +174,7 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
         config.binaries.clone(),
         config.volume_files.clone(),
         config.images.clone(),
+        config.payloads.clone(),
     );
     tokio::spawn(api.clone().collect_volume_files());
     // Each service checks the caller's token before it reads a request's body.

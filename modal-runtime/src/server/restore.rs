@@ -214,10 +214,20 @@ impl State {
         self.next_prune = now + PRUNE_EVERY;
         let cutoff =
             self.clock.unix_ms - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
-        let before = self.calls.len();
-        self.calls
-            .retain(|_, c| c.finished_at_ms.is_none_or(|f| f >= cutoff));
-        if self.calls.len() < before {
+        let expired: Vec<CallRec> = self
+            .calls
+            .extract_if(|_, c| c.finished_at_ms.is_some_and(|f| f < cutoff))
+            .map(|(_, c)| c)
+            .collect();
+        for call in &expired {
+            if let CallKind::Unary {
+                result: Some(r), ..
+            } = &call.kind
+            {
+                self.release(r.data.as_ref());
+            }
+        }
+        if !expired.is_empty() {
             self.record(Op::PruneCalls {
                 finished_before: cutoff,
             });

@@ -128,6 +128,10 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         images: super::image_stores(&opts.data_dir.join("images")),
         retention: opts.retention,
         advertise_url: Some(url.clone()),
+        // On disk with the state: a stored call's payloads outlive a restart of the server.
+        payloads: super::hosted_payloads(crate::payloads::Store::open(
+            &opts.data_dir.join("payloads"),
+        )),
     };
     super::serve(listener, config).await?;
     // The tokens are loaded: a bootstrap secret in the data directory only for a server without

@@ -323,6 +323,8 @@ pub(crate) struct State {
     pub(crate) volumes: HashMap<String, VolumeRec>,
     /// Where this control plane keeps image layers (a definition's image must be one of its).
     pub(crate) image_store: Option<String>,
+    /// Where large payloads are kept: those no input or result holds any more are removed.
+    pub(crate) payloads: Option<std::sync::Arc<crate::payloads::Store>>,
     /// Last fire (Unix ms) and next planned fire of each scheduled function.
     pub(crate) schedules: HashMap<FunctionId, (Option<i64>, i64)>,
     /// How long finished spawned calls keep their results.
@@ -362,6 +364,7 @@ impl State {
                 .images
                 .as_ref()
                 .map(|i| i.store.root().to_string_lossy().into_owned()),
+            payloads: config.payloads.clone(),
             schedules: HashMap::new(),
             retention: config.retention,
             next_prune: clock.now,
@@ -443,6 +446,22 @@ impl State {
                 });
             }));
         }
+    }
+
+    /// Removes the stored ones among `payloads` (nothing holds them any more) once the writes
+    /// queued so far are durable, off the event loop.
+    pub(crate) fn release<'a>(&mut self, payloads: impl IntoIterator<Item = &'a Payload>) {
+        let handles: Vec<String> = payloads
+            .into_iter()
+            .filter_map(|p| Some(p.stored.as_ref()?.handle.clone()))
+            .collect();
+        let Some(store) = self.payloads.clone().filter(|_| !handles.is_empty()) else {
+            return;
+        };
+        self.after_commit(move |_| match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(move || store.remove(&handles))),
+            Err(_) => store.remove(&handles),
+        });
     }
 
     /// Runs `f` once the writes queued so far are durable.

@@ -4,7 +4,7 @@
 use super::{pb, stored, unstored};
 use crate::codec::PayloadFormat;
 use crate::model::{
-    CallResult, GeneratorEvent, InputItem, MapOutput, OutputItem, Payload, ResultStatus,
+    CallResult, GeneratorEvent, InputItem, MapOutput, OutputItem, Payload, ResultStatus, Stored,
 };
 
 pub(crate) fn format_code(f: PayloadFormat) -> i32 {
@@ -27,6 +27,10 @@ impl From<Payload> for pb::Payload {
         pb::Payload {
             format: format_code(p.format),
             data: p.data,
+            stored: p.stored.map(|s| pb::StoredPayload {
+                handle: s.handle,
+                size: s.size,
+            }),
         }
     }
 }
@@ -36,6 +40,10 @@ impl From<pb::Payload> for Payload {
         Payload {
             format: format_of(p.format),
             data: p.data,
+            stored: p.stored.map(|s| Stored {
+                handle: s.handle,
+                size: s.size,
+            }),
         }
     }
 }
@@ -119,6 +127,7 @@ impl From<pb::InputItem> for InputItem {
             input: i.input.map(Into::into).unwrap_or(Payload {
                 format: PayloadFormat::Other(0),
                 data: bytes::Bytes::new(),
+                stored: None,
             }),
             attempt: i.attempt,
             method: i.method_name,

@@ -9,21 +9,75 @@ use crate::app::{Cron, Period, Schedule};
 use crate::codec;
 use crate::error::Error;
 use crate::model::{CallResult, Payload};
+use crate::payloads;
 
-/// Encoded bytes in this build's format, as sent.
+/// Encoded bytes in this build's format, as a client sends them: kept in the payload store of
+/// the control plane in this process when they are large (only its handle is sent).
 pub(crate) fn payload(data: Vec<u8>) -> pb::Payload {
+    if data.len() > payloads::inline_max()
+        && let Some(store) = payloads::hosted()
+    {
+        match store.put(&data) {
+            Ok(stored) => return Payload::in_store(stored).into(),
+            Err(e) => tracing::warn!(
+                "cannot keep a payload of {} bytes in the payload store, sending it inline: {e}",
+                data.len()
+            ),
+        }
+    }
     Payload::new(data).into()
 }
 
+/// Whether the receiver of a stored payload is its only reader, who removes it once read
+/// (the result of a `remote` call, a map's outputs, a generator's items) or one of many (a
+/// spawned call's result, read by every `get`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reader {
+    Only,
+    OneOfMany,
+}
+
+/// A received payload with its bytes here: loaded from the payload store of the control plane
+/// in this process when it is kept there.
+pub(crate) fn loaded(mut p: Payload, reader: Reader) -> Result<Payload, String> {
+    let Some(stored) = p.stored.take() else {
+        return Ok(p);
+    };
+    let store = payloads::hosted().ok_or_else(|| {
+        format!(
+            "payload {} is kept in a payload store this process cannot reach",
+            stored.handle
+        )
+    })?;
+    p.data = store
+        .read(&stored)
+        .map_err(|e| format!("cannot read payload {}: {e}", stored.handle))?;
+    if reader == Reader::Only {
+        store.remove(std::slice::from_ref(&stored.handle));
+    }
+    Ok(p)
+}
+
 /// The bytes of a received payload this build can decode.
-pub(crate) fn payload_bytes(p: Option<&pb::Payload>) -> Result<Bytes, String> {
-    let p = Payload::from(p.ok_or("missing payload")?.clone());
+pub(crate) fn payload_bytes(p: Option<&pb::Payload>, reader: Reader) -> Result<Bytes, String> {
+    let p = loaded(Payload::from(p.ok_or("missing payload")?.clone()), reader)?;
     p.readable().cloned()
 }
 
 /// The value of a received result, or the failure it describes.
-pub(crate) fn into_value(result: pb::CallResult, function: &str) -> Result<Bytes, Error> {
-    CallResult::from(result).into_value(function)
+pub(crate) fn into_value(
+    result: pb::CallResult,
+    function: &str,
+    reader: Reader,
+) -> Result<Bytes, Error> {
+    let mut result = CallResult::from(result);
+    if let Some(p) = result.data.take() {
+        result.data = Some(
+            loaded(p, reader)
+                .map_err(|e| Error::ControlPlane(format!("the result of `{function}`: {e}")))?,
+        );
+    }
+    result.into_value(function)
 }
 
 /// A schedule as sent on the wire.

@@ -208,6 +208,7 @@ pub(super) async fn supervise(
         devices: gpu_devices(&spec.gpu_indices, &gpus),
         volumes: def.volumes.clone(),
         image: def.image.clone(),
+        payloads: crate::payloads::hosted().cloned(),
     };
     // Preparing writes files and may hash or copy the executable: off the async threads.
     let prepared = tokio::task::spawn_blocking(move || runtime.prepare(launch))
@@ -286,6 +287,11 @@ pub(super) async fn supervise(
     let ended = tokio::task::spawn_blocking(move || handle.finish(status))
         .await
         .unwrap_or_default();
+    // An outbox the container left empty (the control plane removes one with files when the
+    // container's stream ends).
+    if let Some(outbox) = crate::payloads::hosted().and_then(|s| s.outbox(&task_id).ok()) {
+        let _ = std::fs::remove_dir(outbox);
+    }
     let (exit_code, signal) = match (ended.signal, status) {
         (Some(signal), _) => (None, Some(signal)),
         (None, Some(s)) => (s.code(), s.signal()),

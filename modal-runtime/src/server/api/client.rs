@@ -8,13 +8,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{AbandonGuard, Api, BoxStream};
-use crate::model::{CallResult, FunctionDef, FunctionOptions, Payload};
+use super::{AbandonGuard, Api, BoxStream, stored};
+use crate::model::{CallResult, FunctionDef, FunctionOptions, GeneratorEvent, Payload};
 use crate::server::apps::NewApp;
 use crate::server::calls::Wait;
 use crate::server::deploy::DeployRequest;
 use crate::server::objects::NewSecret;
-use crate::wire::{self, pb};
+use crate::wire::{self, Reader, pb};
 
 /// Longest a single request waits for a result before answering "not yet".
 const MAX_WAIT: Duration = Duration::from_secs(55);
@@ -24,23 +24,30 @@ const STOP_WAIT: Duration = Duration::from_secs(15);
 /// The result, if it comes within `wait`. A result that comes just as the wait ends is not lost:
 /// the receiver is closed first (the control plane then keeps the result for `call_get`), and
 /// what arrived before that is returned.
-async fn wait_result(
-    mut rx: oneshot::Receiver<CallResult>,
-    wait: Duration,
-) -> Option<pb::CallResult> {
+async fn wait_result(mut rx: oneshot::Receiver<CallResult>, wait: Duration) -> Option<CallResult> {
     match tokio::time::timeout(wait.min(MAX_WAIT), &mut rx).await {
-        Ok(Ok(r)) => Some(r.into()),
+        Ok(Ok(r)) => Some(r),
         Ok(Err(_)) => None,
         Err(_) => {
             rx.close();
-            rx.try_recv().ok().map(Into::into)
+            rx.try_recv().ok()
         }
     }
 }
 
-fn input(p: Option<pb::Payload>) -> Result<Payload, Status> {
-    p.map(Into::into)
-        .ok_or_else(|| Status::invalid_argument("missing input"))
+impl Api {
+    /// A client's input as the control plane keeps it (see [`stored::client_input`]).
+    fn input(&self, p: Option<pb::Payload>, in_process: bool) -> Result<Payload, Status> {
+        let p = p
+            .map(Into::into)
+            .ok_or_else(|| Status::invalid_argument("missing input"))?;
+        stored::client_input(self.payloads.as_deref(), in_process, p)
+    }
+
+    /// A result as its client receives it (see [`stored::for_client`]).
+    fn for_client(&self, r: CallResult, in_process: bool, reader: Reader) -> pb::CallResult {
+        stored::for_client(self.payloads.as_deref(), in_process, r, reader).into()
+    }
 }
 
 fn definitions(defs: Vec<pb::FunctionDefinition>) -> Result<Vec<FunctionDef>, Status> {
@@ -124,8 +131,9 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::FunctionCallRequest>,
     ) -> Result<Response<pb::FunctionCallResponse>, Status> {
         let principal = self.caller(&req)?;
+        let local = stored::in_process(&req);
         let req = req.into_inner();
-        let input = input(req.input)?;
+        let input = self.input(req.input, local)?;
         let wait = if req.wait {
             Wait::Caller
         } else {
@@ -140,6 +148,8 @@ impl pb::client_api_server::ClientApi for Api {
             Some(rx) => wait_result(rx, Duration::from_millis(u64::from(req.wait_ms))).await,
             None => None,
         };
+        // A result that comes back here is a `remote` call's: handed over.
+        let result = result.map(|r| self.for_client(r, local, Reader::Only));
         Ok(Response::new(pb::FunctionCallResponse { call_id, result }))
     }
 
@@ -148,12 +158,15 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::FunctionCallGetRequest>,
     ) -> Result<Response<pb::FunctionCallGetResponse>, Status> {
         let principal = self.caller(&req)?;
+        let local = stored::in_process(&req);
         let req = req.into_inner();
         let call_id = req.call_id;
-        let result = match self.ask(move |s| s.call_get(&call_id, &principal)).await? {
-            Ok(r) => Some(r.into()),
+        let (reader, result) = self.ask(move |s| s.call_get(&call_id, &principal)).await?;
+        let result = match result {
+            Ok(r) => Some(r),
             Err(rx) => wait_result(rx, Duration::from_millis(u64::from(req.timeout_ms))).await,
         };
+        let result = result.map(|r| self.for_client(r, local, reader));
         Ok(Response::new(pb::FunctionCallGetResponse { result }))
     }
 
@@ -176,6 +189,7 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<Streaming<pb::MapRequest>>,
     ) -> Result<Response<Self::FunctionMapStream>, Status> {
         let principal = self.caller(&req)?;
+        let local = stored::in_process(&req);
         let mut inbound = req.into_inner();
         let start = match inbound.message().await? {
             Some(pb::MapRequest {
@@ -203,8 +217,19 @@ impl pb::client_api_server::ClientApi for Api {
                         let inputs = batch
                             .inputs
                             .into_iter()
-                            .map(|i| (i.idx, i.input.map(Into::into).unwrap_or_default()))
-                            .collect();
+                            .map(|i| Ok((i.idx, api.input(i.input, local)?)))
+                            .collect::<Result<Vec<_>, Status>>();
+                        let inputs = match inputs {
+                            Ok(inputs) => inputs,
+                            Err(status) => {
+                                tracing::warn!("a map's inputs refused: {}", status.message());
+                                let abandoned = crate::server::event_loop::Command::CallAbandoned {
+                                    call_id: id.clone(),
+                                };
+                                let _ = api.send(abandoned).await;
+                                return;
+                            }
+                        };
                         let cmd = crate::server::event_loop::Command::MapInputs {
                             call_id: id.clone(),
                             inputs,
@@ -237,13 +262,20 @@ impl pb::client_api_server::ClientApi for Api {
                 outputs: Vec::new(),
             })
         });
+        let api = self.clone();
         let outputs = UnboundedReceiverStream::new(out_rx)
             .ready_chunks(1024)
             .map(move |outputs| {
                 let _keep = &guard;
                 Ok(pb::MapResponse {
                     call_id: String::new(),
-                    outputs: outputs.into_iter().map(Into::into).collect(),
+                    outputs: outputs
+                        .into_iter()
+                        .map(|o| pb::MapOutput {
+                            idx: o.idx,
+                            result: Some(api.for_client(o.result, local, Reader::Only)),
+                        })
+                        .collect(),
                 })
             });
         Ok(Response::new(Box::pin(first.chain(outputs))))
@@ -273,8 +305,9 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::FunctionCallRequest>,
     ) -> Result<Response<Self::FunctionCallGeneratorStream>, Status> {
         let principal = self.caller(&req)?;
+        let local = stored::in_process(&req);
         let req = req.into_inner();
-        let input = input(req.input)?;
+        let input = self.input(req.input, local)?;
         let (out, rx) = mpsc::unbounded_channel();
         let (function_id, method) = (req.function_id, req.method_name);
         let call_id = self
@@ -289,9 +322,24 @@ impl pb::client_api_server::ClientApi for Api {
                 event: Some(pb::generator_event::Event::CallId(call_id)),
             })
         });
+        let api = self.clone();
         let events = UnboundedReceiverStream::new(rx).map(move |e| {
             let _keep = &guard;
-            Ok(e.into())
+            Ok(match e {
+                GeneratorEvent::Item(mut p) => {
+                    if let (Some(store), false) = (api.payloads.as_deref(), local) {
+                        stored::load_for_client(store, &mut p, Reader::Only);
+                    }
+                    GeneratorEvent::Item(p)
+                }
+                GeneratorEvent::Done(r) => GeneratorEvent::Done(stored::for_client(
+                    api.payloads.as_deref(),
+                    local,
+                    r,
+                    Reader::Only,
+                )),
+            }
+            .into())
         });
         Ok(Response::new(Box::pin(first.chain(events))))
     }

@@ -6,6 +6,7 @@
 mod client;
 pub(crate) mod guard;
 mod images;
+mod stored;
 mod streams;
 mod volumes;
 
@@ -29,6 +30,8 @@ pub(crate) struct Api {
     binaries: Option<Binaries>,
     volume_files: Option<Binaries>,
     images: Option<Images>,
+    /// The payload store of this machine (`None`: payloads travel inline).
+    payloads: Option<Arc<crate::payloads::Store>>,
 }
 
 /// What the image requests use: the layer store and the files images copy in.
@@ -51,6 +54,7 @@ impl Api {
         binaries: Option<Binaries>,
         volume_files: Option<Binaries>,
         images: Option<Images>,
+        payloads: Option<Arc<crate::payloads::Store>>,
     ) -> Self {
         Api {
             commands,
@@ -58,6 +62,7 @@ impl Api {
             binaries,
             volume_files,
             images,
+            payloads,
         }
     }
 

@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Api, BoxStream};
+use super::{Api, BoxStream, stored};
 use crate::server::event_loop::Command;
 use crate::wire::{self, pb};
 
@@ -42,6 +42,13 @@ impl pb::container_api_server::ContainerApi for Api {
         };
         principal.require_task(&hello.task_id)?;
         let task_id = hello.task_id.clone();
+        // A container that reaches this control plane's payload store is sent stored payloads
+        // and sends large results through its outbox; any other gets them inline.
+        let store = self
+            .payloads
+            .clone()
+            .filter(|s| !hello.payload_store.is_empty() && s.id() == hello.payload_store);
+        let inline_from = self.payloads.clone().filter(|_| store.is_none());
         let (tx, rx) = mpsc::unbounded_channel();
         let hello = hello.into();
         self.event(|reply| Command::ContainerHello { hello, tx, reply })
@@ -56,7 +63,11 @@ impl pb::container_api_server::ContainerApi for Api {
                 let cmd = match msg {
                     Some(Message::Outputs(batch)) => Command::ContainerOutputs {
                         task_id: task_id.clone(),
-                        items: batch.items.into_iter().map(Into::into).collect(),
+                        items: batch
+                            .items
+                            .into_iter()
+                            .map(|i| stored::take_output(store.as_deref(), &task_id, i.into()))
+                            .collect(),
                     },
                     Some(Message::InitFailure(f)) => Command::ContainerInitFailure {
                         task_id: task_id.clone(),
@@ -72,7 +83,11 @@ impl pb::container_api_server::ContainerApi for Api {
                     Some(Message::GeneratorItems(g)) => Command::GeneratorItems {
                         task_id: task_id.clone(),
                         input_id: g.input_id,
-                        items: g.items.into_iter().map(Into::into).collect(),
+                        items: g
+                            .items
+                            .into_iter()
+                            .map(|p| stored::take_item(store.as_deref(), &task_id, p.into()))
+                            .collect(),
                     },
                     Some(Message::Hello(_)) | None => continue,
                 };
@@ -80,10 +95,15 @@ impl pb::container_api_server::ContainerApi for Api {
                     return;
                 }
             }
+            // Nothing more comes from this container: what its outbox holds is no one's.
+            if let Some(store) = &store {
+                store.remove_outbox(&task_id);
+            }
             let _ = api.send(Command::ContainerDisconnected { task_id }).await;
         });
         Ok(Response::new(Box::pin(
-            UnboundedReceiverStream::new(rx).map(|c| Ok(c.into())),
+            UnboundedReceiverStream::new(rx)
+                .map(move |c| Ok(stored::inline_inputs(inline_from.as_deref(), c).into())),
         )))
     }
 }

@@ -11,6 +11,7 @@ use crate::model::{ContainerCommand, GeneratorEvent, Payload, ResultStatus};
 use crate::server::auth::Principal;
 use crate::server::calls::Wait;
 use crate::server::store::Op;
+use crate::wire::Reader;
 
 /// Runs one input through a ready container and fails it with `status`; returns the task.
 fn fail_first_attempt(p: &mut Plane, status: ResultStatus) -> (String, String) {
@@ -326,7 +327,7 @@ fn a_spawned_call_keeps_its_result_and_a_durable_plane_stores_it() {
             .iter()
             .any(|op| matches!(op, Op::FinishCall { id, .. } if *id == call))
     );
-    let r = p.state.call_get(&call, &Principal::Local).unwrap();
+    let (_, r) = p.state.call_get(&call, &Principal::Local).unwrap();
     assert_eq!(r.ok().map(|r| r.status), Some(ResultStatus::Success));
 }
 
@@ -376,8 +377,9 @@ fn a_remote_result_nobody_waited_for_is_kept_until_read_once() {
     let task = p.ready_container();
     let input = p.inputs(&task).remove(0);
     p.output(&task, &input.input_id, ResultStatus::Success);
-    let first = p.state.call_get(&call_id, &Principal::Local).unwrap();
+    let (reader, first) = p.state.call_get(&call_id, &Principal::Local).unwrap();
     assert_eq!(first.ok().map(|r| r.status), Some(ResultStatus::Success));
+    assert_eq!(reader, Reader::Only, "a `remote` result is handed over");
     let again = p.state.call_get(&call_id, &Principal::Local).err().unwrap();
     assert_eq!(again.code(), tonic::Code::NotFound);
 }
@@ -392,7 +394,12 @@ fn a_spawned_result_is_kept_for_the_retention_window_then_expires() {
     let input = p.inputs(&task).remove(0);
     p.output(&task, &input.input_id, ResultStatus::Success);
     for _ in 0..2 {
-        let r = p.state.call_get(&call, &Principal::Local).unwrap();
+        let (reader, r) = p.state.call_get(&call, &Principal::Local).unwrap();
+        assert_eq!(
+            reader,
+            Reader::OneOfMany,
+            "every `get` reads a spawned result"
+        );
         assert_eq!(
             r.ok().map(|r| r.status),
             Some(ResultStatus::Success),

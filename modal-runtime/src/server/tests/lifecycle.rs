@@ -504,7 +504,7 @@ fn an_ephemeral_app_and_its_spawned_calls_survive_a_restart_while_its_client_is_
     }
     assert_eq!(ran, 2, "the restored call and the new one");
     for id in [&call, &again] {
-        let r = q.state.call_get(id, &Principal::Local).unwrap();
+        let (_, r) = q.state.call_get(id, &Principal::Local).unwrap();
         assert_eq!(r.ok().map(|r| r.status), Some(ResultStatus::Success));
     }
     // A client that never comes back: its app is stopped once its heartbeats stay away.

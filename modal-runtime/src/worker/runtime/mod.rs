@@ -84,6 +84,35 @@ pub(crate) struct Launch {
     pub(crate) volumes: Vec<crate::model::volume::VolumeMount>,
     /// The image to run in (none: the host's system directories).
     pub(crate) image: Option<crate::model::image::ImageRef>,
+    /// The payload store of the control plane's machine, when this worker runs beside it.
+    pub(crate) payloads: Option<std::sync::Arc<crate::payloads::Store>>,
+}
+
+/// The payload store as one container reaches it: the store's id, its payloads (read-only) and
+/// the container's outbox (see `crate::payloads`).
+pub(crate) struct PayloadDirs {
+    pub(crate) store_id: String,
+    pub(crate) objects: PathBuf,
+    pub(crate) outbox: PathBuf,
+}
+
+impl Launch {
+    /// Makes the container's outbox (owned by `owner`, its user, when given); `None` when there
+    /// is no store or the outbox cannot be made (said in the log: payloads then travel inline).
+    pub(crate) fn payload_dirs(&self, owner: Option<(u32, u32)>) -> Option<PayloadDirs> {
+        let store = self.payloads.as_ref()?;
+        match store.make_outbox(&self.task_id, owner) {
+            Ok(outbox) => Some(PayloadDirs {
+                store_id: store.id().to_owned(),
+                objects: store.objects(),
+                outbox,
+            }),
+            Err(e) => {
+                tracing::warn!(task_id = %self.task_id, "no payload outbox, payloads travel inline: {e}");
+                None
+            }
+        }
+    }
 }
 
 /// A container made ready to start by a runtime.

@@ -64,6 +64,7 @@ impl ContainerRuntime for Process {
                 cannot.join(" or ")
             ));
         }
+        let payloads = launch.payload_dirs(None);
         let mut command = tokio::process::Command::new(&launch.exe);
         command
             .env_clear()
@@ -74,6 +75,12 @@ impl ContainerRuntime for Process {
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
+        if let Some(p) = payloads {
+            command
+                .env(crate::payloads::STORE_ENV, p.store_id)
+                .env(crate::payloads::OBJECTS_ENV, p.objects)
+                .env(crate::payloads::OUTBOX_ENV, p.outbox);
+        }
         Ok(Prepared {
             command,
             handle: Box::new(Group),

@@ -12,7 +12,7 @@ use oci_spec::runtime::{
     ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
-use super::super::Launch;
+use super::super::{Launch, PayloadDirs};
 use super::host::Staged;
 use crate::task_env as cenv;
 
@@ -21,6 +21,9 @@ const MODAL_DIR: &str = "/__modal";
 const BINARY: &str = "/__modal/bin";
 const JOURNAL: &str = "/__modal/journal";
 const SOCKET: &str = "/__modal/modal.sock";
+/// The payload store's payloads (read-only) and the container's outbox (see `crate::payloads`).
+const PAYLOADS: &str = "/__modal/payloads";
+const OUTBOX: &str = "/__modal/outbox";
 /// The most processes and threads one container may have.
 const PIDS_LIMIT: i64 = 4096;
 /// The size of `/tmp` when a function does not give `ephemeral_disk`.
@@ -43,7 +46,12 @@ fn mount(destination: &str, typ: &str, source: &Path, options: &[&str]) -> Resul
 /// The container's environment: what the worker gives it, a fixed `PATH`, `HOME=/tmp`, its
 /// image's variables, and only the locale, time zone and Rust logging variables of the
 /// worker's own.
-fn environment(launch: &Launch, exe: &Staged, root: &Root<'_>) -> Vec<String> {
+fn environment(
+    launch: &Launch,
+    exe: &Staged,
+    root: &Root<'_>,
+    payloads: Option<&PayloadDirs>,
+) -> Vec<String> {
     let mut env: Vec<(OsString, OsString)> = super::super::passed_through(PASS_THROUGH).collect();
     env.push(("PATH".into(), PATH.into()));
     env.push(("HOME".into(), "/tmp".into()));
@@ -62,6 +70,11 @@ fn environment(launch: &Launch, exe: &Staged, root: &Root<'_>) -> Vec<String> {
     env.push((cenv::JOURNAL.into(), JOURNAL.into()));
     env.push((cenv::WORKER_PIPE.into(), "3".into()));
     env.push((cenv::EXE_HASH.into(), exe.hash.clone().into()));
+    if let Some(p) = payloads {
+        env.push((crate::payloads::STORE_ENV.into(), p.store_id.clone().into()));
+        env.push((crate::payloads::OBJECTS_ENV.into(), PAYLOADS.into()));
+        env.push((crate::payloads::OUTBOX_ENV.into(), OUTBOX.into()));
+    }
     // One value a name, the last given (as with the process runtime): the worker's variables
     // above win over the function's, the function's over `PATH` and `HOME`.
     let mut seen = std::collections::HashSet::new();
@@ -73,6 +86,13 @@ fn environment(launch: &Launch, exe: &Staged, root: &Root<'_>) -> Vec<String> {
         .collect();
     unique.reverse();
     unique
+}
+
+/// Host directories bound into a container: one per volume (`(path in the container, directory)`)
+/// and the payload store's.
+pub(super) struct Binds<'a> {
+    pub(super) volumes: &'a [(String, PathBuf)],
+    pub(super) payloads: Option<&'a PayloadDirs>,
 }
 
 /// A container's root: the shared read-only root with the host's system directories, or its
@@ -98,7 +118,7 @@ pub(super) fn tmp_mb(limits: &super::super::Limits) -> u32 {
 /// The container's `config.json`. `root`: where its root comes from; `ids`: the host user and
 /// group its root is, and how many ids are mapped; `share`: the container's own directory (its
 /// journal and socket); `exe`: the staged executable; `cgroups_path`: where limits apply (none
-/// without cgroups); `volumes`: the directories mounted at volume paths.
+/// without cgroups); `binds`: the directories bound in for volumes and payloads.
 pub(super) fn spec(
     root: Root<'_>,
     ids: (u32, u32, u32),
@@ -106,7 +126,7 @@ pub(super) fn spec(
     share: &Path,
     exe: &Staged,
     cgroups_path: Option<&Path>,
-    volumes: &[(String, PathBuf)],
+    binds: &Binds<'_>,
 ) -> Result<Spec, String> {
     let limits = &launch.limits;
     let e = |e: oci_spec::OciSpecError| e.to_string();
@@ -210,8 +230,23 @@ pub(super) fn spec(
         }
     }
     let on_host = matches!(root, Root::Host { .. });
-    for (at, dir) in volumes {
+    for (at, dir) in binds.volumes {
         mounts.push(mount(at, "bind", dir, &["bind", "rw", "nosuid", "nodev"])?);
+    }
+    if let Some(p) = binds.payloads {
+        let options = ["bind", "nosuid", "nodev", "noexec"];
+        mounts.push(mount(
+            PAYLOADS,
+            "bind",
+            &p.objects,
+            &[&options[..], &["ro"]].concat(),
+        )?);
+        mounts.push(mount(
+            OUTBOX,
+            "bind",
+            &p.outbox,
+            &[&options[..], &["rw"]].concat(),
+        )?);
     }
     for device in &launch.devices {
         let at = device.to_string_lossy();
@@ -313,7 +348,7 @@ pub(super) fn spec(
                 .map_err(e)?,
         )
         .args(vec![BINARY.to_owned()])
-        .env(environment(launch, exe, &root))
+        .env(environment(launch, exe, &root, binds.payloads))
         .cwd(match &root {
             Root::Host { .. } => "/tmp".to_owned(),
             Root::Image(image) => image.cwd.clone(),
@@ -340,9 +375,9 @@ pub(super) fn spec(
         .build()
         .map_err(e)?;
     // Rlimits are the worker's own (the default would lower the open files limit), but no
-    // file may grow past the size of `/tmp` (its journal, on the worker's disk, neither; that
-    // is 2 MiB, hence the floor), and no core file is written.
-    let fsize = u64::from(tmp_mb.max(4)) << 20;
+    // file may grow past the size of `/tmp` or of the largest payload, whichever is larger (a
+    // large result is a file of the container's outbox), and no core file is written.
+    let fsize = (u64::from(tmp_mb) << 20).max(crate::payloads::MAX_BYTES);
     let limit = |typ: PosixRlimitType, value: u64| {
         PosixRlimitBuilder::default()
             .typ(typ)

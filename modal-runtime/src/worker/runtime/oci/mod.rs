@@ -326,6 +326,7 @@ impl Oci {
             }
         }
         let volumes = self.volume_dirs(launch, &share, (uid, gid))?;
+        let payloads = launch.payload_dirs(self.as_root.then_some((uid, gid)));
         let image_root = match &launch.image {
             Some(image) => Some(image_root::ImageRoot::mount(
                 image,
@@ -355,7 +356,10 @@ impl Oci {
             &share,
             &exe,
             cgroups_path.as_deref(),
-            &volumes,
+            &bundle::Binds {
+                volumes: &volumes,
+                payloads: payloads.as_ref(),
+            },
         )?;
         spec.save(bundle.join("config.json"))
             .map_err(|e| format!("cannot write the container's config.json: {e}"))?;

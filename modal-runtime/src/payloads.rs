@@ -1,0 +1,414 @@
+//! The payload store: arguments and results larger than [`inline_max`] kept as files on the
+//! control plane's machine (in `/dev/shm` for the embedded control plane), so that only a handle
+//! travels through the control plane; how a container and a client in the same process as the
+//! control plane reach those files.
+//!
+//! Layout under the store's root:
+//! - `objects/<name>`: payloads, written whole by a trusted party (the control plane or a client
+//!   in its process) and never changed; the directory is `0711` (a name is needed to read a file:
+//!   names are 128 random bits), files `0644`. Who removes one: the control plane when the input
+//!   it holds is done or the result it holds is forgotten undelivered; the client that took a
+//!   delivered result.
+//! - `outbox/<task id>/`: one directory per container, the only place a container writes; the
+//!   control plane moves a file from there into `objects/` when the container names it in an
+//!   output, so a container's file is read with `read`, never mapped (its writer may still
+//!   hold it open).
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use chacha20poly1305::aead::OsRng;
+use chacha20poly1305::aead::rand_core::RngCore;
+
+/// The variable a worker sets for a container that can reach the store: the store's id.
+pub(crate) const STORE_ENV: &str = "MODAL_PAYLOAD_STORE";
+/// The container's view of `objects/` (read-only).
+pub(crate) const OBJECTS_ENV: &str = "MODAL_PAYLOAD_OBJECTS";
+/// The container's outbox (writable).
+pub(crate) const OUTBOX_ENV: &str = "MODAL_PAYLOAD_OUTBOX";
+
+/// The largest payload a container may write to its outbox (its file size limit is at least
+/// this).
+pub(crate) const MAX_BYTES: u64 = 4 << 30;
+
+/// A payload in a store: its name (from a container, the name of a file in its outbox), and its
+/// size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) handle: String,
+    pub(crate) size: u64,
+}
+
+/// The size above which a payload goes through the store when both ends can reach it:
+/// `MODAL_PAYLOAD_INLINE_MAX` bytes, 1 MiB by default.
+pub(crate) fn inline_max() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var("MODAL_PAYLOAD_INLINE_MAX")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1 << 20)
+    })
+}
+
+/// A payload store on this machine.
+#[derive(Debug)]
+pub(crate) struct Store {
+    root: PathBuf,
+    id: String,
+    /// The store lasts as long as this process (see [`discard_hosted`]).
+    of_this_process: bool,
+}
+
+fn random_name() -> String {
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn is_name(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A task id as a directory name: letters, digits, `-` and `_`.
+fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A handle, checked: it names a file of the directory it is looked up in and nothing else.
+fn checked(handle: &str) -> std::io::Result<&str> {
+    if is_name(handle) {
+        Ok(handle)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{handle}` is not a payload handle"),
+        ))
+    }
+}
+
+fn make_dir(path: &Path, mode: u32) -> std::io::Result<()> {
+    match std::fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `bytes` to a new file `path` (`mode`), failing if it exists.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+impl Store {
+    /// Opens (or makes) the store at `root`, keeping its id when it has one.
+    pub(crate) fn open(root: &Path) -> std::io::Result<Store> {
+        std::fs::create_dir_all(root)?;
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))?;
+        make_dir(&root.join("objects"), 0o711)?;
+        make_dir(&root.join("outbox"), 0o711)?;
+        let id_file = root.join("id");
+        let id = match std::fs::read_to_string(&id_file) {
+            Ok(id) if is_name(id.trim()) => id.trim().to_owned(),
+            _ => {
+                let id = random_name();
+                std::fs::write(&id_file, &id)?;
+                id
+            }
+        };
+        Ok(Store {
+            root: root.to_owned(),
+            id,
+            of_this_process: false,
+        })
+    }
+
+    /// A store of this process's own in `/dev/shm` (the temporary directory where there is no
+    /// `/dev/shm`), first removing those of processes that are gone.
+    pub(crate) fn for_this_process() -> std::io::Result<Store> {
+        let shm = Path::new("/dev/shm");
+        let base =
+            if shm.is_dir() && nix::unistd::access(shm, nix::unistd::AccessFlags::W_OK).is_ok() {
+                shm.to_owned()
+            } else {
+                std::env::temp_dir()
+            };
+        if let Ok(dirs) = std::fs::read_dir(&base) {
+            for d in dirs.flatten() {
+                let name = d.file_name();
+                let pid = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("modal-payloads-"))
+                    .and_then(|n| n.split('-').next());
+                if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
+                    let _ = std::fs::remove_dir_all(d.path());
+                }
+            }
+        }
+        let root = base.join(format!(
+            "modal-payloads-{}-{}",
+            std::process::id(),
+            &random_name()[..8]
+        ));
+        Ok(Store {
+            of_this_process: true,
+            ..Store::open(&root)?
+        })
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The directory a container reads payloads from (mounted read-only in one of its own).
+    pub(crate) fn objects(&self) -> PathBuf {
+        self.root.join("objects")
+    }
+
+    fn path_of(&self, handle: &str) -> std::io::Result<PathBuf> {
+        Ok(self.objects().join(checked(handle)?))
+    }
+
+    /// Keeps `bytes` as a payload.
+    pub(crate) fn put(&self, bytes: &[u8]) -> std::io::Result<Stored> {
+        let handle = random_name();
+        write_new(&self.path_of(&handle)?, bytes, 0o644)?;
+        Ok(Stored {
+            handle,
+            size: bytes.len() as u64,
+        })
+    }
+
+    /// A payload's bytes, read (not mapped: safe whoever wrote the file).
+    pub(crate) fn read(&self, stored: &Stored) -> std::io::Result<Bytes> {
+        let bytes = std::fs::read(self.path_of(&stored.handle)?)?;
+        if bytes.len() as u64 != stored.size {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "payload {} holds {} bytes, {} were announced",
+                    stored.handle,
+                    bytes.len(),
+                    stored.size
+                ),
+            ));
+        }
+        Ok(Bytes::from(bytes))
+    }
+
+    /// Removes payloads (a missing one is not an error: it is gone either way).
+    pub(crate) fn remove(&self, handles: &[String]) {
+        for h in handles {
+            if let Ok(path) = self.path_of(h)
+                && let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("cannot remove payload {}: {e}", path.display());
+            }
+        }
+    }
+
+    /// The outbox of a container (see the module docs).
+    pub(crate) fn outbox(&self, task_id: &str) -> std::io::Result<PathBuf> {
+        if !is_id(task_id) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("`{task_id}` is not a task id"),
+            ));
+        }
+        Ok(self.root.join("outbox").join(task_id))
+    }
+
+    /// Makes a container's outbox, owned by `owner` (the container's user) when given.
+    pub(crate) fn make_outbox(
+        &self,
+        task_id: &str,
+        owner: Option<(u32, u32)>,
+    ) -> std::io::Result<PathBuf> {
+        let dir = self.outbox(task_id)?;
+        make_dir(&dir, 0o700)?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::lchown(&dir, Some(uid), Some(gid))?;
+        }
+        Ok(dir)
+    }
+
+    /// Removes a container's outbox and whatever it left there.
+    pub(crate) fn remove_outbox(&self, task_id: &str) {
+        if let Ok(dir) = self.outbox(task_id) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// Moves the file `name` of a container's outbox into the store, checking that it is a
+    /// plain file of the announced size.
+    pub(crate) fn adopt(&self, task_id: &str, name: &str, size: u64) -> std::io::Result<Stored> {
+        let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+        let from = self.outbox(task_id)?.join(checked(name)?);
+        let handle = random_name();
+        let to = self.path_of(&handle)?;
+        std::fs::rename(&from, &to)?;
+        let meta = std::fs::symlink_metadata(&to)?;
+        if !meta.file_type().is_file() || meta.len() != size {
+            let _ = std::fs::remove_file(&to);
+            return Err(invalid(format!(
+                "the container's payload file is not a plain file of {size} bytes"
+            )));
+        }
+        Ok(Stored { handle, size })
+    }
+}
+
+/// Marks a request of the client in the control plane's own process (an extension only that
+/// client's in-process transport adds: no request from elsewhere carries it): it may send and
+/// receive stored payloads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InProcess;
+
+static HOSTED: OnceLock<Arc<Store>> = OnceLock::new();
+
+/// Makes `store` the one this process hosts (its control plane's); the first call wins.
+pub(crate) fn host(store: Store) -> Arc<Store> {
+    Arc::clone(HOSTED.get_or_init(|| Arc::new(store)))
+}
+
+/// The store this process hosts, if any: a client in this process reads and writes it directly.
+pub(crate) fn hosted() -> Option<&'static Arc<Store>> {
+    HOSTED.get()
+}
+
+/// Removes the store this process hosts when it lasts only as long as the process (the
+/// program's `main` returned): its payloads are nobody's any more. One left by a process that
+/// did not return is removed by the next one ([`Store::for_this_process`]).
+pub(crate) fn discard_hosted() {
+    if let Some(store) = hosted().filter(|s| s.of_this_process) {
+        let _ = std::fs::remove_dir_all(&store.root);
+    }
+}
+
+/// The store as a container sees it: the variables its worker set.
+#[derive(Debug)]
+pub(crate) struct Mounted {
+    pub(crate) store_id: String,
+    objects: PathBuf,
+    outbox: PathBuf,
+}
+
+impl Mounted {
+    /// The store the worker gave this container, if it gave one.
+    pub(crate) fn from_env() -> Option<Mounted> {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        Some(Mounted {
+            store_id: var(STORE_ENV)?.into_string().ok()?,
+            objects: var(OBJECTS_ENV)?.into(),
+            outbox: var(OUTBOX_ENV)?.into(),
+        })
+    }
+
+    /// A payload's bytes, mapped read-only (files in `objects/` are never changed once named).
+    pub(crate) fn map(&self, stored: &Stored) -> std::io::Result<Bytes> {
+        let file = std::fs::File::open(self.objects.join(checked(&stored.handle)?))?;
+        let len = file.metadata()?.len();
+        if len != stored.size {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "payload {} holds {len} bytes, {} were announced",
+                    stored.handle, stored.size
+                ),
+            ));
+        }
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: the file is in `objects/`, written whole before its handle was sent and never
+        // changed or truncated after (the control plane removes it only once the input is done).
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(Bytes::from_owner(map))
+    }
+
+    /// Writes `bytes` to a new file of the outbox; its name for the output that announces it.
+    pub(crate) fn put(&self, bytes: &[u8]) -> std::io::Result<String> {
+        let name = random_name();
+        write_new(&self.outbox.join(&name), bytes, 0o600)?;
+        Ok(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store() -> (Store, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("payloads-test-{}", random_name()));
+        (Store::open(&dir).unwrap(), dir)
+    }
+
+    #[test]
+    fn a_payload_comes_back_and_goes() {
+        let (store, dir) = temp_store();
+        let stored = store.put(b"hello").unwrap();
+        assert_eq!(store.read(&stored).unwrap(), Bytes::from_static(b"hello"));
+        let mounted = Mounted {
+            store_id: store.id().into(),
+            objects: store.objects(),
+            outbox: dir.join("nowhere"),
+        };
+        assert_eq!(mounted.map(&stored).unwrap(), Bytes::from_static(b"hello"));
+        store.remove(std::slice::from_ref(&stored.handle));
+        assert!(store.read(&stored).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn handles_name_nothing_outside_the_store() {
+        let (store, dir) = temp_store();
+        for bad in [
+            "../id",
+            "id",
+            "/etc/passwd",
+            "",
+            "../objects/0123456789abcdef0123456789abcdef",
+        ] {
+            let stored = Stored {
+                handle: bad.into(),
+                size: 0,
+            };
+            assert!(store.read(&stored).is_err(), "{bad}");
+        }
+        assert!(store.outbox("../x").is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_outbox_file_is_adopted_only_when_it_is_what_was_announced() {
+        let (store, dir) = temp_store();
+        let outbox = store.make_outbox("ta-1", None).unwrap();
+        let mounted = Mounted {
+            store_id: store.id().into(),
+            objects: store.objects(),
+            outbox,
+        };
+        let name = mounted.put(b"result").unwrap();
+        assert!(store.adopt("ta-1", &name, 5).is_err());
+        let name = mounted.put(b"result").unwrap();
+        let stored = store.adopt("ta-1", &name, 6).unwrap();
+        assert_eq!(store.read(&stored).unwrap(), Bytes::from_static(b"result"));
+        assert!(store.adopt("ta-1", "../../id", 32).is_err());
+        store.remove_outbox("ta-1");
+        assert!(!store.outbox("ta-1").unwrap().exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
