@@ -33,6 +33,16 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
     bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
+/// Encodes into `writer` (a large byte string goes to it in one write).
+pub(crate) fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(
+    value: &T,
+    writer: &mut W,
+) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, writer, config())
+        .map(drop)
+        .map_err(|e| CodecError::Encode(e.to_string()))
+}
+
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (value, read) = bincode::serde::decode_from_slice(bytes, config())
         .map_err(|e| CodecError::Decode(e.to_string()))?;

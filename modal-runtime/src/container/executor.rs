@@ -56,7 +56,7 @@ fn sink(events: &mpsc::UnboundedSender<Event>, input_id: &str) -> GeneratorSink 
     let input_id = input_id.to_owned();
     GeneratorSink {
         send: Arc::new(move |item| {
-            let item = payloads::spill(item.into())?;
+            let item = payloads::item(item)?;
             events
                 .send(Event::Item {
                     input_id: input_id.clone(),
@@ -153,7 +153,7 @@ impl Executor {
         let task_id = self.task_id.clone();
         let events = self.events.clone();
         let finish = move |input_id: String, result: CallResult| {
-            let result = payloads::spill_result(result);
+            let result = payloads::fit(result);
             let _ = events.send(Event::Done { input_id, result });
         };
         let future = match (self.function.invoker, &self.instance) {
@@ -243,7 +243,7 @@ impl Executor {
             for ((input_id, key), outcome) in batch_ids.into_iter().zip(&keys).zip(outcomes) {
                 let result = CallResult::from_outcome(outcome, &task_id);
                 journal::ended(key, &result);
-                let result = payloads::spill_result(result);
+                let result = payloads::fit(result);
                 let _ = events.send(Event::Done { input_id, result });
             }
         });
@@ -283,7 +283,7 @@ impl Executor {
                         let result = runner::run_sync(f, &input, &task_id);
                         drop(input);
                         journal::ended(&key, &result);
-                        let result = payloads::spill_result(result);
+                        let result = payloads::fit(result);
                         if events.send(Event::Done { input_id, result }).is_err() {
                             return;
                         }

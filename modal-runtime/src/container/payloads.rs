@@ -1,15 +1,9 @@
-//! The container's side of the payload store: stored inputs mapped from the store, results and
-//! generator items larger than the inline limit written to the container's outbox.
-
-use std::sync::OnceLock;
+//! The container's side of the payload store: stored inputs mapped from the store; results and
+//! generator items were encoded straight into the container's outbox when large
+//! (`crate::payloads::encode`), and one that stayed in memory must fit in a message.
 
 use crate::model::{CallResult, InputItem, Payload, ResultStatus};
-use crate::payloads::{self, Mounted, Stored};
-
-fn mounted() -> Option<&'static Mounted> {
-    static MOUNTED: OnceLock<Option<Mounted>> = OnceLock::new();
-    MOUNTED.get_or_init(Mounted::from_env).as_ref()
-}
+use crate::payloads::{self, Encoded, mounted};
 
 /// The id of the store this container reaches (empty: none), for its hello.
 pub(super) fn store_id() -> String {
@@ -40,65 +34,45 @@ pub(super) fn load(mut item: InputItem) -> InputItem {
     item
 }
 
-/// Encoded bytes as a payload: in the outbox when they are large and there is one, in the
-/// message otherwise (or when writing fails, the cause in the log); an error when they fit
-/// neither.
-pub(super) fn spill(bytes: bytes::Bytes) -> Result<Payload, String> {
-    let len = bytes.len();
-    let mut failed = None;
-    if len > payloads::inline_max()
-        && let Some(m) = mounted()
-    {
-        match m.put(&bytes) {
-            Ok(handle) => {
-                return Ok(Payload::in_store(Stored {
-                    handle,
-                    size: len as u64,
-                }));
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "cannot write {len} bytes to the payload outbox, sending them inline: {e}"
-                );
-                failed = Some(e);
-            }
-        }
-    }
-    // Room for the message around it.
-    if len > crate::wire::MAX_MESSAGE_BYTES - (64 << 10) {
-        return Err(match failed {
-            Some(e) => format!(
-                "the value is {len} bytes: too large for a message, and the payload store refused it ({e}); the most a payload may be is {} bytes",
-                payloads::MAX_BYTES
-            ),
-            None => format!(
-                "the value is {len} bytes, too large for a message, and this container reaches no payload store (its worker does not run beside the control plane)"
-            ),
-        });
-    }
-    Ok(Payload::new(bytes))
+/// Why bytes that stayed in memory cannot be sent, if they cannot: a message has a limit.
+fn too_large(len: usize) -> Option<String> {
+    // Room for the message around them.
+    (len > crate::wire::MAX_MESSAGE_BYTES - (64 << 10)).then(|| match mounted() {
+        Some(_) => format!(
+            "the value is {len} bytes: too large for a message, and the payload outbox refused it (the container's log says why); the most a payload may be is {} bytes",
+            payloads::MAX_BYTES
+        ),
+        None => format!(
+            "the value is {len} bytes, too large for a message, and this container reaches no payload store (its worker does not run beside the control plane)"
+        ),
+    })
 }
 
-/// A result whose value goes through the outbox when it is large; one that can go nowhere is
-/// the failure that says so.
-pub(super) fn spill_result(mut result: CallResult) -> CallResult {
-    let Some(p) = result.data.take() else {
-        return result;
-    };
-    if p.stored.is_some() {
-        result.data = Some(p);
-        return result;
+/// A generator item as it is sent.
+pub(super) fn item(encoded: Encoded) -> Result<Payload, String> {
+    match encoded {
+        Encoded::Stored(stored) => Ok(Payload::in_store(stored)),
+        Encoded::Inline(bytes) => match too_large(bytes.len()) {
+            Some(why) => Err(why),
+            None => Ok(Payload::new(bytes)),
+        },
     }
-    match spill(p.data) {
-        Ok(p) => {
-            result.data = Some(p);
-            result
-        }
-        Err(e) => CallResult {
+}
+
+/// A result as it is sent: one whose value cannot be sent is the failure that says so.
+pub(super) fn fit(result: CallResult) -> CallResult {
+    let why = result
+        .data
+        .as_ref()
+        .filter(|p| p.stored.is_none())
+        .and_then(|p| too_large(p.data.len()));
+    match why {
+        None => result,
+        Some(why) => CallResult {
             attempt: result.attempt,
             ..CallResult::failure(
                 ResultStatus::InternalFailure,
-                format!("cannot return the result: {e}"),
+                format!("cannot return the result: {why}"),
                 &result.task_id,
             )
         },

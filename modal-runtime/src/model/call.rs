@@ -166,6 +166,10 @@ impl CallResult {
                 task_id: task_id.to_owned(),
                 ..CallResult::success(Payload::new(data))
             },
+            Outcome::Stored { handle, size } => CallResult {
+                task_id: task_id.to_owned(),
+                ..CallResult::success(Payload::in_store(Stored { handle, size }))
+            },
             Outcome::UserError {
                 type_name,
                 message,

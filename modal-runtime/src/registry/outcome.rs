@@ -15,6 +15,9 @@ use serde::de::DeserializeOwned;
 pub enum Outcome {
     /// The encoded return value.
     Success(Vec<u8>),
+    /// The encoded return value, written to a file of the payload store (`handle`) as it was
+    /// encoded (it is large).
+    Stored { handle: String, size: u64 },
     /// The function returned `Err(e)`.
     UserError {
         type_name: &'static str,
@@ -42,14 +45,15 @@ pub type BatchFuture = Pin<Box<dyn Future<Output = Vec<Outcome>> + Send + 'stati
 #[doc(hidden)]
 #[derive(Clone)]
 pub struct GeneratorSink {
-    pub(crate) send: std::sync::Arc<dyn Fn(Vec<u8>) -> Result<(), String> + Send + Sync>,
+    pub(crate) send:
+        std::sync::Arc<dyn Fn(crate::payloads::Encoded) -> Result<(), String> + Send + Sync>,
 }
 
 impl GeneratorSink {
     /// Sends one item; `Err` when the item cannot be encoded or nobody reads any more.
     pub fn send<T: serde::Serialize>(&self, item: &T) -> Result<(), String> {
-        let bytes = crate::codec::encode(item).map_err(|e| e.to_string())?;
-        (self.send)(bytes)
+        let encoded = crate::payloads::encode(item).map_err(|e| e.to_string())?;
+        (self.send)(encoded)
     }
 }
 
@@ -82,8 +86,12 @@ pub fn decode_args<A: DeserializeOwned>(bytes: &[u8]) -> Result<A, String> {
 
 /// Encodes a return value.
 pub fn encode_value<T: Serialize>(value: &T) -> Outcome {
-    match crate::codec::encode(value) {
-        Ok(b) => Outcome::Success(b),
+    match crate::payloads::encode(value) {
+        Ok(crate::payloads::Encoded::Inline(b)) => Outcome::Success(b),
+        Ok(crate::payloads::Encoded::Stored(s)) => Outcome::Stored {
+            handle: s.handle,
+            size: s.size,
+        },
         Err(e) => Outcome::BadOutput(e.to_string()),
     }
 }

@@ -6,27 +6,9 @@ use serde::Serialize;
 
 use super::pb;
 use crate::app::{Cron, Period, Schedule};
-use crate::codec;
 use crate::error::Error;
 use crate::model::{CallResult, Payload};
 use crate::payloads;
-
-/// Encoded bytes in this build's format, as a client sends them: kept in the payload store of
-/// the control plane in this process when they are large (only its handle is sent).
-pub(crate) fn payload(data: Vec<u8>) -> pb::Payload {
-    if data.len() > payloads::inline_max()
-        && let Some(store) = payloads::hosted()
-    {
-        match store.put(&data) {
-            Ok(stored) => return Payload::in_store(stored).into(),
-            Err(e) => tracing::warn!(
-                "cannot keep a payload of {} bytes in the payload store, sending it inline: {e}",
-                data.len()
-            ),
-        }
-    }
-    Payload::new(data).into()
-}
 
 /// Whether the receiver of a stored payload is its only reader, who removes it once read
 /// (the result of a `remote` call, a map's outputs, a generator's items) or one of many (a
@@ -49,12 +31,11 @@ pub(crate) fn loaded(mut p: Payload, reader: Reader) -> Result<Payload, String> 
             stored.handle
         )
     })?;
-    p.data = store
-        .read(&stored)
-        .map_err(|e| format!("cannot read payload {}: {e}", stored.handle))?;
-    if reader == Reader::Only {
-        store.remove(std::slice::from_ref(&stored.handle));
-    }
+    let loaded = match reader {
+        Reader::Only => store.take(&stored),
+        Reader::OneOfMany => store.map(&stored),
+    };
+    p.data = loaded.map_err(|e| format!("cannot read payload {}: {e}", stored.handle))?;
     Ok(p)
 }
 
@@ -119,9 +100,17 @@ pub(crate) fn schedule_from_pb(s: &pb::Schedule) -> Result<Schedule, String> {
     }
 }
 
-/// A function's argument tuple, encoded.
+/// A function's argument tuple, encoded: straight into the payload store of the control plane
+/// in this process when it is large (only its handle is sent).
 pub(crate) fn encode_args<A: Serialize>(args: &A, function: &str) -> Result<pb::Payload, Error> {
-    codec::encode(args)
-        .map(payload)
-        .map_err(|e| Error::Serialization(format!("arguments of `{function}`: {e}")))
+    let payload = match payloads::encode(args) {
+        Ok(payloads::Encoded::Inline(bytes)) => Payload::new(bytes),
+        Ok(payloads::Encoded::Stored(stored)) => Payload::in_store(stored),
+        Err(e) => {
+            return Err(Error::Serialization(format!(
+                "arguments of `{function}`: {e}"
+            )));
+        }
+    };
+    Ok(payload.into())
 }

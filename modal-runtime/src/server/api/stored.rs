@@ -96,6 +96,7 @@ fn take(store: Option<&Store>, task_id: &str, mut p: Payload) -> Result<Payload,
             .adopt(task_id, &announced.handle, announced.size)
             .map_err(|e| format!("cannot take its payload file {}: {e}", announced.handle))?,
     );
+    store.give_spare(task_id);
     Ok(p)
 }
 

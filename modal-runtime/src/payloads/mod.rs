@@ -19,9 +19,13 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+mod encode;
+
 use bytes::Bytes;
 use chacha20poly1305::aead::OsRng;
 use chacha20poly1305::aead::rand_core::RngCore;
+
+pub(crate) use encode::{Encoded, encode};
 
 /// The variable a worker sets for a container that can reach the store: the store's id.
 pub(crate) const STORE_ENV: &str = "MODAL_PAYLOAD_STORE";
@@ -101,14 +105,43 @@ fn make_dir(path: &Path, mode: u32) -> std::io::Result<()> {
     }
 }
 
-/// Writes `bytes` to a new file `path` (`mode`), failing if it exists.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
+/// Removed payload files a store of this process's own keeps for new payloads, at most.
+const SPARES: usize = 4;
+/// The largest file kept as a spare.
+const SPARE_MAX_BYTES: u64 = 64 << 20;
+/// How the name of a spare given to a container's outbox starts.
+const SPARE: &str = "spare-";
+
+/// A new file `path` (`mode`), failing if it exists.
+fn create_new(path: &Path, mode: u32) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
-        .open(path)?;
-    file.write_all(bytes)
+        .open(path)
+}
+
+/// Writes `bytes` to a new file `path` (`mode`), failing if it exists.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    create_new(path, mode)?.write_all(bytes)
+}
+
+/// Moves a spare file of `dir` (one whose name `is_spare`) to `to` and opens it for writing;
+/// `None` when there is none (or another writer took each one first).
+fn take_spare(dir: &Path, to: &Path, is_spare: impl Fn(&str) -> bool) -> Option<std::fs::File> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        if !is_spare(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
+        if std::fs::rename(entry.path(), to).is_ok() {
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(to)
+                .ok();
+        }
+    }
+    None
 }
 
 impl Store {
@@ -118,6 +151,7 @@ impl Store {
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))?;
         make_dir(&root.join("objects"), 0o711)?;
         make_dir(&root.join("outbox"), 0o711)?;
+        make_dir(&root.join("free"), 0o700)?;
         let id_file = root.join("id");
         let id = match std::fs::read_to_string(&id_file) {
             Ok(id) if is_name(id.trim()) => id.trim().to_owned(),
@@ -207,14 +241,87 @@ impl Store {
         Ok(Bytes::from(bytes))
     }
 
+    /// A payload's bytes, mapped read-only. Only a program that hosts the store maps its files:
+    /// they come from the program itself or from its containers, which run its own binary (a
+    /// control plane serving other programs reads them, [`Store::read`]).
+    pub(crate) fn map(&self, stored: &Stored) -> std::io::Result<Bytes> {
+        let map = map_file(&self.path_of(&stored.handle)?, stored)?;
+        Ok(map.map_or_else(Bytes::new, Bytes::from_owner))
+    }
+
+    /// A payload's bytes for its only reader, mapped read-only like [`Store::map`]; the file
+    /// goes (or becomes a spare) once the bytes are dropped, not before.
+    pub(crate) fn take(self: &Arc<Self>, stored: &Stored) -> std::io::Result<Bytes> {
+        let path = self.path_of(&stored.handle)?;
+        let Some(map) = map_file(&path, stored)? else {
+            self.remove(std::slice::from_ref(&stored.handle));
+            return Ok(Bytes::new());
+        };
+        Ok(Bytes::from_owner(Taken {
+            map: Some(map),
+            store: Arc::clone(self),
+            path,
+        }))
+    }
+
     /// Removes payloads (a missing one is not an error: it is gone either way).
     pub(crate) fn remove(&self, handles: &[String]) {
         for h in handles {
             if let Ok(path) = self.path_of(h)
-                && let Err(e) = std::fs::remove_file(&path)
+                && let Err(e) = self.discard(&path)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
                 tracing::warn!("cannot remove payload {}: {e}", path.display());
+            }
+        }
+    }
+
+    /// Removes a payload file, or, in a store of this process's own, keeps it as a spare (see
+    /// [`Store::take_spare`]) while there are few.
+    fn discard(&self, path: &Path) -> std::io::Result<()> {
+        let free = self.root.join("free");
+        let worth_keeping = self.of_this_process
+            && std::fs::symlink_metadata(path).is_ok_and(|m| m.len() <= SPARE_MAX_BYTES)
+            && std::fs::read_dir(&free).is_ok_and(|d| d.count() < SPARES);
+        if worth_keeping {
+            std::fs::rename(path, free.join(random_name()))
+        } else {
+            std::fs::remove_file(path)
+        }
+    }
+
+    /// A new file of `objects/` for a payload: a spare when there is one (its memory is already
+    /// there: writing over it costs no page allocation), else a fresh one.
+    pub(crate) fn new_file(&self) -> std::io::Result<(std::fs::File, PathBuf)> {
+        let path = self.objects().join(random_name());
+        if let Some(file) = take_spare(&self.root.join("free"), &path, |_| true) {
+            file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            return Ok((file, path));
+        }
+        Ok((create_new(&path, 0o644)?, path))
+    }
+
+    /// After a container sent a result through its outbox: a spare for its next one, when
+    /// this store keeps spares (given to the outbox's owner, the container's user).
+    pub(crate) fn give_spare(&self, task_id: &str) {
+        let Ok(outbox) = self.outbox(task_id) else {
+            return;
+        };
+        let has_one = std::fs::read_dir(&outbox).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(SPARE)))
+        });
+        if !self.of_this_process || has_one {
+            return;
+        }
+        let to = outbox.join(format!("{SPARE}{}", random_name()));
+        if let Some(file) = take_spare(&self.root.join("free"), &to, |_| true) {
+            use std::os::unix::fs::MetadataExt;
+            let given = std::fs::metadata(&outbox).and_then(|owner| {
+                std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()))?;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            });
+            if given.is_err() {
+                let _ = std::fs::remove_file(&to);
             }
         }
     }
@@ -270,6 +377,55 @@ impl Store {
     }
 }
 
+/// A taken payload's mapping: unmapped, then its file removed, when dropped.
+struct Taken {
+    map: Option<memmap2::Mmap>,
+    store: Arc<Store>,
+    path: PathBuf,
+}
+
+impl AsRef<[u8]> for Taken {
+    fn as_ref(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or_default()
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        // A spare is written over: nothing may map it any more.
+        drop(self.map.take());
+        let _ = self.store.discard(&self.path);
+    }
+}
+
+/// The bytes of payload file `path`, mapped read-only, once its size is checked (`None`: it
+/// is empty, and nothing can be mapped).
+fn map_file(path: &Path, stored: &Stored) -> std::io::Result<Option<memmap2::Mmap>> {
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len != stored.size {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "payload {} holds {len} bytes, {} were announced",
+                stored.handle, stored.size
+            ),
+        ));
+    }
+    if len == 0 {
+        return Ok(None);
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: a file of a store's `objects/` is written whole before its handle is sent and is
+    // not changed while it is named: the store's own files by their trusted writer; one taken
+    // from a container's outbox is mapped only by the program whose containers run its own
+    // binary (see `Store::map`). Once no input or result names it, it is removed or becomes a
+    // spare that a new payload overwrites: its one reader unmaps it first (`Store::take`), a
+    // container's input is done with before it is released.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    Ok(Some(map))
+}
+
 /// Marks a request of the client in the control plane's own process (an extension only that
 /// client's in-process transport adds: no request from elsewhere carries it): it may send and
 /// receive stored payloads.
@@ -297,7 +453,13 @@ pub(crate) fn discard_hosted() {
     }
 }
 
-/// The store as a container sees it: the variables its worker set.
+/// The store as this container sees it (the variables its worker set), if it was given one.
+pub(crate) fn mounted() -> Option<&'static Mounted> {
+    static MOUNTED: OnceLock<Option<Mounted>> = OnceLock::new();
+    MOUNTED.get_or_init(Mounted::from_env).as_ref()
+}
+
+/// The store as a container sees it.
 #[derive(Debug)]
 pub(crate) struct Mounted {
     pub(crate) store_id: String,
@@ -306,8 +468,7 @@ pub(crate) struct Mounted {
 }
 
 impl Mounted {
-    /// The store the worker gave this container, if it gave one.
-    pub(crate) fn from_env() -> Option<Mounted> {
+    fn from_env() -> Option<Mounted> {
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         Some(Mounted {
             store_id: var(STORE_ENV)?.into_string().ok()?,
@@ -318,32 +479,18 @@ impl Mounted {
 
     /// A payload's bytes, mapped read-only (files in `objects/` are never changed once named).
     pub(crate) fn map(&self, stored: &Stored) -> std::io::Result<Bytes> {
-        let file = std::fs::File::open(self.objects.join(checked(&stored.handle)?))?;
-        let len = file.metadata()?.len();
-        if len != stored.size {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "payload {} holds {len} bytes, {} were announced",
-                    stored.handle, stored.size
-                ),
-            ));
-        }
-        if len == 0 {
-            return Ok(Bytes::new());
-        }
-        #[allow(unsafe_code)]
-        // SAFETY: the file is in `objects/`, written whole before its handle was sent and never
-        // changed or truncated after (the control plane removes it only once the input is done).
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(Bytes::from_owner(map))
+        let map = map_file(&self.objects.join(checked(&stored.handle)?), stored)?;
+        Ok(map.map_or_else(Bytes::new, Bytes::from_owner))
     }
 
-    /// Writes `bytes` to a new file of the outbox; its name for the output that announces it.
-    pub(crate) fn put(&self, bytes: &[u8]) -> std::io::Result<String> {
-        let name = random_name();
-        write_new(&self.outbox.join(&name), bytes, 0o600)?;
-        Ok(name)
+    /// A new file of the outbox for a result: the spare the control plane gave when there is
+    /// one, else a fresh one.
+    pub(crate) fn new_file(&self) -> std::io::Result<(std::fs::File, PathBuf)> {
+        let path = self.outbox.join(random_name());
+        if let Some(file) = take_spare(&self.outbox, &path, |n| n.starts_with(SPARE)) {
+            return Ok((file, path));
+        }
+        Ok((create_new(&path, 0o600)?, path))
     }
 }
 
@@ -401,9 +548,14 @@ mod tests {
             objects: store.objects(),
             outbox,
         };
-        let name = mounted.put(b"result").unwrap();
+        let put = |bytes: &[u8]| {
+            let name = random_name();
+            write_new(&mounted.outbox.join(&name), bytes, 0o600).unwrap();
+            name
+        };
+        let name = put(b"result");
         assert!(store.adopt("ta-1", &name, 5).is_err());
-        let name = mounted.put(b"result").unwrap();
+        let name = put(b"result");
         let stored = store.adopt("ta-1", &name, 6).unwrap();
         assert_eq!(store.read(&stored).unwrap(), Bytes::from_static(b"result"));
         assert!(store.adopt("ta-1", "../../id", 32).is_err());
