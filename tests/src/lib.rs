@@ -236,6 +236,49 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The proportional memory of process `pid` (its shared pages split between their users), in
+/// KiB (0 when it cannot be read).
+pub fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The summed proportional memory of process `root` and all its descendants, in KiB.
+pub fn tree_pss_kib(root: u32) -> u64 {
+    let mut parents: HashMap<u32, Vec<u32>> = HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let ppid = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                let (_, rest) = s.rsplit_once(')')?;
+                rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+            });
+        if let Some(ppid) = ppid {
+            parents.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut total = 0;
+    let mut todo = vec![root];
+    while let Some(pid) = todo.pop() {
+        total += pss_kib(pid);
+        todo.extend(parents.get(&pid).into_iter().flatten());
+    }
+    total
+}
+
 /// A PostgreSQL schema of its own, so reruns and other tests do not see each other's state;
 /// dropped when this is.
 pub struct PgSchema {

@@ -3,6 +3,9 @@
 //! - `cargo xtask ci`: formatting, lints, tidy checks, docs and every test: what CI runs.
 //! - `cargo xtask bench [--json] [--quick]`: the benchmark, one JSON line.
 //! - `cargo xtask bench --gpu [--json] [--quick]`: the GPU benchmark (needs an NVIDIA GPU).
+//! - `cargo xtask bench --server [--json] [--quick]`: calls, maps, spawns and payloads through a
+//!   `modal server` from a client in another process.
+//! - `cargo xtask bench --images [--json] [--quick]`: image builds and container starts in them.
 //! - `cargo xtask chaos [--json] [--quick]`: the chaos suite (faults injected into real
 //!   servers, workers, containers and clients): a table, then one JSON line.
 //! - `cargo xtask tidy`: the repository rules alone.
@@ -122,16 +125,22 @@ fn ci() -> Result<()> {
 fn bench(args: &[String]) -> Result<()> {
     let json = args.iter().any(|a| a == "--json");
     let quick = args.iter().any(|a| a == "--quick");
-    if let Some(other) = args
-        .iter()
-        .find(|a| !matches!(a.as_str(), "--json" | "--quick" | "--gpu" | "--images"))
-    {
-        bail!("unknown bench option `{other}`; expected --gpu or --images, --json and/or --quick");
+    if let Some(other) = args.iter().find(|a| {
+        !matches!(
+            a.as_str(),
+            "--json" | "--quick" | "--gpu" | "--images" | "--server"
+        )
+    }) {
+        bail!(
+            "unknown bench option `{other}`; expected --gpu, --images or --server, --json and/or --quick"
+        );
     }
     let value = if args.iter().any(|a| a == "--gpu") {
         gpu_bench(json, quick)?
     } else if args.iter().any(|a| a == "--images") {
         images::bench(json, quick)?
+    } else if args.iter().any(|a| a == "--server") {
+        server_bench(json, quick)?
     } else {
         cpu_bench(json, quick)?
     };
@@ -282,9 +291,48 @@ impl Drop for BenchServer {
     }
 }
 
-/// The server's memory over many calls through it: `modal server` with its built-in worker, a
-/// token made the way a user makes the first one, and the benchmark's `--server-memory` mode.
+/// The figures a user of `modal server` sees: calls, a map, spawns read back, payloads, from a
+/// client in another process (the benchmark's `--server-figures` mode).
+fn server_bench(json: bool, quick: bool) -> Result<serde_json::Value> {
+    build_release(json, &["-p", "modal-tests", "--bin", "bench"])?;
+    let exe = root().join("target/release/bench");
+    let mut value = with_bench_server(json, |_, config| {
+        let mut args = vec!["--server-figures"];
+        if quick {
+            args.push("--quick");
+        }
+        json_line(&run_bench(
+            &exe,
+            &args,
+            &[("MODAL_CONFIG_PATH", config.as_os_str())],
+        )?)
+    })?;
+    if let Some(all) = value.as_object_mut() {
+        all.insert("system".into(), "modal-rs".into());
+        all.insert("control_plane".into(), "modal server".into());
+    }
+    Ok(value)
+}
+
+/// The server's memory over many calls through it: the benchmark's `--server-memory` mode.
 fn server_memory(json: bool, quick: bool, bench: &Path) -> Result<serde_json::Value> {
+    with_bench_server(json, |pid, config| {
+        let pid = pid.to_string();
+        let mut args = vec!["--server-memory", pid.as_str()];
+        if quick {
+            args.push("--quick");
+        }
+        json_line(&run_bench(
+            bench,
+            &args,
+            &[("MODAL_CONFIG_PATH", config.as_os_str())],
+        )?)
+    })
+}
+
+/// Runs `f(server pid, config file)` against a `modal server` (release build, built-in worker,
+/// fresh data directory) with a token made the way a user makes the first one.
+fn with_bench_server<T>(json: bool, f: impl FnOnce(u32, &Path) -> Result<T>) -> Result<T> {
     build_release(
         json,
         &["-p", "modal-runtime", "--features", "cli", "--bin", "modal"],
@@ -329,16 +377,7 @@ fn server_memory(json: bool, quick: bool, bench: &Path) -> Result<serde_json::Va
             String::from_utf8_lossy(&token.stderr)
         );
     }
-    let pid = server.child.id().to_string();
-    let mut args = vec!["--server-memory", pid.as_str()];
-    if quick {
-        args.push("--quick");
-    }
-    json_line(&run_bench(
-        bench,
-        &args,
-        &[("MODAL_CONFIG_PATH", config.as_os_str())],
-    )?)
+    f(server.child.id(), &config)
 }
 
 /// Builds the test programs and runs the chaos suite (`tests/src/chaos/`), which prints its
@@ -377,7 +416,7 @@ fn main() -> ExitCode {
         Some("proto") => proto::write(&root()).map(|()| eprintln!("wrote {}", proto::GENERATED)),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | bench [--gpu] [--json] [--quick] | chaos [--json] [--quick] | tidy | proto"
+                "usage: cargo xtask ci | bench [--gpu|--server|--images] [--json] [--quick] | chaos [--json] [--quick] | tidy | proto"
             );
             return ExitCode::from(2);
         }

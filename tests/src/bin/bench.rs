@@ -4,9 +4,14 @@
 //! through that `modal server` and reports the server's memory along the way; with
 //! `--container-starts` it only measures container starts (on the runtime `MODAL_RUNTIME` picks).
 //!
+//! With `--server-figures` (and a server configured) it measures calls, maps, spawns and
+//! payloads through that `modal server` from this process, a client of its own.
+//!
 //! `container_start_ms`: how long a call spends starting its container, from the control plane's
 //! request to the container's first request: the median of calls that each start a new
 //! container (`single_use_containers`) less the median of calls on a warm one.
+//! `tree_pss_peak_mb`: the peak of the proportional memory of this process and all its
+//! descendants (containers, crun), sampled every 50 ms over the whole run.
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +38,14 @@ fn echo(payload: modal::ByteBuf) -> modal::ByteBuf {
 #[modal::function(app = APP)]
 fn echo_vec(payload: Vec<u8>) -> Vec<u8> {
     payload
+}
+
+/// The container's own proportional memory (KiB) while it holds `payload`.
+#[modal::function(app = APP)]
+fn hold(payload: modal::ByteBuf) -> u64 {
+    let pss = modal_tests::pss_kib(std::process::id());
+    std::hint::black_box(&payload);
+    pss
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -104,11 +117,97 @@ async fn memory_over_calls(n: u64, rss: impl Fn() -> f64) -> modal::Result<(f64,
     Ok((tenth, rss()))
 }
 
+/// The peak of this process tree's proportional memory (MiB), sampled every 50 ms from now on.
+fn sample_tree_pss() -> impl Fn() -> f64 {
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = std::sync::Arc::clone(&peak);
+    std::thread::spawn(move || {
+        loop {
+            let now = modal_tests::tree_pss_kib(std::process::id());
+            seen.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    move || peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0
+}
+
+/// The proportional memory of the idle containers of this app (MiB, the largest).
+fn idle_container_pss_mb() -> f64 {
+    let app_id = APP.app_id().unwrap_or_default();
+    modal_tests::containers_of_app(&app_id)
+        .iter()
+        .map(|c| modal_tests::pss_kib(c.pid as u32))
+        .max()
+        .unwrap_or(0) as f64
+        / 1024.0
+}
+
+/// Echo rounds of `size` bytes: MB/s moved, both ways.
+async fn payload_mb_per_s(rounds: usize, size: usize) -> modal::Result<f64> {
+    let moved_mb = (2 * rounds * size) as f64 / (1 << 20) as f64;
+    // The inputs are built before the clock starts, as the peer benchmark does.
+    let inputs: Vec<modal::ByteBuf> = (0..=rounds)
+        .map(|_| modal::ByteBuf::from(vec![7u8; size]))
+        .collect();
+    let mut inputs = inputs.into_iter();
+    if let Some(warm) = inputs.next() {
+        echo.remote(warm).await?;
+    }
+    let t = Instant::now();
+    for payload in inputs {
+        let back = echo.remote(payload).await?;
+        assert_eq!(back.len(), size);
+    }
+    Ok(moved_mb / t.elapsed().as_secs_f64())
+}
+
+/// The figures through a `modal server` from a client in this process: calls, a map, spawns
+/// read back with `get`, payloads.
+async fn server_figures(n_calls: u64, n_map: u64, rounds: usize) -> modal::Result<String> {
+    for i in 0..n_calls / 10 {
+        trivial.remote(i).await?;
+    }
+    let mut samples = Vec::with_capacity(n_calls as usize);
+    for i in 0..n_calls {
+        let t = Instant::now();
+        trivial.remote(i).await?;
+        samples.push(t.elapsed());
+    }
+    samples.sort_unstable();
+    let t = Instant::now();
+    let out: Vec<u64> = trivial.map(0..n_map).try_collect().await?;
+    let map_secs = t.elapsed().as_secs_f64();
+    assert_eq!(out.len() as u64, n_map);
+    let mut spawns = Vec::with_capacity(n_calls as usize / 10);
+    for i in 0..n_calls / 10 {
+        let t = Instant::now();
+        let call = trivial.spawn(i).await?;
+        assert_eq!(call.get(None).await?, i);
+        spawns.push(t.elapsed());
+    }
+    spawns.sort_unstable();
+    let payload = payload_mb_per_s(rounds, 16 << 20).await?;
+    Ok(format!(
+        concat!(
+            "{{\"server_call_p50_us\": {}, \"server_call_p99_us\": {}, \"server_map_inputs\": {}, ",
+            "\"server_map_throughput_per_s\": {}, \"server_spawn_get_p50_us\": {}, ",
+            "\"server_payload_mb_per_s\": {}}}"
+        ),
+        round(percentile(&samples, 50.0)),
+        round(percentile(&samples, 99.0)),
+        n_map,
+        round(n_map as f64 / map_secs),
+        round(percentile(&spawns, 50.0)),
+        round(payload),
+    ))
+}
+
 #[modal::main]
 async fn main() -> modal::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let k = if quick { 10 } else { 1 };
     let (n_calls, n_warm, n_map) = (2000 / k, 200 / k, 20_000 / k);
+    let tree_pss = sample_tree_pss();
 
     let t0 = Instant::now();
     let run = APP.run().output(false).await?;
@@ -126,6 +225,13 @@ async fn main() -> modal::Result<()> {
             round(tenth),
             round(all)
         );
+        return Ok(());
+    }
+
+    if std::env::args().any(|a| a == "--server-figures") {
+        let json = server_figures(n_calls, n_map, 10).await?;
+        run.stop().await?;
+        println!("{json}");
         return Ok(());
     }
 
@@ -164,6 +270,7 @@ async fn main() -> modal::Result<()> {
         assert_eq!(v, i);
     }
     samples.sort_unstable();
+    let idle_pss = idle_container_pss_mb();
     let start_ms = container_start_ms(starts).await?;
 
     let t2 = Instant::now();
@@ -182,20 +289,8 @@ async fn main() -> modal::Result<()> {
     let rounds = 10;
     let size = 16 << 20;
     let moved_mb = (2 * rounds * size) as f64 / (1 << 20) as f64;
-    // The inputs are built before the clock starts, as the peer benchmark does.
-    let inputs: Vec<modal::ByteBuf> = (0..=rounds)
-        .map(|_| modal::ByteBuf::from(vec![7u8; size]))
-        .collect();
-    let mut inputs = inputs.into_iter();
-    if let Some(warm) = inputs.next() {
-        echo.remote(warm).await?;
-    }
-    let t3 = Instant::now();
-    for payload in inputs {
-        let back = echo.remote(payload).await?;
-        assert_eq!(back.len(), size);
-    }
-    let payload_secs = t3.elapsed().as_secs_f64();
+    let payload = payload_mb_per_s(rounds, size).await?;
+    let holding = hold.remote(modal::ByteBuf::from(vec![7u8; size])).await? as f64 / 1024.0;
     let plain: Vec<Vec<u8>> = (0..=rounds).map(|_| vec![7u8; size]).collect();
     let mut plain = plain.into_iter();
     if let Some(warm) = plain.next() {
@@ -208,6 +303,7 @@ async fn main() -> modal::Result<()> {
     }
     let vec_secs = t4.elapsed().as_secs_f64();
     run.stop().await?;
+    let tree_pss_peak = tree_pss();
 
     let json = format!(
         concat!(
@@ -215,6 +311,7 @@ async fn main() -> modal::Result<()> {
             "\"call_p50_us\": {}, \"call_p99_us\": {}, \"map_inputs\": {}, \"map_throughput_per_s\": {}, ",
             "\"payload_mb_per_s\": {}, \"payload_vec_u8_mb_per_s\": {}, \"control_plane_rss_mb\": {}, ",
             "\"memory_calls\": {}, \"rss_after_tenth_of_calls_mb\": {}, \"rss_after_all_calls_mb\": {}, ",
+            "\"idle_container_pss_mb\": {}, \"container_pss_holding_16_mib_mb\": {}, \"tree_pss_peak_mb\": {}, ",
             "\"container_start_ms\": {}, \"runtime\": \"{}\"}}"
         ),
         round(app_start.as_secs_f64() * 1e3),
@@ -223,12 +320,15 @@ async fn main() -> modal::Result<()> {
         round(percentile(&samples, 99.0)),
         n_map,
         round(n_map as f64 / map_secs),
-        round(moved_mb / payload_secs),
+        round(payload),
         round(moved_mb / vec_secs),
         round(rss),
         n_memory,
         round(rss_tenth),
         round(rss_all),
+        round(idle_pss),
+        round(holding),
+        round(tree_pss_peak),
         round(start_ms),
         runtime(),
     );
