@@ -1,4 +1,8 @@
-//! The payload codec: bincode 2 (serde), behind a format tag so it can be swapped later.
+//! The payload codec: bincode 2 (serde), behind a format tag so it can be swapped later. A
+//! plain `Vec<u8>` (alone, or as the one argument) has the encoding of a byte string, which
+//! serde would move byte by byte: it is encoded and decoded as one byte string instead.
+
+use std::any::{Any, TypeId};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,21 +33,61 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+/// The bytes of a value encoded as one byte string: a `Vec<u8>` or a one-tuple of one.
+fn byte_string<T: Any>(value: &T) -> Option<&[u8]> {
+    let any: &dyn Any = value;
+    any.downcast_ref::<Vec<u8>>()
+        .or_else(|| any.downcast_ref::<(Vec<u8>,)>().map(|t| &t.0))
+        .map(Vec::as_slice)
+}
+
+/// [`encode`] for any type (no byte-string fast path: a type that may borrow is not `Any`).
+pub(crate) fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
+pub(crate) fn encode<T: Serialize + Any>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let encoded = match byte_string(value) {
+        Some(bytes) => bincode::serde::encode_to_vec(serde_bytes::Bytes::new(bytes), config()),
+        None => bincode::serde::encode_to_vec(value, config()),
+    };
+    encoded.map_err(|e| CodecError::Encode(e.to_string()))
+}
+
 /// Encodes into `writer` (a large byte string goes to it in one write).
-pub(crate) fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(
+pub(crate) fn encode_to<T: Serialize + Any, W: std::io::Write>(
     value: &T,
     writer: &mut W,
 ) -> Result<(), CodecError> {
-    bincode::serde::encode_into_std_write(value, writer, config())
+    let encoded = match byte_string(value) {
+        Some(bytes) => {
+            bincode::serde::encode_into_std_write(serde_bytes::Bytes::new(bytes), writer, config())
+        }
+        None => bincode::serde::encode_into_std_write(value, writer, config()),
+    };
+    encoded
         .map(drop)
         .map_err(|e| CodecError::Encode(e.to_string()))
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode<T: DeserializeOwned + Any>(bytes: &[u8]) -> Result<T, CodecError> {
+    let wanted = TypeId::of::<T>();
+    if wanted == TypeId::of::<Vec<u8>>() || wanted == TypeId::of::<(Vec<u8>,)>() {
+        let bytes = decode_exact::<serde_bytes::ByteBuf>(bytes)?.into_vec();
+        let boxed: Box<dyn Any> = if wanted == TypeId::of::<Vec<u8>>() {
+            Box::new(bytes)
+        } else {
+            Box::new((bytes,))
+        };
+        if let Ok(value) = boxed.downcast::<T>() {
+            return Ok(*value);
+        }
+    }
+    decode_exact(bytes)
+}
+
+/// [`decode`] for any type (no byte-string fast path: a type that may borrow is not `Any`).
+pub(crate) fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (value, read) = bincode::serde::decode_from_slice(bytes, config())
         .map_err(|e| CodecError::Decode(e.to_string()))?;
     if read != bytes.len() {
@@ -61,6 +105,30 @@ mod tests {
         let v: (i64, String, Vec<u8>) = (7, "x".into(), vec![1, 2, 3]);
         let bytes = encode(&v).unwrap();
         assert_eq!(decode::<(i64, String, Vec<u8>)>(&bytes).unwrap(), v);
+    }
+
+    #[test]
+    fn a_plain_byte_vector_is_a_byte_string_both_ways() {
+        let v: Vec<u8> = (0..=255).cycle().take(100_000).collect();
+        let fast = encode(&v).unwrap();
+        let slow = bincode::serde::encode_to_vec(&v, config()).unwrap();
+        assert_eq!(
+            fast, slow,
+            "the same encoding as serde's element by element"
+        );
+        assert_eq!(encode(&(v.clone(),)).unwrap(), slow);
+        let mut written = Vec::new();
+        encode_to(&(v.clone(),), &mut written).unwrap();
+        assert_eq!(written, slow);
+        assert_eq!(decode::<Vec<u8>>(&slow).unwrap(), v);
+        assert_eq!(decode::<(Vec<u8>,)>(&slow).unwrap().0, v);
+        let (slow_decoded, _): (Vec<u8>, usize) =
+            bincode::serde::decode_from_slice(&fast, config()).unwrap();
+        assert_eq!(slow_decoded, v);
+        assert!(matches!(
+            decode::<Vec<u8>>(&[slow.as_slice(), &[1]].concat()),
+            Err(CodecError::Trailing(1))
+        ));
     }
 
     #[test]

@@ -209,7 +209,7 @@ impl Error {
         if r.kind != FailureKind::UserError {
             return None;
         }
-        crate::codec::decode(r.payload.as_ref()?).ok()
+        crate::codec::decode_exact(r.payload.as_ref()?).ok()
     }
 }
 

@@ -42,7 +42,7 @@ impl<R> std::fmt::Debug for FunctionCall<R> {
     }
 }
 
-impl<R: DeserializeOwned> FunctionCall<R> {
+impl<R: DeserializeOwned + 'static> FunctionCall<R> {
     pub(crate) fn new(client: Client, call_id: String, function: String) -> Self {
         FunctionCall {
             client,
@@ -153,7 +153,7 @@ fn expired_or(status: tonic::Status, call_id: &str) -> Error {
     }
 }
 
-pub(crate) fn decode_result<R: DeserializeOwned>(
+pub(crate) fn decode_result<R: DeserializeOwned + 'static>(
     result: pb::CallResult,
     function: &str,
     reader: wire::Reader,

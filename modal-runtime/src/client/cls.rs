@@ -50,7 +50,7 @@ impl ClsCore {
     /// with `missing` naming a required parameter that has no value.
     pub fn with_params<P: Serialize>(&self, params: &P, missing: Option<String>) -> Self {
         let mut next = self.fresh();
-        match crate::codec::encode(params) {
+        match crate::codec::encode_plain(params) {
             Ok(bytes) => next.params = Some(Payload::new(bytes)),
             Err(e) => next.error = Some(format!("class parameters of `{}`: {e}", self.base.tag())),
         }

@@ -113,7 +113,7 @@ by_arity!(a: T1);
 by_arity!(a: T1, b: T2);
 by_arity!(a: T1, b: T2, c: T3);
 
-async fn drive<A: Serialize, T: DeserializeOwned>(
+async fn drive<A: Serialize + 'static, T: DeserializeOwned + 'static>(
     function: Function<A, T>,
     args: A,
     items: mpsc::Sender<Result<T>>,

@@ -35,7 +35,7 @@ fn new_file() -> Option<Box<MakeFile<'static>>> {
 /// Encodes `value`: in memory up to [`inline_max`] bytes, then straight into a new file of
 /// this process's store or outbox (no copy of the whole in memory). A file that cannot be
 /// written is removed and the value encoded in memory instead (the cause in the log).
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded, CodecError> {
+pub(crate) fn encode<T: Serialize + std::any::Any>(value: &T) -> Result<Encoded, CodecError> {
     match new_file() {
         Some(make) => encode_with(value, &*make),
         None => codec::encode(value).map(Encoded::Inline),
@@ -44,7 +44,10 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded, CodecE
 
 /// [`encode`] with large encodings written to the file `make` makes (a spare it reuses may
 /// be longer: it is cut to the encoding's length).
-fn encode_with<T: Serialize + ?Sized>(value: &T, make: NewFile<'_>) -> Result<Encoded, CodecError> {
+fn encode_with<T: Serialize + std::any::Any>(
+    value: &T,
+    make: NewFile<'_>,
+) -> Result<Encoded, CodecError> {
     let mut spill = Spill {
         make,
         buf: Vec::new(),

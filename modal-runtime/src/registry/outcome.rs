@@ -51,7 +51,7 @@ pub struct GeneratorSink {
 
 impl GeneratorSink {
     /// Sends one item; `Err` when the item cannot be encoded or nobody reads any more.
-    pub fn send<T: serde::Serialize>(&self, item: &T) -> Result<(), String> {
+    pub fn send<T: serde::Serialize + 'static>(&self, item: &T) -> Result<(), String> {
         let encoded = crate::payloads::encode(item).map_err(|e| e.to_string())?;
         (self.send)(encoded)
     }
@@ -80,12 +80,12 @@ pub fn assert_remote_arg<T: RemoteValue>() {}
 pub fn assert_remote_value<T: RemoteValue>() {}
 
 /// Decodes a function's argument tuple.
-pub fn decode_args<A: DeserializeOwned>(bytes: &[u8]) -> Result<A, String> {
+pub fn decode_args<A: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<A, String> {
     crate::codec::decode(bytes).map_err(|e| e.to_string())
 }
 
 /// Encodes a return value.
-pub fn encode_value<T: Serialize>(value: &T) -> Outcome {
+pub fn encode_value<T: Serialize + 'static>(value: &T) -> Outcome {
     match crate::payloads::encode(value) {
         Ok(crate::payloads::Encoded::Inline(b)) => Outcome::Success(b),
         Ok(crate::payloads::Encoded::Stored(s)) => Outcome::Stored {
@@ -97,7 +97,7 @@ pub fn encode_value<T: Serialize>(value: &T) -> Outcome {
 }
 
 /// Sends every item of a sync generator; the outcome counts them.
-pub fn drain_iter<T: Serialize>(
+pub fn drain_iter<T: Serialize + 'static>(
     items: impl IntoIterator<Item = T>,
     sink: &GeneratorSink,
 ) -> Outcome {
@@ -112,7 +112,7 @@ pub fn drain_iter<T: Serialize>(
 }
 
 /// Sends every item of an async generator; the outcome counts them.
-pub async fn drain_stream<T: Serialize>(
+pub async fn drain_stream<T: Serialize + 'static>(
     items: impl futures::Stream<Item = T>,
     sink: &GeneratorSink,
 ) -> Outcome {
@@ -129,7 +129,9 @@ pub async fn drain_stream<T: Serialize>(
 }
 
 /// Decodes each input of a batch as the one-argument tuple `(T,)`.
-pub fn decode_batch<T: DeserializeOwned>(inputs: &[Bytes]) -> Result<Vec<T>, Vec<Outcome>> {
+pub fn decode_batch<T: DeserializeOwned + 'static>(
+    inputs: &[Bytes],
+) -> Result<Vec<T>, Vec<Outcome>> {
     let mut out = Vec::with_capacity(inputs.len());
     for input in inputs {
         match decode_args::<(T,)>(input) {
@@ -147,7 +149,7 @@ pub fn decode_batch<T: DeserializeOwned>(inputs: &[Bytes]) -> Result<Vec<T>, Vec
 
 /// One outcome per input from a batched function's results (their count is checked by the
 /// container).
-pub fn batch_values<R: Serialize>(values: Vec<R>) -> Vec<Outcome> {
+pub fn batch_values<R: Serialize + 'static>(values: Vec<R>) -> Vec<Outcome> {
     values.iter().map(encode_value).collect()
 }
 

@@ -25,7 +25,7 @@ impl<E: Serialize + Display> UserErrorViaSerde for &&ErrorProbe<'_, E> {
         Outcome::UserError {
             type_name: std::any::type_name::<E>(),
             message: format!("{:#}", self.0),
-            payload: crate::codec::encode(self.0).ok(),
+            payload: crate::codec::encode_plain(self.0).ok(),
         }
     }
 }
@@ -74,7 +74,7 @@ pub trait DescribeViaDebug {
 }
 impl<R: DeserializeOwned + Debug> DescribeViaDebug for &DescribeProbe<R> {
     fn __modal_describe(&self) -> Option<ResultFormatter> {
-        Some(|bytes| match crate::codec::decode::<R>(bytes) {
+        Some(|bytes| match crate::codec::decode_exact::<R>(bytes) {
             Ok(v) => format!("{v:?}"),
             Err(e) => format!("<undecodable result: {e}>"),
         })

@@ -102,7 +102,10 @@ pub(crate) fn schedule_from_pb(s: &pb::Schedule) -> Result<Schedule, String> {
 
 /// A function's argument tuple, encoded: straight into the payload store of the control plane
 /// in this process when it is large (only its handle is sent).
-pub(crate) fn encode_args<A: Serialize>(args: &A, function: &str) -> Result<pb::Payload, Error> {
+pub(crate) fn encode_args<A: Serialize + 'static>(
+    args: &A,
+    function: &str,
+) -> Result<pb::Payload, Error> {
     let payload = match payloads::encode(args) {
         Ok(payloads::Encoded::Inline(bytes)) => Payload::new(bytes),
         Ok(payloads::Encoded::Stored(stored)) => Payload::in_store(stored),
