@@ -31,9 +31,13 @@ fn room_for_a_gib() -> bool {
 
 #[test]
 fn payloads_round_trip_byte_for_byte_and_only_kept_results_stay() {
-    let huge = room_for_a_gib();
+    // Its function asks for `ephemeral_disk`, which the oci runtime alone enforces.
+    let oci = std::env::var("MODAL_RUNTIME").map_or(modal_tests::oci_usable(), |r| r == "oci");
+    let huge = room_for_a_gib() && oci;
     if !huge {
-        eprintln!("note: less than 12 GiB of memory available: the 1 GiB payload is not tried");
+        eprintln!(
+            "note: the 1 GiB payload is tried with 12 GiB of memory available and the oci runtime; not here"
+        );
     }
     let out = run(&[
         "run",

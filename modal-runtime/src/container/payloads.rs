@@ -3,7 +3,7 @@
 //! (`crate::payloads::encode`), and one that stayed in memory must fit in a message.
 
 use crate::model::{CallResult, InputItem, Payload, ResultStatus};
-use crate::payloads::{self, Encoded, mounted};
+use crate::payloads::{Encoded, mounted};
 
 /// The id of the store this container reaches (empty: none), for its hello.
 pub(super) fn store_id() -> String {
@@ -39,8 +39,7 @@ fn too_large(len: usize) -> Option<String> {
     // Room for the message around them.
     (len > crate::wire::MAX_MESSAGE_BYTES - (64 << 10)).then(|| match mounted() {
         Some(_) => format!(
-            "the value is {len} bytes: too large for a message, and the payload outbox refused it (the container's log says why); the most a payload may be is {} bytes",
-            payloads::MAX_BYTES
+            "the value is {len} bytes: too large for a message, and the payload outbox refused it (the container's log says why; on the oci runtime no file of a container may be larger than its /tmp: raise the function's `ephemeral_disk`)"
         ),
         None => format!(
             "the value is {len} bytes, too large for a message, and this container reaches no payload store (its worker does not run beside the control plane)"

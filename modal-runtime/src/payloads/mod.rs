@@ -34,10 +34,6 @@ pub(crate) const OBJECTS_ENV: &str = "MODAL_PAYLOAD_OBJECTS";
 /// The container's outbox (writable).
 pub(crate) const OUTBOX_ENV: &str = "MODAL_PAYLOAD_OUTBOX";
 
-/// The largest payload a container may write to its outbox (its file size limit is at least
-/// this).
-pub(crate) const MAX_BYTES: u64 = 4 << 30;
-
 /// A payload in a store: its name (from a container, the name of a file in its outbox), and its
 /// size.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -375,9 +375,10 @@ pub(super) fn spec(
         .build()
         .map_err(e)?;
     // Rlimits are the worker's own (the default would lower the open files limit), but no
-    // file may grow past the size of `/tmp` or of the largest payload, whichever is larger (a
-    // large result is a file of the container's outbox), and no core file is written.
-    let fsize = (u64::from(tmp_mb) << 20).max(crate::payloads::MAX_BYTES);
+    // file may grow past the size of `/tmp` (its journal, on the worker's disk, neither; that
+    // is 2 MiB, hence the floor; a large result, a file of its payload outbox, neither), and no
+    // core file is written.
+    let fsize = u64::from(tmp_mb.max(4)) << 20;
     let limit = |typ: PosixRlimitType, value: u64| {
         PosixRlimitBuilder::default()
             .typ(typ)
