@@ -4,6 +4,7 @@
 //! through that `modal server` and reports the server's memory along the way; with
 //! `--container-starts` it only measures container starts (on the runtime `MODAL_RUNTIME` picks).
 //!
+//! With `--calls-only` it makes 10,000 calls and a map of 100,000 inputs (for a profiler).
 //! With `--server-figures` (and a server configured) it measures calls, maps, spawns and
 //! payloads through that `modal server` from this process, a client of its own.
 //!
@@ -11,7 +12,8 @@
 //! request to the container's first request: the median of calls that each start a new
 //! container (`single_use_containers`) less the median of calls on a warm one.
 //! `tree_pss_peak_mb`: the peak of the proportional memory of this process and all its
-//! descendants (containers, crun), sampled every 50 ms over the whole run.
+//! descendants (containers, crun), sampled every 50 ms from the payload phase on (memory peaks
+//! there; reading every process's page tables during the small-call phases would slow them).
 
 use std::time::{Duration, Instant};
 
@@ -207,7 +209,6 @@ async fn main() -> modal::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let k = if quick { 10 } else { 1 };
     let (n_calls, n_warm, n_map) = (2000 / k, 200 / k, 20_000 / k);
-    let tree_pss = sample_tree_pss();
 
     let t0 = Instant::now();
     let run = APP.run().output(false).await?;
@@ -232,6 +233,19 @@ async fn main() -> modal::Result<()> {
         let json = server_figures(n_calls, n_map, 10).await?;
         run.stop().await?;
         println!("{json}");
+        return Ok(());
+    }
+
+    if std::env::args().any(|a| a == "--calls-only") {
+        // For a profiler: warm calls, then a map, nothing else.
+        for i in 0..n_calls * 5 {
+            trivial.remote(i).await?;
+        }
+        let t = Instant::now();
+        let out: Vec<u64> = trivial.map(0..n_map * 5).try_collect().await?;
+        let per_s = out.len() as f64 / t.elapsed().as_secs_f64();
+        run.stop().await?;
+        println!("{{\"map_throughput_per_s\": {}}}", round(per_s));
         return Ok(());
     }
 
@@ -289,6 +303,7 @@ async fn main() -> modal::Result<()> {
     let rounds = 10;
     let size = 16 << 20;
     let moved_mb = (2 * rounds * size) as f64 / (1 << 20) as f64;
+    let tree_pss = sample_tree_pss();
     let payload = payload_mb_per_s(rounds, size).await?;
     let holding = hold.remote(modal::ByteBuf::from(vec![7u8; size])).await? as f64 / 1024.0;
     let plain: Vec<Vec<u8>> = (0..=rounds).map(|_| vec![7u8; size]).collect();
