@@ -126,6 +126,24 @@ fn a_killed_program_s_payloads_are_removed_by_the_next_one() {
 }
 
 #[test]
+fn a_kept_large_result_outlives_a_killed_server_and_nothing_else_stays() {
+    let mut s = Server::start(MODAL, "payloads-restart", None, true);
+    let out = s.run(PAYLOADS, &["run", "spawn_large"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let id = field(&out, "call id").expect("an id");
+    let objects = s.dir.join("data").join("payloads").join("objects");
+    // A file nobody names (as a crash would leave one): gone after the restart.
+    std::fs::write(objects.join("0123456789abcdef0123456789abcdef"), b"orphan").expect("writes");
+    s.kill9();
+    assert!(s.launch(), "modal server did not restart: {}", s.log());
+    let out = s.run(PAYLOADS, &["run", "get_large", "--id", &id]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_field(&out, "ok", &format!("get again {}", 8 << 20));
+    let left = std::fs::read_dir(&objects).map(|d| d.count()).ok();
+    assert_eq!(left, Some(1), "only the kept result stays");
+}
+
+#[test]
 fn payloads_round_trip_through_a_modal_server() {
     let s = Server::start(MODAL, "payloads", None, true);
     let out = s.run(PAYLOADS, &["run", "round_trips", "--no-huge"]);

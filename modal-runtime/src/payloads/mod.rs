@@ -322,6 +322,33 @@ impl Store {
         }
     }
 
+    /// After a restart of the control plane whose state names `live`: removes every other
+    /// payload (what was handed to a caller that never took it, what an input left) and every
+    /// outbox (no container of the previous run sends any more). Returns how many files went.
+    pub(crate) fn keep_only(&self, live: &std::collections::HashSet<String>) -> usize {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(self.objects())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name();
+            if !live.contains(name.to_string_lossy().as_ref())
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        for entry in std::fs::read_dir(self.root.join("outbox"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+        removed
+    }
+
     /// The outbox of a container (see the module docs).
     pub(crate) fn outbox(&self, task_id: &str) -> std::io::Result<PathBuf> {
         if !is_id(task_id) {
@@ -512,6 +539,21 @@ mod tests {
         assert_eq!(mounted.map(&stored).unwrap(), Bytes::from_static(b"hello"));
         store.remove(std::slice::from_ref(&stored.handle));
         assert!(store.read(&stored).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_restarted_control_plane_keeps_only_what_its_state_names() {
+        let (store, dir) = temp_store();
+        let kept = store.put(b"kept").unwrap();
+        let orphan = store.put(b"orphan").unwrap();
+        let outbox = store.make_outbox("ta-1", None).unwrap();
+        std::fs::write(outbox.join("half-written"), b"x").unwrap();
+        let live = std::collections::HashSet::from([kept.handle.clone()]);
+        assert_eq!(store.keep_only(&live), 1);
+        assert!(store.read(&kept).is_ok());
+        assert!(store.read(&orphan).is_err());
+        assert!(!outbox.exists());
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -166,6 +166,12 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
         .unwrap_or_else(|| format!("http://{addr}"));
     let mut state = state::State::new(url, &config, state::Clock::system());
     state.restore(snapshot);
+    if let Some(payloads) = &config.payloads {
+        let removed = payloads.keep_only(&state.live_payloads());
+        if removed > 0 {
+            tracing::info!("removed {removed} payload files no call holds any more");
+        }
+    }
     let (commands, rx) = mpsc::channel(event_loop::QUEUE);
     tokio::spawn(event_loop::run(state, Arc::clone(&config.store), rx));
     let api = api::Api::new(

@@ -203,6 +203,21 @@ impl State {
         self.recheck_waiting();
     }
 
+    /// The stored payloads the state names: its inputs' and the results it keeps.
+    pub(crate) fn live_payloads(&self) -> HashSet<String> {
+        let inputs = self.inputs.values().map(|i| &i.payload);
+        let results = self.calls.values().filter_map(|c| match &c.kind {
+            CallKind::Unary {
+                result: Some(r), ..
+            } => r.data.as_ref(),
+            _ => None,
+        });
+        inputs
+            .chain(results)
+            .filter_map(|p| Some(p.stored.as_ref()?.handle.clone()))
+            .collect()
+    }
+
     /// Forgets spawned calls' results and logs past their retention (counted from when a call
     /// finished, as the store does), at most once a minute. A call read after that is
     /// "not found: its result expired".

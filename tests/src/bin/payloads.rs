@@ -225,6 +225,25 @@ async fn hold() -> modal::Result<()> {
     Ok(())
 }
 
+/// Spawns a call with a large argument and result, waits for it, and says its id.
+#[modal::local_entrypoint(app = APP)]
+async fn spawn_large() -> modal::Result<()> {
+    let want = content(8 << 20, 11);
+    let call = echo.spawn(modal::ByteBuf::from(want.clone())).await?;
+    check("spawn get", want.len(), &call.get(None).await?, &want)?;
+    println!("call id: {}", call.object_id());
+    Ok(())
+}
+
+/// Reads the result of call `id` (made by `spawn_large`) again.
+#[modal::local_entrypoint(app = APP)]
+async fn get_large(id: String) -> modal::Result<()> {
+    let call = modal::FunctionCall::<modal::ByteBuf>::from_id(&id).await?;
+    let want = content(8 << 20, 11);
+    check("get again", want.len(), &call.get(None).await?, &want)?;
+    Ok(())
+}
+
 /// Does nothing but start: a new program removes the stores that dead ones left.
 #[modal::local_entrypoint(app = APP)]
 async fn start() -> modal::Result<()> {
