@@ -50,6 +50,30 @@ fn hello_example_prints_the_sum_of_squares() {
     assert!(stdout.contains("square.spawn(12) = 144"), "{}", show(&out));
 }
 
+/// A binary whose digest nobody cached: the app starts while it is hashed, its functions are
+/// published once it is known, and the first calls wait for that; the digest is then cached.
+#[test]
+fn the_first_run_of_a_new_binary_starts_before_it_is_hashed() {
+    let cache = std::env::temp_dir().join(format!("modal-e2e-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let env = [("XDG_CACHE_HOME", cache.to_str().expect("utf-8"))];
+    for round in ["first", "cached"] {
+        let out = run(&["run", "hello_sum"], &env, Duration::from_secs(60));
+        assert!(out.status.success(), "{round} run: {}", show(&out));
+        assert_eq!(
+            fields(&out).get("sum").map(String::as_str),
+            Some("332833500"),
+            "{round} run: {}",
+            show(&out)
+        );
+        let cached = std::fs::read_dir(cache.join("modal-rs").join("binhash"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert!(cached >= 1, "{round} run: the digest is cached");
+    }
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
 #[test]
 fn sum_of_squares_through_map() {
     let out = run(&["run", "hello_sum"], &[], Duration::from_secs(60));

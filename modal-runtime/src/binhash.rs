@@ -6,20 +6,34 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+/// The running executable's digest, once this process knows it.
+static EXE_HASH: OnceLock<Result<String, String>> = OnceLock::new();
+
 /// Digest of the running executable, computed once per process.
 pub(crate) fn current_exe_hash() -> Result<&'static str, String> {
-    static HASH: OnceLock<Result<String, String>> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let exe =
-            std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
-        file_hash(&exe)
-    })
-    .as_deref()
-    .map_err(Clone::clone)
+    EXE_HASH
+        .get_or_init(|| {
+            let exe =
+                std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+            file_hash(&exe)
+        })
+        .as_deref()
+        .map_err(Clone::clone)
 }
 
-/// Digest of `path`, from the cache when the file's identity and mtime are unchanged.
-pub(crate) fn file_hash(path: &Path) -> Result<String, String> {
+/// The running executable's digest when it is known without reading the file (computed by
+/// this process already, or cached by an earlier one).
+pub(crate) fn known_exe_hash() -> Option<String> {
+    if let Some(Ok(h)) = EXE_HASH.get() {
+        return Some(h.clone());
+    }
+    let exe = std::env::current_exe().ok()?;
+    cached(&cache_file_of(&exe).ok()??)
+}
+
+/// Where the digest of `path` is cached, keyed by its identity and mtime (`None`: no cache
+/// directory).
+fn cache_file_of(path: &Path) -> Result<Option<PathBuf>, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let key = format!(
         "{}:{}:{}:{}:{}",
@@ -29,14 +43,22 @@ pub(crate) fn file_hash(path: &Path) -> Result<String, String> {
         meta.size(),
         meta.mtime_nsec() + meta.mtime() * 1_000_000_000
     );
-    let cache_file = cache_home()
+    Ok(cache_home()
         .map(|d| d.join("modal-rs").join("binhash"))
-        .map(|d| d.join(blake3::hash(key.as_bytes()).to_hex().as_str()));
-    if let Some(f) = &cache_file
-        && let Ok(cached) = std::fs::read_to_string(f)
-        && cached.len() == 64
-    {
-        return Ok(cached);
+        .map(|d| d.join(blake3::hash(key.as_bytes()).to_hex().as_str())))
+}
+
+fn cached(cache_file: &Path) -> Option<String> {
+    std::fs::read_to_string(cache_file)
+        .ok()
+        .filter(|c| is_digest(c))
+}
+
+/// Digest of `path`, from the cache when the file's identity and mtime are unchanged.
+pub(crate) fn file_hash(path: &Path) -> Result<String, String> {
+    let cache_file = cache_file_of(path)?;
+    if let Some(hit) = cache_file.as_deref().and_then(cached) {
+        return Ok(hit);
     }
     let hex = content_hash(path)?;
     if let Some(f) = cache_file {

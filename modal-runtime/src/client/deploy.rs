@@ -267,7 +267,8 @@ impl DeployBuilder {
         let name = self.name.unwrap_or_else(|| app.name().to_owned());
         rules::check_app_name(&name).map_err(Error::Invalid)?;
         rules::check_deployment_tag(&self.tag).map_err(Error::Invalid)?;
-        let mut definitions = super::publish::definitions(app, false)?;
+        let hash = crate::binhash::current_exe_hash().map_err(Error::Invalid)?;
+        let mut definitions = super::publish::definitions(app, false, hash)?;
         let client = standalone("deploy").await?;
         super::publish::upload_binary(&client).await?;
         let output = super::output::Output::new(true);

@@ -11,6 +11,7 @@ mod images;
 mod map;
 mod options;
 mod output;
+mod pending;
 mod publish;
 mod reconnect;
 pub(crate) mod run;

@@ -11,9 +11,11 @@ use crate::registry::{self, FunctionRegistration};
 use crate::wire::pb;
 
 /// Every function of the app, validated and turned into its definition; all problems at once.
+/// `binary_hash`: the executable's digest (empty: filled in once known, before publishing).
 pub(crate) fn definitions(
     app: &'static App,
     interactive: bool,
+    binary_hash: &str,
 ) -> Result<Vec<(&'static FunctionRegistration, FunctionDef)>> {
     let mut errors: Vec<String> = app.config_errors().to_vec();
     if interactive {
@@ -28,7 +30,6 @@ pub(crate) fn definitions(
     })?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::Invalid(format!("cannot find this program's executable: {e}")))?;
-    let hash = crate::binhash::current_exe_hash().map_err(Error::Invalid)?;
     let mut app_secret_env = Vec::new();
     for s in &app.secrets {
         match s.resolve() {
@@ -65,7 +66,7 @@ pub(crate) fn definitions(
         let origin = Origin {
             app: &identity.app,
             implementation: reg.implementation,
-            binary_hash: hash,
+            binary_hash,
             binary_path: &exe.to_string_lossy(),
             types: (reg.types)(),
         };

@@ -98,8 +98,27 @@ impl RunBuilder {
         }
         let started = Instant::now();
         let output = Output::new(self.output);
-        let mut definitions = super::publish::definitions(app, self.interactive)?;
+        // Validated before anything starts; the executable's digest is filled in below.
+        let mut definitions = super::publish::definitions(app, self.interactive, "")?;
         let client = Client::from_env().await?;
+        // The digest is in every definition. On the first run of a new binary on the embedded
+        // control plane it is computed while the app starts, and the functions are published
+        // once it is known (their calls wait for that); otherwise it is known (cached, or
+        // needed now to upload the binary).
+        let known = if client.embedded {
+            crate::binhash::known_exe_hash()
+        } else {
+            Some(
+                crate::binhash::current_exe_hash()
+                    .map_err(Error::Invalid)?
+                    .to_owned(),
+            )
+        };
+        if let Some(hash) = &known {
+            for (_, def) in &mut definitions {
+                def.binary_hash.clone_from(hash);
+            }
+        }
         super::publish::upload_binary(&client).await?;
         // Images first: a step that fails stops the start before anything exists.
         super::images::build_images(&client, app, &mut definitions, &output).await?;
@@ -151,18 +170,27 @@ impl RunBuilder {
             Some(app_id.as_str()),
         )
         .await;
-        let published = match resolved {
-            Ok(()) => api
-                .app_publish(pb::AppPublishRequest {
-                    app_id: app_id.clone(),
-                    functions: definitions.iter().map(|(_, d)| d.into()).collect(),
-                })
-                .await
-                .map_err(Error::from),
-            Err(e) => Err(e),
+        let registrations: Vec<&'static FunctionRegistration> =
+            definitions.iter().map(|(r, _)| *r).collect();
+        let mut tasks = Vec::new();
+        let published = match (resolved, known) {
+            (Ok(()), Some(_)) => publish(&client, &app_id, &definitions, &output).await,
+            (Ok(()), None) => {
+                let publishing = super::pending::Publishing::start(app.name());
+                let (client, app_id, output) = (client.clone(), app_id.clone(), output.clone());
+                tasks.push(tokio::spawn(async move {
+                    let outcome = publish_hashed(&client, &app_id, definitions, &output).await;
+                    if let Err(e) = &outcome {
+                        tracing::error!("the app's functions could not be published: {e}");
+                    }
+                    publishing.done(outcome.map_err(|e| e.to_string()));
+                }));
+                Ok(())
+            }
+            (Err(e), _) => Err(e),
         };
-        let ids = match published {
-            Ok(r) => r.into_inner().function_ids,
+        match published {
+            Ok(()) => {}
             Err(e) => {
                 let _ = disconnect(
                     &client,
@@ -174,17 +202,7 @@ impl RunBuilder {
                 app.set_active(None);
                 return Err(e);
             }
-        };
-        for (reg, def) in &definitions {
-            if let Some(id) = ids.get(&def.tag) {
-                reg.bound.set(Some(Bound {
-                    client: client.clone(),
-                    function_id: id.clone(),
-                }));
-            }
         }
-        let tags: Vec<&str> = definitions.iter().map(|(_, d)| d.tag.as_str()).collect();
-        output.created(&tags);
 
         let heartbeat = tokio::spawn(heartbeats(client.clone(), app_id.clone()));
         let interrupted = Arc::new(AtomicBool::new(false));
@@ -200,8 +218,8 @@ impl RunBuilder {
             app_id,
             client,
             started,
-            registrations: definitions.into_iter().map(|(r, _)| r).collect(),
-            tasks: vec![heartbeat, ctrl_c],
+            registrations,
+            tasks: [heartbeat, ctrl_c].into_iter().chain(tasks).collect(),
             interrupted,
             log_task: Some(log_task),
             output,
@@ -287,6 +305,7 @@ impl AppRun {
         for reg in &self.registrations {
             reg.bound.set(None::<Bound>);
         }
+        super::pending::forget(self.app.name());
         self.app.set_active(None);
         match reason {
             pb::DisconnectReason::EntrypointCompleted => {
@@ -304,6 +323,54 @@ impl Drop for AppRun {
             t.abort();
         }
     }
+}
+
+/// Publishes the app's definitions and binds its functions to their ids.
+async fn publish(
+    client: &Client,
+    app_id: &str,
+    definitions: &[(&'static FunctionRegistration, crate::model::FunctionDef)],
+    output: &Output,
+) -> Result<()> {
+    let ids = client
+        .api
+        .clone()
+        .app_publish(pb::AppPublishRequest {
+            app_id: app_id.to_owned(),
+            functions: definitions.iter().map(|(_, d)| d.into()).collect(),
+        })
+        .await?
+        .into_inner()
+        .function_ids;
+    for (reg, def) in definitions {
+        if let Some(id) = ids.get(&def.tag) {
+            reg.bound.set(Some(Bound {
+                client: client.clone(),
+                function_id: id.clone(),
+            }));
+        }
+    }
+    let tags: Vec<&str> = definitions.iter().map(|(_, d)| d.tag.as_str()).collect();
+    output.created(&tags);
+    Ok(())
+}
+
+/// [`publish`] once the executable is hashed (on a blocking thread).
+async fn publish_hashed(
+    client: &Client,
+    app_id: &str,
+    mut definitions: Vec<(&'static FunctionRegistration, crate::model::FunctionDef)>,
+    output: &Output,
+) -> Result<()> {
+    let hash =
+        tokio::task::spawn_blocking(|| crate::binhash::current_exe_hash().map(str::to_owned))
+            .await
+            .map_err(|e| Error::Invalid(format!("hashing the executable stopped: {e}")))?
+            .map_err(Error::Invalid)?;
+    for (_, def) in &mut definitions {
+        def.binary_hash.clone_from(&hash);
+    }
+    publish(client, app_id, &definitions, output).await
 }
 
 async fn disconnect(

@@ -123,10 +123,22 @@ impl Target {
     /// The client and function id to call.
     pub(crate) async fn bound(&self) -> Result<Bound> {
         match self {
-            Target::Registered(r) => r.bound.get::<Bound>().ok_or_else(|| Error::NotRunning {
-                app: (r.app)().name().to_owned(),
-                function: r.tag.to_owned(),
-            }),
+            Target::Registered(r) => {
+                if let Some(bound) = r.bound.get::<Bound>() {
+                    return Ok(bound);
+                }
+                // Its app may be publishing in the background (the first run of a new binary).
+                let app = (r.app)().name();
+                if super::pending::wait(app).await?
+                    && let Some(bound) = r.bound.get::<Bound>()
+                {
+                    return Ok(bound);
+                }
+                Err(Error::NotRunning {
+                    app: app.to_owned(),
+                    function: r.tag.to_owned(),
+                })
+            }
             Target::Named(n) => n
                 .resolved
                 .get_or_try_init(|| async {
