@@ -18,6 +18,20 @@ fn run(args: &[&str]) -> Output {
     run_bounded(PAYLOADS, args, &[], Duration::from_secs(600))
 }
 
+/// Asserts that the run succeeded and that each of `paths` brought 64 MiB back.
+#[track_caller]
+fn came_back_at_64_mib(out: &Output, paths: &[&str]) {
+    assert!(out.status.success(), "{}", show(out));
+    let lines = String::from_utf8_lossy(&out.stdout);
+    for path in paths {
+        assert!(
+            lines.contains(&format!("ok: {path} {}", 64 << 20)),
+            "{path} at 64 MiB: {}",
+            show(out)
+        );
+    }
+}
+
 /// Whether this machine has room for a 1 GiB payload's copies (program, store, container).
 fn room_for_a_gib() -> bool {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
@@ -44,23 +58,19 @@ fn payloads_round_trip_byte_for_byte_and_only_kept_results_stay() {
         "round_trips",
         if huge { "--huge" } else { "--no-huge" },
     ]);
-    assert!(out.status.success(), "{}", show(&out));
+    came_back_at_64_mib(
+        &out,
+        &[
+            "remote",
+            "remote vec",
+            "spawn get",
+            "spawn get again",
+            "map",
+            "generator",
+            "class method",
+        ],
+    );
     let lines = String::from_utf8_lossy(&out.stdout);
-    for path in [
-        "remote",
-        "remote vec",
-        "spawn get",
-        "spawn get again",
-        "map",
-        "generator",
-        "class method",
-    ] {
-        assert!(
-            lines.contains(&format!("ok: {path} {}", 64 << 20)),
-            "{path} at 64 MiB: {}",
-            show(&out)
-        );
-    }
     if huge {
         assert!(
             lines.contains(&format!("ok: remote {}", 1 << 30)),
@@ -147,21 +157,16 @@ fn a_kept_large_result_outlives_a_killed_server_and_nothing_else_stays() {
 fn payloads_round_trip_through_a_modal_server() {
     let s = Server::start(MODAL, "payloads", None, true);
     let out = s.run(PAYLOADS, &["run", "round_trips", "--no-huge"]);
-    assert!(out.status.success(), "{}", show(&out));
-    let lines = String::from_utf8_lossy(&out.stdout);
-    for path in [
-        "remote",
-        "spawn get again",
-        "map",
-        "generator",
-        "class method",
-    ] {
-        assert!(
-            lines.contains(&format!("ok: {path} {}", 64 << 20)),
-            "{path} at 64 MiB: {}",
-            show(&out)
-        );
-    }
+    came_back_at_64_mib(
+        &out,
+        &[
+            "remote",
+            "spawn get again",
+            "map",
+            "generator",
+            "class method",
+        ],
+    );
     // The client is another process: it has no store of its own; the server's keeps only the
     // results of spawned calls.
     assert_field(&out, "stored files left", "-1");

@@ -105,15 +105,23 @@ fn check(path: &str, len: usize, got: &[u8], want: &[u8]) -> modal::Result<()> {
     Ok(())
 }
 
-/// The files in this program's payload store (`None`: it has none).
-fn stored_files() -> Option<usize> {
+/// This program's payload store, if it has one.
+fn store_dir() -> Option<PathBuf> {
     let me = format!("modal-payloads-{}-", std::process::id());
-    let dir = std::fs::read_dir("/dev/shm")
+    std::fs::read_dir("/dev/shm")
         .ok()?
         .flatten()
-        .find(|d| d.file_name().to_string_lossy().starts_with(&me))?
-        .path();
-    Some(std::fs::read_dir(dir.join("objects")).ok()?.count())
+        .find(|d| d.file_name().to_string_lossy().starts_with(&me))
+        .map(|d| d.path())
+}
+
+/// The files in this program's payload store (`None`: it has none).
+fn stored_files() -> Option<usize> {
+    Some(
+        std::fs::read_dir(store_dir()?.join("objects"))
+            .ok()?
+            .count(),
+    )
 }
 
 /// Every path, every size; then what the payload store still holds.
@@ -185,14 +193,8 @@ async fn crash() -> modal::Result<()> {
     let err = crash_with_outbox_files.remote(4 << 20).await;
     println!("crash failed: {}", err.is_err());
     let outboxes = || -> Option<usize> {
-        let me = format!("modal-payloads-{}-", std::process::id());
-        let dir = std::fs::read_dir("/dev/shm")
-            .ok()?
-            .flatten()
-            .find(|d| d.file_name().to_string_lossy().starts_with(&me))?
-            .path();
         Some(
-            std::fs::read_dir(dir.join("outbox"))
+            std::fs::read_dir(store_dir()?.join("outbox"))
                 .ok()?
                 .flatten()
                 .filter(|d| std::fs::read_dir(d.path()).is_ok_and(|mut e| e.next().is_some()))
