@@ -9,10 +9,12 @@
 //!
 //! The format is `task_env`'s (the contract with the worker): a header line, then `start KEY`
 //! and `end KEY [RESULT]` lines, KEY naming an input's attempt; after the last line, zeros. The
-//! file has a fixed size ([`CAPACITY`], written in full when it is made, so that no page of the
-//! map can lack room on the disk); when a note does not fit, the journal is rewritten in place
-//! with the running inputs and the inputs that ended most recently (a result may still be on its
-//! way to the control plane). A journal that cannot be made is not kept: without its header the
+//! file has a fixed size ([`CAPACITY`], its room reserved when it is made, so that no page of the
+//! map can lack room on the disk, but not written: a page of the map is the container's memory
+//! only once a note touched it); when a note does not fit (or, past [`SOFT_CAPACITY`], when
+//! what a rewrite keeps is small, so that the map touches few pages), the journal is rewritten
+//! in place with the running inputs and the inputs that ended most recently (a result may still
+//! be on its way to the control plane). A journal that cannot be made is not kept: without its header the
 //! worker does not rely on it.
 
 use std::collections::{HashSet, VecDeque};
@@ -28,6 +30,9 @@ use crate::{task_env, wire};
 
 /// The journal file's size.
 const CAPACITY: usize = 2 << 20;
+/// Past this point a note rewrites the journal early when what a rewrite keeps is at most half
+/// of it: the pages the map touches (the container's memory) stay few.
+const SOFT_CAPACITY: usize = 512 << 10;
 /// Results up to this size (encoded) are kept in the journal; a larger one lost in a crash
 /// counts as a failed attempt.
 pub(crate) const KEEP_RESULTS_UP_TO: usize = 64 << 10;
@@ -67,7 +72,8 @@ pub(crate) fn open() {
     let _ = journal();
 }
 
-/// Writes `header` into a new file at `path`, zeros up to [`CAPACITY`] after it, and maps it.
+/// Makes a new file at `path` of [`CAPACITY`] bytes (its room reserved, zeros to a reader),
+/// writes `header` at its start, and maps it.
 fn map_new(path: &Path, header: &str) -> std::io::Result<MmapMut> {
     let mut file = OpenOptions::new()
         .read(true)
@@ -75,9 +81,10 @@ fn map_new(path: &Path, header: &str) -> std::io::Result<MmapMut> {
         .create(true)
         .truncate(true)
         .open(path)?;
-    let mut content = vec![0u8; CAPACITY];
-    content[..header.len()].copy_from_slice(header.as_bytes());
-    file.write_all(&content)?;
+    // Written out, the zeros would be pages of the page cache, all mapped (and counted in the
+    // container's memory) at the first note.
+    nix::fcntl::posix_fallocate(&file, 0, CAPACITY as libc::off_t).map_err(std::io::Error::from)?;
+    file.write_all(header.as_bytes())?;
     #[allow(unsafe_code)]
     // SAFETY: the file is this container's own (its worker made it for this container alone,
     // mode 0600) and nobody changes its size while it is mapped: the worker reads it, then
@@ -103,7 +110,9 @@ impl Journal {
     /// Copies `text` into the map after the last note, first rewriting the journal when it does
     /// not fit.
     fn put(&mut self, text: &str) {
-        if self.at + text.len() > CAPACITY && !self.rotate() {
+        let end = self.at + text.len();
+        let due = end > CAPACITY || (end > SOFT_CAPACITY && self.kept_bytes() <= SOFT_CAPACITY / 2);
+        if due && !self.rotate() {
             return;
         }
         if let Some(dst) = self.map.get_mut(self.at..self.at + text.len()) {
@@ -128,6 +137,12 @@ impl Journal {
         self.running.remove(key);
         self.put(text);
         self.remember_ended(format!("start {key}\n{text}"));
+    }
+
+    /// About what a rotation writes: the header, the recently ended inputs and the running ones.
+    fn kept_bytes(&self) -> usize {
+        let running: usize = self.running.iter().map(|k| k.len() + 7).sum();
+        task_env::JOURNAL_HEADER.len() + self.recent_bytes + running
     }
 
     fn remember_ended(&mut self, lines: String) {
@@ -244,6 +259,29 @@ mod tests {
         let last = "in-79999/0".to_owned();
         assert!(r.started.contains(&last) && r.results.iter().any(|(k, _)| *k == last));
         assert!(!r.started.contains(&"in-0/0".to_owned()), "old ones go");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn small_notes_stay_in_the_first_pages() {
+        let dir = std::env::temp_dir().join(format!("modal-journal-soft-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.journal");
+        let mut j = Journal::create(&path, task_env::JOURNAL_HEADER).unwrap();
+        let ok = CallResult::success(Payload::new(vec![1]));
+        let mut furthest = 0;
+        for i in 0..20_000 {
+            let key = format!("in-{i}/0");
+            j.note_started(&[&key]);
+            j.note_ended(&key, &end_line(&key, &ok));
+            furthest = furthest.max(j.at);
+        }
+        // A rewrite keeps the last 1024 ended inputs (about 100 KiB here): well under half of
+        // the soft limit, so the journal is rewritten there, not at its capacity.
+        assert!(furthest <= SOFT_CAPACITY, "notes reached {furthest}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let r = task_env::read_journal(&text).expect("a journal");
+        assert!(r.results.iter().any(|(k, _)| k == "in-19999/0"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
