@@ -112,8 +112,10 @@ pub(crate) fn expand(attr_tokens: TokenStream, item: TokenStream) -> syn::Result
         }
     });
     let initial = parameters.iter().map(|p| {
-        let i = &p.ident;
+        let (i, t) = (&p.ident, &p.ty);
         match &p.default {
+            // A number literal takes the field's type (`default = 0` for a `u64`).
+            Some(d) if is_number_literal(d) => quote!(#i: ::core::option::Option::Some::<#t>(#d)),
             Some(d) => quote!(#i: ::core::option::Option::Some(::core::convert::Into::into(#d))),
             None => quote!(#i: ::core::option::Option::None),
         }
@@ -121,10 +123,17 @@ pub(crate) fn expand(attr_tokens: TokenStream, item: TokenStream) -> syn::Result
     let setters = parameters.iter().map(|p| {
         let (i, t) = (&p.ident, &p.ty);
         let doc = format!("Sets the class parameter `{i}`.");
+        // A number or `bool` is taken as is (so that `.salt(1)` is a `u64` for a `u64` field);
+        // anything else converts (`.size("large")` for a `String`).
+        let value = if is_primitive(t) {
+            quote!(value: #t)
+        } else {
+            quote!(value: impl ::core::convert::Into<#t>)
+        };
         quote!(
             #[doc = #doc]
-            pub fn #i(mut self, value: impl ::core::convert::Into<#t>) -> Self {
-                self.#i = ::core::option::Option::Some(value.into());
+            pub fn #i(mut self, #value) -> Self {
+                self.#i = ::core::option::Option::Some(::core::convert::Into::into(value));
                 self.__bound = ::core::default::Default::default();
                 self
             }
@@ -246,4 +255,35 @@ pub(crate) fn expand(attr_tokens: TokenStream, item: TokenStream) -> syn::Result
             }
         };
     })
+}
+
+/// Whether `e` is a number literal without a suffix, possibly negated.
+fn is_number_literal(e: &Expr) -> bool {
+    match e {
+        Expr::Lit(l) => match &l.lit {
+            syn::Lit::Int(i) => i.suffix().is_empty(),
+            syn::Lit::Float(f) => f.suffix().is_empty(),
+            _ => false,
+        },
+        Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => is_number_literal(&u.expr),
+        Expr::Group(g) => is_number_literal(&g.expr),
+        _ => false,
+    }
+}
+
+/// Whether `t` names a primitive number type or `bool`.
+fn is_primitive(t: &Type) -> bool {
+    const PRIMITIVES: &[&str] = &[
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "f32", "f64", "bool",
+    ];
+    match t {
+        Type::Path(p) => {
+            p.qself.is_none()
+                && p.path
+                    .get_ident()
+                    .is_some_and(|i| PRIMITIVES.iter().any(|n| i == n))
+        }
+        _ => false,
+    }
 }

@@ -61,7 +61,7 @@ fn crash_with_outbox_files(len: usize) -> u64 {
 
 #[modal::cls(app = APP)]
 struct Mirror {
-    #[modal::parameter(default = 0u64)]
+    #[modal::parameter(default = 0)]
     salt: u64,
 }
 
@@ -165,7 +165,7 @@ async fn round_trips(huge: bool) -> modal::Result<()> {
             n += 1;
         }
         let got = Mirror::cls()
-            .salt(1u64)
+            .salt(1)
             .reflect()
             .remote(modal::ByteBuf::from(want.clone()))
             .await?;
