@@ -3,6 +3,17 @@
 use std::fmt;
 use std::time::Duration;
 
+/// An error's text followed by those of the errors that caused it (`a: b: c`).
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
 use serde::de::DeserializeOwned;
 
 /// Result type of the modal API.

@@ -1,7 +1,26 @@
 //! Paths below a directory that no symbolic link leads out of: where files received from
-//! elsewhere (a volume, an image layer, an image's working directory) may be written or made.
+//! elsewhere (a volume, an image layer, an image's working directory) may be written or made;
+//! and directories that last as long as the process that made them.
 
 use std::path::{Component, Path, PathBuf};
+
+/// A path `base/modal-<kind>-<pid>-<suffix>` for a directory of this process, after removing
+/// those of its kind that processes now gone left in `base` (a killed program's go when the
+/// next one starts). The directory is not made.
+pub(crate) fn of_this_process(base: &Path, kind: &str, suffix: &str) -> PathBuf {
+    let prefix = format!("modal-{kind}-");
+    for entry in std::fs::read_dir(base).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.split('-').next());
+        if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    base.join(format!("{prefix}{}-{suffix}", std::process::id()))
+}
 
 /// `base` joined with the relative path `rel`, checked: no `..`, and no existing component
 /// below `base` (but the last) is a symbolic link or anything but a directory. Leading `/` of

@@ -135,6 +135,13 @@ fn bench(args: &[String]) -> Result<()> {
             "unknown bench option `{other}`; expected --gpu, --images or --server, --json and/or --quick"
         );
     }
+    let kinds: Vec<&String> = args
+        .iter()
+        .filter(|a| matches!(a.as_str(), "--gpu" | "--images" | "--server"))
+        .collect();
+    if kinds.len() > 1 {
+        bail!("choose one of --gpu, --images and --server (got {kinds:?})");
+    }
     let value = if args.iter().any(|a| a == "--gpu") {
         gpu_bench(json, quick)?
     } else if args.iter().any(|a| a == "--images") {

@@ -189,19 +189,16 @@ impl RunBuilder {
             }
             (Err(e), _) => Err(e),
         };
-        match published {
-            Ok(()) => {}
-            Err(e) => {
-                let _ = disconnect(
-                    &client,
-                    &app_id,
-                    pb::DisconnectReason::LocalException,
-                    &e.to_string(),
-                )
-                .await;
-                app.set_active(None);
-                return Err(e);
-            }
+        if let Err(e) = published {
+            let _ = disconnect(
+                &client,
+                &app_id,
+                pb::DisconnectReason::LocalException,
+                &e.to_string(),
+            )
+            .await;
+            app.set_active(None);
+            return Err(e);
         }
 
         let heartbeat = tokio::spawn(heartbeats(client.clone(), app_id.clone()));

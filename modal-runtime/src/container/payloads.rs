@@ -13,7 +13,7 @@ pub(super) fn store_id() -> String {
 /// An input with its stored payload loaded; one that cannot be loaded keeps its handle and
 /// fails where it is read, the cause in the container's log.
 pub(super) fn load(mut item: InputItem) -> InputItem {
-    let Some(stored) = item.input.stored.clone() else {
+    let Some(stored) = item.input.stored.take() else {
         return item;
     };
     let loaded = match mounted() {
@@ -21,15 +21,15 @@ pub(super) fn load(mut item: InputItem) -> InputItem {
         None => Err("this container was given no payload store".to_owned()),
     };
     match loaded {
-        Ok(bytes) => {
-            item.input.data = bytes;
-            item.input.stored = None;
+        Ok(bytes) => item.input.data = bytes,
+        Err(e) => {
+            tracing::error!(
+                "cannot load the payload of input {} ({}): {e}",
+                item.input_id,
+                stored.handle
+            );
+            item.input.stored = Some(stored);
         }
-        Err(e) => tracing::error!(
-            "cannot load the payload of input {} ({}): {e}",
-            item.input_id,
-            stored.handle
-        ),
     }
     item
 }

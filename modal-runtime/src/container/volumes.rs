@@ -473,12 +473,14 @@ async fn reload_one(api: &Api, m: &mut Mounted) -> Result<()> {
         .await?
         .into_inner();
     let root = PathBuf::from(&m.mount.path);
+    // An entry that does not decode stops the reload: taken for a removal, it would delete the
+    // mount's copy.
     let head: BTreeMap<String, Entry> = manifest
         .entries
         .into_iter()
-        .filter_map(|e| Entry::try_from(e).ok())
-        .map(|e| (e.path.clone(), e))
-        .collect();
+        .map(|e| Entry::try_from(e).map(|e| (e.path.clone(), e)))
+        .collect::<Result<_, String>>()
+        .map_err(|e| Error::ControlPlane(format!("volume `{}`: {e}", m.mount.name)))?;
     let mut failed: Vec<String> = Vec::new();
     // Paths gone from the volume, deepest first: removed here unless changed here (a
     // directory goes once empty: what stays in it is this container's).

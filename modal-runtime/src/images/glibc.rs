@@ -44,7 +44,15 @@ pub(crate) fn image_version(store: &Store, layers: &[String]) -> Result<String, 
     ];
     for digest in layers.iter().rev() {
         for place in PLACES {
-            let path = store.layer(digest).join(place);
+            let Ok(mut path) = crate::paths::inside(&store.layer(digest), place) else {
+                continue;
+            };
+            // Before glibc 2.34, `libc.so.6` is a link to `libc-2.NN.so` beside it.
+            if let Ok(target) = std::fs::read_link(&path)
+                && target.components().count() == 1
+            {
+                path.set_file_name(target);
+            }
             if path.symlink_metadata().is_ok_and(|m| m.is_file()) {
                 let bytes = std::fs::read(&path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;

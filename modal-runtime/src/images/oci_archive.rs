@@ -190,23 +190,9 @@ fn read_dir(dir: &Path, unpacked: Option<PathBuf>) -> Result<Archive, String> {
     Ok(archive)
 }
 
-/// An error with the errors that caused it (the tar crate wraps the system's).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    text
-}
-
-/// A path the archive names, inside its directory.
+/// A path the archive names, inside its directory (through no link of the unpacked archive).
 fn inside(dir: &Path, name: &str) -> Result<PathBuf, String> {
-    if name.starts_with('/') || name.split('/').any(|c| c == "..") {
-        return Err(format!("the archive names `{name}`, outside itself"));
-    }
-    Ok(dir.join(name))
+    crate::paths::inside(dir, name).map_err(|e| format!("the archive names `{name}`: {e}"))
 }
 
 /// Unpacks a layer (a tar, maybe gzip-compressed) into `to` as an overlayfs layer: an OCI
@@ -274,7 +260,7 @@ pub(crate) fn unpack_layer(layer: &Path, to: &Path) -> Result<(), String> {
                 "layer {}: {}: {}",
                 layer.display(),
                 path.display(),
-                with_causes(&e)
+                crate::error::with_causes(&e)
             )
         })?;
     }

@@ -196,10 +196,19 @@ impl Store {
         self.root.join("images").join(format!("{image_id}.json"))
     }
 
-    /// Keeps the record of a built image (replacing an older one of the same id).
+    /// Keeps the record of a built image (replacing an older one of the same id, whose
+    /// creation time it keeps: a build that found every layer made nothing new).
     pub(crate) fn record(&self, record: &ImageRecord) -> Result<(), String> {
-        let json = serde_json::to_vec(record).map_err(|e| e.to_string())?;
         let path = self.record_path(&record.image.image_id);
+        let created_ms = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ImageRecord>(&b).ok())
+            .map_or(record.created_ms, |old| old.created_ms);
+        let record = ImageRecord {
+            created_ms,
+            ..record.clone()
+        };
+        let json = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
         let tmp = path.with_extension("part");
         std::fs::write(&tmp, json)
             .and_then(|()| std::fs::rename(&tmp, &path))

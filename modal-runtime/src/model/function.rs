@@ -346,6 +346,11 @@ impl FunctionDef {
         if let Some(s) = &self.schedule {
             check(s.validate());
         }
+        out.extend(rules::check_volume_mounts(
+            self.volumes
+                .iter()
+                .map(|m| (m.path.as_str(), m.name.as_str())),
+        ));
         out
     }
 

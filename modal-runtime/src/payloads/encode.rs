@@ -21,25 +21,20 @@ pub(crate) enum Encoded {
 
 /// Makes the file a large encoding goes to: `(file, its path)`; its name is the payload's
 /// handle.
-type MakeFile<'a> = dyn Fn() -> std::io::Result<(std::fs::File, PathBuf)> + 'a;
-type NewFile<'a> = &'a MakeFile<'a>;
-
-/// Where this process writes large encodings: its store's `objects/`, or its outbox.
-fn new_file() -> Option<Box<MakeFile<'static>>> {
-    if let Some(store) = hosted() {
-        return Some(Box::new(|| store.new_file()));
-    }
-    mounted().map(|m| Box::new(|| m.new_file()) as Box<MakeFile<'static>>)
-}
+type NewFile<'a> = &'a dyn Fn() -> std::io::Result<(std::fs::File, PathBuf)>;
 
 /// Encodes `value`: in memory up to [`inline_max`] bytes, then straight into a new file of
 /// this process's store or outbox (no copy of the whole in memory). A file that cannot be
 /// written is removed and the value encoded in memory instead (the cause in the log).
 pub(crate) fn encode<T: Serialize + std::any::Any>(value: &T) -> Result<Encoded, CodecError> {
-    match new_file() {
-        Some(make) => encode_with(value, &*make),
-        None => codec::encode(value).map(Encoded::Inline),
+    // Where this process writes large encodings: its store's `objects/`, or its outbox.
+    if let Some(store) = hosted() {
+        return encode_with(value, &|| store.new_file());
     }
+    if let Some(outbox) = mounted() {
+        return encode_with(value, &|| outbox.new_file());
+    }
+    codec::encode(value).map(Encoded::Inline)
 }
 
 /// [`encode`] with large encodings written to the file `make` makes (a spare it reuses may

@@ -11,8 +11,11 @@
 //!   delivered result.
 //! - `outbox/<task id>/`: one directory per container, the only place a container writes; the
 //!   control plane moves a file from there into `objects/` when the container names it in an
-//!   output, so a container's file is read with `read`, never mapped (its writer may still
-//!   hold it open).
+//!   output, after checking it. A control plane serving other programs reads such a file
+//!   (`Store::read`: its writer may still hold it open); only the program that hosts the store,
+//!   whose containers run its own binary, maps it (`Store::map`, `Store::take`).
+//! - `free/`: in a store of this process's own, a few removed files kept as spares that new
+//!   payloads overwrite (`Store::new_file`, `Store::give_spare`).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -174,23 +177,7 @@ impl Store {
             } else {
                 std::env::temp_dir()
             };
-        if let Ok(dirs) = std::fs::read_dir(&base) {
-            for d in dirs.flatten() {
-                let name = d.file_name();
-                let pid = name
-                    .to_str()
-                    .and_then(|n| n.strip_prefix("modal-payloads-"))
-                    .and_then(|n| n.split('-').next());
-                if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
-                    let _ = std::fs::remove_dir_all(d.path());
-                }
-            }
-        }
-        let root = base.join(format!(
-            "modal-payloads-{}-{}",
-            std::process::id(),
-            &random_name()[..8]
-        ));
+        let root = crate::paths::of_this_process(&base, "payloads", &random_name()[..8]);
         Ok(Store {
             of_this_process: true,
             ..Store::open(&root)?
@@ -273,7 +260,7 @@ impl Store {
     }
 
     /// Removes a payload file, or, in a store of this process's own, keeps it as a spare (see
-    /// [`Store::take_spare`]) while there are few.
+    /// [`Store::new_file`]) while there are few.
     fn discard(&self, path: &Path) -> std::io::Result<()> {
         let free = self.root.join("free");
         let worth_keeping = self.of_this_process

@@ -113,27 +113,8 @@ pub(crate) fn hosted_payloads(
 /// directory (its volumes last as long as the program), after removing those of programs that
 /// are gone.
 fn embedded_volume_files() -> Option<binaries::Binaries> {
-    let tmp = std::env::temp_dir();
-    if let Ok(dirs) = std::fs::read_dir(&tmp) {
-        for d in dirs.flatten() {
-            let name = d.file_name();
-            let Some(pid) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("modal-volumes-"))
-                .and_then(|n| n.split('-').next())
-            else {
-                continue;
-            };
-            if !std::path::Path::new("/proc").join(pid).exists() {
-                let _ = std::fs::remove_dir_all(d.path());
-            }
-        }
-    }
-    let dir = tmp.join(format!(
-        "modal-volumes-{}-{}",
-        std::process::id(),
-        crate::ids::new_id("")
-    ));
+    let dir =
+        crate::paths::of_this_process(&std::env::temp_dir(), "volumes", &crate::ids::new_id(""));
     binaries::Binaries::private_files(dir.clone(), "volume file")
         .map_err(|e| {
             tracing::warn!(

@@ -206,12 +206,7 @@ impl State {
     /// The stored payloads the state names: its inputs' and the results it keeps.
     pub(crate) fn live_payloads(&self) -> HashSet<String> {
         let inputs = self.inputs.values().map(|i| &i.payload);
-        let results = self.calls.values().filter_map(|c| match &c.kind {
-            CallKind::Unary {
-                result: Some(r), ..
-            } => r.data.as_ref(),
-            _ => None,
-        });
+        let results = self.calls.values().filter_map(CallRec::kept_value);
         inputs
             .chain(results)
             .filter_map(|p| Some(p.stored.as_ref()?.handle.clone()))
@@ -234,14 +229,7 @@ impl State {
             .extract_if(|_, c| c.finished_at_ms.is_some_and(|f| f < cutoff))
             .map(|(_, c)| c)
             .collect();
-        for call in &expired {
-            if let CallKind::Unary {
-                result: Some(r), ..
-            } = &call.kind
-            {
-                self.release(r.data.as_ref());
-            }
-        }
+        self.release(expired.iter().filter_map(CallRec::kept_value));
         if !expired.is_empty() {
             self.record(Op::PruneCalls {
                 finished_before: cutoff,

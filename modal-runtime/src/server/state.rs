@@ -162,6 +162,18 @@ pub(crate) struct CallRec {
     pub(crate) unfinished: HashSet<InputId>,
 }
 
+impl CallRec {
+    /// The value of the result a unary call keeps, if it has one.
+    pub(crate) fn kept_value(&self) -> Option<&Payload> {
+        match &self.kind {
+            CallKind::Unary {
+                result: Some(r), ..
+            } => r.data.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum InputState {
     Queued,

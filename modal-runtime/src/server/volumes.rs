@@ -74,12 +74,7 @@ impl State {
             .iter()
             .find(|(_, v)| v.app_id.is_none() && v.name == r.name && v.environment == env)
             .map(|(id, _)| id.clone())
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "no volume named `{}` in environment `{env}` (create it with `modal volume create {}` or `Volume::from_name(..).create_if_missing(true)`)",
-                    r.name, r.name
-                ))
-            })
+            .ok_or_else(|| no_volume_named(&r.name, &env))
     }
 
     /// The volumes `principal` may reach: `None` for every one (a user), the mounts of its
@@ -140,10 +135,7 @@ impl State {
             return Ok((id.clone(), v.version, false));
         }
         if !req.create_if_missing && app_id.is_none() {
-            return Err(Status::not_found(format!(
-                "no volume named `{}` in environment `{env}` (create it with `modal volume create {}`, or use `Volume::from_name(..).create_if_missing(true)`)",
-                req.volume.name, req.volume.name
-            )));
+            return Err(no_volume_named(&req.volume.name, &env));
         }
         let id = crate::ids::new_id("vo-");
         let now = self.clock.unix_ms;
@@ -307,7 +299,8 @@ impl State {
             .collect()
     }
 
-    /// The mounts of a function, checked: each volume exists; absolute, distinct paths.
+    /// The mounts of a function, checked: each volume exists, none is mounted twice (their
+    /// paths are checked with the definition, `FunctionDef::problems`).
     pub(crate) fn check_volume_mounts(&self, mounts: &[VolumeMount]) -> Result<(), Status> {
         let mut seen_ids = HashSet::new();
         for m in mounts {
@@ -360,4 +353,10 @@ impl State {
             );
         }
     }
+}
+
+fn no_volume_named(name: &str, environment: &str) -> Status {
+    Status::not_found(format!(
+        "no volume named `{name}` in environment `{environment}` (create it with `modal volume create {name}`, or use `Volume::from_name(..).create_if_missing(true)`)"
+    ))
 }

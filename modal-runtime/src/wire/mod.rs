@@ -77,15 +77,7 @@ pub(crate) async fn connect(
         }
         None => endpoint.connect().await,
     };
-    connected.map_err(|e| {
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg = format!("{msg}: {s}");
-            src = s.source();
-        }
-        msg
-    })
+    connected.map_err(|e| crate::error::with_causes(&e))
 }
 
 /// The path of a `unix:///path` URL.

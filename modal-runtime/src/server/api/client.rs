@@ -327,9 +327,7 @@ impl pb::client_api_server::ClientApi for Api {
             let _keep = &guard;
             Ok(match e {
                 GeneratorEvent::Item(mut p) => {
-                    if let (Some(store), false) = (api.payloads.as_deref(), local) {
-                        stored::load_for_client(store, &mut p, Reader::Only);
-                    }
+                    stored::load_for_client(api.payloads.as_deref(), local, &mut p, Reader::Only);
                     GeneratorEvent::Item(p)
                 }
                 GeneratorEvent::Done(r) => GeneratorEvent::Done(stored::for_client(

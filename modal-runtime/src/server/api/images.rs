@@ -15,9 +15,7 @@ use crate::wire::pb;
 
 impl Files for Binaries {
     fn path(&self, hash: &str) -> Option<std::path::PathBuf> {
-        self.has(hash)
-            .then(|| Binaries::path(self, hash).ok())
-            .flatten()
+        Binaries::path(self, hash).ok().filter(|p| p.is_file())
     }
 }
 

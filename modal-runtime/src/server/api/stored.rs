@@ -56,18 +56,23 @@ pub(super) fn for_client(
     mut result: CallResult,
     reader: Reader,
 ) -> CallResult {
-    if in_process {
-        return result;
-    }
-    if let (Some(store), Some(p)) = (store, result.data.as_mut()) {
-        load_for_client(store, p, reader);
+    if let Some(p) = result.data.as_mut() {
+        load_for_client(store, in_process, p, reader);
     }
     result
 }
 
-/// A payload loaded for a client that cannot reach the store (a failure to load leaves the
-/// handle, which the client reports it cannot read; the cause is here).
-pub(super) fn load_for_client(store: &Store, p: &mut Payload, reader: Reader) {
+/// A payload as a client receives it: loaded when the client cannot reach the store (a failure
+/// to load leaves the handle, which the client reports it cannot read; the cause is here).
+pub(super) fn load_for_client(
+    store: Option<&Store>,
+    in_process: bool,
+    p: &mut Payload,
+    reader: Reader,
+) {
+    let Some(store) = store.filter(|_| !in_process) else {
+        return;
+    };
     let Some(stored) = p.stored.take() else {
         return;
     };
@@ -129,6 +134,9 @@ pub(super) fn take_output(
 /// A generator item that went through the outbox; one that cannot be taken is passed on as
 /// announced, and its reader says it cannot read it.
 pub(super) fn take_item(store: Option<&Store>, task_id: &str, p: Payload) -> Payload {
+    if p.stored.is_none() {
+        return p;
+    }
     let announced = p.clone();
     take(store, task_id, p).unwrap_or_else(|e| {
         tracing::warn!(task_id, "a generator item: {e}");

@@ -68,7 +68,6 @@ impl ImageRoot {
             env: image.env.clone(),
         };
         let overlay = Overlay::mount(&lowers, &root.tmpfs.join("upper"), &root.tmpfs)?;
-        root.merged = overlay.merged().to_path_buf();
         root.overlay = Some(overlay);
         // Its root owns `/` and the working directory: copied up with that owner (never
         // through a link of the image's, which would lead onto the host).
