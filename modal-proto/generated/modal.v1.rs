@@ -835,6 +835,10 @@ pub struct OutputItem {
     pub input_id: ::prost::alloc::string::String,
     #[prost(message, optional, tag = "2")]
     pub result: ::core::option::Option<CallResult>,
+    /// How long the input's code ran in the container, in microseconds (0: not measured). The
+    /// autoscaler tells busy containers from starved ones with it.
+    #[prost(uint64, tag = "3")]
+    pub run_us: u64,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ContainerInitFailure {

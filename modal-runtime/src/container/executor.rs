@@ -1,12 +1,14 @@
 //! Runs a container's inputs in arrival order, at most `concurrency` at once: sync functions on
-//! input threads, async ones, generators, batches and class methods on the user runtime. Every
-//! event (a generator item, a result) goes out through one ordered channel.
+//! input threads (`sync_pool`), async ones, generators, batches and class methods on the user
+//! runtime. Every event (a generator item, a result) goes out through one ordered channel.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::sync_pool::{SyncJob, SyncPool};
 use super::{journal, payloads, runner};
 use crate::model::{CallResult, InputItem, Payload, ResultStatus};
 use crate::registry::{self, ClassInstance, FunctionRegistration, GeneratorSink, Invoker, Outcome};
@@ -21,17 +23,17 @@ pub(super) enum Event {
     Done {
         input_id: String,
         result: CallResult,
+        /// How long the input's code ran (zero when it did not start).
+        run: Duration,
     },
 }
 
 enum Running {
     /// On the user runtime (every input of a batch holds the batch's handle).
     Task(tokio::task::AbortHandle),
-    Sync,
+    /// Failed before it started: its result is on the way.
+    Failed,
 }
-
-/// A sync input for the input threads: its id, its journal key and its encoded arguments.
-type SyncJob = (String, String, bytes::Bytes);
 
 pub(super) struct Executor {
     function: &'static FunctionRegistration,
@@ -43,7 +45,10 @@ pub(super) struct Executor {
     /// Inputs started, by id; a batch counts its inputs under one slot.
     running: HashMap<String, (Running, String)>,
     events: mpsc::UnboundedSender<Event>,
-    sync_jobs: Option<std::sync::mpsc::Sender<SyncJob>>,
+    /// A sync function's input threads, once started.
+    sync: Option<Arc<SyncPool>>,
+    /// Sync inputs cancelled while running: their results are not sent.
+    cancelled_running: HashSet<String>,
     user: &'static tokio::runtime::Runtime,
     /// A class's generator methods.
     generators: Vec<String>,
@@ -84,7 +89,8 @@ impl Executor {
             queue: VecDeque::new(),
             running: HashMap::new(),
             events,
-            sync_jobs: None,
+            sync: None,
+            cancelled_running: HashSet::new(),
             user,
             generators: (function.spec)().generator_methods,
             leaving: false,
@@ -96,13 +102,33 @@ impl Executor {
             // The control plane runs them elsewhere once it hears that this container leaves.
             return;
         }
+        if let Invoker::Sync(f) = self.function.invoker {
+            // The input threads take them in order, `concurrency` at once.
+            let mut jobs = Vec::with_capacity(items.len());
+            for item in items {
+                match item.input.readable() {
+                    Ok(input) => jobs.push(SyncJob {
+                        key: task_env::journal_key(&item.input_id, item.attempt),
+                        input_id: item.input_id,
+                        input: input.clone(),
+                    }),
+                    Err(e) => self.fail(item.input_id, "", e),
+                }
+            }
+            self.sync_pool(f).push(jobs);
+            return;
+        }
         self.queue.extend(items);
         self.start_ready();
     }
 
-    /// Forgets a finished input; true if it was running here.
+    /// Forgets a finished input; true if its result is to be sent.
     pub(super) fn finished(&mut self, input_id: &str) -> bool {
-        self.running.remove(input_id).is_some()
+        if self.running.remove(input_id).is_some() {
+            return true;
+        }
+        // The input threads' inputs are not tracked here.
+        self.sync.is_some() && !self.cancelled_running.remove(input_id)
     }
 
     fn slots_used(&self) -> usize {
@@ -116,8 +142,12 @@ impl Executor {
     fn fail(&mut self, input_id: String, batch: &str, message: String) {
         let result = CallResult::failure(ResultStatus::InternalFailure, message, &self.task_id);
         self.running
-            .insert(input_id.clone(), (Running::Sync, batch.to_owned()));
-        let _ = self.events.send(Event::Done { input_id, result });
+            .insert(input_id.clone(), (Running::Failed, batch.to_owned()));
+        let _ = self.events.send(Event::Done {
+            input_id,
+            result,
+            run: Duration::ZERO,
+        });
     }
 
     pub(super) fn start_ready(&mut self) {
@@ -152,18 +182,15 @@ impl Executor {
         let input_id = item.input_id;
         let task_id = self.task_id.clone();
         let events = self.events.clone();
-        let finish = move |input_id: String, result: CallResult| {
+        let finish = move |input_id: String, result: CallResult, run: Duration| {
             let result = payloads::fit(result);
-            let _ = events.send(Event::Done { input_id, result });
+            let _ = events.send(Event::Done {
+                input_id,
+                result,
+                run,
+            });
         };
         let future = match (self.function.invoker, &self.instance) {
-            (Invoker::Sync(f), _) => {
-                let jobs = self.sync_pool(f);
-                self.running
-                    .insert(input_id.clone(), (Running::Sync, String::new()));
-                let _ = jobs.send((input_id, key, input));
-                return;
-            }
             (Invoker::Async(f), _) => runner::catch(f(input)),
             (Invoker::Generator(f), _) => runner::catch(f(input, sink(&self.events, &input_id))),
             (Invoker::Class(_), Some(instance)) => {
@@ -171,7 +198,7 @@ impl Executor {
                 let sink = is_generator.then(|| sink(&self.events, &input_id));
                 runner::catch(Arc::clone(instance).call(item.method, input, sink))
             }
-            (Invoker::Batched(_), _) | (Invoker::Class(_), None) => {
+            (Invoker::Sync(_) | Invoker::Batched(_), _) | (Invoker::Class(_), None) => {
                 return self.fail(
                     input_id,
                     "",
@@ -182,9 +209,10 @@ impl Executor {
         let id = input_id.clone();
         let handle = self.user.spawn(async move {
             journal::started(&[&key]);
+            let began = Instant::now();
             let result = CallResult::from_outcome(future.await, &task_id);
             journal::ended(&key, &result);
-            finish(id, result);
+            finish(id, result, began.elapsed());
         });
         self.running.insert(
             input_id,
@@ -229,6 +257,7 @@ impl Executor {
         let handle = self.user.spawn(async move {
             let started: Vec<&str> = keys.iter().map(String::as_str).collect();
             journal::started(&started);
+            let began = Instant::now();
             let outcomes = match runner::catch_batch(future).await {
                 Ok(o) if o.len() == n => o,
                 Ok(o) => {
@@ -240,11 +269,17 @@ impl Executor {
                 }
                 Err(panic) => crate::registry::outcome::batch_failed(n, &panic.0),
             };
+            // Each input of the batch ran for the batch's time.
+            let run = began.elapsed();
             for ((input_id, key), outcome) in batch_ids.into_iter().zip(&keys).zip(outcomes) {
                 let result = CallResult::from_outcome(outcome, &task_id);
                 journal::ended(key, &result);
                 let result = payloads::fit(result);
-                let _ = events.send(Event::Done { input_id, result });
+                let _ = events.send(Event::Done {
+                    input_id,
+                    result,
+                    run,
+                });
             }
         });
         // The batch is aborted once every one of its inputs is cancelled.
@@ -255,46 +290,14 @@ impl Executor {
         }
     }
 
-    /// Threads for a sync function: `concurrency` of them, fed from one queue. User code never
-    /// runs on the runtime's threads, which keep serving the control-plane stream (and notice
-    /// at once when it breaks).
-    fn sync_pool(&mut self, f: fn(&[u8]) -> registry::Outcome) -> std::sync::mpsc::Sender<SyncJob> {
-        if let Some(tx) = &self.sync_jobs {
-            return tx.clone();
-        }
-        let (tx, rx) = std::sync::mpsc::channel::<SyncJob>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..self.concurrency {
-            let rx = Arc::clone(&rx);
-            let events = self.events.clone();
-            let task_id = self.task_id.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("modal-input-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = match rx.lock() {
-                            Ok(guard) => guard.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok((input_id, key, input)) = job else {
-                            return;
-                        };
-                        journal::started(&[&key]);
-                        let result = runner::run_sync(f, &input, &task_id);
-                        drop(input);
-                        journal::ended(&key, &result);
-                        let result = payloads::fit(result);
-                        if events.send(Event::Done { input_id, result }).is_err() {
-                            return;
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!("cannot start an input thread: {e}");
-            }
-        }
-        self.sync_jobs = Some(tx.clone());
-        tx
+    /// The input threads of a sync function: `concurrency` of them. User code never runs on the
+    /// runtime's threads, which keep serving the control-plane stream (and notice at once when it
+    /// breaks).
+    fn sync_pool(&mut self, f: fn(&[u8]) -> registry::Outcome) -> Arc<SyncPool> {
+        let pool = self.sync.get_or_insert_with(|| {
+            SyncPool::start(f, self.concurrency, &self.task_id, &self.events)
+        });
+        Arc::clone(pool)
     }
 
     /// Drops cancelled inputs; a running task is aborted (a batch when none of its inputs is
@@ -303,6 +306,15 @@ impl Executor {
     pub(super) fn cancel(&mut self, ids: &[String]) -> Option<String> {
         self.queue.retain(|i| !ids.contains(&i.input_id));
         let mut leave = None;
+        if let Some(id) = self.sync.as_ref().and_then(|pool| pool.cancel(ids)) {
+            tracing::warn!(
+                "input {id} was cancelled while running; the container stops to interrupt it"
+            );
+            leave = Some(format!(
+                "input {id} was cancelled while running on one of its threads"
+            ));
+            self.cancelled_running.insert(id);
+        }
         for id in ids {
             match self.running.remove(id) {
                 Some((Running::Task(handle), batch))
@@ -310,20 +322,15 @@ impl Executor {
                 {
                     handle.abort()
                 }
-                Some((Running::Sync, batch)) if batch.is_empty() => {
-                    tracing::warn!(
-                        "input {id} was cancelled while running; the container stops to interrupt it"
-                    );
-                    leave = Some(format!(
-                        "input {id} was cancelled while running on one of its threads"
-                    ));
-                }
                 _ => {}
             }
         }
         if leave.is_some() {
             self.leaving = true;
             self.queue.clear();
+            if let Some(pool) = &self.sync {
+                pool.close();
+            }
         }
         leave
     }

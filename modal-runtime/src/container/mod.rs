@@ -6,6 +6,7 @@ mod executor;
 mod journal;
 mod payloads;
 pub(crate) mod runner;
+mod sync_pool;
 mod volumes;
 
 use std::io::Write;
@@ -336,9 +337,13 @@ async fn serve(ctx: Context) -> ExitCode {
                                 _ => items.push((input_id, vec![item.into()])),
                             }
                         }
-                        Event::Done { input_id, result } => {
+                        Event::Done { input_id, result, run } => {
                             if exec.finished(&input_id) {
-                                outputs.push(pb::OutputItem { input_id, result: Some(result.into()) });
+                                outputs.push(pb::OutputItem {
+                                    input_id,
+                                    result: Some(result.into()),
+                                    run_us: run_us(run),
+                                });
                             }
                         }
                     }
@@ -348,6 +353,15 @@ async fn serve(ctx: Context) -> ExitCode {
             }
         }
     }
+}
+
+/// An input's run time for its output: 0 says "not measured" (it did not start), so a run
+/// that started counts at least 1 µs.
+fn run_us(run: std::time::Duration) -> u64 {
+    if run.is_zero() {
+        return 0;
+    }
+    u64::try_from(run.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
 fn send(tx: &mpsc::UnboundedSender<pb::ContainerMessage>, m: pb::container_message::Message) {

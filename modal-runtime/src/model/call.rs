@@ -248,6 +248,8 @@ pub(crate) struct InputItem {
 pub(crate) struct OutputItem {
     pub(crate) input_id: String,
     pub(crate) result: CallResult,
+    /// How long the input's code ran in the container, when it said.
+    pub(crate) run: Option<std::time::Duration>,
 }
 
 /// One result of a map, by the position of its input.

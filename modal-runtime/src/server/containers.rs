@@ -270,6 +270,9 @@ impl State {
             let exec = now.duration_since(*started);
             if let Some(f) = self.functions.get_mut(&function_id) {
                 f.exec_ewma = Some(ewma(f.exec_ewma, exec));
+                if let Some(run) = item.run {
+                    f.run_ewma = Some(ewma(f.run_ewma, run));
+                }
             }
             let mut promote = Vec::new();
             if let Some(t) = self.tasks.get_mut(task_id) {

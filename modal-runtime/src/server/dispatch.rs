@@ -194,13 +194,15 @@ impl State {
             starting: 0,
             concurrency: f.def.planned_per_container(),
             exec: f.exec_ewma,
+            run: f.run_ewma,
             startup: f.startup_ewma,
             min_containers: usize::try_from(a.min_containers).unwrap_or(0),
             max_containers: a.max_containers.and_then(|m| usize::try_from(m).ok()),
             buffer_containers: usize::try_from(a.buffer_containers).unwrap_or(0),
         };
         for t in f.tasks.iter().filter_map(|id| self.tasks.get(id)) {
-            load.in_containers += t.load();
+            load.in_containers += t.running.len();
+            load.queued += t.prefetched.len();
             if t.stop.is_some() {
                 continue;
             }

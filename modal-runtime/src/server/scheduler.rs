@@ -186,17 +186,20 @@ pub(crate) fn prefetch_depth(exec: Option<Duration>) -> usize {
 /// The load on one function, for the autoscaler.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Load {
-    /// Inputs waiting for a container.
+    /// Inputs waiting: for a container, or in one behind the inputs it runs (prefetched).
     pub(crate) queued: usize,
-    /// Inputs in containers.
+    /// Inputs running in containers.
     pub(crate) in_containers: usize,
     /// Containers connected and not stopping.
     pub(crate) ready: usize,
     /// Containers asked for and not connected yet.
     pub(crate) starting: usize,
     pub(crate) concurrency: usize,
-    /// Average time an input runs, once known.
+    /// Average time an input takes, from the moment it may start in its container to its
+    /// result reaching the control plane, once known.
     pub(crate) exec: Option<Duration>,
+    /// Average time an input's code runs in its container, once containers have said.
+    pub(crate) run: Option<Duration>,
     /// Average container start-up time, once known.
     pub(crate) startup: Option<Duration>,
     pub(crate) min_containers: usize,
@@ -208,7 +211,9 @@ pub(crate) struct Load {
 ///
 /// Without a known run time, every waiting input gets a slot (Modal's behaviour). Once inputs
 /// are known to be quick, a new container is only worth starting while the backlog would take
-/// the running containers longer to clear than a new container takes to start.
+/// the running containers longer to clear than a new container takes to start, and while the
+/// containers are busy: when their code runs less than half of each input's turn, the rest is
+/// delivery (the control plane, the network), which more containers would only share.
 pub(crate) fn containers_to_start(l: &Load) -> usize {
     let have = l.ready + l.starting;
     let c = l.concurrency.max(1);
@@ -219,12 +224,15 @@ pub(crate) fn containers_to_start(l: &Load) -> usize {
                 .startup
                 .unwrap_or(Duration::from_millis(50))
                 .max(Duration::from_millis(1));
-            let backlog_work = exec.saturating_mul(u32::try_from(l.queued).unwrap_or(u32::MAX));
+            // The backlog costs the containers its inputs' run time.
+            let run = l.run.map_or(exec, |r| r.min(exec));
+            let starved = run.saturating_mul(2) < exec;
+            let backlog_work = run.saturating_mul(u32::try_from(l.queued).unwrap_or(u32::MAX));
             let busy = l.in_containers.div_ceil(c);
             // Containers needed so that the backlog clears within one start-up time.
             let for_backlog =
                 (backlog_work.as_secs_f64() / startup.as_secs_f64() / c as f64).ceil() as usize;
-            if l.queued == 0 {
+            if l.queued == 0 || (starved && have > 0) {
                 busy
             } else {
                 busy.max(for_backlog).max(usize::from(have == 0))
@@ -373,6 +381,7 @@ mod tests {
             starting: 0,
             concurrency: 1,
             exec: None,
+            run: None,
             startup: None,
             min_containers: 0,
             max_containers: None,
@@ -487,6 +496,49 @@ mod tests {
                 ..load()
             }),
             2
+        );
+        // Containers whose code runs a fraction of each input's turn are starved: a backlog
+        // of quick inputs starts no more of them, however long.
+        let starved = Load {
+            queued: 100_000,
+            in_containers: 1,
+            ready: 1,
+            exec: Some(Duration::from_micros(10)),
+            run: Some(Duration::from_micros(2)),
+            startup: Some(Duration::from_millis(20)),
+            ..load()
+        };
+        assert_eq!(containers_to_start(&starved), 0);
+        // The same backlog in busy containers scales out, measured by the run time.
+        let busy = Load {
+            run: Some(Duration::from_micros(8)),
+            ..starved.clone()
+        };
+        assert_eq!(containers_to_start(&busy), 1);
+        assert_eq!(
+            containers_to_start(&Load {
+                ready: 16,
+                in_containers: 16,
+                ..busy.clone()
+            }),
+            16
+        );
+        // Starved containers still get their first one, and slow inputs are never starved.
+        assert_eq!(
+            containers_to_start(&Load {
+                ready: 0,
+                in_containers: 0,
+                ..starved.clone()
+            }),
+            1
+        );
+        assert_eq!(
+            containers_to_start(&Load {
+                exec: Some(Duration::from_secs(2)),
+                run: Some(Duration::from_secs(1)),
+                ..starved
+            }),
+            1
         );
         // Nothing running yet but quick inputs queued: start one.
         assert_eq!(

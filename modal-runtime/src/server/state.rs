@@ -63,8 +63,11 @@ pub(crate) struct FunctionRec {
     /// Inputs waiting for a container, in arrival order.
     pub(crate) queue: VecDeque<InputId>,
     pub(crate) tasks: Vec<TaskId>,
-    /// Moving average of how long an input runs in a container.
+    /// Moving average of how long an input takes in a container, from the moment it may start
+    /// there to its result here.
     pub(crate) exec_ewma: Option<Duration>,
+    /// Moving average of how long an input's code runs, as its containers measured it.
+    pub(crate) run_ewma: Option<Duration>,
     /// Moving average of container start-up (start request to hello).
     pub(crate) startup_ewma: Option<Duration>,
     /// The deployment version of `def`; containers of older versions take no new inputs.
@@ -119,6 +122,7 @@ impl FunctionRec {
             queue: VecDeque::new(),
             tasks: Vec::new(),
             exec_ewma: None,
+            run_ewma: None,
             startup_ewma: None,
             version,
             created_at_ms,

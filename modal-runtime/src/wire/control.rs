@@ -270,6 +270,7 @@ impl From<WorkerEvent> for pb::worker_message::Message {
                         .map(|(input_id, r)| pb::OutputItem {
                             input_id,
                             result: Some(r.into()),
+                            run_us: 0,
                         })
                         .collect(),
                     out_of_memory: out_of_memory.unwrap_or_default(),

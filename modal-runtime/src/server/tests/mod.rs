@@ -404,6 +404,7 @@ impl Plane {
             vec![OutputItem {
                 input_id: input_id.into(),
                 result,
+                run: None,
             }],
         );
         self.state.schedule();
