@@ -14,8 +14,46 @@ inventory::submit! {
     EmbeddedStart(start)
 }
 
+/// Starts the control plane and the worker on a thread of their own, with a single-threaded
+/// runtime: the program's runtime may be blocked by its own code without stalling them (or the
+/// containers' streams), and a call crosses fewer threads than on a shared multi-threaded one.
 fn start() -> EmbeddedFuture {
-    Box::pin(embedded())
+    Box::pin(async {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("modal-control-plane".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(Error::Connect {
+                            url: "127.0.0.1:0".into(),
+                            message: format!(
+                                "cannot start the embedded control plane's runtime: {e}"
+                            ),
+                        }));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let _ = tx.send(embedded().await);
+                    std::future::pending::<()>().await
+                });
+            });
+        if let Err(e) = spawned {
+            return Err(Error::Connect {
+                url: "127.0.0.1:0".into(),
+                message: format!("cannot start the embedded control plane's thread: {e}"),
+            });
+        }
+        rx.await.map_err(|_| Error::Connect {
+            url: "127.0.0.1:0".into(),
+            message: "the embedded control plane's thread ended".into(),
+        })?
+    })
 }
 
 async fn embedded() -> Result<Client> {
