@@ -63,6 +63,9 @@ fn payloads_round_trip_byte_for_byte_and_only_kept_results_stay() {
         &[
             "remote",
             "remote vec",
+            "remote bytes",
+            "spawn get bytes",
+            "spawn get bytes kept",
             "spawn get",
             "spawn get again",
             "map",
@@ -80,6 +83,7 @@ fn payloads_round_trip_byte_for_byte_and_only_kept_results_stay() {
     }
     // Every input was removed once done, every result its caller took; the results of
     // spawned calls stay for every `get` until the program ends.
+    assert_field(&out, "kept inputs intact", "true");
     let kept = field(&out, "spawned large results").expect("counted");
     assert_field(&out, "stored files left", &kept);
 }
@@ -161,12 +165,15 @@ fn payloads_round_trip_through_a_modal_server() {
         &out,
         &[
             "remote",
+            "remote bytes",
+            "spawn get bytes kept",
             "spawn get again",
             "map",
             "generator",
             "class method",
         ],
     );
+    assert_field(&out, "kept inputs intact", "true");
     // The client is another process: it has no store of its own; the server's keeps only the
     // results of spawned calls.
     assert_field(&out, "stored files left", "-1");

@@ -227,7 +227,7 @@ fn generate(
         quote!(#impl_ident(#(#impl_idents),*))
     };
     let decode = quote!(
-        let (#(#impl_idents,)*): (#(#impl_types,)*) = match ::modal::__private::decode_args(__input.as_ref()) {
+        let (#(#impl_idents,)*): (#(#impl_types,)*) = match ::modal::__private::decode_args(&__input) {
             ::core::result::Result::Ok(__a) => __a,
             ::core::result::Result::Err(__e) => return ::modal::__private::Outcome::BadInput(__e),
         };
@@ -301,7 +301,7 @@ fn generate(
             } else {
                 (
                     quote!(
-                        fn __modal_invoke(__input: &[u8]) -> ::modal::__private::Outcome {
+                        fn __modal_invoke(__input: ::modal::__private::Bytes) -> ::modal::__private::Outcome {
                             #decode
                             let __ret = #call_impl;
                             #to_outcome

@@ -340,7 +340,7 @@ fn generate(imp: &ItemImpl, class: &syn::Ident, methods: &[Method]) -> TokenStre
         let arg_idents: Vec<&syn::Ident> = m.args.iter().map(|a| &a.ident).collect();
         let arg_types: Vec<&Type> = m.args.iter().map(|a| &a.ty).collect();
         let decode = quote!(
-            let (#(#arg_idents,)*): (#(#arg_types,)*) = match ::modal::__private::decode_args(__input.as_ref()) {
+            let (#(#arg_idents,)*): (#(#arg_types,)*) = match ::modal::__private::decode_args(&__input) {
                 ::core::result::Result::Ok(__a) => __a,
                 ::core::result::Result::Err(__e) => return ::modal::__private::Outcome::BadInput(__e),
             };

@@ -839,6 +839,10 @@ pub struct OutputItem {
     /// autoscaler tells busy containers from starved ones with it.
     #[prost(uint64, tag = "3")]
     pub run_us: u64,
+    /// The container still holds the input's bytes, mapped from its payload file (user code kept
+    /// them): the file is removed once done, never written over.
+    #[prost(bool, tag = "4")]
+    pub input_kept: bool,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ContainerInitFailure {

@@ -1,9 +1,11 @@
 //! The payload codec: bincode 2 (serde), behind a format tag so it can be swapped later. A
 //! plain `Vec<u8>` (alone, or as the one argument) has the encoding of a byte string, which
-//! serde would move byte by byte: it is encoded and decoded as one byte string instead.
+//! serde would move byte by byte: it is encoded and decoded as one byte string instead. A
+//! `Bytes` (alone, or as the one argument) decoded from shared bytes is a slice of them: no copy.
 
 use std::any::{Any, TypeId};
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -33,12 +35,18 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
-/// The bytes of a value encoded as one byte string: a `Vec<u8>` or a one-tuple of one.
+/// The bytes of a value encoded as one byte string: a `Vec<u8>` or a `Bytes`, or a one-tuple
+/// of one.
 fn byte_string<T: Any>(value: &T) -> Option<&[u8]> {
     let any: &dyn Any = value;
     any.downcast_ref::<Vec<u8>>()
         .or_else(|| any.downcast_ref::<(Vec<u8>,)>().map(|t| &t.0))
         .map(Vec::as_slice)
+        .or_else(|| {
+            any.downcast_ref::<Bytes>()
+                .or_else(|| any.downcast_ref::<(Bytes,)>().map(|t| &t.0))
+                .map(Bytes::as_ref)
+        })
 }
 
 /// [`encode`] for any type (no byte-string fast path: a type that may borrow is not `Any`).
@@ -86,6 +94,44 @@ pub(crate) fn decode<T: DeserializeOwned + Any>(bytes: &[u8]) -> Result<T, Codec
     decode_exact(bytes)
 }
 
+/// [`decode`] from shared bytes: a `Bytes` (or a one-tuple of one) is a slice of `source`, not a
+/// copy (a payload mapped from its file stays mapped while the value lives).
+pub(crate) fn decode_shared<T: DeserializeOwned + Any>(source: &Bytes) -> Result<T, CodecError> {
+    let wanted = TypeId::of::<T>();
+    if wanted == TypeId::of::<Bytes>() || wanted == TypeId::of::<(Bytes,)>() {
+        let bytes = byte_string_in(source)?;
+        let boxed: Box<dyn Any> = if wanted == TypeId::of::<Bytes>() {
+            Box::new(bytes)
+        } else {
+            Box::new((bytes,))
+        };
+        if let Ok(value) = boxed.downcast::<T>() {
+            return Ok(*value);
+        }
+    }
+    decode(source)
+}
+
+/// The contents of the byte string `source` encodes (its length, then its bytes), as a slice.
+fn byte_string_in(source: &Bytes) -> Result<Bytes, CodecError> {
+    let (len, read): (u64, usize) = bincode::decode_from_slice(source, config())
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|len| read.checked_add(len))
+        .filter(|end| *end <= source.len())
+        .ok_or_else(|| {
+            CodecError::Decode(format!(
+                "a byte string of {len} bytes in {} bytes",
+                source.len() - read
+            ))
+        })?;
+    if end != source.len() {
+        return Err(CodecError::Trailing(source.len() - end));
+    }
+    Ok(source.slice(read..end))
+}
+
 /// [`decode`] for any type (no byte-string fast path: a type that may borrow is not `Any`).
 pub(crate) fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (value, read) = bincode::serde::decode_from_slice(bytes, config())
@@ -128,6 +174,42 @@ mod tests {
         assert!(matches!(
             decode::<Vec<u8>>(&[slow.as_slice(), &[1]].concat()),
             Err(CodecError::Trailing(1))
+        ));
+    }
+
+    #[test]
+    fn shared_bytes_decode_as_a_slice_of_their_source() {
+        // Lengths on both sides of the varint's one- and three-byte forms.
+        for len in [0usize, 1, 250, 251, 70_000] {
+            let data = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<u8>>());
+            let source = Bytes::from(encode(&data).unwrap());
+            assert_eq!(
+                source,
+                bincode::serde::encode_to_vec(data.as_ref().to_vec(), config()).unwrap(),
+                "the encoding of a Vec<u8> with the same bytes"
+            );
+            assert_eq!(encode(&(data.clone(),)).unwrap(), source);
+            let decoded: Bytes = decode_shared(&source).unwrap();
+            assert_eq!(decoded, data);
+            if len > 0 {
+                let at = decoded.as_ptr() as usize;
+                let within = source.as_ptr() as usize..source.as_ptr() as usize + source.len();
+                assert!(within.contains(&at), "no copy");
+            }
+            assert_eq!(decode_shared::<(Bytes,)>(&source).unwrap().0, data);
+            // Other types from shared bytes decode as from a slice.
+            assert_eq!(decode_shared::<Vec<u8>>(&source).unwrap(), data.to_vec());
+        }
+        let source = Bytes::from(encode(&Bytes::from_static(b"abc")).unwrap());
+        let longer = Bytes::from([source.as_ref(), &[9]].concat());
+        assert!(matches!(
+            decode_shared::<Bytes>(&longer),
+            Err(CodecError::Trailing(1))
+        ));
+        let shorter = source.slice(..source.len() - 1);
+        assert!(matches!(
+            decode_shared::<Bytes>(&shorter),
+            Err(CodecError::Decode(m)) if m.contains("3 bytes in 2")
         ));
     }
 

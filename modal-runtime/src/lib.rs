@@ -58,6 +58,28 @@ pub mod __private;
 
 pub use app::objects::SecretValue;
 pub use app::{App, Cron, Image, IntoVolume, Period, Retries, Schedule, Secret, Volume};
+/// Shared, immutable bytes: as a function's one argument or its result, a large one is read
+/// without a copy (the payload's file, mapped in memory, stays mapped while the value lives).
+///
+/// ```no_run
+/// use modal::prelude::*;
+///
+/// modal::app!(APP = App::new("checksums"));
+///
+/// #[modal::function(app = APP)]
+/// fn checksum(data: modal::Bytes) -> u64 {
+///     data.iter().map(|b| u64::from(*b)).sum()
+/// }
+///
+/// #[modal::main]
+/// async fn main() -> modal::Result<()> {
+///     let _run = APP.run().await?;
+///     let data = modal::Bytes::from(vec![1u8; 64 << 20]);
+///     assert_eq!(checksum.remote(data).await?, 64 << 20);
+///     Ok(())
+/// }
+/// ```
+pub use bytes::Bytes;
 pub use cli::args::CliArg;
 pub use cli::main;
 pub use client::{
@@ -70,8 +92,8 @@ pub use modal_macros::{
     parameter,
 };
 pub use registry::Identity;
-/// Bytes that serde encodes as one block (a `Vec<u8>` is encoded byte by byte): use it for
-/// large binary arguments and results.
+/// Bytes that serde encodes as one block (a `Vec<u8>` inside another type is encoded byte by
+/// byte): use it for binary fields of your own types.
 pub use serde_bytes::ByteBuf;
 
 /// What most programs need: `use modal::prelude::*;`.

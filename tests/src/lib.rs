@@ -247,6 +247,13 @@ pub fn pss_kib(pid: u32) -> u64 {
     proc_kib(pid, "smaps_rollup", "Pss:")
 }
 
+/// The memory of process `pid` that no other process maps (what one more such process costs),
+/// in KiB (0 when it cannot be read).
+pub fn uss_kib(pid: u32) -> u64 {
+    proc_kib(pid, "smaps_rollup", "Private_Clean:")
+        + proc_kib(pid, "smaps_rollup", "Private_Dirty:")
+}
+
 /// The summed proportional memory of process `root` and all its descendants, in KiB.
 pub fn tree_pss_kib(root: u32) -> u64 {
     let mut parents: HashMap<u32, Vec<u32>> = HashMap::new();

@@ -159,7 +159,7 @@ pub(crate) fn decode_result<R: DeserializeOwned + 'static>(
     reader: wire::Reader,
 ) -> Result<R> {
     let bytes = wire::into_value(result, function, reader)?;
-    codec::decode(&bytes).map_err(|e| {
+    codec::decode_shared(&bytes).map_err(|e| {
         Error::Serialization(format!(
             "the result of `{function}` does not decode as {}: {e}",
             std::any::type_name::<R>()

@@ -180,7 +180,7 @@ where
     /// Runs the function in a container with the argument tuple and waits for its result.
     pub async fn remote_args(&self, args: A) -> Result<R> {
         let bytes = self.remote_raw(args).await?;
-        codec::decode(&bytes).map_err(|e| {
+        codec::decode_shared(&bytes).map_err(|e| {
             let declared = self
                 .remote_return_type()
                 .map(|t| format!(" (the function returns `{t}`)"))

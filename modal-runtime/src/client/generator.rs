@@ -140,7 +140,7 @@ async fn drive<A: Serialize + 'static, T: DeserializeOwned + 'static>(
                 let item = wire::payload_bytes(Some(&payload), wire::Reader::Only)
                     .map_err(Error::Serialization)
                     .and_then(|b| {
-                        codec::decode::<T>(&b).map_err(|e| {
+                        codec::decode_shared::<T>(&b).map_err(|e| {
                             Error::Serialization(format!(
                                 "an item of `{name}` does not decode: {e}"
                             ))

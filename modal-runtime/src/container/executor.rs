@@ -293,7 +293,7 @@ impl Executor {
     /// The input threads of a sync function: `concurrency` of them. User code never runs on the
     /// runtime's threads, which keep serving the control-plane stream (and notice at once when it
     /// breaks).
-    fn sync_pool(&mut self, f: fn(&[u8]) -> registry::Outcome) -> Arc<SyncPool> {
+    fn sync_pool(&mut self, f: fn(bytes::Bytes) -> registry::Outcome) -> Arc<SyncPool> {
         let pool = self.sync.get_or_insert_with(|| {
             SyncPool::start(f, self.concurrency, &self.task_id, &self.events)
         });

@@ -275,6 +275,9 @@ async fn serve(ctx: Context) -> ExitCode {
         pb::container_message::Message::Ready(pb::ContainerReady {}),
     );
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
+    // The inputs mapped from payload files, by id, until their results go.
+    let mut mapped: std::collections::HashMap<String, std::sync::Weak<()>> =
+        std::collections::HashMap::new();
     let mut exec = Executor::new(
         function,
         instance.clone(),
@@ -295,9 +298,20 @@ async fn serve(ctx: Context) -> ExitCode {
                 };
                 match cmd {
                     Some(pb::container_command::Command::Inputs(batch)) => {
-                        exec.push(batch.items.into_iter().map(|i| payloads::load(i.into())).collect())
+                        let mut items = Vec::with_capacity(batch.items.len());
+                        for item in batch.items {
+                            let (item, watch) = payloads::load(item.into());
+                            if let Some(watch) = watch {
+                                mapped.insert(item.input_id.clone(), watch);
+                            }
+                            items.push(item);
+                        }
+                        exec.push(items)
                     }
                     Some(pb::container_command::Command::Cancel(c)) => {
+                        for id in &c.input_ids {
+                            mapped.remove(id);
+                        }
                         if let Some(reason) = exec.cancel(&c.input_ids) {
                             // Told before exiting, so that no input is sent here meanwhile; the
                             // control plane stops this container once it heard.
@@ -338,11 +352,17 @@ async fn serve(ctx: Context) -> ExitCode {
                             }
                         }
                         Event::Done { input_id, result, run } => {
+                            // Its code returned and let go of its arguments: a mapped input
+                            // still held is one that user code kept.
+                            let input_kept = mapped
+                                .remove(&input_id)
+                                .is_some_and(|watch| watch.strong_count() > 0);
                             if exec.finished(&input_id) {
                                 outputs.push(pb::OutputItem {
                                     input_id,
                                     result: Some(result.into()),
                                     run_us: run_us(run),
+                                    input_kept,
                                 });
                             }
                         }

@@ -2,6 +2,8 @@
 //! generator items were encoded straight into the container's outbox when large
 //! (`crate::payloads::encode`), and one that stayed in memory must fit in a message.
 
+use std::sync::Weak;
+
 use crate::model::{CallResult, InputItem, Payload, ResultStatus};
 use crate::payloads::{Encoded, mounted};
 
@@ -10,18 +12,23 @@ pub(super) fn store_id() -> String {
     mounted().map(|m| m.store_id.clone()).unwrap_or_default()
 }
 
-/// An input with its stored payload loaded; one that cannot be loaded keeps its handle and
-/// fails where it is read, the cause in the container's log.
-pub(super) fn load(mut item: InputItem) -> InputItem {
+/// An input with its stored payload loaded, and, when it was mapped from its file, what tells
+/// whether anything here still holds its bytes (user code may keep a `Bytes` argument past the
+/// call: the control plane must then never write over the file). One that cannot be loaded
+/// keeps its handle and fails where it is read, the cause in the container's log.
+pub(super) fn load(mut item: InputItem) -> (InputItem, Option<Weak<()>>) {
     let Some(stored) = item.input.stored.take() else {
-        return item;
+        return (item, None);
     };
     let loaded = match mounted() {
         Some(m) => m.map(&stored).map_err(|e| e.to_string()),
         None => Err("this container was given no payload store".to_owned()),
     };
     match loaded {
-        Ok(bytes) => item.input.data = bytes,
+        Ok((bytes, watch)) => {
+            item.input.data = bytes;
+            return (item, Some(watch));
+        }
         Err(e) => {
             tracing::error!(
                 "cannot load the payload of input {} ({}): {e}",
@@ -31,7 +38,7 @@ pub(super) fn load(mut item: InputItem) -> InputItem {
             item.input.stored = Some(stored);
         }
     }
-    item
+    (item, None)
 }
 
 /// Why bytes that stayed in memory cannot be sent, if they cannot: a message has a limit.

@@ -125,7 +125,11 @@ pub async fn blocking<T: Send + 'static>(
     }
 }
 
-pub(crate) fn run_sync(f: fn(&[u8]) -> Outcome, input: &[u8], task_id: &str) -> CallResult {
+pub(crate) fn run_sync(
+    f: fn(bytes::Bytes) -> Outcome,
+    input: bytes::Bytes,
+    task_id: &str,
+) -> CallResult {
     match std::panic::catch_unwind(AssertUnwindSafe(|| f(input))) {
         Ok(outcome) => CallResult::from_outcome(outcome, task_id),
         Err(payload) => panic_result(payload.as_ref(), task_id),

@@ -38,7 +38,7 @@ pub(super) struct SyncPool {
 impl SyncPool {
     /// Starts `threads` input threads running `f`; each result goes to `events`.
     pub(super) fn start(
-        f: fn(&[u8]) -> registry::Outcome,
+        f: fn(bytes::Bytes) -> registry::Outcome,
         threads: usize,
         task_id: &str,
         events: &mpsc::UnboundedSender<Event>,
@@ -103,16 +103,15 @@ impl SyncPool {
     /// One input thread: takes inputs until the pool closes or the container's loop is gone.
     fn serve(
         &self,
-        f: fn(&[u8]) -> registry::Outcome,
+        f: fn(bytes::Bytes) -> registry::Outcome,
         task_id: &str,
         events: &mpsc::UnboundedSender<Event>,
     ) {
         while let Some(job) = self.next() {
             journal::started(&[&job.key]);
             let began = std::time::Instant::now();
-            let result = runner::run_sync(f, &job.input, task_id);
+            let result = runner::run_sync(f, job.input, task_id);
             let run = began.elapsed();
-            drop(job.input);
             journal::ended(&job.key, &result);
             let result = payloads::fit(result);
             self.lock().running.remove(&job.input_id);

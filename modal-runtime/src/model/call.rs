@@ -250,6 +250,8 @@ pub(crate) struct OutputItem {
     pub(crate) result: CallResult,
     /// How long the input's code ran in the container, when it said.
     pub(crate) run: Option<std::time::Duration>,
+    /// The container still holds the input's bytes mapped from its payload file.
+    pub(crate) input_kept: bool,
 }
 
 /// One result of a map, by the position of its input.

@@ -14,13 +14,16 @@
 //!   output, after checking it. A control plane serving other programs reads such a file
 //!   (`Store::read`: its writer may still hold it open); only the program that hosts the store,
 //!   whose containers run its own binary, maps it (`Store::map`, `Store::take`).
-//! - `free/`: in a store of this process's own, a few removed files kept as spares that new
-//!   payloads overwrite (`Store::new_file`, `Store::give_spare`).
+//! - `free/`: in a store of this process's own, a few files kept as spares that new payloads
+//!   overwrite (`Store::new_file`, `Store::give_spare`): only results whose one reader, this
+//!   program, dropped every byte it took ([`Store::take`]). A file that a container or a caller
+//!   may still map (an input, a result read by every `get`) is only ever removed, so that a
+//!   mapped `Bytes` never changes.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 mod encode;
 
@@ -247,8 +250,22 @@ impl Store {
         }))
     }
 
-    /// Removes payloads (a missing one is not an error: it is gone either way).
+    /// Removes payloads (a missing one is not an error: it is gone either way). They never
+    /// become spares: whoever mapped one keeps its bytes, unchanged, while they live.
     pub(crate) fn remove(&self, handles: &[String]) {
+        for h in handles {
+            if let Ok(path) = self.path_of(h)
+                && let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("cannot remove payload {}: {e}", path.display());
+            }
+        }
+    }
+
+    /// Removes payloads that no container maps any more (each said so), keeping them as spares
+    /// where this store keeps spares.
+    pub(crate) fn recycle(&self, handles: &[String]) {
         for h in handles {
             if let Ok(path) = self.path_of(h)
                 && let Err(e) = self.discard(&path)
@@ -259,8 +276,8 @@ impl Store {
         }
     }
 
-    /// Removes a payload file, or, in a store of this process's own, keeps it as a spare (see
-    /// [`Store::new_file`]) while there are few.
+    /// Removes a payload file that nothing maps any more, or, in a store of this process's own,
+    /// keeps it as a spare (see [`Store::new_file`]) while there are few.
     fn discard(&self, path: &Path) -> std::io::Result<()> {
         let free = self.root.join("free");
         let worth_keeping = self.of_this_process
@@ -388,6 +405,18 @@ impl Store {
 }
 
 /// A taken payload's mapping: unmapped, then its file removed, when dropped.
+/// A mapped payload whose holders can be counted (see [`Mounted::map`]).
+struct Watched {
+    map: memmap2::Mmap,
+    _alive: Arc<()>,
+}
+
+impl AsRef<[u8]> for Watched {
+    fn as_ref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
 struct Taken {
     map: Option<memmap2::Mmap>,
     store: Arc<Store>,
@@ -429,9 +458,9 @@ fn map_file(path: &Path, stored: &Stored) -> std::io::Result<Option<memmap2::Mma
     // SAFETY: a file of a store's `objects/` is written whole before its handle is sent and is
     // not changed while it is named: the store's own files by their trusted writer; one taken
     // from a container's outbox is mapped only by the program whose containers run its own
-    // binary (see `Store::map`). Once no input or result names it, it is removed or becomes a
-    // spare that a new payload overwrites: its one reader unmaps it first (`Store::take`), a
-    // container's input is done with before it is released.
+    // binary (see `Store::map`). Once no input or result names it, it is removed (a removed
+    // file's mapping keeps its bytes), or, only when its one reader dropped every byte of its
+    // mapping (`Store::take`), becomes a spare that a new payload overwrites.
     let map = unsafe { memmap2::Mmap::map(&file)? };
     Ok(Some(map))
 }
@@ -487,10 +516,16 @@ impl Mounted {
         })
     }
 
-    /// A payload's bytes, mapped read-only (files in `objects/` are never changed once named).
-    pub(crate) fn map(&self, stored: &Stored) -> std::io::Result<Bytes> {
-        let map = map_file(&self.objects.join(checked(&stored.handle)?), stored)?;
-        Ok(map.map_or_else(Bytes::new, Bytes::from_owner))
+    /// A payload's bytes, mapped read-only (files in `objects/` are never changed once named),
+    /// and what tells whether any of them is still held: once the `Weak` is dead, nothing maps
+    /// the file here any more.
+    pub(crate) fn map(&self, stored: &Stored) -> std::io::Result<(Bytes, Weak<()>)> {
+        let Some(map) = map_file(&self.objects.join(checked(&stored.handle)?), stored)? else {
+            return Ok((Bytes::new(), Weak::new()));
+        };
+        let alive = Arc::new(());
+        let watch = Arc::downgrade(&alive);
+        Ok((Bytes::from_owner(Watched { map, _alive: alive }), watch))
     }
 
     /// A new file of the outbox for a result: the spare the control plane gave when there is
@@ -523,7 +558,13 @@ mod tests {
             objects: store.objects(),
             outbox: dir.join("nowhere"),
         };
-        assert_eq!(mounted.map(&stored).unwrap(), Bytes::from_static(b"hello"));
+        let (bytes, watch) = mounted.map(&stored).unwrap();
+        assert_eq!(bytes, Bytes::from_static(b"hello"));
+        let kept = bytes.slice(1..);
+        drop(bytes);
+        assert!(watch.upgrade().is_some(), "a slice still maps the file");
+        drop(kept);
+        assert!(watch.upgrade().is_none());
         store.remove(std::slice::from_ref(&stored.handle));
         assert!(store.read(&stored).is_err());
         let _ = std::fs::remove_dir_all(dir);

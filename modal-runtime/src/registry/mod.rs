@@ -28,7 +28,7 @@ inventory::collect!(AppEntry);
 #[derive(Clone, Copy)]
 pub enum Invoker {
     /// A plain `fn`, run on a blocking thread.
-    Sync(fn(&[u8]) -> Outcome),
+    Sync(fn(bytes::Bytes) -> Outcome),
     /// An `async fn`, run on the container's tokio runtime.
     Async(fn(bytes::Bytes) -> OutcomeFuture),
     /// A generator: its items go to the sink as they are produced.

@@ -79,9 +79,9 @@ pub fn assert_remote_arg<T: RemoteValue>() {}
 /// Compile-time check of a return type.
 pub fn assert_remote_value<T: RemoteValue>() {}
 
-/// Decodes a function's argument tuple.
-pub fn decode_args<A: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<A, String> {
-    crate::codec::decode(bytes).map_err(|e| e.to_string())
+/// Decodes a function's argument tuple (a [`Bytes`](crate::Bytes) argument without a copy).
+pub fn decode_args<A: DeserializeOwned + 'static>(bytes: &Bytes) -> Result<A, String> {
+    crate::codec::decode_shared(bytes).map_err(|e| e.to_string())
 }
 
 /// Encodes a return value.

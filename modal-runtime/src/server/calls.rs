@@ -8,7 +8,9 @@ use tonic::Status;
 
 use super::auth::Principal;
 use super::retry::{self, Next};
-use super::state::{CallKind, CallRec, InputRec, InputState, State, StopReason, Timer};
+use super::state::{
+    CallKind, CallRec, InputMapping, InputRec, InputState, State, StopReason, Timer,
+};
 use super::store::{CallRow, Op};
 use crate::ids::new_id;
 use crate::model::{
@@ -306,6 +308,7 @@ impl State {
                 state: InputState::Queued,
                 method: method.to_owned(),
                 queued_at: self.clock.now,
+                mapping: InputMapping::Unknown,
             },
         );
         if let Some(f) = self.functions.get_mut(function_id) {
@@ -580,8 +583,13 @@ impl State {
         let Some(input) = self.inputs.remove(input_id) else {
             return;
         };
-        // No attempt reads the input any more.
-        self.release(std::iter::once(&input.payload));
+        // No attempt reads the input any more; only a file that no container still maps may be
+        // written over.
+        if input.mapping == InputMapping::LetGo {
+            self.recycle(&input.payload);
+        } else {
+            self.release(std::iter::once(&input.payload));
+        }
         result.attempt = result.attempt.max(input.attempt);
         if let InputState::Running { task, .. } | InputState::Prefetched(task) = &input.state
             && let Some(t) = self.tasks.get_mut(task)
@@ -694,6 +702,7 @@ impl State {
             task: task_id.to_owned(),
             started: now,
         };
+        input.mapping = input.mapping.after_start();
         let attempt = input.attempt;
         let Some(timeout) = self
             .functions

@@ -292,6 +292,9 @@ impl State {
             for next in promote {
                 self.input_started(&next, task_id);
             }
+            if let Some(input) = self.inputs.get_mut(&item.input_id) {
+                input.mapping = input.mapping.after_output(item.input_kept);
+            }
             let mut result = item.result;
             result.task_id = task_id.to_owned();
             self.attempt_ended(&item.input_id, result);

@@ -5,7 +5,9 @@
 
 use std::collections::HashSet;
 
-use super::state::{AppRec, CallKind, CallRec, FunctionRec, InputRec, InputState, State};
+use super::state::{
+    AppRec, CallKind, CallRec, FunctionRec, InputMapping, InputRec, InputState, State,
+};
 use super::store::{Op, Snapshot};
 use crate::model::{AppState, CallResult, DeployStrategy, Deployment, Payload, ResultStatus};
 use crate::wire;
@@ -164,6 +166,7 @@ impl State {
                     state: InputState::Queued,
                     method: row.method.clone(),
                     queued_at: clock.now,
+                    mapping: InputMapping::Unknown,
                 },
             );
             if let Some(why) = unreadable {

@@ -205,6 +205,40 @@ pub(crate) struct InputRec {
     pub(crate) method: String,
     /// When it last entered the queue (batches wait for company up to `wait_ms`).
     pub(crate) queued_at: Instant,
+    /// Whether containers let go of the input's payload file (see [`InputMapping`]).
+    pub(crate) mapping: InputMapping,
+}
+
+/// Whether the containers that ran an input still map its payload file: only one that every
+/// container let go of may become a spare that later payloads are written into.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum InputMapping {
+    /// An attempt is running, or one ended without its container saying.
+    #[default]
+    Unknown,
+    /// The last attempt's container let go of it.
+    LetGo,
+    /// A container kept it (user code holds the bytes): removed once done, never reused.
+    Kept,
+}
+
+impl InputMapping {
+    /// After an attempt's container sent its output, saying whether it kept the input.
+    pub(crate) fn after_output(self, kept: bool) -> Self {
+        if kept || self == InputMapping::Kept {
+            InputMapping::Kept
+        } else {
+            InputMapping::LetGo
+        }
+    }
+
+    /// When an attempt starts: its container maps the input until it says otherwise.
+    pub(crate) fn after_start(self) -> Self {
+        match self {
+            InputMapping::Kept => InputMapping::Kept,
+            _ => InputMapping::Unknown,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -480,6 +514,24 @@ impl State {
         });
     }
 
+    /// [`State::release`] for payloads that nothing maps any more: their files may become
+    /// spares that later payloads are written into.
+    pub(crate) fn recycle(&mut self, payload: &Payload) {
+        let Some(handle) = payload.stored.as_ref().map(|s| s.handle.clone()) else {
+            return;
+        };
+        let Some(store) = self.payloads.clone() else {
+            return;
+        };
+        self.after_commit(move |_| {
+            let handles = [handle];
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(move || store.recycle(&handles))),
+                Err(_) => store.recycle(&handles),
+            }
+        });
+    }
+
     /// Runs `f` once the writes queued so far are durable.
     pub(crate) fn after_commit(&mut self, f: impl FnOnce(Option<&StoreError>) + Send + 'static) {
         if self.ops.is_empty() && self.deferred.is_empty() {
@@ -496,5 +548,22 @@ pub(crate) fn environment(name: &str) -> String {
         "main".to_owned()
     } else {
         name.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InputMapping::{self, Kept, LetGo, Unknown};
+
+    #[test]
+    fn only_an_input_every_container_let_go_of_is_reused() {
+        // One attempt whose container let go.
+        assert_eq!(Unknown.after_start().after_output(false), LetGo);
+        // A retry runs in a container that maps it again until it says.
+        assert_eq!(LetGo.after_start(), Unknown);
+        // Once any container kept it, it stays kept, whatever the later attempts say.
+        assert_eq!(Unknown.after_output(true), Kept);
+        assert_eq!(Kept.after_start().after_output(false), Kept);
+        assert_eq!(InputMapping::default(), Unknown);
     }
 }

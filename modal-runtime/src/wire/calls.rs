@@ -152,6 +152,7 @@ impl From<pb::OutputItem> for OutputItem {
                 Into::into,
             ),
             run: (o.run_us > 0).then(|| std::time::Duration::from_micros(o.run_us)),
+            input_kept: o.input_kept,
         }
     }
 }

@@ -271,6 +271,7 @@ impl From<WorkerEvent> for pb::worker_message::Message {
                             input_id,
                             result: Some(r.into()),
                             run_us: 0,
+                            input_kept: false,
                         })
                         .collect(),
                     out_of_memory: out_of_memory.unwrap_or_default(),

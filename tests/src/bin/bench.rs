@@ -11,6 +11,10 @@
 //! `container_start_ms`: how long a call spends starting its container, from the control plane's
 //! request to the container's first request: the median of calls that each start a new
 //! container (`single_use_containers`) less the median of calls on a warm one.
+//! `idle_container_pss_mb` / `idle_container_uss_mb`: an idle container's proportional memory
+//! (the pages of the executable it shares with the program and other containers split between
+//! them) and its unique memory (what one more such container costs: its heap, stacks, journal and
+//! the relocated read-only data of a position-independent executable).
 //! `tree_pss_peak_mb`: the peak of the proportional memory of this process and all its
 //! descendants (containers, crun), sampled every 50 ms from the payload phase on (memory peaks
 //! there; reading every process's page tables during the small-call phases would slow them).
@@ -39,6 +43,11 @@ fn echo(payload: modal::ByteBuf) -> modal::ByteBuf {
 
 #[modal::function(app = APP)]
 fn echo_vec(payload: Vec<u8>) -> Vec<u8> {
+    payload
+}
+
+#[modal::function(app = APP)]
+fn echo_bytes(payload: modal::Bytes) -> modal::Bytes {
     payload
 }
 
@@ -134,31 +143,44 @@ fn sample_tree_pss() -> impl Fn() -> f64 {
 }
 
 /// The proportional memory of the idle containers of this app (MiB, the largest).
-fn idle_container_pss_mb() -> f64 {
+/// The largest proportional and unique memory (MiB) of the app's containers, now.
+fn idle_container_memory_mb() -> (f64, f64) {
     let app_id = APP.app_id().unwrap_or_default();
-    modal_tests::containers_of_app(&app_id)
-        .iter()
-        .map(|c| modal_tests::pss_kib(c.pid as u32))
-        .max()
-        .unwrap_or(0) as f64
-        / 1024.0
+    let containers = modal_tests::containers_of_app(&app_id);
+    let max_mb = |of: fn(u32) -> u64| {
+        containers
+            .iter()
+            .map(|c| of(c.pid as u32))
+            .max()
+            .unwrap_or(0) as f64
+            / 1024.0
+    };
+    (max_mb(modal_tests::pss_kib), max_mb(modal_tests::uss_kib))
 }
 
-/// Echo rounds of `size` bytes: MB/s moved, both ways.
-async fn payload_mb_per_s(rounds: usize, size: usize) -> modal::Result<f64> {
+/// Echo rounds of `size` bytes through `through` (`wrap` makes its argument): MB/s moved, both
+/// ways. The inputs are built before the clock starts, as the peer benchmark does.
+async fn echo_mb_per_s<T>(
+    through: &modal::Function<(T,), T>,
+    wrap: impl Fn(Vec<u8>) -> T,
+    rounds: usize,
+    size: usize,
+) -> modal::Result<f64>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + AsRef<[u8]> + Send + 'static,
+{
     let moved_mb = (2 * rounds * size) as f64 / (1 << 20) as f64;
-    // The inputs are built before the clock starts, as the peer benchmark does.
-    let inputs: Vec<modal::ByteBuf> = (0..=rounds)
-        .map(|_| modal::ByteBuf::from(vec![7u8; size]))
-        .collect();
-    let mut inputs = inputs.into_iter();
+    let mut inputs = (0..=rounds)
+        .map(|_| wrap(vec![7u8; size]))
+        .collect::<Vec<T>>()
+        .into_iter();
     if let Some(warm) = inputs.next() {
-        echo.remote(warm).await?;
+        through.remote_args((warm,)).await?;
     }
     let t = Instant::now();
     for payload in inputs {
-        let back = echo.remote(payload).await?;
-        assert_eq!(back.len(), size);
+        let back = through.remote_args((payload,)).await?;
+        assert_eq!(back.as_ref().len(), size);
     }
     Ok(moved_mb / t.elapsed().as_secs_f64())
 }
@@ -188,7 +210,7 @@ async fn server_figures(n_calls: u64, n_map: u64, rounds: usize) -> modal::Resul
         spawns.push(t.elapsed());
     }
     spawns.sort_unstable();
-    let payload = payload_mb_per_s(rounds, 16 << 20).await?;
+    let payload = echo_mb_per_s(&echo, modal::ByteBuf::from, rounds, 16 << 20).await?;
     Ok(format!(
         concat!(
             "{{\"server_call_p50_us\": {}, \"server_call_p99_us\": {}, \"server_map_inputs\": {}, ",
@@ -284,7 +306,7 @@ async fn main() -> modal::Result<()> {
         assert_eq!(v, i);
     }
     samples.sort_unstable();
-    let idle_pss = idle_container_pss_mb();
+    let (idle_pss, idle_uss) = idle_container_memory_mb();
     let start_ms = container_start_ms(starts).await?;
 
     let t2 = Instant::now();
@@ -302,21 +324,11 @@ async fn main() -> modal::Result<()> {
 
     let rounds = 10;
     let size = 16 << 20;
-    let moved_mb = (2 * rounds * size) as f64 / (1 << 20) as f64;
     let tree_pss = sample_tree_pss();
-    let payload = payload_mb_per_s(rounds, size).await?;
+    let payload = echo_mb_per_s(&echo, modal::ByteBuf::from, rounds, size).await?;
     let holding = hold.remote(modal::ByteBuf::from(vec![7u8; size])).await? as f64 / 1024.0;
-    let plain: Vec<Vec<u8>> = (0..=rounds).map(|_| vec![7u8; size]).collect();
-    let mut plain = plain.into_iter();
-    if let Some(warm) = plain.next() {
-        echo_vec.remote(warm).await?;
-    }
-    let t4 = Instant::now();
-    for payload in plain {
-        let back = echo_vec.remote(payload).await?;
-        assert_eq!(back.len(), size);
-    }
-    let vec_secs = t4.elapsed().as_secs_f64();
+    let payload_vec = echo_mb_per_s(&echo_vec, |v| v, rounds, size).await?;
+    let payload_bytes = echo_mb_per_s(&echo_bytes, modal::Bytes::from, rounds, size).await?;
     run.stop().await?;
     let tree_pss_peak = tree_pss();
 
@@ -324,9 +336,9 @@ async fn main() -> modal::Result<()> {
         concat!(
             "{{\"system\": \"modal-rs\", \"control_plane\": \"embedded\", \"app_start_ms\": {}, \"first_call_ms\": {}, ",
             "\"call_p50_us\": {}, \"call_p99_us\": {}, \"map_inputs\": {}, \"map_throughput_per_s\": {}, ",
-            "\"payload_mb_per_s\": {}, \"payload_vec_u8_mb_per_s\": {}, \"control_plane_rss_mb\": {}, ",
+            "\"payload_mb_per_s\": {}, \"payload_vec_u8_mb_per_s\": {}, \"payload_bytes_mb_per_s\": {}, \"control_plane_rss_mb\": {}, ",
             "\"memory_calls\": {}, \"rss_after_tenth_of_calls_mb\": {}, \"rss_after_all_calls_mb\": {}, ",
-            "\"idle_container_pss_mb\": {}, \"container_pss_holding_16_mib_mb\": {}, \"tree_pss_peak_mb\": {}, ",
+            "\"idle_container_pss_mb\": {}, \"idle_container_uss_mb\": {}, \"container_pss_holding_16_mib_mb\": {}, \"tree_pss_peak_mb\": {}, ",
             "\"container_start_ms\": {}, \"runtime\": \"{}\"}}"
         ),
         round(app_start.as_secs_f64() * 1e3),
@@ -336,12 +348,14 @@ async fn main() -> modal::Result<()> {
         n_map,
         round(n_map as f64 / map_secs),
         round(payload),
-        round(moved_mb / vec_secs),
+        round(payload_vec),
+        round(payload_bytes),
         round(rss),
         n_memory,
         round(rss_tenth),
         round(rss_all),
         round(idle_pss),
+        round(idle_uss),
         round(holding),
         round(tree_pss_peak),
         round(start_ms),

@@ -36,6 +36,34 @@ fn echo_vec(data: Vec<u8>) -> Vec<u8> {
     data
 }
 
+/// Read without a copy on both sides.
+#[modal::function(app = APP)]
+fn echo_bytes(data: modal::Bytes) -> modal::Bytes {
+    data
+}
+
+/// Inputs a container kept past their calls, with their checksums then.
+static KEPT: std::sync::Mutex<Vec<(modal::Bytes, u64)>> = std::sync::Mutex::new(Vec::new());
+
+fn checksum(data: &[u8]) -> u64 {
+    data.iter().enumerate().fold(0u64, |sum, (i, b)| {
+        sum.wrapping_mul(31).wrapping_add(u64::from(*b) ^ i as u64)
+    })
+}
+
+/// Keeps its input (mapped from its payload file) past the call; true while every input it
+/// kept still has the bytes it came with (a payload file that a container may map is never
+/// written over).
+#[modal::function(app = APP, max_containers = 1)]
+fn keep(data: modal::Bytes) -> bool {
+    let mut kept = KEPT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sum = checksum(&data);
+    kept.push((data, sum));
+    kept.iter().all(|(d, sum)| checksum(d) == *sum)
+}
+
 /// `echo` for a result larger than the default `/tmp` (1 GiB): on the oci runtime no file of a
 /// container, its result's among them, may be larger than its `/tmp`.
 #[modal::function(app = APP, ephemeral_disk = 3072)]
@@ -144,6 +172,16 @@ async fn round_trips(huge: bool) -> modal::Result<()> {
         check("remote", len, &got, &want)?;
         let got = echo_vec.remote(want.clone()).await?;
         check("remote vec", len, &got, &want)?;
+        let got = echo_bytes.remote(modal::Bytes::from(want.clone())).await?;
+        check("remote bytes", len, &got, &want)?;
+        // A result read by every `get`, kept while the call's result is read again.
+        let call = echo_bytes.spawn(modal::Bytes::from(want.clone())).await?;
+        let first = call.get(None).await?;
+        check("spawn get bytes", len, &call.get(None).await?, &want)?;
+        check("spawn get bytes kept", len, &first, &want)?;
+        if encoded(len) > limit() {
+            spawned_large += 1;
+        }
         let call = echo.spawn(modal::ByteBuf::from(want.clone())).await?;
         // A spawned call's result is read by every `get`.
         check("spawn get", len, &call.get(None).await?, &want)?;
@@ -172,6 +210,19 @@ async fn round_trips(huge: bool) -> modal::Result<()> {
         let shifted: Vec<u8> = want.iter().map(|b| b.wrapping_add(1)).collect();
         check("class method", len, &got, &shifted)?;
     }
+    // Inputs a container keeps stay as they came while other payloads come and go.
+    let mut intact = true;
+    for seed in 0..6 {
+        let data = content(16 << 20, 5000 + seed);
+        intact &= keep.remote(modal::Bytes::from(data.clone())).await?;
+        check(
+            "after keep",
+            16 << 20,
+            &echo_bytes.remote(modal::Bytes::from(data.clone())).await?,
+            &data,
+        )?;
+    }
+    println!("kept inputs intact: {intact}");
     // Inputs are removed once done (just after their result): what is left are the results of
     // spawned calls, which are kept for every `get` until the program ends.
     let mut left = stored_files();

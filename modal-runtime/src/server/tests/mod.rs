@@ -405,6 +405,7 @@ impl Plane {
                 input_id: input_id.into(),
                 result,
                 run: None,
+                input_kept: false,
             }],
         );
         self.state.schedule();
