@@ -684,6 +684,11 @@ pub struct BinaryCheckResponse {
     pub present: bool,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PayloadDownloadRequest {
+    #[prost(string, tag = "1")]
+    pub handle: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct BinaryChunk {
     /// Set on the first chunk.
     #[prost(string, tag = "1")]
@@ -2292,6 +2297,55 @@ pub mod client_api_client {
                 .insert(GrpcMethod::new("modal.v1.ClientApi", "FunctionCallGenerator"));
             self.inner.server_streaming(req, path, codec).await
         }
+        /// Large payloads of a client in another process than the control plane, in chunks (the last
+        /// carries, in `hash`, the blake3 digest of all the bytes before it). An upload is kept for a
+        /// call that names it within 10 minutes; a result is downloaded by the handle it comes with
+        /// (see `StoredPayload`).
+        pub async fn payload_upload(
+            &mut self,
+            request: impl tonic::IntoStreamingRequest<Message = super::BinaryChunk>,
+        ) -> std::result::Result<tonic::Response<super::StoredPayload>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/PayloadUpload",
+            );
+            let mut req = request.into_streaming_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "PayloadUpload"));
+            self.inner.client_streaming(req, path, codec).await
+        }
+        pub async fn payload_download(
+            &mut self,
+            request: impl tonic::IntoRequest<super::PayloadDownloadRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::BinaryChunk>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/PayloadDownload",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "PayloadDownload"));
+            self.inner.server_streaming(req, path, codec).await
+        }
         /// Executables, content-addressed: uploaded once per hash.
         pub async fn binary_check(
             &mut self,
@@ -2946,6 +3000,27 @@ pub mod client_api_server {
             request: tonic::Request<super::FunctionCallRequest>,
         ) -> std::result::Result<
             tonic::Response<Self::FunctionCallGeneratorStream>,
+            tonic::Status,
+        >;
+        /// Large payloads of a client in another process than the control plane, in chunks (the last
+        /// carries, in `hash`, the blake3 digest of all the bytes before it). An upload is kept for a
+        /// call that names it within 10 minutes; a result is downloaded by the handle it comes with
+        /// (see `StoredPayload`).
+        async fn payload_upload(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::BinaryChunk>>,
+        ) -> std::result::Result<tonic::Response<super::StoredPayload>, tonic::Status>;
+        /// Server streaming response type for the PayloadDownload method.
+        type PayloadDownloadStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::BinaryChunk, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        async fn payload_download(
+            &self,
+            request: tonic::Request<super::PayloadDownloadRequest>,
+        ) -> std::result::Result<
+            tonic::Response<Self::PayloadDownloadStream>,
             tonic::Status,
         >;
         /// Executables, content-addressed: uploaded once per hash.
@@ -4099,6 +4174,98 @@ pub mod client_api_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = FunctionCallGeneratorSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/PayloadUpload" => {
+                    #[allow(non_camel_case_types)]
+                    struct PayloadUploadSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::ClientStreamingService<super::BinaryChunk>
+                    for PayloadUploadSvc<T> {
+                        type Response = super::StoredPayload;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<tonic::Streaming<super::BinaryChunk>>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::payload_upload(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = PayloadUploadSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.client_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/PayloadDownload" => {
+                    #[allow(non_camel_case_types)]
+                    struct PayloadDownloadSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::ServerStreamingService<
+                        super::PayloadDownloadRequest,
+                    > for PayloadDownloadSvc<T> {
+                        type Response = super::BinaryChunk;
+                        type ResponseStream = T::PayloadDownloadStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::PayloadDownloadRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::payload_download(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = PayloadDownloadSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

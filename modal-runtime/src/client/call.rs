@@ -81,6 +81,7 @@ impl<R: DeserializeOwned + 'static> FunctionCall<R> {
     /// readable, so `get` may be called again.
     pub async fn get(&self, timeout: impl Into<Option<Duration>>) -> Result<R> {
         let result = wait_result(&self.client, &self.call_id, timeout.into()).await?;
+        let result = self.client.fetched(result).await?;
         decode_result(result, &self.function, wire::Reader::OneOfMany)
     }
 

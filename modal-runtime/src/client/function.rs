@@ -222,7 +222,10 @@ where
     /// Like `remote_args`, returning the encoded result.
     pub(crate) async fn remote_raw(&self, args: A) -> Result<bytes::Bytes> {
         let bound = self.bound().await?;
-        let input = wire::encode_args(&args, &self.name())?;
+        let input = bound
+            .client
+            .staged(wire::encode_args(&args, &self.name())?)
+            .await?;
         let call_id = new_id("fc-");
         let mut sent_again = 0;
         loop {
@@ -244,7 +247,10 @@ where
                         self.name()
                     );
                 }
-                other => return wire::into_value(other?, &self.name(), wire::Reader::Only),
+                other => {
+                    let result = bound.client.fetched(other?).await?;
+                    return wire::into_value(result, &self.name(), wire::Reader::Only);
+                }
             }
         }
     }
@@ -253,7 +259,10 @@ where
     /// later through the returned [`FunctionCall`].
     pub async fn spawn_args(&self, args: A) -> Result<FunctionCall<R>> {
         let bound = self.bound().await?;
-        let input = wire::encode_args(&args, &self.name())?;
+        let input = bound
+            .client
+            .staged(wire::encode_args(&args, &self.name())?)
+            .await?;
         let resp = self.submit(&bound, &new_id("fc-"), &input, None).await?;
         Ok(FunctionCall::new(bound.client, resp.call_id, self.name()))
     }

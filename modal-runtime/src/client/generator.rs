@@ -120,7 +120,10 @@ async fn drive<A: Serialize + 'static, T: DeserializeOwned + 'static>(
 ) -> Result<()> {
     let name = function.name();
     let bound = function.bound().await?;
-    let input = wire::encode_args(&args, &name)?;
+    let input = bound
+        .client
+        .staged(wire::encode_args(&args, &name)?)
+        .await?;
     let mut api = bound.client.api.clone();
     let mut events = api
         .function_call_generator(pb::FunctionCallRequest {
@@ -136,7 +139,8 @@ async fn drive<A: Serialize + 'static, T: DeserializeOwned + 'static>(
         .into_inner();
     while let Some(event) = events.next().await {
         match event?.event {
-            Some(pb::generator_event::Event::Item(payload)) => {
+            Some(pb::generator_event::Event::Item(mut payload)) => {
+                bound.client.fetch(&mut payload).await?;
                 let item = wire::payload_bytes(Some(&payload), wire::Reader::Only)
                     .map_err(Error::Serialization)
                     .and_then(|b| {
@@ -152,6 +156,7 @@ async fn drive<A: Serialize + 'static, T: DeserializeOwned + 'static>(
                 }
             }
             Some(pb::generator_event::Event::Done(result)) => {
+                let result = bound.client.fetched(result).await?;
                 wire::into_value(result, &name, wire::Reader::Only)?;
                 return Ok(());
             }

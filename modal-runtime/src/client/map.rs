@@ -158,6 +158,7 @@ where
     let window = Arc::new(Semaphore::new(WINDOW));
     let (count_tx, mut count_rx) = mpsc::unbounded_channel::<usize>();
     let pump = tokio::spawn(pump_inputs(
+        bound.client.clone(),
         inputs,
         Arc::clone(&tag),
         req_tx,
@@ -197,7 +198,10 @@ where
         progress.advance(n);
         for out in msg.outputs {
             let result = match out.result {
-                Some(r) => decode_result::<R>(r, &tag, wire::Reader::Only),
+                Some(r) => match bound.client.fetched(r).await {
+                    Ok(r) => decode_result::<R>(r, &tag, wire::Reader::Only),
+                    Err(e) => Err(e),
+                },
                 None => Err(Error::ControlPlane("a map output without a result".into())),
             };
             let failed = result.is_err();
@@ -237,6 +241,7 @@ where
 /// Encodes and sends the inputs in chunks, never more than the window in flight; reports the
 /// total once the iterator is exhausted.
 async fn pump_inputs<A: Serialize + Send + 'static>(
+    client: super::Client,
     mut inputs: Inputs<A>,
     tag: Arc<str>,
     req_tx: mpsc::Sender<pb::MapRequest>,
@@ -258,7 +263,7 @@ async fn pump_inputs<A: Serialize + Send + 'static>(
             }
             batch.push(pb::MapInput {
                 idx,
-                input: Some(wire::encode_args(&a, &tag)?),
+                input: Some(client.staged(wire::encode_args(&a, &tag)?).await?),
             });
             idx += 1;
             // Do not sit on a partial chunk while the window is full.

@@ -16,6 +16,7 @@ mod publish;
 mod reconnect;
 pub(crate) mod run;
 mod target;
+mod transfers;
 mod transport;
 #[cfg(feature = "cli")]
 pub(crate) mod volumes;

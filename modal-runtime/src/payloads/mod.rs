@@ -200,6 +200,11 @@ impl Store {
         Ok(self.objects().join(checked(handle)?))
     }
 
+    /// A payload's file, opened for reading (to send it to a reader elsewhere).
+    pub(crate) fn open_payload(&self, handle: &str) -> std::io::Result<std::fs::File> {
+        std::fs::File::open(self.path_of(handle)?)
+    }
+
     /// Keeps `bytes` as a payload.
     pub(crate) fn put(&self, bytes: &[u8]) -> std::io::Result<Stored> {
         let handle = random_name();

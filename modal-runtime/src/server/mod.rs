@@ -164,6 +164,7 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
         config.payloads.clone(),
     );
     tokio::spawn(api.clone().collect_volume_files());
+    tokio::spawn(api.clone().sweep_transfers());
     // Each service checks the caller's token before it reads a request's body.
     let authenticate = api::guard::Authenticate {
         auth: config.auth.clone(),

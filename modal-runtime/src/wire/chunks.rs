@@ -151,3 +151,172 @@ pub(crate) async fn receive_to_file(
     }
     result
 }
+
+/// The chunks of a payload in memory: slices of it (no copy), then an empty chunk carrying the
+/// blake3 digest of all of them.
+pub(crate) fn payload_chunks(
+    bytes: bytes::Bytes,
+) -> impl Stream<Item = pb::BinaryChunk> + Send + 'static {
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    let pieces: Vec<bytes::Bytes> = (0..bytes.len())
+        .step_by(BINARY_CHUNK)
+        .map(|at| bytes.slice(at..(at + BINARY_CHUNK).min(bytes.len())))
+        .collect();
+    let data = pieces.into_iter().map(|data| pb::BinaryChunk {
+        hash: String::new(),
+        data,
+    });
+    futures::stream::iter(data.chain(std::iter::once(pb::BinaryChunk {
+        hash,
+        data: bytes::Bytes::new(),
+    })))
+}
+
+/// The chunks of a payload file, hashed as they are read; the last, empty, carries the digest.
+pub(crate) fn payload_file_chunks(
+    file: tokio::fs::File,
+) -> impl Stream<Item = std::io::Result<pb::BinaryChunk>> + Send + 'static {
+    futures::stream::unfold(
+        Some((file, blake3::Hasher::new())),
+        move |state| async move {
+            let (mut file, mut hasher) = state?;
+            let mut buf = vec![0u8; BINARY_CHUNK];
+            match file.read(&mut buf).await {
+                Ok(0) => {
+                    let hash = hasher.finalize().to_hex().to_string();
+                    let last = pb::BinaryChunk {
+                        hash,
+                        data: bytes::Bytes::new(),
+                    };
+                    Some((Ok(last), None))
+                }
+                Ok(n) => {
+                    buf.truncate(n);
+                    hasher.update(&buf);
+                    let chunk = pb::BinaryChunk {
+                        hash: String::new(),
+                        data: buf.into(),
+                    };
+                    Some((Ok(chunk), Some((file, hasher))))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        },
+    )
+}
+
+/// Receives a payload's chunks into `sink`, checking them against the digest the last one
+/// carries; returns the number of bytes. A stream that ends without its digest, or whose bytes
+/// hash to another, is refused (the sink then holds a part, which the caller discards).
+pub(crate) async fn receive_payload<S>(
+    mut chunks: S,
+    mut sink: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<u64, String>
+where
+    S: Stream<Item = Result<pb::BinaryChunk, tonic::Status>> + Unpin,
+{
+    use futures::StreamExt;
+    let mut hasher = blake3::Hasher::new();
+    let mut size = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|s| format!("the transfer broke off: {}", s.message()))?;
+        if !chunk.hash.is_empty() {
+            let got = hasher.finalize().to_hex().to_string();
+            if got != chunk.hash {
+                return Err(format!(
+                    "the payload's {size} bytes hash to {got}, not to the {} it was sent with",
+                    chunk.hash
+                ));
+            }
+            if chunks.next().await.is_some() {
+                return Err("chunks came after the payload's digest".into());
+            }
+            return Ok(size);
+        }
+        hasher.update(&chunk.data);
+        size += chunk.data.len() as u64;
+        sink(&chunk.data)?;
+    }
+    Err(format!(
+        "the transfer ended after {size} bytes, without the payload's digest"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    async fn received(chunks: Vec<pb::BinaryChunk>) -> Result<Vec<u8>, String> {
+        let mut got = Vec::new();
+        let stream = futures::stream::iter(chunks.into_iter().map(Ok));
+        let size = receive_payload(stream, |d| {
+            got.extend_from_slice(d);
+            Ok(())
+        })
+        .await?;
+        assert_eq!(size, got.len() as u64);
+        Ok(got)
+    }
+
+    fn payload(len: usize) -> bytes::Bytes {
+        (0..len)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>()
+            .into()
+    }
+
+    #[tokio::test]
+    async fn a_payload_goes_through_in_chunks_and_its_digest() {
+        for len in [0, 1, BINARY_CHUNK, 2 * BINARY_CHUNK + 7] {
+            let data = payload(len);
+            let chunks: Vec<_> = payload_chunks(data.clone()).collect().await;
+            assert_eq!(chunks.len(), len.div_ceil(BINARY_CHUNK) + 1);
+            assert!(chunks.iter().all(|c| c.data.len() <= BINARY_CHUNK));
+            assert_eq!(received(chunks).await.unwrap(), data);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_is_sent_with_the_digest_of_what_was_read() {
+        let data = payload(BINARY_CHUNK + 3);
+        let path = std::env::temp_dir().join(format!("modal-chunks-{}", crate::ids::new_id("")));
+        std::fs::write(&path, &data).unwrap();
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let chunks: Vec<_> = payload_file_chunks(file)
+            .map(|c| c.unwrap())
+            .collect()
+            .await;
+        let _ = std::fs::remove_file(&path);
+        let from_memory: Vec<_> = payload_chunks(data.clone()).collect().await;
+        assert_eq!(
+            chunks.last().map(|c| &c.hash),
+            from_memory.last().map(|c| &c.hash)
+        );
+        assert_eq!(received(chunks).await.unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn a_changed_truncated_or_overlong_transfer_is_refused() {
+        let data = payload(3 * BINARY_CHUNK);
+        let chunks: Vec<_> = payload_chunks(data).collect().await;
+        let mut changed = chunks.clone();
+        changed[1].data = payload(BINARY_CHUNK - 1);
+        let err = received(changed).await.unwrap_err();
+        assert!(err.contains("hash to"), "{err}");
+        let truncated = chunks[..chunks.len() - 1].to_vec();
+        let err = received(truncated).await.unwrap_err();
+        assert!(err.contains("without the payload's digest"), "{err}");
+        let mut overlong = chunks.clone();
+        overlong.push(chunks[0].clone());
+        let err = received(overlong).await.unwrap_err();
+        assert!(err.contains("after the payload's digest"), "{err}");
+        let broken = futures::stream::iter(vec![
+            Ok(chunks[0].clone()),
+            Err(tonic::Status::unavailable("gone")),
+        ]);
+        let err = receive_payload(broken, |_| Ok(())).await.unwrap_err();
+        assert!(err.contains("broke off: gone"), "{err}");
+    }
+}

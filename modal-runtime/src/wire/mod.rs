@@ -16,7 +16,7 @@ mod functions;
 mod images;
 mod volumes;
 
-pub(crate) use auth::AuthHeaders;
+pub(crate) use auth::{AuthHeaders, PAYLOAD_DOWNLOADS_HEADER};
 pub(crate) use calls::*;
 pub(crate) use chunks::*;
 pub(crate) use control::*;

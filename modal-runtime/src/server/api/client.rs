@@ -37,16 +37,16 @@ async fn wait_result(mut rx: oneshot::Receiver<CallResult>, wait: Duration) -> O
 
 impl Api {
     /// A client's input as the control plane keeps it (see [`stored::client_input`]).
-    fn input(&self, p: Option<pb::Payload>, in_process: bool) -> Result<Payload, Status> {
+    fn input(&self, p: Option<pb::Payload>, caller: stored::Caller) -> Result<Payload, Status> {
         let p = p
             .map(Into::into)
             .ok_or_else(|| Status::invalid_argument("missing input"))?;
-        stored::client_input(self.payloads.as_deref(), in_process, p)
+        stored::client_input(self.payloads.as_deref(), &self.transfers, caller, p)
     }
 
     /// A result as its client receives it (see [`stored::for_client`]).
-    fn for_client(&self, r: CallResult, in_process: bool, reader: Reader) -> pb::CallResult {
-        stored::for_client(self.payloads.as_deref(), in_process, r, reader).into()
+    fn for_client(&self, r: CallResult, caller: stored::Caller, reader: Reader) -> pb::CallResult {
+        stored::for_client(self.payloads.as_deref(), &self.transfers, caller, r, reader).into()
     }
 }
 
@@ -131,7 +131,7 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::FunctionCallRequest>,
     ) -> Result<Response<pb::FunctionCallResponse>, Status> {
         let principal = self.caller(&req)?;
-        let local = stored::in_process(&req);
+        let local = stored::caller(&req);
         let req = req.into_inner();
         let input = self.input(req.input, local)?;
         let wait = if req.wait {
@@ -158,7 +158,7 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::FunctionCallGetRequest>,
     ) -> Result<Response<pb::FunctionCallGetResponse>, Status> {
         let principal = self.caller(&req)?;
-        let local = stored::in_process(&req);
+        let local = stored::caller(&req);
         let req = req.into_inner();
         let call_id = req.call_id;
         let (reader, result) = self.ask(move |s| s.call_get(&call_id, &principal)).await?;
@@ -189,7 +189,7 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<Streaming<pb::MapRequest>>,
     ) -> Result<Response<Self::FunctionMapStream>, Status> {
         let principal = self.caller(&req)?;
-        let local = stored::in_process(&req);
+        let local = stored::caller(&req);
         let mut inbound = req.into_inner();
         let start = match inbound.message().await? {
             Some(pb::MapRequest {
@@ -305,7 +305,7 @@ impl pb::client_api_server::ClientApi for Api {
         req: Request<pb::FunctionCallRequest>,
     ) -> Result<Response<Self::FunctionCallGeneratorStream>, Status> {
         let principal = self.caller(&req)?;
-        let local = stored::in_process(&req);
+        let local = stored::caller(&req);
         let req = req.into_inner();
         let input = self.input(req.input, local)?;
         let (out, rx) = mpsc::unbounded_channel();
@@ -327,11 +327,18 @@ impl pb::client_api_server::ClientApi for Api {
             let _keep = &guard;
             Ok(match e {
                 GeneratorEvent::Item(mut p) => {
-                    stored::load_for_client(api.payloads.as_deref(), local, &mut p, Reader::Only);
+                    stored::load_for_client(
+                        api.payloads.as_deref(),
+                        &api.transfers,
+                        local,
+                        &mut p,
+                        Reader::Only,
+                    );
                     GeneratorEvent::Item(p)
                 }
                 GeneratorEvent::Done(r) => GeneratorEvent::Done(stored::for_client(
                     api.payloads.as_deref(),
+                    &api.transfers,
                     local,
                     r,
                     Reader::Only,
@@ -665,6 +672,22 @@ impl pb::client_api_server::ClientApi for Api {
     }
 
     type VolumeBlobDownloadStream = BoxStream<pb::BinaryChunk>;
+
+    async fn payload_upload(
+        &self,
+        req: Request<Streaming<pb::BinaryChunk>>,
+    ) -> Result<Response<pb::StoredPayload>, Status> {
+        Api::payload_upload(self, req).await
+    }
+
+    type PayloadDownloadStream = BoxStream<pb::BinaryChunk>;
+
+    async fn payload_download(
+        &self,
+        req: Request<pb::PayloadDownloadRequest>,
+    ) -> Result<Response<Self::PayloadDownloadStream>, Status> {
+        Api::payload_download(self, req).await
+    }
 
     async fn volume_blob_download(
         &self,

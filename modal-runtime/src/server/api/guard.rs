@@ -51,6 +51,8 @@ fn body_limit(path: &str) -> Option<usize> {
         // Volume files stream in chunks; a commit lists every changed path.
         "VolumeBlobUpload" | "VolumeBlobDownload" | "VolumeCommit" => None,
         "ImageFileUpload" | "ImageBuild" => None,
+        // Large payloads stream in chunks.
+        "PayloadUpload" | "PayloadDownload" => None,
         _ => Some(CONTROL_REQUEST_BYTES),
     }
 }

@@ -8,6 +8,7 @@ pub(crate) mod guard;
 mod images;
 mod stored;
 mod streams;
+mod transfers;
 mod volumes;
 
 use std::pin::Pin;
@@ -32,6 +33,8 @@ pub(crate) struct Api {
     images: Option<Images>,
     /// The payload store of this machine (`None`: payloads travel inline).
     payloads: Option<Arc<crate::payloads::Store>>,
+    /// Payloads held for clients in other processes (uploads, results to download).
+    transfers: Arc<transfers::Transfers>,
 }
 
 /// What the image requests use: the layer store and the files images copy in.
@@ -63,6 +66,7 @@ impl Api {
             volume_files,
             images,
             payloads,
+            transfers: Arc::default(),
         }
     }
 

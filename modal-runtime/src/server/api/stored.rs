@@ -1,35 +1,63 @@
 //! Stored payloads at the control plane's edges. Containers: results a container wrote to its
 //! outbox taken into the payload store (checked, moved out of the container's reach), stored
 //! inputs loaded for a container that cannot reach the store. Clients: stored payloads accepted
-//! only from the client in this process (it writes the store itself); a large inline input from
-//! any other kept in the store; results loaded for a client that cannot reach the store.
+//! from the client in this process (it writes the store itself) and as uploads made here
+//! (`transfers.rs`); a large inline input from any other kept in the store; results handed by
+//! handle to a client that downloads them, loaded for one that cannot.
 
 use tonic::{Request, Status};
 
+use super::transfers::Transfers;
 use crate::model::{CallResult, ContainerCommand, OutputItem, Payload, ResultStatus};
 use crate::payloads::Store;
 use crate::wire::Reader;
 
-/// Whether a request came from the client in this process (see [`crate::payloads::InProcess`]).
-pub(super) fn in_process<T>(req: &Request<T>) -> bool {
-    req.extensions()
-        .get::<crate::payloads::InProcess>()
-        .is_some()
+/// Who sent a client request, as far as payloads go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Caller {
+    /// The client in this process (see [`crate::payloads::InProcess`]): it reaches the store.
+    InProcess,
+    /// A client elsewhere that uploads and downloads large payloads by handle.
+    Downloads,
+    /// A client elsewhere that sends and receives every payload inline.
+    Inline,
 }
 
-/// A client's input as the control plane keeps it.
+/// The caller of a request.
+pub(super) fn caller<T>(req: &Request<T>) -> Caller {
+    if req
+        .extensions()
+        .get::<crate::payloads::InProcess>()
+        .is_some()
+    {
+        Caller::InProcess
+    } else if req
+        .metadata()
+        .contains_key(crate::wire::PAYLOAD_DOWNLOADS_HEADER)
+    {
+        Caller::Downloads
+    } else {
+        Caller::Inline
+    }
+}
+
+/// A client's input as the control plane keeps it: a stored one from the client in this
+/// process, or one uploaded here for this call; a large inline one is kept in the store.
 pub(super) fn client_input(
     store: Option<&Store>,
-    in_process: bool,
+    transfers: &Transfers,
+    caller: Caller,
     p: Payload,
 ) -> Result<Payload, Status> {
-    if p.stored.is_some() {
-        return if in_process {
+    if let Some(stored) = &p.stored {
+        return if caller == Caller::InProcess || transfers.claim_upload(&stored.handle) {
             Ok(p)
         } else {
-            Err(Status::invalid_argument(
-                "a stored payload is accepted only from a client in the control plane's process; send it inline",
-            ))
+            Err(Status::invalid_argument(format!(
+                "payload {} was not uploaded here, was named by another call already, or waited more than {} s for its call: upload it again",
+                stored.handle,
+                super::transfers::KEPT_FOR.as_secs()
+            )))
         };
     }
     match store {
@@ -48,44 +76,60 @@ pub(super) fn client_input(
     }
 }
 
-/// A result as a client receives it: loaded when the client cannot reach the store (`Only`:
-/// this client is its one reader, and the file goes once read).
+/// A result as a client receives it (see [`load_for_client`]).
 pub(super) fn for_client(
     store: Option<&Store>,
-    in_process: bool,
+    transfers: &Transfers,
+    caller: Caller,
     mut result: CallResult,
     reader: Reader,
 ) -> CallResult {
     if let Some(p) = result.data.as_mut() {
-        load_for_client(store, in_process, p, reader);
+        load_for_client(store, transfers, caller, p, reader);
     }
     result
 }
 
-/// A payload as a client receives it: loaded when the client cannot reach the store (a failure
-/// to load leaves the handle, which the client reports it cannot read; the cause is here).
+/// A payload as a client receives it. The client in this process reads the store itself; one
+/// elsewhere that downloads gets the handle (as the `Only` reader, the file is its own: removed
+/// once downloaded, or after a while); any other gets the bytes inline (as the `Only` reader,
+/// the file goes once read). A failure to load leaves the handle, which the client reports it
+/// cannot read; the cause is here.
 pub(super) fn load_for_client(
     store: Option<&Store>,
-    in_process: bool,
+    transfers: &Transfers,
+    caller: Caller,
     p: &mut Payload,
     reader: Reader,
 ) {
-    let Some(store) = store.filter(|_| !in_process) else {
+    let Some(store) = store else {
         return;
     };
-    let Some(stored) = p.stored.take() else {
-        return;
-    };
-    match store.read(&stored) {
-        Ok(data) => {
-            p.data = data;
-            if reader == Reader::Only {
-                store.remove(std::slice::from_ref(&stored.handle));
+    match caller {
+        Caller::InProcess => {}
+        Caller::Downloads => {
+            if let Some(stored) = &p.stored
+                && reader == Reader::Only
+            {
+                transfers.hand_over(&stored.handle);
             }
         }
-        Err(e) => {
-            tracing::warn!("cannot load payload {} for a client: {e}", stored.handle);
-            p.stored = Some(stored);
+        Caller::Inline => {
+            let Some(stored) = p.stored.take() else {
+                return;
+            };
+            match store.read(&stored) {
+                Ok(data) => {
+                    p.data = data;
+                    if reader == Reader::Only {
+                        store.remove(std::slice::from_ref(&stored.handle));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("cannot load payload {} for a client: {e}", stored.handle);
+                    p.stored = Some(stored);
+                }
+            }
         }
     }
 }

@@ -1,0 +1,90 @@
+//! Large payloads between this client and a control plane in another process: an argument past
+//! the inline limit is uploaded in chunks before the call that names it, a result kept in the
+//! control plane's store is downloaded by its handle; each transfer is checked against its
+//! blake3 digest, and neither travels as one message. A client in the control plane's process
+//! reads and writes the store itself.
+
+use bytes::BytesMut;
+
+use super::{Api, Client};
+use crate::error::{Error, Result};
+use crate::payloads;
+use crate::wire::{self, pb};
+
+impl Client {
+    /// An encoded argument tuple as it is sent: uploaded first when large and the control
+    /// plane is elsewhere.
+    pub(crate) async fn staged(&self, input: pb::Payload) -> Result<pb::Payload> {
+        if self.embedded {
+            return Ok(input);
+        }
+        upload_large(&self.api, input).await
+    }
+
+    /// A received result with its value's bytes here (see [`Client::fetch`]).
+    pub(crate) async fn fetched(&self, mut result: pb::CallResult) -> Result<pb::CallResult> {
+        if let Some(p) = result.data.as_mut() {
+            self.fetch(p).await?;
+        }
+        Ok(result)
+    }
+
+    /// A received payload with its bytes here: one kept in the store of a control plane
+    /// elsewhere is downloaded by its handle.
+    pub(crate) async fn fetch(&self, p: &mut pb::Payload) -> Result<()> {
+        if self.embedded {
+            return Ok(());
+        }
+        let Some(stored) = p.stored.take() else {
+            return Ok(());
+        };
+        p.data = download(&self.api, &stored).await?;
+        Ok(())
+    }
+}
+
+/// Uploads a payload past the inline limit; the payload then names the upload. A control plane
+/// that keeps no payload store gets it inline.
+async fn upload_large(api: &Api, mut p: pb::Payload) -> Result<pb::Payload> {
+    if p.stored.is_some() || p.data.len() <= payloads::inline_max() {
+        return Ok(p);
+    }
+    let chunks = wire::payload_chunks(p.data.clone());
+    match api.clone().payload_upload(chunks).await {
+        Ok(stored) => {
+            p.data = bytes::Bytes::new();
+            p.stored = Some(stored.into_inner());
+            Ok(p)
+        }
+        Err(s) if s.code() == tonic::Code::FailedPrecondition => Ok(p),
+        Err(s) => Err(Error::ControlPlane(format!(
+            "cannot upload a payload of {} bytes: {}",
+            p.data.len(),
+            s.message()
+        ))),
+    }
+}
+
+async fn download(api: &Api, stored: &pb::StoredPayload) -> Result<bytes::Bytes> {
+    let chunks = api
+        .clone()
+        .payload_download(pb::PayloadDownloadRequest {
+            handle: stored.handle.clone(),
+        })
+        .await?
+        .into_inner();
+    let mut data = BytesMut::with_capacity(usize::try_from(stored.size).unwrap_or(0));
+    let size = wire::receive_payload(chunks, |chunk| {
+        data.extend_from_slice(chunk);
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::ControlPlane(format!("cannot download payload {}: {e}", stored.handle)))?;
+    if size != stored.size {
+        return Err(Error::ControlPlane(format!(
+            "payload {} came with {size} bytes, {} were announced",
+            stored.handle, stored.size
+        )));
+    }
+    Ok(data.freeze())
+}

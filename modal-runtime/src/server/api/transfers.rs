@@ -1,0 +1,260 @@
+//! Large payloads of clients in other processes, moved in chunks checked against their blake3
+//! digest: an upload is kept until a call names it, a result handed over by its handle until
+//! it is downloaded; either goes after [`KEPT_FOR`] (a client that died mid-way leaks nothing).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{Api, BoxStream, guard};
+use crate::payloads::Store;
+use crate::wire::{self, pb};
+
+/// How long an upload waits for its call, and a handed-over result for its download.
+pub(crate) const KEPT_FOR: Duration = Duration::from_secs(600);
+/// How often payloads kept past [`KEPT_FOR`] are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Why a payload file is held here, by handle, with when it stops being held.
+#[derive(Default)]
+pub(crate) struct Transfers {
+    held: Mutex<HashMap<String, (Instant, Held)>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Uploaded, not named by a call yet.
+    Upload,
+    /// A result its one reader, a client elsewhere, is to download (then it goes).
+    Handoff,
+}
+
+impl Transfers {
+    fn hold(&self, handle: &str, held: Held) {
+        self.lock()
+            .insert(handle.to_owned(), (Instant::now() + KEPT_FOR, held));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Held)>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes an upload for the call that names it: true if it was one (it is the call's now).
+    pub(super) fn claim_upload(&self, handle: &str) -> bool {
+        let mut held = self.lock();
+        match held.get(handle) {
+            Some((_, Held::Upload)) => held.remove(handle).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Holds a result until its client downloads it.
+    pub(super) fn hand_over(&self, handle: &str) {
+        self.hold(handle, Held::Handoff);
+    }
+
+    /// Takes a handed-over result for its download: true if it was one.
+    fn take_handoff(&self, handle: &str) -> bool {
+        let mut held = self.lock();
+        match held.get(handle) {
+            Some((_, Held::Handoff)) => held.remove(handle).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Forgets what was held past its time; returns those handles.
+    fn expired(&self, now: Instant) -> Vec<String> {
+        let mut gone = Vec::new();
+        self.lock().retain(|handle, (until, _)| {
+            let keep = *until > now;
+            if !keep {
+                gone.push(handle.clone());
+            }
+            keep
+        });
+        gone
+    }
+}
+
+/// Removes a handed-over result once its download went through whole; one cut short is held
+/// again, so that the client may download it again.
+struct AfterDownload {
+    store: Arc<Store>,
+    transfers: Arc<Transfers>,
+    handle: String,
+    whole: bool,
+}
+
+impl Drop for AfterDownload {
+    fn drop(&mut self) {
+        if self.whole {
+            self.store.remove(std::slice::from_ref(&self.handle));
+        } else {
+            self.transfers.hand_over(&self.handle);
+        }
+    }
+}
+
+impl Api {
+    fn payload_store(&self) -> Result<Arc<Store>, Status> {
+        self.payloads.clone().ok_or_else(|| {
+            Status::failed_precondition(
+                "this control plane keeps no payload store: send payloads inline",
+            )
+        })
+    }
+
+    pub(super) async fn payload_upload(
+        &self,
+        req: Request<Streaming<pb::BinaryChunk>>,
+    ) -> Result<Response<pb::StoredPayload>, Status> {
+        guard::principal_of(&req)?;
+        let store = self.payload_store()?;
+        let (file, path) = store
+            .new_file()
+            .map_err(|e| Status::internal(format!("cannot make a payload file: {e}")))?;
+        let mut writer = std::io::BufWriter::with_capacity(wire::BINARY_CHUNK, &file);
+        let received = wire::receive_payload(req.into_inner(), |data| {
+            writer
+                .write_all(data)
+                .map_err(|e| format!("cannot write the payload: {e}"))
+        })
+        .await
+        .and_then(|size| {
+            writer
+                .flush()
+                .and_then(|()| file.set_len(size))
+                .map(|()| size)
+                .map_err(|e| format!("cannot write the payload: {e}"))
+        });
+        drop(writer);
+        let handle = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match received {
+            Ok(size) => {
+                self.transfers.hold(&handle, Held::Upload);
+                Ok(Response::new(pb::StoredPayload { handle, size }))
+            }
+            Err(why) => {
+                let _ = std::fs::remove_file(&path);
+                Err(Status::data_loss(format!(
+                    "the payload upload was refused: {why}"
+                )))
+            }
+        }
+    }
+
+    pub(super) async fn payload_download(
+        &self,
+        req: Request<pb::PayloadDownloadRequest>,
+    ) -> Result<Response<BoxStream<pb::BinaryChunk>>, Status> {
+        guard::principal_of(&req)?;
+        let store = self.payload_store()?;
+        let handle = req.into_inner().handle;
+        let file = store.open_payload(&handle).map_err(|e| {
+            Status::not_found(format!(
+                "payload {handle} is not here ({e}): it was read already, or its call's result expired"
+            ))
+        })?;
+        let after = self.transfers.take_handoff(&handle).then(|| AfterDownload {
+            store,
+            transfers: Arc::clone(&self.transfers),
+            handle,
+            whole: false,
+        });
+        let mut after = after;
+        let chunks = wire::payload_file_chunks(tokio::fs::File::from_std(file)).map(move |c| {
+            let c = c.map_err(|e| Status::internal(format!("cannot read the payload: {e}")))?;
+            // The last chunk carries the digest: the download went through whole.
+            if !c.hash.is_empty()
+                && let Some(after) = after.as_mut()
+            {
+                after.whole = true;
+            }
+            Ok(c)
+        });
+        Ok(Response::new(Box::pin(chunks)))
+    }
+
+    /// Removes, now and then, the uploads no call named and the results no client downloaded
+    /// in [`KEPT_FOR`].
+    pub(crate) async fn sweep_transfers(self) {
+        let Some(store) = self.payloads.clone() else {
+            return;
+        };
+        loop {
+            tokio::time::sleep(SWEEP_EVERY).await;
+            let gone = self.transfers.expired(Instant::now());
+            if !gone.is_empty() {
+                tracing::info!(
+                    "removed {} payloads that no call named or no client downloaded in {} s",
+                    gone.len(),
+                    KEPT_FOR.as_secs()
+                );
+                store.remove(&gone);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upload_is_claimed_once_and_a_handoff_is_not_an_upload() {
+        let t = Transfers::default();
+        t.hold("a", Held::Upload);
+        t.hand_over("b");
+        assert!(!t.claim_upload("b"), "a result is not an upload");
+        assert!(t.claim_upload("a"));
+        assert!(!t.claim_upload("a"), "claimed once");
+        assert!(!t.take_handoff("a"));
+        assert!(t.take_handoff("b"));
+        assert!(!t.take_handoff("b"));
+    }
+
+    #[test]
+    fn a_client_elsewhere_names_only_its_own_uploads() {
+        use super::super::stored::{Caller, client_input};
+        use crate::model::{Payload, Stored};
+        let t = Transfers::default();
+        let named = |handle: &str| {
+            Payload::in_store(Stored {
+                handle: handle.into(),
+                size: 5,
+            })
+        };
+        let refused = client_input(None, &t, Caller::Downloads, named("0123")).unwrap_err();
+        assert!(
+            refused.message().contains("was not uploaded here"),
+            "{refused:?}"
+        );
+        t.hold("0123", Held::Upload);
+        assert!(client_input(None, &t, Caller::Downloads, named("0123")).is_ok());
+        assert!(
+            client_input(None, &t, Caller::Downloads, named("0123")).is_err(),
+            "one call per upload"
+        );
+        // The client in this process writes the store itself.
+        assert!(client_input(None, &t, Caller::InProcess, named("4567")).is_ok());
+    }
+
+    #[test]
+    fn what_was_held_past_its_time_is_given_up() {
+        let t = Transfers::default();
+        t.hold("a", Held::Upload);
+        t.hand_over("b");
+        assert!(t.expired(Instant::now()).is_empty());
+        let mut gone = t.expired(Instant::now() + KEPT_FOR + Duration::from_secs(1));
+        gone.sort();
+        assert_eq!(gone, ["a", "b"]);
+        assert!(!t.claim_upload("a"), "an expired upload is not claimable");
+    }
+}
