@@ -190,3 +190,39 @@ fn payloads_round_trip_through_a_modal_server() {
         "the server's store holds {left:?} files, {kept} expected"
     );
 }
+
+#[test]
+fn payloads_reach_the_containers_of_a_worker_elsewhere() {
+    // No built-in worker: a `modal worker` process, which hosts no payload store, runs the
+    // containers, so they download their stored inputs and upload their large results.
+    let s = Server::start(MODAL, "payloads-worker", None, false);
+    let mut worker = s.start_worker();
+    let out = s.run(PAYLOADS, &["run", "round_trips", "--no-huge"]);
+    let _ = worker.kill();
+    let _ = worker.wait();
+    came_back_at_64_mib(
+        &out,
+        &[
+            "remote",
+            "remote bytes",
+            "spawn get bytes kept",
+            "spawn get again",
+            "map",
+            "generator",
+            "class method",
+        ],
+    );
+    assert_field(&out, "kept inputs intact", "true");
+    let kept: usize = field(&out, "spawned large results")
+        .and_then(|v| v.parse().ok())
+        .expect("counted");
+    let objects = s.dir.join("data").join("payloads").join("objects");
+    let settled = modal_tests::wait_until(Duration::from_secs(10), || {
+        std::fs::read_dir(&objects).map(|d| d.count()).ok() == Some(kept)
+    });
+    let left = std::fs::read_dir(&objects).map(|d| d.count());
+    assert!(
+        settled,
+        "the server's store holds {left:?} files, {kept} expected (every upload claimed, every download done)"
+    );
+}

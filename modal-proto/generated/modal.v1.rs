@@ -5386,6 +5386,54 @@ pub mod container_api_client {
                 .insert(GrpcMethod::new("modal.v1.ContainerApi", "ContainerConnect"));
             self.inner.streaming(req, path, codec).await
         }
+        /// A container that cannot reach the payload store (its worker is on another machine):
+        /// stored inputs downloaded by handle, large results and generator items uploaded before the
+        /// output that names them (as `ClientApi.PayloadUpload`/`PayloadDownload`).
+        pub async fn payload_upload(
+            &mut self,
+            request: impl tonic::IntoStreamingRequest<Message = super::BinaryChunk>,
+        ) -> std::result::Result<tonic::Response<super::StoredPayload>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ContainerApi/PayloadUpload",
+            );
+            let mut req = request.into_streaming_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ContainerApi", "PayloadUpload"));
+            self.inner.client_streaming(req, path, codec).await
+        }
+        pub async fn payload_download(
+            &mut self,
+            request: impl tonic::IntoRequest<super::PayloadDownloadRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::BinaryChunk>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ContainerApi/PayloadDownload",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ContainerApi", "PayloadDownload"));
+            self.inner.server_streaming(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -5412,6 +5460,26 @@ pub mod container_api_server {
             request: tonic::Request<tonic::Streaming<super::ContainerMessage>>,
         ) -> std::result::Result<
             tonic::Response<Self::ContainerConnectStream>,
+            tonic::Status,
+        >;
+        /// A container that cannot reach the payload store (its worker is on another machine):
+        /// stored inputs downloaded by handle, large results and generator items uploaded before the
+        /// output that names them (as `ClientApi.PayloadUpload`/`PayloadDownload`).
+        async fn payload_upload(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::BinaryChunk>>,
+        ) -> std::result::Result<tonic::Response<super::StoredPayload>, tonic::Status>;
+        /// Server streaming response type for the PayloadDownload method.
+        type PayloadDownloadStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::BinaryChunk, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        async fn payload_download(
+            &self,
+            request: tonic::Request<super::PayloadDownloadRequest>,
+        ) -> std::result::Result<
+            tonic::Response<Self::PayloadDownloadStream>,
             tonic::Status,
         >;
     }
@@ -5536,6 +5604,98 @@ pub mod container_api_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ContainerApi/PayloadUpload" => {
+                    #[allow(non_camel_case_types)]
+                    struct PayloadUploadSvc<T: ContainerApi>(pub Arc<T>);
+                    impl<
+                        T: ContainerApi,
+                    > tonic::server::ClientStreamingService<super::BinaryChunk>
+                    for PayloadUploadSvc<T> {
+                        type Response = super::StoredPayload;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<tonic::Streaming<super::BinaryChunk>>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ContainerApi>::payload_upload(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = PayloadUploadSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.client_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ContainerApi/PayloadDownload" => {
+                    #[allow(non_camel_case_types)]
+                    struct PayloadDownloadSvc<T: ContainerApi>(pub Arc<T>);
+                    impl<
+                        T: ContainerApi,
+                    > tonic::server::ServerStreamingService<
+                        super::PayloadDownloadRequest,
+                    > for PayloadDownloadSvc<T> {
+                        type Response = super::BinaryChunk;
+                        type ResponseStream = T::PayloadDownloadStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::PayloadDownloadRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ContainerApi>::payload_download(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = PayloadDownloadSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

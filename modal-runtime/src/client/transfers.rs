@@ -4,8 +4,6 @@
 //! blake3 digest, and neither travels as one message. A client in the control plane's process
 //! reads and writes the store itself.
 
-use bytes::BytesMut;
-
 use super::{Api, Client};
 use crate::error::{Error, Result};
 use crate::payloads;
@@ -73,18 +71,7 @@ async fn download(api: &Api, stored: &pb::StoredPayload) -> Result<bytes::Bytes>
         })
         .await?
         .into_inner();
-    let mut data = BytesMut::with_capacity(usize::try_from(stored.size).unwrap_or(0));
-    let size = wire::receive_payload(chunks, |chunk| {
-        data.extend_from_slice(chunk);
-        Ok(())
-    })
-    .await
-    .map_err(|e| Error::ControlPlane(format!("cannot download payload {}: {e}", stored.handle)))?;
-    if size != stored.size {
-        return Err(Error::ControlPlane(format!(
-            "payload {} came with {size} bytes, {} were announced",
-            stored.handle, stored.size
-        )));
-    }
-    Ok(data.freeze())
+    wire::receive_payload_bytes(chunks, stored.size)
+        .await
+        .map_err(|e| Error::ControlPlane(format!("cannot download payload {}: {e}", stored.handle)))
 }

@@ -306,6 +306,7 @@ async fn serve(ctx: Context) -> ExitCode {
                             }
                             items.push(item);
                         }
+                        payloads::download_stored(&client, &mut items).await;
                         exec.push(items)
                     }
                     Some(pb::container_command::Command::Cancel(c)) => {
@@ -344,7 +345,7 @@ async fn serve(ctx: Context) -> ExitCode {
                         Event::Item { input_id, item } => {
                             // Items go out before the result that follows them.
                             if !outputs.is_empty() {
-                                flush(&out_tx, &mut items, &mut outputs);
+                                send_outputs(&client, &out_tx, &mut items, &mut outputs).await;
                             }
                             match items.last_mut() {
                                 Some((id, list)) if *id == input_id => list.push(item.into()),
@@ -368,7 +369,7 @@ async fn serve(ctx: Context) -> ExitCode {
                         }
                     }
                 }
-                flush(&out_tx, &mut items, &mut outputs);
+                send_outputs(&client, &out_tx, &mut items, &mut outputs).await;
                 exec.start_ready();
             }
         }
@@ -418,6 +419,18 @@ async fn await_stop(inbound: &mut tonic::Streaming<pb::ContainerCommand>) {
         }
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), wait).await;
+}
+
+/// Sends generator items, then outputs, their large values uploaded first when this container
+/// reaches no payload store.
+async fn send_outputs(
+    client: &payloads::Stub,
+    out: &mpsc::UnboundedSender<pb::ContainerMessage>,
+    items: &mut Vec<(String, Vec<pb::Payload>)>,
+    outputs: &mut Vec<pb::OutputItem>,
+) {
+    payloads::upload_outputs(client, items, outputs).await;
+    flush(out, items, outputs);
 }
 
 fn flush(

@@ -1,30 +1,135 @@
 //! The container's side of the payload store: stored inputs mapped from the store; results and
 //! generator items were encoded straight into the container's outbox when large
-//! (`crate::payloads::encode`), and one that stayed in memory must fit in a message.
+//! (`crate::payloads::encode`). A container that reaches no store (its worker is on another
+//! machine) downloads its stored inputs by handle and uploads its large values before the
+//! output that names them.
 
 use std::sync::Weak;
 
 use crate::model::{CallResult, InputItem, Payload, ResultStatus};
-use crate::payloads::{Encoded, mounted};
+use crate::payloads::{Encoded, inline_max, mounted};
+use crate::wire::{self, pb};
+
+/// The container's client of the control plane.
+pub(super) type Stub = pb::container_api_client::ContainerApiClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, wire::AuthHeaders>,
+>;
+
+/// Downloads, by handle, the stored inputs a container that reaches no store was sent; one that
+/// cannot be downloaded keeps its handle and fails where it is read, the cause in the log.
+pub(super) async fn download_stored(stub: &Stub, items: &mut [InputItem]) {
+    if mounted().is_some() {
+        return;
+    }
+    for item in items {
+        let Some(stored) = item.input.stored.clone() else {
+            continue;
+        };
+        let request = pb::PayloadDownloadRequest {
+            handle: stored.handle.clone(),
+        };
+        let downloaded = match stub.clone().payload_download(request).await {
+            Ok(chunks) => wire::receive_payload_bytes(chunks.into_inner(), stored.size).await,
+            Err(s) => Err(s.message().to_owned()),
+        };
+        match downloaded {
+            Ok(data) => {
+                item.input.data = data;
+                item.input.stored = None;
+            }
+            Err(e) => tracing::error!(
+                "cannot download the payload of input {} ({}): {e}",
+                item.input_id,
+                stored.handle
+            ),
+        }
+    }
+}
+
+/// In a container that reaches no store: uploads each large value that stayed in memory, which
+/// its output then names by handle. One that can be neither uploaded nor sent in a message is
+/// the reason given (see [`upload_outputs`]).
+async fn upload(stub: &Stub, p: &mut pb::Payload) -> Result<(), String> {
+    if p.stored.is_some() || p.data.len() <= inline_max() {
+        return Ok(());
+    }
+    match stub
+        .clone()
+        .payload_upload(wire::payload_chunks(p.data.clone()))
+        .await
+    {
+        Ok(stored) => {
+            p.stored = Some(stored.into_inner());
+            p.data = bytes::Bytes::new();
+            Ok(())
+        }
+        Err(s) => match too_large_for_a_message(p.data.len()) {
+            Some(why) => Err(format!("{why}, and its upload failed: {}", s.message())),
+            // It still fits in a message.
+            None => Ok(()),
+        },
+    }
+}
+
+/// Uploads the large values of outputs and generator items, in a container that reaches no
+/// store; an output whose value can be neither uploaded nor sent fails its input with the
+/// reason, an item that cannot is dropped with it in the log (its reader sees the generator's
+/// end).
+pub(super) async fn upload_outputs(
+    stub: &Stub,
+    items: &mut [(String, Vec<pb::Payload>)],
+    outputs: &mut [pb::OutputItem],
+) {
+    if mounted().is_some() {
+        return;
+    }
+    for (input_id, list) in items.iter_mut() {
+        for p in list.iter_mut() {
+            if let Err(why) = upload(stub, p).await {
+                tracing::error!("a generator item of input {input_id} is lost: {why}");
+                p.data = bytes::Bytes::new();
+            }
+        }
+    }
+    for output in outputs {
+        let Some(result) = output.result.as_mut() else {
+            continue;
+        };
+        let Some(p) = result.data.as_mut() else {
+            continue;
+        };
+        if let Err(why) = upload(stub, p).await {
+            let failed = CallResult {
+                attempt: result.attempt,
+                ..CallResult::failure(
+                    ResultStatus::InternalFailure,
+                    format!("cannot return the result: {why}"),
+                    &result.task_id,
+                )
+            };
+            output.result = Some(failed.into());
+        }
+    }
+}
 
 /// The id of the store this container reaches (empty: none), for its hello.
 pub(super) fn store_id() -> String {
     mounted().map(|m| m.store_id.clone()).unwrap_or_default()
 }
 
-/// An input with its stored payload loaded, and, when it was mapped from its file, what tells
-/// whether anything here still holds its bytes (user code may keep a `Bytes` argument past the
-/// call: the control plane must then never write over the file). One that cannot be loaded
-/// keeps its handle and fails where it is read, the cause in the container's log.
+/// An input with its stored payload mapped from the store, and what tells whether anything
+/// here still holds its bytes (user code may keep a `Bytes` argument past the call: the control
+/// plane must then never write over the file). One that cannot be mapped keeps its handle and
+/// fails where it is read, the cause in the container's log; a container without a store
+/// downloads it instead ([`download_stored`]).
 pub(super) fn load(mut item: InputItem) -> (InputItem, Option<Weak<()>>) {
+    let Some(store) = mounted() else {
+        return (item, None);
+    };
     let Some(stored) = item.input.stored.take() else {
         return (item, None);
     };
-    let loaded = match mounted() {
-        Some(m) => m.map(&stored).map_err(|e| e.to_string()),
-        None => Err("this container was given no payload store".to_owned()),
-    };
-    match loaded {
+    match store.map(&stored).map_err(|e| e.to_string()) {
         Ok((bytes, watch)) => {
             item.input.data = bytes;
             return (item, Some(watch));
@@ -41,17 +146,19 @@ pub(super) fn load(mut item: InputItem) -> (InputItem, Option<Weak<()>>) {
     (item, None)
 }
 
-/// Why bytes that stayed in memory cannot be sent, if they cannot: a message has a limit.
+/// Whether `len` bytes are too many for a message (with room for the message around them).
+fn too_large_for_a_message(len: usize) -> Option<String> {
+    (len > crate::wire::MAX_MESSAGE_BYTES - (64 << 10))
+        .then(|| format!("the value is {len} bytes: too large for a message"))
+}
+
+/// Why bytes that stayed in memory cannot be sent, if they cannot. A container that reaches no
+/// store uploads them instead (see [`upload_outputs`]).
 fn too_large(len: usize) -> Option<String> {
-    // Room for the message around them.
-    (len > crate::wire::MAX_MESSAGE_BYTES - (64 << 10)).then(|| match mounted() {
-        Some(_) => format!(
-            "the value is {len} bytes: too large for a message, and the payload outbox refused it (the container's log says why; on the oci runtime no file of a container may be larger than its /tmp: raise the function's `ephemeral_disk`)"
-        ),
-        None => format!(
-            "the value is {len} bytes, too large for a message, and this container reaches no payload store (its worker does not run beside the control plane)"
-        ),
-    })
+    mounted()?;
+    too_large_for_a_message(len).map(|why| format!(
+        "{why}, and the payload outbox refused it (the container's log says why; on the oci runtime no file of a container may be larger than its /tmp: raise the function's `ephemeral_disk`)"
+    ))
 }
 
 /// A generator item as it is sent.

@@ -205,6 +205,23 @@ pub(crate) fn payload_file_chunks(
     )
 }
 
+/// Receives a payload of `size` bytes (as its handle announced) into memory.
+pub(crate) async fn receive_payload_bytes<S>(chunks: S, size: u64) -> Result<bytes::Bytes, String>
+where
+    S: Stream<Item = Result<pb::BinaryChunk, tonic::Status>> + Unpin,
+{
+    let mut data = bytes::BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+    let got = receive_payload(chunks, |chunk| {
+        data.extend_from_slice(chunk);
+        Ok(())
+    })
+    .await?;
+    if got != size {
+        return Err(format!("it came with {got} bytes, {size} were announced"));
+    }
+    Ok(data.freeze())
+}
+
 /// Receives a payload's chunks into `sink`, checking them against the digest the last one
 /// carries; returns the number of bytes. A stream that ends without its digest, or whose bytes
 /// hash to another, is refused (the sink then holds a part, which the caller discards).

@@ -50,7 +50,8 @@ pub(super) fn client_input(
     p: Payload,
 ) -> Result<Payload, Status> {
     if let Some(stored) = &p.stored {
-        return if caller == Caller::InProcess || transfers.claim_upload(&stored.handle) {
+        return if caller == Caller::InProcess || transfers.claim_upload(&stored.handle, stored.size)
+        {
             Ok(p)
         } else {
             Err(Status::invalid_argument(format!(
@@ -134,12 +135,27 @@ pub(super) fn load_for_client(
     }
 }
 
-/// A payload a container announced in its outbox, moved into the store.
-fn take(store: Option<&Store>, task_id: &str, mut p: Payload) -> Result<Payload, String> {
+/// A payload a container uploaded (a container elsewhere), or announced in its outbox, moved
+/// into the store.
+fn take(
+    store: Option<&Store>,
+    transfers: &Transfers,
+    task_id: &str,
+    mut p: Payload,
+) -> Result<Payload, String> {
     let Some(announced) = p.stored.take() else {
         return Ok(p);
     };
-    let store = store.ok_or("the container sent a stored payload but was given no store")?;
+    if transfers.claim_upload(&announced.handle, announced.size) {
+        p.stored = Some(announced);
+        return Ok(p);
+    }
+    let store = store.ok_or_else(|| {
+        format!(
+            "the container named payload {}, which it did not upload, and it was given no outbox",
+            announced.handle
+        )
+    })?;
     p.stored = Some(
         store
             .adopt(task_id, &announced.handle, announced.size)
@@ -153,11 +169,12 @@ fn take(store: Option<&Store>, task_id: &str, mut p: Payload) -> Result<Payload,
 /// (an internal failure: the input runs again when its retries allow).
 pub(super) fn take_output(
     store: Option<&Store>,
+    transfers: &Transfers,
     task_id: &str,
     mut item: OutputItem,
 ) -> OutputItem {
     if let Some(p) = item.result.data.take() {
-        match take(store, task_id, p) {
+        match take(store, transfers, task_id, p) {
             Ok(p) => item.result.data = Some(p),
             Err(e) => {
                 tracing::warn!(task_id, input_id = %item.input_id, "{e}");
@@ -177,12 +194,17 @@ pub(super) fn take_output(
 
 /// A generator item that went through the outbox; one that cannot be taken is passed on as
 /// announced, and its reader says it cannot read it.
-pub(super) fn take_item(store: Option<&Store>, task_id: &str, p: Payload) -> Payload {
+pub(super) fn take_item(
+    store: Option<&Store>,
+    transfers: &Transfers,
+    task_id: &str,
+    p: Payload,
+) -> Payload {
     if p.stored.is_none() {
         return p;
     }
     let announced = p.clone();
-    take(store, task_id, p).unwrap_or_else(|e| {
+    take(store, transfers, task_id, p).unwrap_or_else(|e| {
         tracing::warn!(task_id, "a generator item: {e}");
         announced
     })

@@ -20,6 +20,7 @@ impl pb::container_api_server::ContainerApi for Api {
     ) -> Result<Response<Self::ContainerConnectStream>, Status> {
         // A restricted container too: its own stream is what it may use.
         let principal = super::guard::principal_of(&req)?;
+        let downloads = stored::caller(&req) == stored::Caller::Downloads;
         let mut inbound = req.into_inner();
         use pb::container_message::Message;
         let hello = match inbound.message().await? {
@@ -43,12 +44,16 @@ impl pb::container_api_server::ContainerApi for Api {
         principal.require_task(&hello.task_id)?;
         let task_id = hello.task_id.clone();
         // A container that reaches this control plane's payload store is sent stored payloads
-        // and sends large results through its outbox; any other gets them inline.
+        // and sends large results through its outbox; one elsewhere that downloads is sent
+        // their handles (and uploads its large results); any other gets them inline.
         let store = self
             .payloads
             .clone()
             .filter(|s| !hello.payload_store.is_empty() && s.id() == hello.payload_store);
-        let inline_from = self.payloads.clone().filter(|_| store.is_none());
+        let inline_from = self
+            .payloads
+            .clone()
+            .filter(|_| store.is_none() && !downloads);
         let (tx, rx) = mpsc::unbounded_channel();
         let hello = hello.into();
         self.event(|reply| Command::ContainerHello { hello, tx, reply })
@@ -66,7 +71,14 @@ impl pb::container_api_server::ContainerApi for Api {
                         items: batch
                             .items
                             .into_iter()
-                            .map(|i| stored::take_output(store.as_deref(), &task_id, i.into()))
+                            .map(|i| {
+                                stored::take_output(
+                                    store.as_deref(),
+                                    &api.transfers,
+                                    &task_id,
+                                    i.into(),
+                                )
+                            })
                             .collect(),
                     },
                     Some(Message::InitFailure(f)) => Command::ContainerInitFailure {
@@ -86,7 +98,14 @@ impl pb::container_api_server::ContainerApi for Api {
                         items: g
                             .items
                             .into_iter()
-                            .map(|p| stored::take_item(store.as_deref(), &task_id, p.into()))
+                            .map(|p| {
+                                stored::take_item(
+                                    store.as_deref(),
+                                    &api.transfers,
+                                    &task_id,
+                                    p.into(),
+                                )
+                            })
                             .collect(),
                     },
                     Some(Message::Hello(_)) | None => continue,
@@ -105,6 +124,22 @@ impl pb::container_api_server::ContainerApi for Api {
             UnboundedReceiverStream::new(rx)
                 .map(move |c| Ok(stored::inline_inputs(inline_from.as_deref(), c).into())),
         )))
+    }
+
+    async fn payload_upload(
+        &self,
+        req: Request<Streaming<pb::BinaryChunk>>,
+    ) -> Result<Response<pb::StoredPayload>, Status> {
+        Api::payload_upload(self, req).await
+    }
+
+    type PayloadDownloadStream = BoxStream<pb::BinaryChunk>;
+
+    async fn payload_download(
+        &self,
+        req: Request<pb::PayloadDownloadRequest>,
+    ) -> Result<Response<Self::PayloadDownloadStream>, Status> {
+        Api::payload_download(self, req).await
     }
 }
 

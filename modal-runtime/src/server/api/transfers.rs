@@ -27,8 +27,8 @@ pub(crate) struct Transfers {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Held {
-    /// Uploaded, not named by a call yet.
-    Upload,
+    /// Uploaded (this many bytes), not named by a call or an output yet.
+    Upload(u64),
     /// A result its one reader, a client elsewhere, is to download (then it goes).
     Handoff,
 }
@@ -43,11 +43,12 @@ impl Transfers {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes an upload for the call that names it: true if it was one (it is the call's now).
-    pub(super) fn claim_upload(&self, handle: &str) -> bool {
+    /// Takes an upload of `size` bytes for the call or the output that names it: true if it
+    /// was one (it is theirs now).
+    pub(super) fn claim_upload(&self, handle: &str, size: u64) -> bool {
         let mut held = self.lock();
         match held.get(handle) {
-            Some((_, Held::Upload)) => held.remove(handle).is_some(),
+            Some((_, Held::Upload(uploaded))) if *uploaded == size => held.remove(handle).is_some(),
             _ => false,
         }
     }
@@ -138,7 +139,7 @@ impl Api {
             .unwrap_or_default();
         match received {
             Ok(size) => {
-                self.transfers.hold(&handle, Held::Upload);
+                self.transfers.hold(&handle, Held::Upload(size));
                 Ok(Response::new(pb::StoredPayload { handle, size }))
             }
             Err(why) => {
@@ -210,11 +211,12 @@ mod tests {
     #[test]
     fn an_upload_is_claimed_once_and_a_handoff_is_not_an_upload() {
         let t = Transfers::default();
-        t.hold("a", Held::Upload);
+        t.hold("a", Held::Upload(5));
         t.hand_over("b");
-        assert!(!t.claim_upload("b"), "a result is not an upload");
-        assert!(t.claim_upload("a"));
-        assert!(!t.claim_upload("a"), "claimed once");
+        assert!(!t.claim_upload("b", 0), "a result is not an upload");
+        assert!(!t.claim_upload("a", 6), "an upload is claimed at its size");
+        assert!(t.claim_upload("a", 5));
+        assert!(!t.claim_upload("a", 5), "claimed once");
         assert!(!t.take_handoff("a"));
         assert!(t.take_handoff("b"));
         assert!(!t.take_handoff("b"));
@@ -236,7 +238,7 @@ mod tests {
             refused.message().contains("was not uploaded here"),
             "{refused:?}"
         );
-        t.hold("0123", Held::Upload);
+        t.hold("0123", Held::Upload(5));
         assert!(client_input(None, &t, Caller::Downloads, named("0123")).is_ok());
         assert!(
             client_input(None, &t, Caller::Downloads, named("0123")).is_err(),
@@ -249,12 +251,15 @@ mod tests {
     #[test]
     fn what_was_held_past_its_time_is_given_up() {
         let t = Transfers::default();
-        t.hold("a", Held::Upload);
+        t.hold("a", Held::Upload(1));
         t.hand_over("b");
         assert!(t.expired(Instant::now()).is_empty());
         let mut gone = t.expired(Instant::now() + KEPT_FOR + Duration::from_secs(1));
         gone.sort();
         assert_eq!(gone, ["a", "b"]);
-        assert!(!t.claim_upload("a"), "an expired upload is not claimable");
+        assert!(
+            !t.claim_upload("a", 1),
+            "an expired upload is not claimable"
+        );
     }
 }
