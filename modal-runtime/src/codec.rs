@@ -78,17 +78,27 @@ pub(crate) fn encode_to<T: Serialize + Any, W: std::io::Write>(
         .map_err(|e| CodecError::Encode(e.to_string()))
 }
 
-pub(crate) fn decode<T: DeserializeOwned + Any>(bytes: &[u8]) -> Result<T, CodecError> {
+/// Whether `T` is `V` or a one-tuple of one.
+fn is_alone_or_one_tuple_of<T: Any, V: Any>() -> bool {
     let wanted = TypeId::of::<T>();
-    if wanted == TypeId::of::<Vec<u8>>() || wanted == TypeId::of::<(Vec<u8>,)>() {
+    wanted == TypeId::of::<V>() || wanted == TypeId::of::<(V,)>()
+}
+
+/// `value`, or `(value,)`, as the `T` it is (see [`is_alone_or_one_tuple_of`]).
+fn as_alone_or_one_tuple<T: Any, V: Any>(value: V) -> Option<T> {
+    let boxed: Box<dyn Any> = if TypeId::of::<T>() == TypeId::of::<V>() {
+        Box::new(value)
+    } else {
+        Box::new((value,))
+    };
+    boxed.downcast::<T>().ok().map(|t| *t)
+}
+
+pub(crate) fn decode<T: DeserializeOwned + Any>(bytes: &[u8]) -> Result<T, CodecError> {
+    if is_alone_or_one_tuple_of::<T, Vec<u8>>() {
         let bytes = decode_exact::<serde_bytes::ByteBuf>(bytes)?.into_vec();
-        let boxed: Box<dyn Any> = if wanted == TypeId::of::<Vec<u8>>() {
-            Box::new(bytes)
-        } else {
-            Box::new((bytes,))
-        };
-        if let Ok(value) = boxed.downcast::<T>() {
-            return Ok(*value);
+        if let Some(value) = as_alone_or_one_tuple(bytes) {
+            return Ok(value);
         }
     }
     decode_exact(bytes)
@@ -97,17 +107,10 @@ pub(crate) fn decode<T: DeserializeOwned + Any>(bytes: &[u8]) -> Result<T, Codec
 /// [`decode`] from shared bytes: a `Bytes` (or a one-tuple of one) is a slice of `source`, not a
 /// copy (a payload mapped from its file stays mapped while the value lives).
 pub(crate) fn decode_shared<T: DeserializeOwned + Any>(source: &Bytes) -> Result<T, CodecError> {
-    let wanted = TypeId::of::<T>();
-    if wanted == TypeId::of::<Bytes>() || wanted == TypeId::of::<(Bytes,)>() {
-        let bytes = byte_string_in(source)?;
-        let boxed: Box<dyn Any> = if wanted == TypeId::of::<Bytes>() {
-            Box::new(bytes)
-        } else {
-            Box::new((bytes,))
-        };
-        if let Ok(value) = boxed.downcast::<T>() {
-            return Ok(*value);
-        }
+    if is_alone_or_one_tuple_of::<T, Bytes>()
+        && let Some(value) = as_alone_or_one_tuple(byte_string_in(source)?)
+    {
+        return Ok(value);
     }
     decode(source)
 }
