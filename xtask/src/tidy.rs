@@ -38,6 +38,10 @@ const PB_EDGES: &[(&str, &str)] = &[
         "modal-runtime/src/container/mod.rs",
         "the container's stream",
     ),
+    (
+        "modal-runtime/src/container/payloads.rs",
+        "uploads and downloads a container's payloads",
+    ),
     ("modal-runtime/src/worker/mod.rs", "the worker's stream"),
     (
         "modal-runtime/src/worker/binaries.rs",

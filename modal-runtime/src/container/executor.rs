@@ -8,25 +8,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::runner::{self, Event};
 use super::sync_pool::{SyncJob, SyncPool};
-use super::{journal, payloads, runner};
-use crate::model::{CallResult, InputItem, Payload, ResultStatus};
+use super::{journal, payloads};
+use crate::model::{CallResult, InputItem, ResultStatus};
 use crate::registry::{self, ClassInstance, FunctionRegistration, GeneratorSink, Invoker, Outcome};
 use crate::task_env;
-
-/// What running inputs report, in order.
-pub(super) enum Event {
-    Item {
-        input_id: String,
-        item: Payload,
-    },
-    Done {
-        input_id: String,
-        result: CallResult,
-        /// How long the input's code ran (zero when it did not start).
-        run: Duration,
-    },
-}
 
 enum Running {
     /// On the user runtime (every input of a batch holds the batch's handle).

@@ -18,7 +18,8 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use crate::registry::{self, FunctionRegistration, Identity, Invoker};
 use crate::task_env::{self as env, is_container};
 use crate::wire::{self, pb};
-use executor::{Event, Executor};
+use executor::Executor;
+use runner::Event;
 
 struct Context {
     task_id: String,

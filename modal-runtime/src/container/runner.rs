@@ -1,5 +1,6 @@
 //! Runs one input of the container's function: sync on a worker thread or async on the runtime,
-//! turning a panic into a result with its message, location and backtrace.
+//! turning a panic into a result with its message, location and backtrace; the events running
+//! inputs report.
 
 use std::any::Any;
 use std::backtrace::Backtrace;
@@ -10,8 +11,22 @@ use std::panic::AssertUnwindSafe;
 use futures::FutureExt;
 
 use super::backtrace;
-use crate::model::CallResult;
+use crate::model::{CallResult, Payload};
 use crate::registry::Outcome;
+
+/// What running inputs report, in order.
+pub(super) enum Event {
+    Item {
+        input_id: String,
+        item: Payload,
+    },
+    Done {
+        input_id: String,
+        result: CallResult,
+        /// How long the input's code ran (zero when it did not start).
+        run: std::time::Duration,
+    },
+}
 
 struct PanicRecord {
     message: String,

@@ -7,8 +7,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::mpsc;
 
-use super::executor::Event;
-use super::{journal, payloads, runner};
+use super::runner::{self, Event};
+use super::{journal, payloads};
 use crate::registry;
 
 /// A sync input: its id, its journal key and its encoded arguments.

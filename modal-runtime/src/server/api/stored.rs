@@ -236,3 +236,33 @@ pub(super) fn inline_inputs(store: Option<&Store>, cmd: ContainerCommand) -> Con
     }
     ContainerCommand::Inputs(items)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Stored;
+
+    #[test]
+    fn a_client_elsewhere_names_only_its_own_uploads() {
+        let t = Transfers::default();
+        let named = |handle: &str| {
+            Payload::in_store(Stored {
+                handle: handle.into(),
+                size: 5,
+            })
+        };
+        let refused = client_input(None, &t, Caller::Downloads, named("0123")).unwrap_err();
+        assert!(
+            refused.message().contains("was not uploaded here"),
+            "{refused:?}"
+        );
+        t.hold_upload("0123", 5);
+        assert!(client_input(None, &t, Caller::Downloads, named("0123")).is_ok());
+        assert!(
+            client_input(None, &t, Caller::Downloads, named("0123")).is_err(),
+            "one call per upload"
+        );
+        // The client in this process writes the store itself.
+        assert!(client_input(None, &t, Caller::InProcess, named("4567")).is_ok());
+    }
+}

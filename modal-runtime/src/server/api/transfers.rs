@@ -34,6 +34,11 @@ enum Held {
 }
 
 impl Transfers {
+    /// Holds an upload of `size` bytes until a call or an output names it.
+    pub(super) fn hold_upload(&self, handle: &str, size: u64) {
+        self.hold(handle, Held::Upload(size));
+    }
+
     fn hold(&self, handle: &str, held: Held) {
         self.lock()
             .insert(handle.to_owned(), (Instant::now() + KEPT_FOR, held));
@@ -139,7 +144,7 @@ impl Api {
             .unwrap_or_default();
         match received {
             Ok(size) => {
-                self.transfers.hold(&handle, Held::Upload(size));
+                self.transfers.hold_upload(&handle, size);
                 Ok(Response::new(pb::StoredPayload { handle, size }))
             }
             Err(why) => {
@@ -220,32 +225,6 @@ mod tests {
         assert!(!t.take_handoff("a"));
         assert!(t.take_handoff("b"));
         assert!(!t.take_handoff("b"));
-    }
-
-    #[test]
-    fn a_client_elsewhere_names_only_its_own_uploads() {
-        use super::super::stored::{Caller, client_input};
-        use crate::model::{Payload, Stored};
-        let t = Transfers::default();
-        let named = |handle: &str| {
-            Payload::in_store(Stored {
-                handle: handle.into(),
-                size: 5,
-            })
-        };
-        let refused = client_input(None, &t, Caller::Downloads, named("0123")).unwrap_err();
-        assert!(
-            refused.message().contains("was not uploaded here"),
-            "{refused:?}"
-        );
-        t.hold("0123", Held::Upload(5));
-        assert!(client_input(None, &t, Caller::Downloads, named("0123")).is_ok());
-        assert!(
-            client_input(None, &t, Caller::Downloads, named("0123")).is_err(),
-            "one call per upload"
-        );
-        // The client in this process writes the store itself.
-        assert!(client_input(None, &t, Caller::InProcess, named("4567")).is_ok());
     }
 
     #[test]
