@@ -222,13 +222,12 @@ where
     /// Like `remote_args`, returning the encoded result.
     pub(crate) async fn remote_raw(&self, args: A) -> Result<bytes::Bytes> {
         let bound = self.bound().await?;
-        let input = bound
-            .client
-            .staged(wire::encode_args(&args, &self.name())?)
-            .await?;
+        let encoded = wire::encode_args(&args, &self.name())?;
         let call_id = new_id("fc-");
         let mut sent_again = 0;
         loop {
+            // Staged for each sending: a control plane that lost the call lost its upload too.
+            let input = bound.client.staged(encoded.clone()).await?;
             let resp = self
                 .submit(&bound, &call_id, &input, Some(REMOTE_WAIT))
                 .await?;

@@ -172,7 +172,14 @@ impl State {
                 return Ok((id.clone(), None));
             }
         }
-        let app_id = self.admit(function_id, method, false, principal)?;
+        let app_id = match self.admit(function_id, method, false, principal) {
+            Ok(app_id) => app_id,
+            Err(refused) => {
+                // Nobody else holds a refused call's input.
+                self.release(std::iter::once(&input));
+                return Err(refused);
+            }
+        };
         let (waiters, rx) = match wait {
             Wait::Caller => {
                 let (tx, rx) = oneshot::channel();
@@ -220,7 +227,13 @@ impl State {
         principal: &Principal,
         out: mpsc::UnboundedSender<GeneratorEvent>,
     ) -> Result<String, Status> {
-        let app_id = self.admit(function_id, method, true, principal)?;
+        let app_id = match self.admit(function_id, method, true, principal) {
+            Ok(app_id) => app_id,
+            Err(refused) => {
+                self.release(std::iter::once(&input));
+                return Err(refused);
+            }
+        };
         let call_id = self.new_call(function_id, app_id, CallKind::Generator { out });
         self.enqueue(&call_id, function_id, method, 0, input);
         Ok(call_id)

@@ -36,12 +36,18 @@ async fn wait_result(mut rx: oneshot::Receiver<CallResult>, wait: Duration) -> O
 }
 
 impl Api {
-    /// A client's input as the control plane keeps it (see [`stored::client_input`]).
-    fn input(&self, p: Option<pb::Payload>, caller: stored::Caller) -> Result<Payload, Status> {
+    /// A client's input as the control plane keeps it (see [`stored::client_input`]; `call`:
+    /// the id of a call that may be sent again).
+    fn input(
+        &self,
+        p: Option<pb::Payload>,
+        caller: stored::Caller,
+        call: Option<&str>,
+    ) -> Result<Payload, Status> {
         let p = p
             .map(Into::into)
             .ok_or_else(|| Status::invalid_argument("missing input"))?;
-        stored::client_input(self.payloads.as_deref(), &self.transfers, caller, p)
+        stored::client_input(self.payloads.as_deref(), &self.transfers, caller, call, p)
     }
 
     /// A result as its client receives it (see [`stored::for_client`]).
@@ -133,7 +139,8 @@ impl pb::client_api_server::ClientApi for Api {
         let principal = self.caller(&req)?;
         let local = stored::caller(&req);
         let req = req.into_inner();
-        let input = self.input(req.input, local)?;
+        let call = Some(req.call_id.as_str()).filter(|id| !id.is_empty());
+        let input = self.input(req.input, local, call)?;
         let wait = if req.wait {
             Wait::Caller
         } else {
@@ -217,7 +224,7 @@ impl pb::client_api_server::ClientApi for Api {
                         let inputs = batch
                             .inputs
                             .into_iter()
-                            .map(|i| Ok((i.idx, api.input(i.input, local)?)))
+                            .map(|i| Ok((i.idx, api.input(i.input, local, None)?)))
                             .collect::<Result<Vec<_>, Status>>();
                         let inputs = match inputs {
                             Ok(inputs) => inputs,
@@ -307,7 +314,7 @@ impl pb::client_api_server::ClientApi for Api {
         let principal = self.caller(&req)?;
         let local = stored::caller(&req);
         let req = req.into_inner();
-        let input = self.input(req.input, local)?;
+        let input = self.input(req.input, local, None)?;
         let (out, rx) = mpsc::unbounded_channel();
         let (function_id, method) = (req.function_id, req.method_name);
         let call_id = self

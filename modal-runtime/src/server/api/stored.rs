@@ -42,15 +42,18 @@ pub(super) fn caller<T>(req: &Request<T>) -> Caller {
 }
 
 /// A client's input as the control plane keeps it: a stored one from the client in this
-/// process, or one uploaded here for this call; a large inline one is kept in the store.
+/// process, or one uploaded here for this call (`call`: its id, when it may be sent again); a
+/// large inline one is kept in the store.
 pub(super) fn client_input(
     store: Option<&Store>,
     transfers: &Transfers,
     caller: Caller,
+    call: Option<&str>,
     p: Payload,
 ) -> Result<Payload, Status> {
     if let Some(stored) = &p.stored {
-        return if caller == Caller::InProcess || transfers.claim_upload(&stored.handle, stored.size)
+        return if caller == Caller::InProcess
+            || transfers.claim_upload(&stored.handle, stored.size, call)
         {
             Ok(p)
         } else {
@@ -146,7 +149,7 @@ fn take(
     let Some(announced) = p.stored.take() else {
         return Ok(p);
     };
-    if transfers.claim_upload(&announced.handle, announced.size) {
+    if transfers.claim_upload(&announced.handle, announced.size, None) {
         p.stored = Some(announced);
         return Ok(p);
     }
@@ -251,18 +254,18 @@ mod tests {
                 size: 5,
             })
         };
-        let refused = client_input(None, &t, Caller::Downloads, named("0123")).unwrap_err();
+        let refused = client_input(None, &t, Caller::Downloads, None, named("0123")).unwrap_err();
         assert!(
             refused.message().contains("was not uploaded here"),
             "{refused:?}"
         );
         t.hold_upload("0123", 5);
-        assert!(client_input(None, &t, Caller::Downloads, named("0123")).is_ok());
+        assert!(client_input(None, &t, Caller::Downloads, None, named("0123")).is_ok());
         assert!(
-            client_input(None, &t, Caller::Downloads, named("0123")).is_err(),
+            client_input(None, &t, Caller::Downloads, None, named("0123")).is_err(),
             "one call per upload"
         );
         // The client in this process writes the store itself.
-        assert!(client_input(None, &t, Caller::InProcess, named("4567")).is_ok());
+        assert!(client_input(None, &t, Caller::InProcess, None, named("4567")).is_ok());
     }
 }

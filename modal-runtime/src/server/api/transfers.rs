@@ -25,10 +25,13 @@ pub(crate) struct Transfers {
     held: Mutex<HashMap<String, (Instant, Held)>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Held {
     /// Uploaded (this many bytes), not named by a call or an output yet.
     Upload(u64),
+    /// Named by the call of this id, which owns it: the same call sent again (a retried
+    /// request) may name it again. Forgotten, not removed, at its time.
+    Claimed(String),
     /// A result its one reader, a client elsewhere, is to download (then it goes).
     Handoff,
 }
@@ -48,14 +51,27 @@ impl Transfers {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes an upload of `size` bytes for the call or the output that names it: true if it
-    /// was one (it is theirs now).
-    pub(super) fn claim_upload(&self, handle: &str, size: u64) -> bool {
+    /// Takes an upload of `size` bytes for what names it: true if it was one (it is theirs
+    /// now). A call (`by`: its id) may name it again when it is sent again.
+    pub(super) fn claim_upload(&self, handle: &str, size: u64, by: Option<&str>) -> bool {
         let mut held = self.lock();
-        match held.get(handle) {
-            Some((_, Held::Upload(uploaded))) if *uploaded == size => held.remove(handle).is_some(),
+        let claimed = match (held.get(handle), by) {
+            (Some((_, Held::Upload(uploaded))), _) => *uploaded == size,
+            (Some((_, Held::Claimed(call))), Some(by)) => call == by,
             _ => false,
+        };
+        if claimed {
+            match by {
+                Some(call) => {
+                    let until = Instant::now() + KEPT_FOR;
+                    held.insert(handle.to_owned(), (until, Held::Claimed(call.to_owned())));
+                }
+                None => {
+                    held.remove(handle);
+                }
+            }
         }
+        claimed
     }
 
     /// Holds a result until its client downloads it.
@@ -72,12 +88,13 @@ impl Transfers {
         }
     }
 
-    /// Forgets what was held past its time; returns those handles.
+    /// Forgets what was held past its time; returns the handles of those nobody owns (an
+    /// upload no call named, a result nobody downloaded), to be removed.
     fn expired(&self, now: Instant) -> Vec<String> {
         let mut gone = Vec::new();
-        self.lock().retain(|handle, (until, _)| {
+        self.lock().retain(|handle, (until, held)| {
             let keep = *until > now;
-            if !keep {
+            if !keep && !matches!(held, Held::Claimed(_)) {
                 gone.push(handle.clone());
             }
             keep
@@ -216,29 +233,52 @@ mod tests {
     #[test]
     fn an_upload_is_claimed_once_and_a_handoff_is_not_an_upload() {
         let t = Transfers::default();
-        t.hold("a", Held::Upload(5));
+        t.hold_upload("a", 5);
         t.hand_over("b");
-        assert!(!t.claim_upload("b", 0), "a result is not an upload");
-        assert!(!t.claim_upload("a", 6), "an upload is claimed at its size");
-        assert!(t.claim_upload("a", 5));
-        assert!(!t.claim_upload("a", 5), "claimed once");
+        assert!(!t.claim_upload("b", 0, None), "a result is not an upload");
+        assert!(
+            !t.claim_upload("a", 6, None),
+            "an upload is claimed at its size"
+        );
+        assert!(t.claim_upload("a", 5, None));
+        assert!(!t.claim_upload("a", 5, None), "claimed once");
         assert!(!t.take_handoff("a"));
         assert!(t.take_handoff("b"));
         assert!(!t.take_handoff("b"));
     }
 
     #[test]
+    fn a_call_sent_again_names_its_upload_again() {
+        let t = Transfers::default();
+        t.hold_upload("a", 5);
+        assert!(t.claim_upload("a", 5, Some("fc-1")));
+        assert!(
+            t.claim_upload("a", 5, Some("fc-1")),
+            "the same call, sent again"
+        );
+        assert!(!t.claim_upload("a", 5, Some("fc-2")), "another call");
+        assert!(!t.claim_upload("a", 5, None));
+    }
+
+    #[test]
     fn what_was_held_past_its_time_is_given_up() {
         let t = Transfers::default();
-        t.hold("a", Held::Upload(1));
+        t.hold_upload("a", 1);
         t.hand_over("b");
+        t.hold_upload("c", 1);
+        assert!(t.claim_upload("c", 1, Some("fc-1")));
         assert!(t.expired(Instant::now()).is_empty());
         let mut gone = t.expired(Instant::now() + KEPT_FOR + Duration::from_secs(1));
         gone.sort();
-        assert_eq!(gone, ["a", "b"]);
+        assert_eq!(
+            gone,
+            ["a", "b"],
+            "a claimed upload is its call's: forgotten, not removed"
+        );
         assert!(
-            !t.claim_upload("a", 1),
+            !t.claim_upload("a", 1, None),
             "an expired upload is not claimable"
         );
+        assert!(!t.claim_upload("c", 1, Some("fc-1")), "forgotten");
     }
 }
