@@ -690,7 +690,9 @@ pub struct PayloadDownloadRequest {
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct BinaryChunk {
-    /// Set on the first chunk.
+    /// Executables, volume and image files: set on the first chunk (the file's digest). Payloads
+    /// (`PayloadUpload`/`PayloadDownload`): set on the last chunk, which carries no data (the
+    /// digest of all the bytes before it).
     #[prost(string, tag = "1")]
     pub hash: ::prost::alloc::string::String,
     #[prost(bytes = "bytes", tag = "2")]

@@ -193,30 +193,41 @@ where
         })
     }
 
-    /// Submits one input as call `call_id`; with `wait`, the response carries the result if it
-    /// came in time. The id is chosen here so that a request sent again after a lost connection
-    /// is the same call.
+    /// Submits one input (`encoded`: the argument tuple) as call `call_id`; with `wait`, the
+    /// response carries the result if it came in time. The id is chosen here so that a request
+    /// sent again after a lost connection is the same call. A large input goes up first to a
+    /// control plane elsewhere, and once more if it no longer has the upload (it restarted).
     async fn submit(
         &self,
         bound: &Bound,
         call_id: &str,
-        input: &pb::Payload,
+        encoded: &pb::Payload,
         wait: Option<Duration>,
     ) -> Result<pb::FunctionCallResponse> {
-        let resp = reconnecting("calling a function", || {
-            let mut api = bound.client.api.clone();
-            let req = pb::FunctionCallRequest {
-                function_id: bound.function_id.clone(),
-                method_name: self.method.to_owned(),
-                input: Some(input.clone()),
-                wait: wait.is_some(),
-                wait_ms: wait.map_or(0, wire::millis),
-                call_id: call_id.to_owned(),
-            };
-            async move { api.function_call(req).await }
-        })
-        .await?;
-        Ok(resp.into_inner())
+        let mut input = bound.client.staged(encoded.clone()).await?;
+        let mut staged_again = false;
+        loop {
+            let sent = reconnecting("calling a function", || {
+                let mut api = bound.client.api.clone();
+                let req = pb::FunctionCallRequest {
+                    function_id: bound.function_id.clone(),
+                    method_name: self.method.to_owned(),
+                    input: Some(input.clone()),
+                    wait: wait.is_some(),
+                    wait_ms: wait.map_or(0, wire::millis),
+                    call_id: call_id.to_owned(),
+                };
+                async move { api.function_call(req).await }
+            })
+            .await;
+            match sent {
+                Err(s) if !staged_again && wire::asks_to_upload_again(&s) => {
+                    staged_again = true;
+                    input = bound.client.staged(encoded.clone()).await?;
+                }
+                other => return Ok(other?.into_inner()),
+            }
+        }
     }
 
     /// Like `remote_args`, returning the encoded result.
@@ -226,10 +237,8 @@ where
         let call_id = new_id("fc-");
         let mut sent_again = 0;
         loop {
-            // Staged for each sending: a control plane that lost the call lost its upload too.
-            let input = bound.client.staged(encoded.clone()).await?;
             let resp = self
-                .submit(&bound, &call_id, &input, Some(REMOTE_WAIT))
+                .submit(&bound, &call_id, &encoded, Some(REMOTE_WAIT))
                 .await?;
             let result = match resp.result {
                 Some(r) => Ok(r),
@@ -258,11 +267,8 @@ where
     /// later through the returned [`FunctionCall`].
     pub async fn spawn_args(&self, args: A) -> Result<FunctionCall<R>> {
         let bound = self.bound().await?;
-        let input = bound
-            .client
-            .staged(wire::encode_args(&args, &self.name())?)
-            .await?;
-        let resp = self.submit(&bound, &new_id("fc-"), &input, None).await?;
+        let encoded = wire::encode_args(&args, &self.name())?;
+        let resp = self.submit(&bound, &new_id("fc-"), &encoded, None).await?;
         Ok(FunctionCall::new(bound.client, resp.call_id, self.name()))
     }
 

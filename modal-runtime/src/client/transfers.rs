@@ -63,15 +63,43 @@ async fn upload_large(api: &Api, mut p: pb::Payload) -> Result<pb::Payload> {
     }
 }
 
+/// Downloads tried before giving up: a download cut short is held for another one.
+const DOWNLOAD_TRIES: u32 = 3;
+
 async fn download(api: &Api, stored: &pb::StoredPayload) -> Result<bytes::Bytes> {
-    let chunks = api
-        .clone()
-        .payload_download(pb::PayloadDownloadRequest {
-            handle: stored.handle.clone(),
-        })
-        .await?
-        .into_inner();
-    wire::receive_payload_bytes(chunks, stored.size)
-        .await
-        .map_err(|e| Error::ControlPlane(format!("cannot download payload {}: {e}", stored.handle)))
+    let mut tried = 0;
+    loop {
+        tried += 1;
+        let downloaded = match api
+            .clone()
+            .payload_download(pb::PayloadDownloadRequest {
+                handle: stored.handle.clone(),
+            })
+            .await
+        {
+            Ok(chunks) => wire::receive_payload_bytes(chunks.into_inner(), stored.size).await,
+            // Gone (read already, or expired): another try finds nothing either.
+            Err(s) if s.code() == tonic::Code::NotFound => {
+                return Err(Error::ControlPlane(format!(
+                    "cannot download payload {}: {}",
+                    stored.handle,
+                    s.message()
+                )));
+            }
+            Err(s) => Err(s.message().to_owned()),
+        };
+        match downloaded {
+            Ok(data) => return Ok(data),
+            Err(e) if tried >= DOWNLOAD_TRIES => {
+                return Err(Error::ControlPlane(format!(
+                    "cannot download payload {} (tried {tried} times): {e}",
+                    stored.handle
+                )));
+            }
+            Err(e) => {
+                tracing::warn!("downloading payload {} again: {e}", stored.handle);
+                tokio::time::sleep(std::time::Duration::from_millis(100 << tried)).await;
+            }
+        }
+    }
 }

@@ -91,17 +91,14 @@ impl Executor {
         }
         if let Invoker::Sync(f) = self.function.invoker {
             // The input threads take them in order, `concurrency` at once.
-            let mut jobs = Vec::with_capacity(items.len());
-            for item in items {
-                match item.input.readable() {
-                    Ok(input) => jobs.push(SyncJob {
-                        key: task_env::journal_key(&item.input_id, item.attempt),
-                        input_id: item.input_id,
-                        input: input.clone(),
-                    }),
-                    Err(e) => self.fail(item.input_id, "", e),
-                }
-            }
+            let jobs: Vec<SyncJob> = items
+                .into_iter()
+                .map(|item| SyncJob {
+                    key: task_env::journal_key(&item.input_id, item.attempt),
+                    input: item.input.readable().cloned(),
+                    input_id: item.input_id,
+                })
+                .collect();
             self.sync_pool(f).push(jobs);
             return;
         }
@@ -293,13 +290,18 @@ impl Executor {
     pub(super) fn cancel(&mut self, ids: &[String]) -> Option<String> {
         self.queue.retain(|i| !ids.contains(&i.input_id));
         let mut leave = None;
-        if let Some(id) = self.sync.as_ref().and_then(|pool| pool.cancel(ids)) {
+        let running = self
+            .sync
+            .as_ref()
+            .map(|pool| pool.cancel(ids))
+            .unwrap_or_default();
+        for id in running {
             tracing::warn!(
                 "input {id} was cancelled while running; the container stops to interrupt it"
             );
-            leave = Some(format!(
-                "input {id} was cancelled while running on one of its threads"
-            ));
+            leave.get_or_insert_with(|| {
+                format!("input {id} was cancelled while running on one of its threads")
+            });
             self.cancelled_running.insert(id);
         }
         for id in ids {

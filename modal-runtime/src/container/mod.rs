@@ -9,6 +9,7 @@ pub(crate) mod runner;
 mod sync_pool;
 mod volumes;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -277,8 +278,11 @@ async fn serve(ctx: Context) -> ExitCode {
     );
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     // The inputs mapped from payload files, by id, until their results go.
-    let mut mapped: std::collections::HashMap<String, std::sync::Weak<()>> =
-        std::collections::HashMap::new();
+    let mut mapped: HashMap<String, std::sync::Weak<()>> = HashMap::new();
+    // Without a store: how long each input's download took, and the inputs that lost a
+    // generator item (see `payloads::upload_outputs`).
+    let mut transfers: HashMap<String, std::time::Duration> = HashMap::new();
+    let mut lost: HashMap<String, String> = HashMap::new();
     let mut exec = Executor::new(
         function,
         instance.clone(),
@@ -307,12 +311,14 @@ async fn serve(ctx: Context) -> ExitCode {
                             }
                             items.push(item);
                         }
-                        payloads::download_stored(&client, &mut items).await;
+                        payloads::download_stored(&client, &mut items, &mut transfers).await;
                         exec.push(items)
                     }
                     Some(pb::container_command::Command::Cancel(c)) => {
                         for id in &c.input_ids {
                             mapped.remove(id);
+                            transfers.remove(id);
+                            lost.remove(id);
                         }
                         if let Some(reason) = exec.cancel(&c.input_ids) {
                             // Told before exiting, so that no input is sent here meanwhile; the
@@ -346,7 +352,7 @@ async fn serve(ctx: Context) -> ExitCode {
                         Event::Item { input_id, item } => {
                             // Items go out before the result that follows them.
                             if !outputs.is_empty() {
-                                send_outputs(&client, &out_tx, &mut items, &mut outputs).await;
+                                send_outputs(&client, &out_tx, &mut items, &mut outputs, &mut lost).await;
                             }
                             match items.last_mut() {
                                 Some((id, list)) if *id == input_id => list.push(item.into()),
@@ -354,6 +360,7 @@ async fn serve(ctx: Context) -> ExitCode {
                             }
                         }
                         Event::Done { input_id, result, run } => {
+                            let run = run + transfers.remove(&input_id).unwrap_or_default();
                             // Its code returned and let go of its arguments: a mapped input
                             // still held is one that user code kept.
                             let input_kept = mapped
@@ -370,7 +377,7 @@ async fn serve(ctx: Context) -> ExitCode {
                         }
                     }
                 }
-                send_outputs(&client, &out_tx, &mut items, &mut outputs).await;
+                send_outputs(&client, &out_tx, &mut items, &mut outputs, &mut lost).await;
                 exec.start_ready();
             }
         }
@@ -429,8 +436,9 @@ async fn send_outputs(
     out: &mpsc::UnboundedSender<pb::ContainerMessage>,
     items: &mut Vec<(String, Vec<pb::Payload>)>,
     outputs: &mut Vec<pb::OutputItem>,
+    lost: &mut HashMap<String, String>,
 ) {
-    payloads::upload_outputs(client, items, outputs).await;
+    payloads::upload_outputs(client, items, outputs, lost).await;
     flush(out, items, outputs);
 }
 
@@ -439,7 +447,7 @@ fn flush(
     items: &mut Vec<(String, Vec<pb::Payload>)>,
     outputs: &mut Vec<pb::OutputItem>,
 ) {
-    for (input_id, list) in items.drain(..) {
+    for (input_id, list) in items.drain(..).filter(|(_, list)| !list.is_empty()) {
         send(
             out,
             pb::container_message::Message::GeneratorItems(pb::GeneratorItems {

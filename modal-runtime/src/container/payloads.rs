@@ -4,7 +4,9 @@
 //! machine) downloads its stored inputs by handle and uploads its large values before the
 //! output that names them.
 
+use std::collections::HashMap;
 use std::sync::Weak;
+use std::time::{Duration, Instant};
 
 use crate::model::{CallResult, InputItem, Payload, ResultStatus};
 use crate::payloads::{Encoded, inline_max, mounted};
@@ -17,7 +19,12 @@ pub(super) type Stub = pb::container_api_client::ContainerApiClient<
 
 /// Downloads, by handle, the stored inputs a container that reaches no store was sent; one that
 /// cannot be downloaded keeps its handle and fails where it is read, the cause in the log.
-pub(super) async fn download_stored(stub: &Stub, items: &mut [InputItem]) {
+/// Each download's time goes into `took`, by input (it is the input's work, done here).
+pub(super) async fn download_stored(
+    stub: &Stub,
+    items: &mut [InputItem],
+    took: &mut HashMap<String, Duration>,
+) {
     if mounted().is_some() {
         return;
     }
@@ -25,6 +32,7 @@ pub(super) async fn download_stored(stub: &Stub, items: &mut [InputItem]) {
         let Some(stored) = item.input.stored.clone() else {
             continue;
         };
+        let began = Instant::now();
         let request = pb::PayloadDownloadRequest {
             handle: stored.handle.clone(),
         };
@@ -32,6 +40,7 @@ pub(super) async fn download_stored(stub: &Stub, items: &mut [InputItem]) {
             Ok(chunks) => wire::receive_payload_bytes(chunks.into_inner(), stored.size).await,
             Err(s) => Err(s.message().to_owned()),
         };
+        took.insert(item.input_id.clone(), began.elapsed());
         match downloaded {
             Ok(data) => {
                 item.input.data = data;
@@ -72,33 +81,55 @@ async fn upload(stub: &Stub, p: &mut pb::Payload) -> Result<(), String> {
 }
 
 /// Uploads the large values of outputs and generator items, in a container that reaches no
-/// store; an output whose value can be neither uploaded nor sent fails its input with the
-/// reason, an item that cannot is dropped with it in the log (its reader sees the generator's
-/// end).
+/// store (an upload's time counts in its output's run time: it is the input's work, done here).
+/// An output whose value can be neither uploaded nor sent fails its input with the reason; an
+/// item that cannot is not sent, and its input then fails saying so (`lost`: by input, until
+/// its output comes).
 pub(super) async fn upload_outputs(
     stub: &Stub,
     items: &mut [(String, Vec<pb::Payload>)],
     outputs: &mut [pb::OutputItem],
+    lost: &mut HashMap<String, String>,
 ) {
-    if mounted().is_some() {
-        return;
-    }
-    for (input_id, list) in items.iter_mut() {
-        for p in list.iter_mut() {
-            if let Err(why) = upload(stub, p).await {
-                tracing::error!("a generator item of input {input_id} is lost: {why}");
-                p.data = bytes::Bytes::new();
+    if mounted().is_none() {
+        for (input_id, list) in items.iter_mut() {
+            let mut kept = Vec::with_capacity(list.len());
+            for mut p in std::mem::take(list) {
+                match upload(stub, &mut p).await {
+                    Ok(()) => kept.push(p),
+                    Err(why) => {
+                        tracing::error!("a generator item of input {input_id} is lost: {why}");
+                        lost.entry(input_id.clone())
+                            .or_insert(format!("one of its generator items was lost: {why}"));
+                    }
+                }
             }
+            *list = kept;
         }
     }
     for output in outputs {
         let Some(result) = output.result.as_mut() else {
             continue;
         };
+        if let Some(why) = lost.remove(&output.input_id) {
+            let failed = CallResult {
+                attempt: result.attempt,
+                ..CallResult::failure(ResultStatus::InternalFailure, why, &result.task_id)
+            };
+            output.result = Some(failed.into());
+            continue;
+        }
+        if mounted().is_some() {
+            continue;
+        }
         let Some(p) = result.data.as_mut() else {
             continue;
         };
-        if let Err(why) = upload(stub, p).await {
+        let began = Instant::now();
+        let uploaded = upload(stub, p).await;
+        let took = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+        output.run_us = output.run_us.saturating_add(took);
+        if let Err(why) = uploaded {
             let failed = CallResult {
                 attempt: result.attempt,
                 ..CallResult::failure(

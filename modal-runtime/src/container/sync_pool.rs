@@ -9,13 +9,15 @@ use tokio::sync::mpsc;
 
 use super::runner::{self, Event};
 use super::{journal, payloads};
+use crate::model::{CallResult, ResultStatus};
 use crate::registry;
 
-/// A sync input: its id, its journal key and its encoded arguments.
+/// A sync input: its id, its journal key and its encoded arguments, or why they cannot be read
+/// (it then fails in its turn, like any other input).
 pub(super) struct SyncJob {
     pub(super) input_id: String,
     pub(super) key: String,
-    pub(super) input: bytes::Bytes,
+    pub(super) input: Result<bytes::Bytes, String>,
 }
 
 #[derive(Default)]
@@ -83,12 +85,15 @@ impl SyncPool {
         }
     }
 
-    /// Drops the cancelled inputs still waiting; returns one that a thread is running (it
-    /// cannot be interrupted), if any.
-    pub(super) fn cancel(&self, ids: &[String]) -> Option<String> {
+    /// Drops the cancelled inputs still waiting; returns those that threads are running (they
+    /// cannot be interrupted).
+    pub(super) fn cancel(&self, ids: &[String]) -> Vec<String> {
         let mut q = self.lock();
         q.waiting.retain(|j| !ids.contains(&j.input_id));
-        ids.iter().find(|id| q.running.contains(*id)).cloned()
+        ids.iter()
+            .filter(|id| q.running.contains(*id))
+            .cloned()
+            .collect()
     }
 
     /// Nothing more starts; the threads end once their inputs return.
@@ -108,12 +113,20 @@ impl SyncPool {
         events: &mpsc::UnboundedSender<Event>,
     ) {
         while let Some(job) = self.next() {
-            journal::started(&[&job.key]);
-            let began = std::time::Instant::now();
-            let result = runner::run_sync(f, job.input, task_id);
-            let run = began.elapsed();
-            journal::ended(&job.key, &result);
-            let result = payloads::fit(result);
+            let (result, run) = match job.input {
+                Ok(input) => {
+                    journal::started(&[&job.key]);
+                    let began = std::time::Instant::now();
+                    let result = runner::run_sync(f, input, task_id);
+                    let run = began.elapsed();
+                    journal::ended(&job.key, &result);
+                    (payloads::fit(result), run)
+                }
+                Err(why) => (
+                    CallResult::failure(ResultStatus::InternalFailure, why, task_id),
+                    std::time::Duration::ZERO,
+                ),
+            };
             self.lock().running.remove(&job.input_id);
             let done = Event::Done {
                 input_id: job.input_id,

@@ -15,10 +15,11 @@
 //!   (`Store::read`: its writer may still hold it open); only the program that hosts the store,
 //!   whose containers run its own binary, maps it (`Store::map`, `Store::take`).
 //! - `free/`: in a store of this process's own, a few files kept as spares that new payloads
-//!   overwrite (`Store::new_file`, `Store::give_spare`): only results whose one reader, this
-//!   program, dropped every byte it took ([`Store::take`]). A file that a container or a caller
-//!   may still map (an input, a result read by every `get`) is only ever removed, so that a
-//!   mapped `Bytes` never changes.
+//!   overwrite (`Store::new_file`, `Store::give_spare`): only files nothing maps any more: a
+//!   result whose one reader, this program, dropped every byte it took ([`Store::take`]), or an
+//!   input that every container it was sent to said it let go of ([`Store::recycle`]). A file
+//!   that a container or a caller may still map (an input kept by user code, a result read by
+//!   every `get`) is only ever removed, so that a mapped `Bytes` never changes.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -198,6 +199,11 @@ impl Store {
 
     fn path_of(&self, handle: &str) -> std::io::Result<PathBuf> {
         Ok(self.objects().join(checked(handle)?))
+    }
+
+    /// Whether the store holds payload `handle`.
+    pub(crate) fn has(&self, handle: &str) -> bool {
+        self.path_of(handle).is_ok_and(|p| p.is_file())
     }
 
     /// A payload's file, opened for reading (to send it to a reader elsewhere).
@@ -409,7 +415,6 @@ impl Store {
     }
 }
 
-/// A taken payload's mapping: unmapped, then its file removed, when dropped.
 /// A mapped payload whose holders can be counted (see [`Mounted::map`]).
 struct Watched {
     map: memmap2::Mmap,
@@ -422,6 +427,8 @@ impl AsRef<[u8]> for Watched {
     }
 }
 
+/// A taken payload's mapping: unmapped, then its file removed (or kept as a spare), when
+/// dropped.
 struct Taken {
     map: Option<memmap2::Mmap>,
     store: Arc<Store>,
@@ -464,8 +471,9 @@ fn map_file(path: &Path, stored: &Stored) -> std::io::Result<Option<memmap2::Mma
     // not changed while it is named: the store's own files by their trusted writer; one taken
     // from a container's outbox is mapped only by the program whose containers run its own
     // binary (see `Store::map`). Once no input or result names it, it is removed (a removed
-    // file's mapping keeps its bytes), or, only when its one reader dropped every byte of its
-    // mapping (`Store::take`), becomes a spare that a new payload overwrites.
+    // file's mapping keeps its bytes), or, only once nothing maps it (its one reader dropped
+    // every byte, `Store::take`; its containers let go of it, `Store::recycle`), becomes a
+    // spare that a new payload overwrites.
     let map = unsafe { memmap2::Mmap::map(&file)? };
     Ok(Some(map))
 }

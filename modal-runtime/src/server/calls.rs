@@ -161,14 +161,31 @@ impl State {
         principal: &Principal,
     ) -> Result<(String, Option<oneshot::Receiver<CallResult>>), Status> {
         if let Some(id) = &call_id {
-            check_call_id(id)?;
+            if let Err(refused) = check_call_id(id) {
+                self.release(std::iter::once(&input));
+                return Err(refused);
+            }
             if let Some(existing) = self.calls.get(id) {
-                principal.require_app(&existing.app_id)?;
-                if existing.function_id != function_id {
-                    return Err(Status::already_exists(format!(
-                        "call id {id} is taken by a call of another function"
-                    )));
+                let answer = principal.require_app(&existing.app_id).and_then(|()| {
+                    if existing.function_id == function_id {
+                        Ok(())
+                    } else {
+                        Err(Status::already_exists(format!(
+                            "call id {id} is taken by a call of another function"
+                        )))
+                    }
+                });
+                // The same call sent again names the input it holds, or a new upload of it,
+                // which nobody needs.
+                let holds = existing
+                    .unfinished
+                    .iter()
+                    .filter_map(|i| self.inputs.get(i))
+                    .any(|i| same_stored(&i.payload, &input));
+                if !holds {
+                    self.release(std::iter::once(&input));
                 }
+                answer?;
                 return Ok((id.clone(), None));
             }
         }
@@ -736,6 +753,11 @@ impl State {
 }
 
 /// Checks a call id a client chose: `fc-` and then 1 to 64 letters, digits, `-` or `_`.
+/// Whether two payloads are the same stored file.
+fn same_stored(a: &Payload, b: &Payload) -> bool {
+    matches!((&a.stored, &b.stored), (Some(x), Some(y)) if x.handle == y.handle)
+}
+
 fn check_call_id(id: &str) -> Result<(), Status> {
     let rest = id.strip_prefix("fc-").unwrap_or("");
     let ok = (1..=64).contains(&rest.len())

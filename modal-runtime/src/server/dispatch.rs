@@ -79,6 +79,8 @@ impl State {
             if single_use {
                 task.stop = Some(StopReason::SingleUse);
             }
+            // Its container maps it on arrival, prefetched or not.
+            input.mapping = input.mapping.after_start();
             sent.entry(task_id).or_default().push(InputItem {
                 input_id,
                 input: input.payload.clone(),
@@ -151,12 +153,13 @@ impl State {
                 let Some(input_id) = f.queue.pop_front() else {
                     break;
                 };
-                let Some(input) = self.inputs.get(&input_id) else {
+                let Some(input) = self.inputs.get_mut(&input_id) else {
                     continue;
                 };
                 if input.state != InputState::Queued {
                     continue;
                 }
+                input.mapping = input.mapping.after_start();
                 items.push(InputItem {
                     input_id,
                     input: input.payload.clone(),
@@ -201,8 +204,8 @@ impl State {
             buffer_containers: usize::try_from(a.buffer_containers).unwrap_or(0),
         };
         for t in f.tasks.iter().filter_map(|id| self.tasks.get(id)) {
+            // Prefetched inputs stay with their container: no new container could take them.
             load.in_containers += t.running.len();
-            load.queued += t.prefetched.len();
             if t.stop.is_some() {
                 continue;
             }

@@ -186,7 +186,7 @@ pub(crate) fn prefetch_depth(exec: Option<Duration>) -> usize {
 /// The load on one function, for the autoscaler.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Load {
-    /// Inputs waiting: for a container, or in one behind the inputs it runs (prefetched).
+    /// Inputs waiting for a container (not those prefetched by one: they stay with it).
     pub(crate) queued: usize,
     /// Inputs running in containers.
     pub(crate) in_containers: usize,

@@ -232,7 +232,8 @@ impl InputMapping {
         }
     }
 
-    /// When an attempt starts: its container maps the input until it says otherwise.
+    /// When an attempt is sent to a container (prefetched or started): it maps the input until
+    /// it says otherwise.
     pub(crate) fn after_start(self) -> Self {
         match self {
             InputMapping::Kept => InputMapping::Kept,

@@ -1,5 +1,7 @@
 //! Files as streams of chunks (`BinaryChunk`: the first carries the content's digest), for
-//! executables and volume files, in both directions.
+//! executables and volume files, in both directions; payloads as streams of chunks whose last
+//! carries the digest of all (it is computed as they are sent), and the refusal that asks for
+//! an upload again.
 
 use std::sync::{Arc, Mutex};
 
@@ -152,6 +154,25 @@ pub(crate) async fn receive_to_file(
     result
 }
 
+/// Set on a refusal of a payload handle the control plane does not have as an upload (it
+/// restarted, or the call's input was done with): the client uploads the payload again.
+const UPLOAD_AGAIN_HEADER: &str = "modal-upload-again";
+
+/// A refusal that asks the client to upload its payload again.
+pub(crate) fn upload_again(message: String) -> tonic::Status {
+    let mut status = tonic::Status::failed_precondition(message);
+    status.metadata_mut().insert(
+        UPLOAD_AGAIN_HEADER,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    status
+}
+
+/// Whether a refusal asks for the payload to be uploaded again (see [`upload_again`]).
+pub(crate) fn asks_to_upload_again(status: &tonic::Status) -> bool {
+    status.metadata().contains_key(UPLOAD_AGAIN_HEADER)
+}
+
 /// The chunks of a payload in memory: slices of it (no copy), then an empty chunk carrying the
 /// blake3 digest of all of them.
 pub(crate) fn payload_chunks(
@@ -211,15 +232,41 @@ where
     S: Stream<Item = Result<pb::BinaryChunk, tonic::Status>> + Unpin,
 {
     let mut data = bytes::BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
-    let got = receive_payload(chunks, |chunk| {
-        data.extend_from_slice(chunk);
-        Ok(())
-    })
-    .await?;
+    let got = receive_payload(chunks, &mut data).await?;
     if got != size {
         return Err(format!("it came with {got} bytes, {size} were announced"));
     }
     Ok(data.freeze())
+}
+
+/// Where a received payload's bytes go, in order.
+pub(crate) trait PayloadSink {
+    fn write(&mut self, data: &[u8]) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+impl PayloadSink for bytes::BytesMut {
+    fn write(&mut self, data: &[u8]) -> impl Future<Output = Result<(), String>> + Send {
+        self.extend_from_slice(data);
+        std::future::ready(Ok(()))
+    }
+}
+
+impl PayloadSink for Vec<u8> {
+    fn write(&mut self, data: &[u8]) -> impl Future<Output = Result<(), String>> + Send {
+        self.extend_from_slice(data);
+        std::future::ready(Ok(()))
+    }
+}
+
+impl PayloadSink for tokio::io::BufWriter<tokio::fs::File> {
+    fn write(&mut self, data: &[u8]) -> impl Future<Output = Result<(), String>> + Send {
+        use tokio::io::AsyncWriteExt;
+        async move {
+            self.write_all(data)
+                .await
+                .map_err(|e| format!("cannot write the payload: {e}"))
+        }
+    }
 }
 
 /// Receives a payload's chunks into `sink`, checking them against the digest the last one
@@ -227,7 +274,7 @@ where
 /// hash to another, is refused (the sink then holds a part, which the caller discards).
 pub(crate) async fn receive_payload<S>(
     mut chunks: S,
-    mut sink: impl FnMut(&[u8]) -> Result<(), String>,
+    sink: &mut impl PayloadSink,
 ) -> Result<u64, String>
 where
     S: Stream<Item = Result<pb::BinaryChunk, tonic::Status>> + Unpin,
@@ -252,7 +299,7 @@ where
         }
         hasher.update(&chunk.data);
         size += chunk.data.len() as u64;
-        sink(&chunk.data)?;
+        sink.write(&chunk.data).await?;
     }
     Err(format!(
         "the transfer ended after {size} bytes, without the payload's digest"
@@ -268,11 +315,7 @@ mod tests {
     async fn received(chunks: Vec<pb::BinaryChunk>) -> Result<Vec<u8>, String> {
         let mut got = Vec::new();
         let stream = futures::stream::iter(chunks.into_iter().map(Ok));
-        let size = receive_payload(stream, |d| {
-            got.extend_from_slice(d);
-            Ok(())
-        })
-        .await?;
+        let size = receive_payload(stream, &mut got).await?;
         assert_eq!(size, got.len() as u64);
         Ok(got)
     }
@@ -333,7 +376,7 @@ mod tests {
             Ok(chunks[0].clone()),
             Err(tonic::Status::unavailable("gone")),
         ]);
-        let err = receive_payload(broken, |_| Ok(())).await.unwrap_err();
+        let err = receive_payload(broken, &mut Vec::new()).await.unwrap_err();
         assert!(err.contains("broke off: gone"), "{err}");
     }
 }

@@ -221,14 +221,30 @@ impl pb::client_api_server::ClientApi for Api {
                     Ok(Some(pb::MapRequest {
                         request: Some(pb::map_request::Request::Inputs(batch)),
                     })) => {
-                        let inputs = batch
-                            .inputs
-                            .into_iter()
-                            .map(|i| Ok((i.idx, api.input(i.input, local, None)?)))
-                            .collect::<Result<Vec<_>, Status>>();
-                        let inputs = match inputs {
-                            Ok(inputs) => inputs,
-                            Err(status) => {
+                        let mut inputs = Vec::with_capacity(batch.inputs.len());
+                        let mut refused = None;
+                        for i in batch.inputs {
+                            match api.input(i.input, local, None) {
+                                Ok(p) => inputs.push((i.idx, p)),
+                                Err(status) => {
+                                    refused = Some(status);
+                                    break;
+                                }
+                            }
+                        }
+                        let inputs = match refused {
+                            None => inputs,
+                            Some(status) => {
+                                // Those accepted before are nobody's now.
+                                if let Some(store) = &api.payloads {
+                                    let handles: Vec<String> = inputs
+                                        .iter()
+                                        .filter_map(|(_, p)| {
+                                            Some(p.stored.as_ref()?.handle.clone())
+                                        })
+                                        .collect();
+                                    store.remove(&handles);
+                                }
                                 tracing::warn!("a map's inputs refused: {}", status.message());
                                 let abandoned = crate::server::event_loop::Command::CallAbandoned {
                                     call_id: id.clone(),
@@ -684,6 +700,7 @@ impl pb::client_api_server::ClientApi for Api {
         &self,
         req: Request<Streaming<pb::BinaryChunk>>,
     ) -> Result<Response<pb::StoredPayload>, Status> {
+        self.caller(&req)?;
         Api::payload_upload(self, req).await
     }
 
@@ -693,6 +710,7 @@ impl pb::client_api_server::ClientApi for Api {
         &self,
         req: Request<pb::PayloadDownloadRequest>,
     ) -> Result<Response<Self::PayloadDownloadStream>, Status> {
+        self.caller(&req)?;
         Api::payload_download(self, req).await
     }
 

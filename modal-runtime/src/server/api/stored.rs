@@ -52,12 +52,13 @@ pub(super) fn client_input(
     p: Payload,
 ) -> Result<Payload, Status> {
     if let Some(stored) = &p.stored {
+        let here = store.is_none_or(|s| s.has(&stored.handle));
         return if caller == Caller::InProcess
-            || transfers.claim_upload(&stored.handle, stored.size, call)
+            || (here && transfers.claim_upload(&stored.handle, stored.size, call))
         {
             Ok(p)
         } else {
-            Err(Status::invalid_argument(format!(
+            Err(crate::wire::upload_again(format!(
                 "payload {} was not uploaded here, was named by another call already, or waited more than {} s for its call: upload it again",
                 stored.handle,
                 super::transfers::KEPT_FOR.as_secs()
@@ -259,6 +260,7 @@ mod tests {
             refused.message().contains("was not uploaded here"),
             "{refused:?}"
         );
+        assert!(crate::wire::asks_to_upload_again(&refused));
         t.hold_upload("0123", 5);
         assert!(client_input(None, &t, Caller::Downloads, None, named("0123")).is_ok());
         assert!(
@@ -267,5 +269,26 @@ mod tests {
         );
         // The client in this process writes the store itself.
         assert!(client_input(None, &t, Caller::InProcess, None, named("4567")).is_ok());
+    }
+
+    #[test]
+    fn a_call_sent_again_uploads_again_once_its_upload_is_gone() {
+        let dir = std::env::temp_dir().join(format!("stored-test-{}", crate::ids::new_id("")));
+        let store = Store::open(&dir).unwrap();
+        let t = Transfers::default();
+        let stored = store.put(b"hello").unwrap();
+        t.hold_upload(&stored.handle, stored.size);
+        let named = || Payload::in_store(stored.clone());
+        let sent = |call| client_input(Some(&store), &t, Caller::Downloads, Some(call), named());
+        assert!(sent("fc-1").is_ok());
+        assert!(
+            sent("fc-1").is_ok(),
+            "the same call, sent again, names its upload again"
+        );
+        // The call's input was done with: the file went.
+        store.remove(std::slice::from_ref(&stored.handle));
+        let refused = sent("fc-1").unwrap_err();
+        assert!(crate::wire::asks_to_upload_again(&refused), "{refused:?}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -3,7 +3,6 @@
 //! it is downloaded; either goes after [`KEPT_FOR`] (a client that died mid-way leaks nothing).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -122,6 +121,16 @@ impl Drop for AfterDownload {
     }
 }
 
+/// Flushes an upload's file and cuts it to its size (a reused spare may be longer).
+async fn finish_upload(
+    mut writer: tokio::io::BufWriter<tokio::fs::File>,
+    size: u64,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    writer.flush().await?;
+    writer.into_inner().set_len(size).await
+}
+
 impl Api {
     fn payload_store(&self) -> Result<Arc<Store>, Status> {
         self.payloads.clone().ok_or_else(|| {
@@ -140,21 +149,18 @@ impl Api {
         let (file, path) = store
             .new_file()
             .map_err(|e| Status::internal(format!("cannot make a payload file: {e}")))?;
-        let mut writer = std::io::BufWriter::with_capacity(wire::BINARY_CHUNK, &file);
-        let received = wire::receive_payload(req.into_inner(), |data| {
-            writer
-                .write_all(data)
-                .map_err(|e| format!("cannot write the payload: {e}"))
-        })
-        .await
-        .and_then(|size| {
-            writer
-                .flush()
-                .and_then(|()| file.set_len(size))
+        // Written off the async threads (the embedded control plane has only one).
+        let mut writer = tokio::io::BufWriter::with_capacity(
+            wire::BINARY_CHUNK,
+            tokio::fs::File::from_std(file),
+        );
+        let received = match wire::receive_payload(req.into_inner(), &mut writer).await {
+            Ok(size) => finish_upload(writer, size)
+                .await
                 .map(|()| size)
-                .map_err(|e| format!("cannot write the payload: {e}"))
-        });
-        drop(writer);
+                .map_err(|e| format!("cannot write the payload: {e}")),
+            Err(why) => Err(why),
+        };
         let handle = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
