@@ -3,7 +3,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use modal_tests::{fields, show};
+use modal_tests::{assert_field, fields, show};
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_fixture");
 const OTHER: &str = env!("CARGO_BIN_EXE_other");
@@ -60,12 +60,7 @@ fn the_first_run_of_a_new_binary_starts_before_it_is_hashed() {
     for round in ["first", "cached"] {
         let out = run(&["run", "hello_sum"], &env, Duration::from_secs(60));
         assert!(out.status.success(), "{round} run: {}", show(&out));
-        assert_eq!(
-            fields(&out).get("sum").map(String::as_str),
-            Some("332833500"),
-            "{round} run: {}",
-            show(&out)
-        );
+        assert_field(&out, "sum", "332833500");
         let cached = std::fs::read_dir(cache.join("modal-rs").join("binhash"))
             .map(|d| d.count())
             .unwrap_or(0);
@@ -78,12 +73,7 @@ fn the_first_run_of_a_new_binary_starts_before_it_is_hashed() {
 fn sum_of_squares_through_map() {
     let out = run(&["run", "hello_sum"], &[], Duration::from_secs(60));
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(
-        fields(&out).get("sum").map(String::as_str),
-        Some("332833500"),
-        "{}",
-        show(&out)
-    );
+    assert_field(&out, "sum", "332833500");
 }
 
 #[test]

@@ -6,7 +6,6 @@
 
 use super::{Api, Client};
 use crate::error::{Error, Result};
-use crate::payloads;
 use crate::wire::{self, pb};
 
 impl Client {
@@ -44,16 +43,13 @@ impl Client {
 /// Uploads a payload past the inline limit; the payload then names the upload. A control plane
 /// that keeps no payload store gets it inline.
 async fn upload_large(api: &Api, mut p: pb::Payload) -> Result<pb::Payload> {
-    if p.stored.is_some() || p.data.len() <= payloads::inline_max() {
-        return Ok(p);
-    }
-    let chunks = wire::payload_chunks(p.data.clone());
-    match api.clone().payload_upload(chunks).await {
-        Ok(stored) => {
-            p.data = bytes::Bytes::new();
-            p.stored = Some(stored.into_inner());
-            Ok(p)
-        }
+    let sent = wire::upload_large(&mut p, |chunks| {
+        let mut api = api.clone();
+        async move { api.payload_upload(chunks).await }
+    })
+    .await;
+    match sent {
+        Ok(()) => Ok(p),
         Err(s) if s.code() == tonic::Code::FailedPrecondition => Ok(p),
         Err(s) => Err(Error::ControlPlane(format!(
             "cannot upload a payload of {} bytes: {}",

@@ -234,12 +234,18 @@ mod tests {
     use super::*;
     use crate::model::Payload;
 
-    #[test]
-    fn a_rotation_keeps_what_runs_and_what_ended_last() {
-        let dir = std::env::temp_dir().join(format!("modal-journal-{}", std::process::id()));
+    /// A new journal in a directory of its own: `(directory, file, journal)`.
+    fn temp_journal(name: &str) -> (std::path::PathBuf, std::path::PathBuf, Journal) {
+        let dir = std::env::temp_dir().join(format!("modal-journal-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.journal");
-        let mut j = Journal::create(&path, task_env::JOURNAL_HEADER).unwrap();
+        let j = Journal::create(&path, task_env::JOURNAL_HEADER).unwrap();
+        (dir, path, j)
+    }
+
+    #[test]
+    fn a_rotation_keeps_what_runs_and_what_ended_last() {
+        let (dir, path, mut j) = temp_journal("rotation");
         let ok = CallResult::success(Payload::new(vec![1]));
         // Far more than a rotation's worth of inputs, and one that keeps running.
         j.note_started(&["long/0"]);
@@ -264,10 +270,7 @@ mod tests {
 
     #[test]
     fn small_notes_stay_in_the_first_pages() {
-        let dir = std::env::temp_dir().join(format!("modal-journal-soft-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.journal");
-        let mut j = Journal::create(&path, task_env::JOURNAL_HEADER).unwrap();
+        let (dir, path, mut j) = temp_journal("soft");
         let ok = CallResult::success(Payload::new(vec![1]));
         let mut furthest = 0;
         for i in 0..20_000 {

@@ -9,7 +9,7 @@ use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use crate::model::{CallResult, InputItem, Payload, ResultStatus};
-use crate::payloads::{Encoded, inline_max, mounted};
+use crate::payloads::{Encoded, mounted};
 use crate::wire::{self, pb};
 
 /// The container's client of the control plane.
@@ -59,19 +59,13 @@ pub(super) async fn download_stored(
 /// its output then names by handle. One that can be neither uploaded nor sent in a message is
 /// the reason given (see [`upload_outputs`]).
 async fn upload(stub: &Stub, p: &mut pb::Payload) -> Result<(), String> {
-    if p.stored.is_some() || p.data.len() <= inline_max() {
-        return Ok(());
-    }
-    match stub
-        .clone()
-        .payload_upload(wire::payload_chunks(p.data.clone()))
-        .await
-    {
-        Ok(stored) => {
-            p.stored = Some(stored.into_inner());
-            p.data = bytes::Bytes::new();
-            Ok(())
-        }
+    let sent = wire::upload_large(p, |chunks| {
+        let mut stub = stub.clone();
+        async move { stub.payload_upload(chunks).await }
+    })
+    .await;
+    match sent {
+        Ok(()) => Ok(()),
         Err(s) => match too_large_for_a_message(p.data.len()) {
             Some(why) => Err(format!("{why}, and its upload failed: {}", s.message())),
             // It still fits in a message.
@@ -91,6 +85,10 @@ pub(super) async fn upload_outputs(
     outputs: &mut [pb::OutputItem],
     lost: &mut HashMap<String, String>,
 ) {
+    // A container that reaches the store uploads nothing and loses no item.
+    if mounted().is_some() && lost.is_empty() {
+        return;
+    }
     if mounted().is_none() {
         for (input_id, list) in items.iter_mut() {
             let mut kept = Vec::with_capacity(list.len());

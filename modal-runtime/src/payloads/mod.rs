@@ -264,22 +264,20 @@ impl Store {
     /// Removes payloads (a missing one is not an error: it is gone either way). They never
     /// become spares: whoever mapped one keeps its bytes, unchanged, while they live.
     pub(crate) fn remove(&self, handles: &[String]) {
-        for h in handles {
-            if let Ok(path) = self.path_of(h)
-                && let Err(e) = std::fs::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!("cannot remove payload {}: {e}", path.display());
-            }
-        }
+        self.let_go(handles, |path| std::fs::remove_file(path));
     }
 
     /// Removes payloads that no container maps any more (each said so), keeping them as spares
     /// where this store keeps spares.
     pub(crate) fn recycle(&self, handles: &[String]) {
+        self.let_go(handles, |path| self.discard(path));
+    }
+
+    /// Applies `how` (removal, or removal that may keep a spare) to each payload's file.
+    fn let_go(&self, handles: &[String], how: impl Fn(&Path) -> std::io::Result<()>) {
         for h in handles {
             if let Ok(path) = self.path_of(h)
-                && let Err(e) = self.discard(&path)
+                && let Err(e) = how(&path)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
                 tracing::warn!("cannot remove payload {}: {e}", path.display());

@@ -162,8 +162,7 @@ impl State {
     ) -> Result<(String, Option<oneshot::Receiver<CallResult>>), Status> {
         if let Some(id) = &call_id {
             if let Err(refused) = check_call_id(id) {
-                self.release(std::iter::once(&input));
-                return Err(refused);
+                return self.refuse(&input, refused);
             }
             if let Some(existing) = self.calls.get(id) {
                 let answer = principal.require_app(&existing.app_id).and_then(|()| {
@@ -191,11 +190,7 @@ impl State {
         }
         let app_id = match self.admit(function_id, method, false, principal) {
             Ok(app_id) => app_id,
-            Err(refused) => {
-                // Nobody else holds a refused call's input.
-                self.release(std::iter::once(&input));
-                return Err(refused);
-            }
+            Err(refused) => return self.refuse(&input, refused),
         };
         let (waiters, rx) = match wait {
             Wait::Caller => {
@@ -235,6 +230,12 @@ impl State {
         Ok((call_id, rx))
     }
 
+    /// Refuses a call: nobody else holds its input.
+    fn refuse<T>(&mut self, input: &Payload, refused: Status) -> Result<T, Status> {
+        self.release(std::iter::once(input));
+        Err(refused)
+    }
+
     /// A call of a generator: its items and its end go to `out`.
     pub(crate) fn invoke_generator(
         &mut self,
@@ -246,10 +247,7 @@ impl State {
     ) -> Result<String, Status> {
         let app_id = match self.admit(function_id, method, true, principal) {
             Ok(app_id) => app_id,
-            Err(refused) => {
-                self.release(std::iter::once(&input));
-                return Err(refused);
-            }
+            Err(refused) => return self.refuse(&input, refused),
         };
         let call_id = self.new_call(function_id, app_id, CallKind::Generator { out });
         self.enqueue(&call_id, function_id, method, 0, input);
@@ -732,7 +730,6 @@ impl State {
             task: task_id.to_owned(),
             started: now,
         };
-        input.mapping = input.mapping.after_start();
         let attempt = input.attempt;
         let Some(timeout) = self
             .functions

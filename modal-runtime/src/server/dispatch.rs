@@ -80,7 +80,7 @@ impl State {
                 task.stop = Some(StopReason::SingleUse);
             }
             // Its container maps it on arrival, prefetched or not.
-            input.mapping = input.mapping.after_start();
+            input.mapping = input.mapping.after_sending();
             sent.entry(task_id).or_default().push(InputItem {
                 input_id,
                 input: input.payload.clone(),
@@ -159,7 +159,7 @@ impl State {
                 if input.state != InputState::Queued {
                     continue;
                 }
-                input.mapping = input.mapping.after_start();
+                input.mapping = input.mapping.after_sending();
                 items.push(InputItem {
                     input_id,
                     input: input.payload.clone(),

@@ -234,7 +234,7 @@ impl InputMapping {
 
     /// When an attempt is sent to a container (prefetched or started): it maps the input until
     /// it says otherwise.
-    pub(crate) fn after_start(self) -> Self {
+    pub(crate) fn after_sending(self) -> Self {
         match self {
             InputMapping::Kept => InputMapping::Kept,
             _ => InputMapping::Unknown,
@@ -502,6 +502,22 @@ impl State {
     /// Removes the stored ones among `payloads` (nothing holds them any more) once the writes
     /// queued so far are durable, off the event loop.
     pub(crate) fn release<'a>(&mut self, payloads: impl IntoIterator<Item = &'a Payload>) {
+        self.let_go(payloads, crate::payloads::Store::remove);
+    }
+
+    /// [`State::release`] for a payload that nothing maps any more: its file may become a
+    /// spare that a later payload is written into.
+    pub(crate) fn recycle(&mut self, payload: &Payload) {
+        self.let_go(std::iter::once(payload), crate::payloads::Store::recycle);
+    }
+
+    /// Applies `how` to the files of the stored ones among `payloads` once the writes queued so
+    /// far are durable, off the event loop.
+    fn let_go<'a>(
+        &mut self,
+        payloads: impl IntoIterator<Item = &'a Payload>,
+        how: fn(&crate::payloads::Store, &[String]),
+    ) {
         let handles: Vec<String> = payloads
             .into_iter()
             .filter_map(|p| Some(p.stored.as_ref()?.handle.clone()))
@@ -510,26 +526,8 @@ impl State {
             return;
         };
         self.after_commit(move |_| match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn_blocking(move || store.remove(&handles))),
-            Err(_) => store.remove(&handles),
-        });
-    }
-
-    /// [`State::release`] for payloads that nothing maps any more: their files may become
-    /// spares that later payloads are written into.
-    pub(crate) fn recycle(&mut self, payload: &Payload) {
-        let Some(handle) = payload.stored.as_ref().map(|s| s.handle.clone()) else {
-            return;
-        };
-        let Some(store) = self.payloads.clone() else {
-            return;
-        };
-        self.after_commit(move |_| {
-            let handles = [handle];
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => drop(rt.spawn_blocking(move || store.recycle(&handles))),
-                Err(_) => store.recycle(&handles),
-            }
+            Ok(rt) => drop(rt.spawn_blocking(move || how(&store, &handles))),
+            Err(_) => how(&store, &handles),
         });
     }
 
@@ -559,12 +557,12 @@ mod tests {
     #[test]
     fn only_an_input_every_container_let_go_of_is_reused() {
         // One attempt whose container let go.
-        assert_eq!(Unknown.after_start().after_output(false), LetGo);
+        assert_eq!(Unknown.after_sending().after_output(false), LetGo);
         // A retry runs in a container that maps it again until it says.
-        assert_eq!(LetGo.after_start(), Unknown);
+        assert_eq!(LetGo.after_sending(), Unknown);
         // Once any container kept it, it stays kept, whatever the later attempts say.
         assert_eq!(Unknown.after_output(true), Kept);
-        assert_eq!(Kept.after_start().after_output(false), Kept);
+        assert_eq!(Kept.after_sending().after_output(false), Kept);
         assert_eq!(InputMapping::default(), Unknown);
     }
 }

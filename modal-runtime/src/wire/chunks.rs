@@ -175,22 +175,40 @@ pub(crate) fn asks_to_upload_again(status: &tonic::Status) -> bool {
 
 /// The chunks of a payload in memory: slices of it (no copy), then an empty chunk carrying the
 /// blake3 digest of all of them.
-pub(crate) fn payload_chunks(
-    bytes: bytes::Bytes,
-) -> impl Stream<Item = pb::BinaryChunk> + Send + 'static {
+pub(crate) fn payload_chunks(bytes: bytes::Bytes) -> PayloadChunks {
     let hash = blake3::hash(&bytes).to_hex().to_string();
-    let pieces: Vec<bytes::Bytes> = (0..bytes.len())
+    let mut chunks: Vec<pb::BinaryChunk> = (0..bytes.len())
         .step_by(BINARY_CHUNK)
-        .map(|at| bytes.slice(at..(at + BINARY_CHUNK).min(bytes.len())))
+        .map(|at| pb::BinaryChunk {
+            hash: String::new(),
+            data: bytes.slice(at..(at + BINARY_CHUNK).min(bytes.len())),
+        })
         .collect();
-    let data = pieces.into_iter().map(|data| pb::BinaryChunk {
-        hash: String::new(),
-        data,
-    });
-    futures::stream::iter(data.chain(std::iter::once(pb::BinaryChunk {
+    chunks.push(pb::BinaryChunk {
         hash,
         data: bytes::Bytes::new(),
-    })))
+    });
+    futures::stream::iter(chunks)
+}
+
+/// What [`payload_chunks`] makes.
+pub(crate) type PayloadChunks = futures::stream::Iter<std::vec::IntoIter<pb::BinaryChunk>>;
+
+/// Uploads `p` when it is past the inline limit and still inline (`send`: the upload request of
+/// the client or the container), naming the upload in it instead of its bytes; on a refusal `p`
+/// stays as it was.
+pub(crate) async fn upload_large<F, Fut>(p: &mut pb::Payload, send: F) -> Result<(), tonic::Status>
+where
+    F: FnOnce(PayloadChunks) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<pb::StoredPayload>, tonic::Status>>,
+{
+    if p.stored.is_some() || p.data.len() <= crate::payloads::inline_max() {
+        return Ok(());
+    }
+    let stored = send(payload_chunks(p.data.clone())).await?;
+    p.stored = Some(stored.into_inner());
+    p.data = bytes::Bytes::new();
+    Ok(())
 }
 
 /// The chunks of a payload file, hashed as they are read; the last, empty, carries the digest.

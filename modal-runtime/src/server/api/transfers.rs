@@ -191,13 +191,12 @@ impl Api {
                 "payload {handle} is not here ({e}): it was read already, or its call's result expired"
             ))
         })?;
-        let after = self.transfers.take_handoff(&handle).then(|| AfterDownload {
+        let mut after = self.transfers.take_handoff(&handle).then(|| AfterDownload {
             store,
             transfers: Arc::clone(&self.transfers),
             handle,
             whole: false,
         });
-        let mut after = after;
         let chunks = wire::payload_file_chunks(tokio::fs::File::from_std(file)).map(move |c| {
             let c = c.map_err(|e| Status::internal(format!("cannot read the payload: {e}")))?;
             // The last chunk carries the digest: the download went through whole.
