@@ -1,11 +1,13 @@
 //! End-to-end security tests against a real `modal server` and a real embedded control plane: what
 //! a container's token cannot do, what a request without a valid token gets (refused before its
-//! body is read), the bootstrap secret behind the first token, and oversized requests.
+//! body is read), the bootstrap secret behind the first token, oversized requests, and TLS (a
+//! self-signed server used by those that trust its certificate, refused by those that do not).
 
 mod support;
 
 use std::collections::HashMap;
 use std::process::Output;
+use std::time::Duration;
 
 use modal_proto::v1 as pb;
 use modal_tests::show;
@@ -278,5 +280,167 @@ fn the_first_token_needs_the_bootstrap_secret_which_works_once() {
         String::from_utf8_lossy(&second.stderr).contains("no bootstrap secret"),
         "{}",
         show(&second)
+    );
+}
+
+const WALLS: &str = env!("CARGO_BIN_EXE_walls");
+
+/// `modal server --tls-self-signed` without its built-in worker, a `modal worker` and clients
+/// that trust its certificate because `modal token new` saved it in their config file: a
+/// deployed function runs end to end over https, and so do the functions of an app run by a
+/// program, with and (through the worker's bridge) without a network of their own.
+#[test]
+fn a_worker_and_a_client_over_https_run_functions_end_to_end() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = modal_tests::server::Server::start_tls(support::MODAL, "tls", false);
+    assert!(server.url().starts_with("https://"), "{}", server.url());
+    let key = server.dir.join("data").join("tls").join("key.pem");
+    let mode = std::fs::metadata(&key)
+        .expect("the key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the key is its owner's alone");
+    let config = std::fs::read_to_string(server.dir.join("config.toml")).unwrap_or_default();
+    assert!(
+        config.contains("server_cert") && config.contains("BEGIN CERTIFICATE"),
+        "`modal token new` saves the certificate: {config}"
+    );
+    assert!(
+        server.printed().contains("https://127.0.0.1:"),
+        "{}",
+        server.printed()
+    );
+    let out = server.modal(&["secret", "create", "e2e-secret", "API_KEY=placeholder"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let mut worker = server.start_worker();
+    server.deploy(&[]);
+    let out = server.caller(&["square", "7"]);
+    assert!(out.status.success(), "{}", show(&out));
+    modal_tests::assert_field(&out, "square", "49");
+    if modal_tests::runtime_override().is_none() {
+        // oci containers: one on the host's network, one reaching the control plane only
+        // through its worker's socket (the TLS name is the URL's host all the same).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+        let addr = listener.local_addr().expect("its address").to_string();
+        let out = server.run(WALLS, &["run", "network", "--addr", &addr]);
+        assert!(out.status.success(), "{}", show(&out));
+        modal_tests::assert_field(&out, "open", "connected");
+        let blocked = modal_tests::field(&out, "blocked").unwrap_or_default();
+        assert!(
+            blocked.contains("returned an error"),
+            "the bridged container ran its function: {}",
+            show(&out)
+        );
+    }
+    let _ = worker.kill();
+    let _ = worker.wait();
+    // The certificate is made once: a restart serves the same one.
+    let before = std::fs::read_to_string(server.cert_path()).expect("the certificate");
+    let mut server = server;
+    server.kill9();
+    assert!(server.launch(), "{}", server.log());
+    let after = std::fs::read_to_string(server.cert_path()).expect("the certificate");
+    assert_eq!(before, after, "a restart made a new certificate");
+    let out = server.modal(&["app", "list", "--json"]);
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+/// A `modal` command with the server's URL and token but no certificate saved (and `env`).
+fn untrusting(
+    server: &modal_tests::server::Server,
+    url: &str,
+    exe: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
+    let (id, secret) = server.token();
+    let mut cmd = server.command(exe, args);
+    cmd.env("MODAL_CONFIG_PATH", server.dir.join("empty.toml"))
+        .env("MODAL_SERVER_URL", url)
+        .env("MODAL_TOKEN_ID", id)
+        .env("MODAL_TOKEN_SECRET", secret)
+        .env("MODAL_RECONNECT_TIMEOUT", "5");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("runs")
+}
+
+/// What a client, a program and a worker that do not trust a self-signed server's certificate
+/// are told; and a plain `http://` client of a TLS server.
+#[test]
+fn clients_and_workers_without_the_certificate_are_refused_and_told_what_to_do() {
+    let server = modal_tests::server::Server::start_tls(support::MODAL, "tls-untrusted", false);
+    let url = server.url();
+    let told = |out: &Output, what: &str| {
+        assert!(!out.status.success(), "{what}: {}", show(out));
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            said.contains("certificate is not trusted")
+                && said.contains(&format!("modal token new --server {url}"))
+                && said.contains("MODAL_SERVER_CERT=PATH"),
+            "{what}: {}",
+            show(out)
+        );
+    };
+    let out = untrusting(&server, &url, support::MODAL, &["app", "list"], &[]);
+    told(&out, "modal app list");
+    let out = untrusting(&server, &url, support::CALLER, &["square", "3"], &[]);
+    told(&out, "a program");
+    // A worker without the certificate leaves at once, saying why.
+    let out = modal_tests::run_bounded(
+        support::MODAL,
+        &["worker", "--server", &url],
+        &[
+            (
+                "MODAL_CONFIG_PATH",
+                &server.dir.join("empty.toml").to_string_lossy(),
+            ),
+            ("MODAL_SERVER_CERT", ""),
+            ("MODAL_SERVER_CERT_PEM", ""),
+        ],
+        Duration::from_secs(60),
+    );
+    told(&out, "modal worker");
+    // Given the certificate, the same client is let in.
+    let cert = server.cert_path();
+    let cert = cert.to_string_lossy();
+    let out = untrusting(
+        &server,
+        &url,
+        support::MODAL,
+        &["app", "list"],
+        &[("MODAL_SERVER_CERT", &cert)],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    // A plain client of the TLS server is told to use https, at once (not retried).
+    let plain = url.replace("https://", "http://");
+    let out = untrusting(&server, &plain, support::MODAL, &["app", "list"], &[]);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "serves TLS, and this connection is plain: connect with {url}"
+        )),
+        "{}",
+        show(&out)
+    );
+}
+
+/// A TLS client of a plain server is told so.
+#[test]
+fn an_https_client_of_a_plain_server_is_told_it_does_not_speak_tls() {
+    let server = modal_tests::server::Server::start(support::MODAL, "tls-plain", None, false);
+    let https = server.url().replace("http://", "https://");
+    let out = untrusting(&server, &https, support::MODAL, &["app", "list"], &[]);
+    assert!(!out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not speak TLS") || stderr.contains("is it a plain http:// server"),
+        "{}",
+        show(&out)
     );
 }

@@ -188,6 +188,14 @@ pub struct FunctionDefinition {
     /// The image its containers run in (none: the host's system directories).
     #[prost(message, optional, tag = "31")]
     pub image: ::core::option::Option<ImageRef>,
+    /// Placement constraints matched against workers' labels: `region = …` (any of these),
+    /// `cloud = …` (empty: any), `nonpreemptible = true` (a worker labelled `preemptible=false`).
+    #[prost(string, repeated, tag = "32")]
+    pub regions: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(string, tag = "33")]
+    pub cloud: ::prost::alloc::string::String,
+    #[prost(bool, tag = "34")]
+    pub nonpreemptible: bool,
 }
 /// Secret values sealed with a control plane's key (ChaCha20-Poly1305).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -747,6 +755,9 @@ pub struct SecretDeleteRequest {
 pub struct TokenCreateRequest {
     #[prost(string, tag = "1")]
     pub label: ::prost::alloc::string::String,
+    /// A worker token: it may register a worker and serve its containers, nothing else.
+    #[prost(bool, tag = "2")]
+    pub worker: bool,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct TokenCreateResponse {
@@ -778,6 +789,55 @@ pub struct ContainerSummary {
     pub started_at_ms: i64,
     #[prost(uint32, tag = "6")]
     pub running_inputs: u32,
+    /// The worker it runs on, and that worker's host.
+    #[prost(string, tag = "7")]
+    pub worker_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "8")]
+    pub worker_host: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct WorkerListRequest {}
+/// A worker connected to the control plane, or a pilot job that is to start one.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct WorkerSummary {
+    /// Empty for a pilot job whose worker has not connected yet.
+    #[prost(string, tag = "1")]
+    pub worker_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub hostname: ::prost::alloc::string::String,
+    /// The Slurm job it runs in (empty: not in a Slurm job).
+    #[prost(string, tag = "3")]
+    pub slurm_job_id: ::prost::alloc::string::String,
+    /// `ready`, `idle`, or, for a pilot job, `pending` and Slurm's reason.
+    #[prost(string, tag = "4")]
+    pub state: ::prost::alloc::string::String,
+    #[prost(uint32, tag = "5")]
+    pub milli_cpu: u32,
+    #[prost(uint32, tag = "6")]
+    pub memory_mb: u32,
+    #[prost(uint32, tag = "7")]
+    pub used_milli_cpu: u32,
+    #[prost(uint32, tag = "8")]
+    pub used_memory_mb: u32,
+    /// Its GPUs' names, one per device.
+    #[prost(string, repeated, tag = "9")]
+    pub gpus: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(uint32, tag = "10")]
+    pub busy_gpus: u32,
+    #[prost(uint32, tag = "11")]
+    pub containers: u32,
+    #[prost(map = "string, string", tag = "12")]
+    pub labels: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
+    #[prost(string, tag = "13")]
+    pub runtime: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct WorkerListResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub workers: ::prost::alloc::vec::Vec<WorkerSummary>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ContainerListResponse {
@@ -991,6 +1051,15 @@ pub struct WorkerRegister {
     /// The container runtime this worker uses, for error messages ("process", ...).
     #[prost(string, tag = "5")]
     pub runtime: ::prost::alloc::string::String,
+    /// What placement constraints are matched against (`region`, `cloud`, `preemptible`).
+    #[prost(map = "string, string", tag = "6")]
+    pub labels: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
+    /// The Slurm job the worker runs in, when it is a pilot (`SLURM_JOB_ID`).
+    #[prost(string, tag = "7")]
+    pub slurm_job_id: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ContainerSpec {
@@ -2529,6 +2598,31 @@ pub mod client_api_client {
                 .insert(GrpcMethod::new("modal.v1.ClientApi", "ContainerStop"));
             self.inner.unary(req, path, codec).await
         }
+        /// Workers connected to the control plane, and pilot jobs submitted for more.
+        pub async fn worker_list(
+            &mut self,
+            request: impl tonic::IntoRequest<super::WorkerListRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::WorkerListResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/WorkerList",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "WorkerList"));
+            self.inner.unary(req, path, codec).await
+        }
         /// Volumes: content-addressed files and a version log kept by the control plane.
         pub async fn volume_get_or_create(
             &mut self,
@@ -3070,6 +3164,14 @@ pub mod client_api_server {
             &self,
             request: tonic::Request<super::ContainerStopRequest>,
         ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status>;
+        /// Workers connected to the control plane, and pilot jobs submitted for more.
+        async fn worker_list(
+            &self,
+            request: tonic::Request<super::WorkerListRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::WorkerListResponse>,
+            tonic::Status,
+        >;
         /// Volumes: content-addressed files and a version log kept by the control plane.
         async fn volume_get_or_create(
             &self,
@@ -4628,6 +4730,51 @@ pub mod client_api_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ContainerStopSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/WorkerList" => {
+                    #[allow(non_camel_case_types)]
+                    struct WorkerListSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::UnaryService<super::WorkerListRequest>
+                    for WorkerListSvc<T> {
+                        type Response = super::WorkerListResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::WorkerListRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::worker_list(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = WorkerListSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -4,6 +4,10 @@
 
 pub(crate) const TASK_ID: &str = "MODAL_TASK_ID";
 pub(crate) const SERVER_URL: &str = "MODAL_SERVER_URL";
+/// A unix socket that carries the container's connections to the control plane at its
+/// `https://` URL (a container without a network, behind its worker's bridge; a plain control
+/// plane's bridged containers get a `unix://` URL instead).
+pub(crate) const SERVER_SOCKET: &str = "MODAL_SERVER_SOCKET";
 pub(crate) const APP_ID: &str = "MODAL_APP_ID";
 pub(crate) const APP_NAME: &str = "MODAL_APP_NAME";
 /// The app that declares the function in the executable (the name in the code, which a deploy

@@ -102,6 +102,19 @@ pub fn postgres_url(what: &str) -> Option<String> {
     url
 }
 
+/// Whether a Slurm cluster is there for `what` (`MODAL_TEST_SLURM`, which `cargo xtask ci`
+/// sets after starting one with `.ci/slurm.sh`): false, after saying that `what` skips, where
+/// there is none; under `CI=true` a missing cluster fails the test instead.
+pub fn slurm_available(what: &str) -> bool {
+    let there = std::env::var_os("MODAL_TEST_SLURM").is_some();
+    if !there {
+        skip_without(&format!(
+            "{what}: MODAL_TEST_SLURM is not set (cargo xtask ci, or `eval \"$(bash .ci/slurm.sh)\"`, starts a Slurm cluster)"
+        ));
+    }
+    there
+}
+
 /// Whether the oci container runtime can run here, judged as the runtime judges it: `crun` on
 /// `PATH`, and no cgroup controllers held by the v2 hierarchy of a hybrid layout.
 pub fn oci_usable() -> bool {

@@ -1,6 +1,6 @@
 //! A real `modal server` for end-to-end tests and the chaos suite: its own directory, port and
 //! config file, with a token created the way a user creates the first one (the bootstrap secret
-//! in its data directory).
+//! in its data directory); over TLS with a self-signed certificate if asked ([`Server::start_tls`]).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -18,8 +18,19 @@ pub struct Server {
     pub child: Option<Child>,
     modal: PathBuf,
     builtin_worker: bool,
+    /// Whether it serves TLS (`--tls-self-signed`; its certificate in `data/tls/cert.pem`).
+    pub tls: bool,
     /// More arguments for `modal server` at the next launch.
     pub extra_args: Vec<String>,
+    /// More environment variables for `modal server`.
+    pub env: Vec<(String, String)>,
+}
+
+/// What a server is launched with besides its defaults.
+#[derive(Default)]
+struct Launch {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 pub fn free_port() -> u16 {
@@ -33,6 +44,40 @@ impl Server {
     /// Starts `modal` (`modal server`, with its built-in worker when `builtin_worker`) in a new
     /// directory named after `name`, and creates a token the way a user creates the first one.
     pub fn start(modal: &str, name: &str, store: Option<String>, builtin_worker: bool) -> Server {
+        Self::start_with(modal, name, store, builtin_worker, false, Launch::default())
+    }
+
+    /// Like [`Server::start`] without a built-in worker, launched with more `args` (`--backend
+    /// slurm …`; `--tls-self-signed` makes it [`Server::start_tls`]'s) and more environment
+    /// variables.
+    pub fn start_launched(modal: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let launch = Launch {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        let tls = args.contains(&"--tls-self-signed");
+        let mut launch = launch;
+        launch.args.retain(|a| a != "--tls-self-signed");
+        Self::start_with(modal, name, None, false, tls, launch)
+    }
+
+    /// Like [`Server::start`], serving TLS with a self-signed certificate made in its data
+    /// directory; `modal token new` saves that certificate in the config file with the token.
+    pub fn start_tls(modal: &str, name: &str, builtin_worker: bool) -> Server {
+        Self::start_with(modal, name, None, builtin_worker, true, Launch::default())
+    }
+
+    fn start_with(
+        modal: &str,
+        name: &str,
+        store: Option<String>,
+        builtin_worker: bool,
+        tls: bool,
+        launch: Launch,
+    ) -> Server {
         let dir = std::env::temp_dir().join(format!("modal-deploy-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("test dir");
@@ -43,7 +88,9 @@ impl Server {
             child: None,
             modal: PathBuf::from(modal),
             builtin_worker,
-            extra_args: Vec::new(),
+            tls,
+            extra_args: launch.args,
+            env: launch.env,
         };
         // Another test's server may take the port between `free_port` and the bind: then this
         // server exits, and the next free port is tried.
@@ -79,7 +126,13 @@ impl Server {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The self-signed certificate of a server started with [`Server::start_tls`].
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.join("data").join("tls").join("cert.pem")
     }
 
     /// What the server printed on its standard output, every launch.
@@ -116,10 +169,14 @@ impl Server {
         if !self.builtin_worker {
             cmd.arg("--no-worker");
         }
+        if self.tls {
+            cmd.arg("--tls-self-signed");
+        }
         if let Some(runtime) = crate::runtime_override() {
             cmd.env("MODAL_RUNTIME", runtime);
         }
         cmd.args(&self.extra_args);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().expect("modal server starts");
         let port = self.port;
         let mut exited = false;
@@ -176,7 +233,9 @@ impl Server {
             .env("MODAL_CONFIG_PATH", self.dir.join("config.toml"))
             .env_remove("MODAL_SERVER_URL")
             .env_remove("MODAL_TOKEN_ID")
-            .env_remove("MODAL_TOKEN_SECRET");
+            .env_remove("MODAL_TOKEN_SECRET")
+            .env_remove("MODAL_SERVER_CERT")
+            .env_remove("MODAL_SERVER_CERT_PEM");
         cmd
     }
 

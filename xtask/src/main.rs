@@ -6,6 +6,8 @@
 //! - `cargo xtask bench --server [--json] [--quick]`: calls, maps, spawns and payloads through a
 //!   `modal server` from a client in another process.
 //! - `cargo xtask bench --images [--json] [--quick]`: image builds and container starts in them.
+//! - `cargo xtask bench --slurm [--json] [--quick]`: pilot jobs through Slurm against the built-in
+//!   worker: the first input's round trip with no pilot running, and a map's throughput.
 //! - `cargo xtask chaos [--json] [--quick]`: the chaos suite (faults injected into real
 //!   servers, workers, containers and clients): a table, then one JSON line.
 //! - `cargo xtask tidy`: the repository rules alone.
@@ -62,6 +64,7 @@ fn run(step: &str, cmd: &mut Command) -> Result<()> {
 fn ci() -> Result<()> {
     components::crun()?;
     let postgres = components::Postgres::start()?;
+    let slurm = components::Slurm::start()?;
     run("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
     tidy::check(&root())?;
     eprintln!("\n== tidy: ok");
@@ -96,27 +99,29 @@ fn ci() -> Result<()> {
     )?;
     run(
         "test",
-        postgres.env(cargo().args(["test", "--workspace", "--locked"])),
+        slurm.env(postgres.env(cargo().args(["test", "--workspace", "--locked"]))),
     )?;
     // The end-to-end suite ran on the default (oci) container runtime; it must pass on the
     // process runtime too. `--workspace` keeps the features of the build above, so nothing is
     // compiled a second time.
     run(
         "test (end-to-end, process runtime)",
-        cargo()
-            .args(["test", "--workspace", "--test", "e2e", "--locked"])
-            .env("MODAL_RUNTIME", "process"),
+        slurm.env(
+            cargo()
+                .args(["test", "--workspace", "--test", "e2e", "--locked"])
+                .env("MODAL_RUNTIME", "process"),
+        ),
     )?;
     run(
         "test (runtime without GPU support)",
-        cargo().args([
+        slurm.env(cargo().args([
             "test",
             "-p",
             "modal-runtime",
             "--no-default-features",
             "--lib",
             "--locked",
-        ]),
+        ])),
     )?;
     eprintln!("\nci: all checks passed");
     Ok(())
@@ -128,19 +133,19 @@ fn bench(args: &[String]) -> Result<()> {
     if let Some(other) = args.iter().find(|a| {
         !matches!(
             a.as_str(),
-            "--json" | "--quick" | "--gpu" | "--images" | "--server"
+            "--json" | "--quick" | "--gpu" | "--images" | "--server" | "--slurm"
         )
     }) {
         bail!(
-            "unknown bench option `{other}`; expected --gpu, --images or --server, --json and/or --quick"
+            "unknown bench option `{other}`; expected --gpu, --images, --server or --slurm, --json and/or --quick"
         );
     }
     let kinds: Vec<&String> = args
         .iter()
-        .filter(|a| matches!(a.as_str(), "--gpu" | "--images" | "--server"))
+        .filter(|a| matches!(a.as_str(), "--gpu" | "--images" | "--server" | "--slurm"))
         .collect();
     if kinds.len() > 1 {
-        bail!("choose one of --gpu, --images and --server (got {kinds:?})");
+        bail!("choose one of --gpu, --images, --server and --slurm (got {kinds:?})");
     }
     let value = if args.iter().any(|a| a == "--gpu") {
         gpu_bench(json, quick)?
@@ -148,6 +153,8 @@ fn bench(args: &[String]) -> Result<()> {
         images::bench(json, quick)?
     } else if args.iter().any(|a| a == "--server") {
         server_bench(json, quick)?
+    } else if args.iter().any(|a| a == "--slurm") {
+        slurm_bench(json, quick)?
     } else {
         cpu_bench(json, quick)?
     };
@@ -292,6 +299,14 @@ struct BenchServer {
 
 impl Drop for BenchServer {
     fn drop(&mut self) {
+        // SIGTERM first: a server with pilot jobs cancels them as it stops.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -321,6 +336,66 @@ fn server_bench(json: bool, quick: bool) -> Result<serde_json::Value> {
     Ok(value)
 }
 
+/// Pilot jobs against a built-in worker: the first input's round trip with no pilot running
+/// (a `modal server --backend slurm --no-worker` started for each sample, so each starts a
+/// pilot job), and a map's throughput through a warm pilot against the built-in worker's.
+fn slurm_bench(json: bool, quick: bool) -> Result<serde_json::Value> {
+    build_release(json, &["-p", "modal-tests", "--bin", "bench"])?;
+    let exe = root().join("target/release/bench");
+    let slurm = components::Slurm::start()?;
+    if !slurm.is_there() {
+        bail!("the Slurm benchmark needs a Slurm cluster: .ci/slurm.sh could not start one");
+    }
+    let figures = |server_args: &[&str]| -> Result<serde_json::Value> {
+        with_bench_server_args(json, server_args, &slurm, |_, config| {
+            let mut args = vec!["--slurm-figures"];
+            if quick {
+                args.push("--quick");
+            }
+            let mut env: Vec<(&str, &std::ffi::OsStr)> =
+                vec![("MODAL_CONFIG_PATH", config.as_os_str())];
+            let vars = slurm.vars();
+            env.extend(
+                vars.iter()
+                    .map(|(k, v)| (k.as_str(), std::ffi::OsStr::new(v))),
+            );
+            json_line(&run_bench(&exe, &args, &env)?)
+        })
+    };
+    let number = |v: &serde_json::Value, key: &str| -> Result<f64> {
+        v[key]
+            .as_f64()
+            .with_context(|| format!("the benchmark printed no {key}: {v}"))
+    };
+    let local = figures(&[])?;
+    let samples = if quick { 1 } else { 3 };
+    let mut firsts = Vec::new();
+    let mut maps = Vec::new();
+    for _ in 0..samples {
+        let pilot = figures(&["--no-worker", "--backend", "slurm"])?;
+        firsts.push(number(&pilot, "first_result_ms")?);
+        maps.push(number(&pilot, "map_throughput_per_s")?);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let local_map = number(&local, "map_throughput_per_s")?;
+    let pilot_map = median(&mut maps);
+    Ok(serde_json::json!({
+        "system": "modal-rs",
+        "control_plane": "modal server --backend slurm --no-worker",
+        "samples": samples,
+        "slurm_first_result_ms": median(&mut firsts),
+        "slurm_first_result_ms_all": firsts,
+        "local_first_result_ms": number(&local, "first_result_ms")?,
+        "map_inputs": number(&local, "map_inputs")?,
+        "slurm_map_throughput_per_s": pilot_map,
+        "local_map_throughput_per_s": local_map,
+        "slurm_map_vs_local": (pilot_map / local_map * 100.0).round() / 100.0,
+    }))
+}
+
 /// The server's memory over many calls through it: the benchmark's `--server-memory` mode.
 fn server_memory(json: bool, quick: bool, bench: &Path) -> Result<serde_json::Value> {
     with_bench_server(json, |pid, config| {
@@ -340,19 +415,38 @@ fn server_memory(json: bool, quick: bool, bench: &Path) -> Result<serde_json::Va
 /// Runs `f(server pid, config file)` against a `modal server` (release build, built-in worker,
 /// fresh data directory) with a token made the way a user makes the first one.
 fn with_bench_server<T>(json: bool, f: impl FnOnce(u32, &Path) -> Result<T>) -> Result<T> {
+    with_bench_server_args(json, &[], &components::Slurm::absent(), f)
+}
+
+/// Like [`with_bench_server`], with more `modal server` arguments and the Slurm cluster's
+/// variables; the server is stopped with SIGTERM (it cancels its pilot jobs).
+fn with_bench_server_args<T>(
+    json: bool,
+    server_args: &[&str],
+    slurm: &components::Slurm,
+    f: impl FnOnce(u32, &Path) -> Result<T>,
+) -> Result<T> {
     build_release(
         json,
         &["-p", "modal-runtime", "--features", "cli", "--bin", "modal"],
     )?;
     let modal = root().join("target/release/modal");
-    let dir = std::env::temp_dir().join(format!("modal-bench-server-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "modal-bench-server-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    let child = Command::new(&modal)
+    let mut server = Command::new(&modal);
+    server
         .args([
             "server",
             "--listen",
@@ -360,6 +454,9 @@ fn with_bench_server<T>(json: bool, f: impl FnOnce(u32, &Path) -> Result<T>) -> 
             "--data-dir",
         ])
         .arg(dir.join("data"))
+        .args(server_args);
+    let child = slurm
+        .env(&mut server)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -423,7 +520,7 @@ fn main() -> ExitCode {
         Some("proto") => proto::write(&root()).map(|()| eprintln!("wrote {}", proto::GENERATED)),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | bench [--gpu|--server|--images] [--json] [--quick] | chaos [--json] [--quick] | tidy | proto"
+                "usage: cargo xtask ci | bench [--gpu|--server|--images|--slurm] [--json] [--quick] | chaos [--json] [--quick] | tidy | proto"
             );
             return ExitCode::from(2);
         }

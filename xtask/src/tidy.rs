@@ -64,6 +64,10 @@ const PB_EDGES: &[(&str, &str)] = &[
         "prints the image responses",
     ),
     (
+        "modal-runtime/src/cli/command/workers.rs",
+        "prints the worker listing",
+    ),
+    (
         "modal-runtime/src/container/volumes.rs",
         "syncs the container's volumes through the client API",
     ),
@@ -77,6 +81,7 @@ const CLOCK_FREE: &[&str] = &[
     "modal-runtime/src/server/deploy.rs",
     "modal-runtime/src/server/dispatch.rs",
     "modal-runtime/src/server/objects.rs",
+    "modal-runtime/src/server/pilots/view.rs",
     "modal-runtime/src/server/restore.rs",
     "modal-runtime/src/server/retry.rs",
     "modal-runtime/src/server/scheduler.rs",

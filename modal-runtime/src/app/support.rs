@@ -53,10 +53,7 @@ fn unsupported_form_given(name: &str, app: &App, spec: &FunctionSpec) -> Option<
         "serialized" => given(spec.serialized),
         "network_file_systems" => given(spec.network_file_systems),
         "proxy" => given(spec.proxy),
-        "cloud" => given(spec.cloud.as_deref().is_some_and(|c| c != "auto")),
-        "region" => given(!spec.region.is_empty()),
         "routing_region" => given(spec.routing_region.is_some()),
-        "nonpreemptible" => given(spec.nonpreemptible),
         "enable_memory_snapshot" => given(spec.enable_memory_snapshot),
         "i6pn" => given(spec.i6pn == Some(true)),
         "include_source" => given(
@@ -106,11 +103,12 @@ mod tests {
         let mut spec = FunctionSpec::new("f");
         spec.block_network = true;
         spec.region = vec!["us-east".into()];
+        spec.routing_region = Some("us-east".into());
         spec.memory = Some((128, Some(256)));
         spec.enable_memory_snapshot = true;
         let msgs = unsupported(&app, &spec);
         assert_eq!(msgs.len(), 2, "{msgs:#?}");
-        assert!(msgs[0].contains("`region`"));
+        assert!(msgs[0].contains("`routing_region`"));
         assert!(msgs[1].contains("`enable_memory_snapshot`"));
     }
 

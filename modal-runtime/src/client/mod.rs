@@ -36,7 +36,7 @@ pub use map::{ForEach, MapCall};
 pub use options::Options;
 pub use run::{AppRun, RunBuilder};
 
-use crate::credentials::{Credentials, Settings};
+use crate::credentials::{Credentials, Route, Settings};
 use crate::error::{Error, Result};
 use crate::wire::{self, AuthHeaders, pb};
 pub(crate) use transport::{LocalResponse, LocalService};
@@ -64,7 +64,9 @@ impl Client {
             .get_or_try_init(|| async {
                 let settings = Settings::load();
                 match settings.server_url {
-                    Some(url) => Client::connect(&url, settings.credentials.as_ref()).await,
+                    Some(url) => {
+                        Client::connect(&url, settings.credentials.as_ref(), &settings.route).await
+                    }
                     None => start_embedded().await,
                 }
             })
@@ -72,9 +74,13 @@ impl Client {
             .cloned()
     }
 
-    /// A client of the control plane at `url`.
-    pub(crate) async fn connect(url: &str, credentials: Option<&Credentials>) -> Result<Client> {
-        let channel = wire::connect(url, false)
+    /// A client of the control plane at `url`, reached by `route`.
+    pub(crate) async fn connect(
+        url: &str,
+        credentials: Option<&Credentials>,
+        route: &Route,
+    ) -> Result<Client> {
+        let channel = wire::connect(url, false, route)
             .await
             .map_err(|message| Error::Connect {
                 url: url.to_owned(),

@@ -27,6 +27,10 @@ fn budget() -> Duration {
 /// A status the control plane sent has no source error; one made here from a failed connection
 /// has one (or, from some paths, only tonic's words for it).
 fn is_disconnect(status: &Status) -> bool {
+    // A plain connection that met a TLS control plane meets it again.
+    if crate::wire::met_tls(status) {
+        return false;
+    }
     let local = std::error::Error::source(status).is_some();
     match status.code() {
         tonic::Code::Unavailable => true,

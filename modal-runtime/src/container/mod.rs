@@ -171,7 +171,9 @@ fn exit_now(code: i32) -> ! {
 }
 
 async fn serve(ctx: Context) -> ExitCode {
-    let channel = match wire::connect(&ctx.server_url, true).await {
+    // The worker says what to trust and, without a network, the socket to go through.
+    let route = crate::credentials::Route::from_env();
+    let channel = match wire::connect(&ctx.server_url, true, &route).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(
@@ -221,7 +223,7 @@ async fn serve(ctx: Context) -> ExitCode {
             tracing::error!(
                 "container {} was refused: {}",
                 ctx.task_id,
-                status.message()
+                wire::status_text(&status)
             );
             return ExitCode::FAILURE;
         }

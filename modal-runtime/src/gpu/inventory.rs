@@ -48,7 +48,13 @@ pub(crate) fn load(source: Source) -> Result<Vec<Device>, GpuError> {
         let declared = declared
             .into_string()
             .map_err(|_| GpuError::Declaration(format!("{DECLARED_ENV} is not valid UTF-8")))?;
-        return parse_declared(&declared);
+        let parent = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+        let in_slurm_job = std::env::var_os("SLURM_JOB_ID").is_some();
+        return Ok(restrict_declared(
+            parse_declared(&declared)?,
+            parent.as_deref(),
+            in_slurm_job,
+        ));
     }
     match source {
         Source::DeclaredOnly => Ok(Vec::new()),
@@ -105,6 +111,40 @@ pub(crate) fn parse_declared(value: &str) -> Result<Vec<Device>, GpuError> {
         });
     }
     Ok(devices)
+}
+
+/// The declared devices (the machine's) that this worker may hand out: with its own
+/// `CUDA_VISIBLE_DEVICES` (a Slurm job's allocation, say), those it names by ordinal, renumbered
+/// and seen by containers under the same ids; in a Slurm job without one, none (the job was
+/// given no GPU); otherwise all.
+pub(crate) fn restrict_declared(
+    devices: Vec<Device>,
+    parent: Option<&str>,
+    in_slurm_job: bool,
+) -> Vec<Device> {
+    let Some(parent) = parent else {
+        return if in_slurm_job { Vec::new() } else { devices };
+    };
+    let mut kept = Vec::new();
+    for id in parent.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some(d) = id
+            .parse::<u32>()
+            .ok()
+            .and_then(|ordinal| devices.iter().find(|d| d.index == ordinal))
+        else {
+            tracing::warn!(
+                "CUDA_VISIBLE_DEVICES names `{id}`, which is not one of the {} devices declared in {DECLARED_ENV}",
+                devices.len()
+            );
+            continue;
+        };
+        kept.push(Device {
+            index: u32::try_from(kept.len()).unwrap_or(u32::MAX),
+            visible_id: id.to_owned(),
+            ..d.clone()
+        });
+    }
+    kept
 }
 
 /// The ids a container uses for the worker's ordinals `0..count`: the entries of the worker's
@@ -186,6 +226,19 @@ fn format_uuid(bytes: &[std::ffi::c_char; 16]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restricted_worker_offers_only_its_declared_devices_under_their_ids() {
+        let four = parse_declared("Fake:1024,Fake:1024,Fake:1024,Fake:1024").unwrap();
+        let two = restrict_declared(four.clone(), Some("1,3"), true);
+        assert_eq!(two.len(), 2);
+        assert_eq!((two[0].index, two[0].visible_id.as_str()), (0, "1"));
+        assert_eq!((two[1].index, two[1].visible_id.as_str()), (1, "3"));
+        assert!(restrict_declared(four.clone(), None, true).is_empty());
+        assert!(restrict_declared(four.clone(), Some(""), false).is_empty());
+        assert_eq!(restrict_declared(four.clone(), None, false), four);
+        assert_eq!(restrict_declared(four, Some("7"), true), Vec::new());
+    }
 
     #[test]
     fn declared_lists() {

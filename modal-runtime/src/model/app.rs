@@ -78,6 +78,9 @@ pub(crate) struct ContainerSummary {
     /// Zero while it is starting.
     pub(crate) started_at_ms: i64,
     pub(crate) running_inputs: u32,
+    /// The worker it runs on, and that worker's host.
+    pub(crate) worker_id: String,
+    pub(crate) worker_host: String,
 }
 
 /// A named secret in `modal secret list`: its keys, never its values.

@@ -194,6 +194,8 @@ pub(crate) struct FunctionDef {
     pub(crate) block_network: bool,
     /// Its containers' tokens serve their own inputs only.
     pub(crate) restrict_modal_access: bool,
+    /// Which workers may run its containers (`region`, `cloud`, `nonpreemptible`).
+    pub(crate) constraints: super::worker::Constraints,
     /// Volumes mounted in its containers, resolved to ids when the app starts.
     pub(crate) volumes: Vec<super::volume::VolumeMount>,
     /// The image its containers run in, built when the app starts (none: the host's system
@@ -300,6 +302,11 @@ impl FunctionDef {
             app_in_code: origin.app.to_owned(),
             block_network: spec.block_network,
             restrict_modal_access: spec.restrict_modal_access,
+            constraints: super::worker::Constraints {
+                regions: spec.region.clone(),
+                cloud: spec.cloud.clone().filter(|c| c != "auto"),
+                nonpreemptible: spec.nonpreemptible,
+            },
             volumes: Vec::new(),
             image: None,
         }

@@ -22,6 +22,7 @@ pub(crate) use function::{
 };
 pub(crate) use logs::{LogBatch, LogEntry, LogSource};
 pub(crate) use worker::{
-    ContainerCommand, ContainerHello, ContainerSpec, GpuDevice, InputsSeen, WorkerCommand,
-    WorkerEvent, WorkerInfo, WorkerLogLine,
+    Constraints, ContainerCommand, ContainerHello, ContainerSpec, GpuDevice, InputsSeen,
+    WorkerCommand, WorkerEvent, WorkerInfo, WorkerLogLine, WorkerSummary, describe_labels,
+    parse_label,
 };

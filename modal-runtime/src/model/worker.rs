@@ -1,6 +1,8 @@
 //! What the control plane and its workers and containers tell each other: a worker's capacity,
 //! a container to start or stop, what happened to it, and commands on a container's stream.
 
+use std::collections::BTreeMap;
+
 use super::{CallResult, FunctionDef, InputItem, LogSource};
 
 /// A GPU a worker offers.
@@ -22,6 +24,106 @@ pub(crate) struct WorkerInfo {
     pub(crate) gpus: Vec<GpuDevice>,
     /// Its container runtime, for messages.
     pub(crate) runtime: String,
+    /// What placement constraints are matched against (`region`, `cloud`, `preemptible`).
+    pub(crate) labels: BTreeMap<String, String>,
+    /// The Slurm job it runs in, when it is a pilot.
+    pub(crate) slurm_job_id: Option<String>,
+}
+
+/// A worker in `modal worker list`, or a pilot job that is to start one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct WorkerSummary {
+    /// Empty for a pilot job whose worker has not connected yet.
+    pub(crate) worker_id: String,
+    pub(crate) hostname: String,
+    pub(crate) slurm_job_id: Option<String>,
+    /// `ready` (running containers), `idle`, or `pending: REASON` for a pilot job.
+    pub(crate) state: String,
+    pub(crate) milli_cpu: u32,
+    pub(crate) memory_mb: u32,
+    pub(crate) used_milli_cpu: u32,
+    pub(crate) used_memory_mb: u32,
+    pub(crate) gpus: Vec<String>,
+    pub(crate) busy_gpus: u32,
+    pub(crate) containers: u32,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) runtime: String,
+}
+
+/// Where a function's containers may run (`region = …`, `cloud = …`, `nonpreemptible = true`),
+/// matched against the labels of workers (`modal worker --label region=eu-west`) and of Slurm
+/// partitions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Constraints {
+    /// Any of these regions (empty: any region).
+    pub(crate) regions: Vec<String>,
+    /// This cloud (none: any).
+    pub(crate) cloud: Option<String>,
+    /// Only on machines labelled `preemptible=false`.
+    pub(crate) nonpreemptible: bool,
+}
+
+impl Constraints {
+    /// Whether there is anything to match.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.regions.is_empty() && self.cloud.is_none() && !self.nonpreemptible
+    }
+
+    /// The constraints that `labels` do not meet, each as written in the function's
+    /// definition (`region = "eu-west"`); empty when they are all met. A machine without a
+    /// `preemptible` label is not preemptible (machines of one's own are not taken back).
+    pub(crate) fn unmet(&self, labels: &BTreeMap<String, String>) -> Vec<String> {
+        let mut unmet = Vec::new();
+        if !self.regions.is_empty()
+            && !labels
+                .get("region")
+                .is_some_and(|r| self.regions.iter().any(|want| want == r))
+        {
+            unmet.push(match self.regions.as_slice() {
+                [one] => format!("region = \"{one}\""),
+                many => format!("region = {many:?}"),
+            });
+        }
+        if let Some(cloud) = &self.cloud
+            && labels.get("cloud") != Some(cloud)
+        {
+            unmet.push(format!("cloud = \"{cloud}\""));
+        }
+        if self.nonpreemptible && labels.get("preemptible").is_some_and(|p| p == "true") {
+            unmet.push("nonpreemptible = true".to_owned());
+        }
+        unmet
+    }
+}
+
+/// `k=v, k=v` (`-` for none), for messages and listings.
+pub(crate) fn describe_labels(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return "no labels".to_owned();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses `KEY=VALUE` (a worker's `--label`): a key of letters, digits, `-`, `_` and `.`.
+pub(crate) fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("label `{text}`: expected KEY=VALUE, e.g. region=eu-west"))?;
+    let key = key.trim();
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "label `{text}`: the key must be letters, digits, `-`, `_` or `.`"
+        ));
+    }
+    Ok((key.to_owned(), value.trim().to_owned()))
 }
 
 /// A container for a worker to start.

@@ -27,6 +27,8 @@ pub(crate) enum Principal {
     },
     /// The holder of the bootstrap secret: may create tokens, nothing else.
     Bootstrap,
+    /// A worker token: may register a worker and serve its containers, nothing else.
+    Worker { token_id: String },
 }
 
 /// What a restricted container is told when it asks for more than its own inputs.
@@ -55,6 +57,16 @@ impl Principal {
             Principal::Bootstrap => Err(Status::permission_denied(
                 "the bootstrap secret only creates tokens: create one with `modal token new` and use it",
             )),
+            Principal::Worker { .. } => Err(Status::permission_denied(WORKER_ONLY)),
+        }
+    }
+
+    /// Requires a worker's token or a user's (registering a worker, fetching the executables
+    /// its containers run).
+    pub(crate) fn require_worker(&self) -> Result<(), Status> {
+        match self {
+            Principal::Worker { .. } => Ok(()),
+            other => other.require_user(),
         }
     }
 
@@ -87,6 +99,12 @@ impl Principal {
     }
 }
 
+/// What a worker token is told when it asks for anything but serving as a worker.
+const WORKER_ONLY: &str = "a worker token may only register a worker and serve its containers: use a user token (`modal token new`) for this";
+
+/// Worker token ids start with this; user token ids do not.
+const WORKER_TOKEN_PREFIX: &str = "wt-";
+
 fn unauthenticated(reason: &str) -> Status {
     Status::unauthenticated(format!(
         "{reason}: create a token with `modal token new` on the server's host, then set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET (or keep the config file it writes)"
@@ -103,6 +121,8 @@ struct ContainerToken {
 #[derive(Default)]
 struct Tokens {
     users: HashMap<String, String>,
+    /// Worker tokens: id → hash of the secret.
+    workers: HashMap<String, String>,
     containers: HashMap<String, ContainerToken>,
     bootstrap_hash: Option<String>,
     /// The file the bootstrap secret was written to (removed once it is used).
@@ -142,21 +162,49 @@ impl Auth {
         (id, secret, hash)
     }
 
-    /// A user token accepted while this process runs (not stored): how the embedded control
-    /// plane's program and a server's own worker authenticate.
-    pub(crate) fn process_token(&self) -> crate::credentials::Credentials {
-        let (token_id, token_secret, hash) = Auth::mint_user_token();
-        self.add_user_token(token_id.clone(), hash);
+    /// A new worker token: `(id, secret, hash of the secret)`. The caller persists the hash.
+    pub(crate) fn mint_worker_token() -> (String, String, String) {
+        let id = crate::ids::new_id(WORKER_TOKEN_PREFIX);
+        let secret = format!("ws-{}", random_secret());
+        let hash = hash_secret(&secret);
+        (id, secret, hash)
+    }
+
+    /// The worker token of the pilot jobs a control plane submits, derived from its key (so
+    /// that pilots outlive a restart of the control plane), and accepted from now on.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))] // Only `modal server` submits pilots.
+    pub(crate) fn pilot_token(
+        &self,
+        key: &super::secrets::SecretKey,
+    ) -> crate::credentials::Credentials {
+        let token_id = format!("{WORKER_TOKEN_PREFIX}pilots");
+        let token_secret = format!("ws-{}", key.derive_secret("modal-rs pilot worker token v1"));
+        self.add_token(token_id.clone(), hash_secret(&token_secret));
         crate::credentials::Credentials {
             token_id,
             token_secret,
         }
     }
 
-    /// Accepts a user token from now on.
-    pub(crate) fn add_user_token(&self, id: String, secret_hash: String) {
+    /// A user token accepted while this process runs (not stored): how the embedded control
+    /// plane's program and a server's own worker authenticate.
+    pub(crate) fn process_token(&self) -> crate::credentials::Credentials {
+        let (token_id, token_secret, hash) = Auth::mint_user_token();
+        self.add_token(token_id.clone(), hash);
+        crate::credentials::Credentials {
+            token_id,
+            token_secret,
+        }
+    }
+
+    /// Accepts a token from now on: a worker token by its id, else a user token.
+    pub(crate) fn add_token(&self, id: String, secret_hash: String) {
         let mut t = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
-        t.users.insert(id, secret_hash);
+        if id.starts_with(WORKER_TOKEN_PREFIX) {
+            t.workers.insert(id, secret_hash);
+        } else {
+            t.users.insert(id, secret_hash);
+        }
     }
 
     /// Accepts `secret`, kept in `file`, as the bootstrap secret: it creates one token, and
@@ -228,6 +276,11 @@ impl Auth {
                     token_id: id.to_owned(),
                 });
             }
+            if tokens.workers.get(id).is_some_and(|h| *h == hash) {
+                return Ok(Principal::Worker {
+                    token_id: id.to_owned(),
+                });
+            }
             if let Some(c) = tokens.containers.get(id)
                 && c.secret_hash == hash
             {
@@ -278,7 +331,7 @@ mod tests {
     fn tokens_are_checked() {
         let auth = Auth::default();
         let (id, secret, hash) = Auth::mint_user_token();
-        auth.add_user_token(id.clone(), hash);
+        auth.add_token(id.clone(), hash);
         assert_eq!(
             auth.authenticate(&token(&id, &secret)).unwrap(),
             Principal::User {

@@ -93,6 +93,7 @@ impl State {
         worker.used_milli_cpu += request.milli_cpu;
         worker.used_memory_mb += request.memory_mb;
         worker.busy_gpus.extend(gpus.iter().copied());
+        worker.idle_since = None;
         let _ = worker.tx.send(WorkerCommand::Start(Box::new(spec)));
         if let Some(f) = self.functions.get_mut(function_id) {
             f.tasks.push(task_id.clone());
@@ -475,6 +476,11 @@ impl State {
             for g in &task.reservation.gpus {
                 w.busy_gpus.remove(g);
             }
+        }
+        if !self.tasks.values().any(|t| t.worker_id == task.worker_id)
+            && let Some(w) = self.workers.get_mut(&task.worker_id)
+        {
+            w.idle_since = Some(now);
         }
         let function_id = task.function_id.clone();
         if let Some(f) = self.functions.get_mut(&function_id) {

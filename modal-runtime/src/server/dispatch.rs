@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::scheduler::{self, Load, Placement, Request};
-use super::state::{InputState, State, StopReason, TaskRec, TaskState, Timer};
+use super::state::{FunctionRec, InputState, State, StopReason, TaskRec, TaskState, Timer};
 use crate::ids::new_id;
 use crate::model::{BatchConfig, ContainerCommand, InputItem, ResultStatus};
 
@@ -181,14 +181,8 @@ impl State {
         }
     }
 
-    /// Starts as many containers as the autoscaler asks for and the workers can hold.
-    fn autoscale(&mut self, function_id: &str) {
-        let Some(f) = self.functions.get(function_id) else {
-            return;
-        };
-        if !self.apps.get(&f.app_id).is_some_and(|a| a.is_live()) {
-            return;
-        }
+    /// What the autoscaler sees of a function now: its queue, its containers and its settings.
+    pub(crate) fn load_of(&self, f: &FunctionRec) -> Load {
         let a = f.def.autoscaler;
         let mut load = Load {
             queued: f.queue.len(),
@@ -214,31 +208,29 @@ impl State {
                 TaskState::Starting | TaskState::Entering => load.starting += 1,
             }
         }
-        let wanted = scheduler::containers_to_start(&load);
+        load
+    }
+
+    /// Starts as many containers as the autoscaler asks for and the workers can hold.
+    fn autoscale(&mut self, function_id: &str) {
+        let Some(f) = self.functions.get(function_id) else {
+            return;
+        };
+        if !self.apps.get(&f.app_id).is_some_and(|a| a.is_live()) {
+            return;
+        }
+        let wanted = scheduler::containers_to_start(&self.load_of(f));
         if wanted == 0 {
             return;
         }
-        let resources = f.def.resources;
-        let request = Request {
-            milli_cpu: if resources.milli_cpu == 0 {
-                scheduler::DEFAULT_MILLI_CPU
-            } else {
-                resources.milli_cpu
-            },
-            memory_mb: if resources.memory_mb == 0 {
-                scheduler::DEFAULT_MEMORY_MB
-            } else {
-                resources.memory_mb
-            },
-            gpu: f
-                .def
-                .gpu
-                .iter()
-                .map(|g| (g.kind.clone(), g.count))
-                .collect(),
-        };
+        if let Some(why) = self.unmeetable(&f.def.constraints) {
+            self.fail_queued(function_id, ResultStatus::InternalFailure, &why, "", false);
+            return;
+        }
+        let request = request_of(&f.def);
+        let constraints = f.def.constraints.clone();
         for _ in 0..wanted {
-            match scheduler::place(&request, &self.worker_views()) {
+            match scheduler::place(&request, &self.worker_views(&constraints)) {
                 Placement::On { worker, gpus } => {
                     self.start_task(function_id, &worker, &request, gpus)
                 }
@@ -250,6 +242,8 @@ impl State {
                     }
                     break;
                 }
+                // A cluster backend may start a worker that can: the pilots see the demand.
+                Placement::Never(_) if self.pilot_offer.is_some() => break,
                 Placement::Never(why) => {
                     self.fail_queued(function_id, ResultStatus::InternalFailure, &why, "", false);
                     break;
@@ -328,5 +322,23 @@ impl State {
             .filter(|(_, f)| !f.queue.is_empty())
             .map(|(id, _)| id.clone());
         self.dirty.extend(waiting);
+    }
+}
+
+/// What one container of a function asks of a worker (the defaults where it asks nothing).
+pub(crate) fn request_of(def: &crate::model::FunctionDef) -> Request {
+    let resources = def.resources;
+    Request {
+        milli_cpu: if resources.milli_cpu == 0 {
+            scheduler::DEFAULT_MILLI_CPU
+        } else {
+            resources.milli_cpu
+        },
+        memory_mb: if resources.memory_mb == 0 {
+            scheduler::DEFAULT_MEMORY_MB
+        } else {
+            resources.memory_mb
+        },
+        gpu: def.gpu.iter().map(|g| (g.kind.clone(), g.count)).collect(),
     }
 }

@@ -10,6 +10,7 @@ mod deploy;
 mod dispatch;
 mod event_loop;
 mod objects;
+pub(crate) mod pilots;
 mod restore;
 pub(crate) mod retry;
 pub(crate) mod scheduler;
@@ -21,6 +22,8 @@ mod state;
 pub(crate) mod store;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "server")]
+pub(crate) mod tls;
 mod variants;
 pub(crate) mod volumes;
 mod workers;
@@ -76,6 +79,20 @@ pub(crate) struct Config {
     /// Where large payloads are kept (`None`: the directory could not be made; payloads travel
     /// inline).
     pub(crate) payloads: Option<Arc<crate::payloads::Store>>,
+    /// Serve TLS with this identity (`None`: plain HTTP/2, as the embedded control plane).
+    pub(crate) tls: Option<TlsIdentity>,
+    /// Workers started as pilot jobs of a cluster's scheduler when demand needs them (`None`:
+    /// only the workers that connect by themselves).
+    pub(crate) pilots: Option<pilots::Settings>,
+}
+
+/// The certificate chain and private key (PEM) a control plane serves TLS with.
+#[derive(Clone)]
+pub(crate) struct TlsIdentity {
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
+    /// Where they came from, for messages.
+    pub(crate) source: String,
 }
 
 impl Config {
@@ -94,6 +111,9 @@ impl Config {
             advertise_url: None,
             // The embedded assembly gives it one (`crate::embedded`).
             payloads: None,
+            // In-process and loopback only.
+            tls: None,
+            pilots: None,
         }
     }
 }
@@ -140,11 +160,35 @@ pub(crate) fn image_stores(dir: &std::path::Path) -> Option<api::Images> {
 /// what its store kept.
 pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<ControlPlane, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // A certificate or key that does not work stops the start before anything runs.
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+        builder = builder
+            .tls_config(
+                tonic::transport::ServerTlsConfig::new()
+                    .identity(identity)
+                    // A peer that opens a connection and says nothing holds no task for long.
+                    .timeout(Duration::from_secs(10)),
+            )
+            .map_err(|e| {
+                format!(
+                    "cannot serve TLS with {}: {}",
+                    tls.source,
+                    crate::error::with_causes(&e)
+                )
+            })?;
+    }
     let snapshot = config.store.load().await.map_err(|e| e.to_string())?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let url = config
         .advertise_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
     let mut state = state::State::new(url, &config, state::Clock::system());
     state.restore(snapshot);
     if let Some(payloads) = &config.payloads {
@@ -153,6 +197,7 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
             tracing::info!("removed {removed} payload files no call holds any more");
         }
     }
+    let pilot_url = state.server_url.clone();
     let (commands, rx) = mpsc::channel(event_loop::QUEUE);
     tokio::spawn(event_loop::run(state, Arc::clone(&config.store), rx));
     let api = api::Api::new(
@@ -165,6 +210,10 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
     );
     tokio::spawn(api.clone().collect_volume_files());
     tokio::spawn(api.clone().sweep_transfers());
+    if let Some(settings) = config.pilots.clone() {
+        let token = config.auth.pilot_token(&config.secret_key);
+        tokio::spawn(pilots::run(api.clone(), settings, pilot_url, token));
+    }
     // Each service checks the caller's token before it reads a request's body.
     let authenticate = api::guard::Authenticate {
         auth: config.auth.clone(),
@@ -188,7 +237,7 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
         authenticate,
     );
     let client_service = client.clone();
-    let router = tonic::transport::Server::builder()
+    let router = builder
         .layer(api::guard::LimitBodies)
         .tcp_nodelay(true)
         .initial_stream_window_size(wire::STREAM_WINDOW)

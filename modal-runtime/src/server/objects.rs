@@ -226,19 +226,32 @@ impl State {
         Ok(out)
     }
 
-    /// A new user token: its id and its secret (shown once, stored hashed). The bootstrap
-    /// secret creates one, the first.
+    /// A new token, a user's or (`worker`) one that may only register a worker and serve its
+    /// containers: its id and its secret (shown once, stored hashed). The bootstrap secret
+    /// creates one user token, the first.
     pub(crate) fn token_create(
         &mut self,
         label: String,
+        worker: bool,
         principal: &Principal,
     ) -> Result<(String, String), Status> {
-        if *principal == Principal::Bootstrap && !self.auth.consume_bootstrap_secret() {
-            return Err(Status::unauthenticated(
-                "the bootstrap secret was used already: create more tokens with the one it made",
-            ));
+        if *principal == Principal::Bootstrap {
+            if worker {
+                return Err(Status::permission_denied(
+                    "the bootstrap secret creates the first user token only: create that, then worker tokens with it",
+                ));
+            }
+            if !self.auth.consume_bootstrap_secret() {
+                return Err(Status::unauthenticated(
+                    "the bootstrap secret was used already: create more tokens with the one it made",
+                ));
+            }
         }
-        let (token_id, token_secret, secret_hash) = Auth::mint_user_token();
+        let (token_id, token_secret, secret_hash) = if worker {
+            Auth::mint_worker_token()
+        } else {
+            Auth::mint_user_token()
+        };
         self.record(Op::InsertToken(TokenRow {
             id: token_id.clone(),
             secret_hash: secret_hash.clone(),
@@ -249,7 +262,7 @@ impl State {
         let id = token_id.clone();
         self.after_commit(move |err| {
             if err.is_none() {
-                auth.add_user_token(id, secret_hash);
+                auth.add_token(id, secret_hash);
             }
         });
         tracing::info!(%token_id, "token created");

@@ -101,7 +101,7 @@ impl State {
         }
         self.restore_volumes(snap.volumes, snap.volume_heads);
         for t in snap.tokens {
-            self.auth.add_user_token(t.id, t.secret_hash);
+            self.auth.add_token(t.id, t.secret_hash);
         }
         for s in snap.schedules {
             self.schedules

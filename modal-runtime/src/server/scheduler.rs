@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::model::Constraints;
+
 /// What one container of a function needs from a worker.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Request {
@@ -41,6 +43,29 @@ pub(crate) enum Placement {
     Wait,
     /// Never: no connected worker could ever run it.
     Never(String),
+}
+
+/// What a cluster backend could start workers in, when the control plane has one (`modal
+/// server --backend slurm`): its partitions and their labels.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PilotOffer {
+    pub(crate) partitions: Vec<PartitionOffer>,
+}
+
+/// A partition pilot jobs may be submitted to (`None`: the cluster's default partition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartitionOffer {
+    pub(crate) name: Option<String>,
+    pub(crate) labels: std::collections::BTreeMap<String, String>,
+}
+
+impl PilotOffer {
+    /// The first partition whose labels meet `constraints`.
+    pub(crate) fn meeting(&self, constraints: &Constraints) -> Option<&PartitionOffer> {
+        self.partitions
+            .iter()
+            .find(|p| constraints.unmet(&p.labels).is_empty())
+    }
 }
 
 /// Default CPU request in thousandths of a core (Modal: 0.125 cores).

@@ -82,6 +82,15 @@ impl SecretKey {
         })
     }
 
+    /// A secret derived from this key for `purpose`: the same for as long as the key is (a
+    /// standalone control plane's key outlives its restarts).
+    pub(crate) fn derive_secret(&self, purpose: &str) -> String {
+        blake3::derive_key(purpose, self.0.as_slice())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Opens what [`seal_values`](SecretKey::seal_values) sealed.
     pub(crate) fn open_values(
         &self,

@@ -18,12 +18,17 @@ pub(crate) struct Options {
     /// `sqlite:…` or `postgres://…`; default: SQLite in the data directory.
     pub(crate) store_url: Option<String>,
     /// The URL containers and workers use (default: `http://` + the listen address, with an
-    /// unspecified IP replaced by 127.0.0.1).
+    /// unspecified IP replaced by 127.0.0.1; `https://` with `tls`).
     pub(crate) advertise_url: Option<String>,
+    /// Serve TLS: with the given certificate and key, or a self-signed pair kept in the data
+    /// directory (`None`: plain HTTP/2).
+    pub(crate) tls: Option<super::tls::Source>,
     pub(crate) retention: Duration,
     /// Make a new one-time bootstrap secret although tokens exist (an operator who lost them
     /// all): printed, not written to disk.
     pub(crate) new_bootstrap_secret: bool,
+    /// Pilot jobs through Slurm (`--backend slurm`).
+    pub(crate) pilots: Option<super::pilots::Settings>,
 }
 
 /// The default data directory: `$XDG_DATA_HOME/modal-rs`, else `~/.local/share/modal-rs`.
@@ -54,6 +59,9 @@ pub(crate) struct Running {
     pub(crate) binaries_dir: PathBuf,
     /// Where the bootstrap secret is, if the server has one.
     pub(crate) bootstrap: Bootstrap,
+    /// The certificate (PEM) clients trust the server by when it serves TLS: the self-signed
+    /// one, or the chain given.
+    pub(crate) server_cert: Option<String>,
     auth: auth::Auth,
 }
 
@@ -110,14 +118,40 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
     let url = opts.advertise_url.clone().unwrap_or_else(|| {
         let ip = if bound.ip().is_unspecified() {
             "127.0.0.1".parse().unwrap_or(bound.ip())
         } else {
             bound.ip()
         };
-        format!("http://{}", SocketAddr::new(ip, bound.port()))
+        format!("{scheme}://{}", SocketAddr::new(ip, bound.port()))
     });
+    if opts.tls.is_some() != url.starts_with("https://") {
+        // A proxy in front may change the scheme; without one, workers cannot connect.
+        tracing::warn!(
+            "the advertise URL {url} is not {scheme}:// although this server {} TLS",
+            if opts.tls.is_some() {
+                "serves"
+            } else {
+                "does not serve"
+            }
+        );
+    }
+    let tls = match &opts.tls {
+        Some(source) => {
+            let advertised = url
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.host().map(str::to_owned))
+                .unwrap_or_default();
+            let listen = bound.ip().to_string();
+            let names = super::tls::names(&[advertised.as_str(), listen.as_str()]);
+            Some(super::tls::load(source, &opts.data_dir, &names)?)
+        }
+        None => None,
+    };
+    let server_cert = tls.as_ref().map(|t| t.cert_pem.clone());
     let config = Config {
         durable: true,
         store,
@@ -132,6 +166,15 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         payloads: super::hosted_payloads(crate::payloads::Store::open(
             &opts.data_dir.join("payloads"),
         )),
+        // Pilot jobs' workers trust the certificate this server serves.
+        pilots: opts.pilots.clone().map(|mut p| {
+            if let Some(pem) = &server_cert {
+                p.worker_env
+                    .insert("MODAL_SERVER_CERT_PEM".to_owned(), pem.clone());
+            }
+            p
+        }),
+        tls,
     };
     super::serve(listener, config).await?;
     // The tokens are loaded: a bootstrap secret in the data directory only for a server without
@@ -150,6 +193,7 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
     };
     Ok(Running {
         bootstrap,
+        server_cert,
         url,
         store: described,
         binaries_dir: binaries.dir().to_path_buf(),

@@ -271,6 +271,9 @@ pub(crate) enum StopReason {
     Redeployed,
     /// Someone asked (`modal container stop`).
     Requested,
+    /// Its worker went away (a pilot job cancelled, a machine lost): what it was running
+    /// failed (retried per policy), and its start says nothing about the function.
+    WorkerLost,
 }
 
 pub(crate) struct TaskRec {
@@ -337,6 +340,10 @@ pub(crate) struct WorkerRec {
     pub(crate) used_milli_cpu: u32,
     pub(crate) used_memory_mb: u32,
     pub(crate) busy_gpus: HashSet<u32>,
+    /// Since when it has run no container (`None`: it runs some).
+    pub(crate) idle_since: Option<Instant>,
+    /// Taking no more containers: it is about to be let go (an idle pilot).
+    pub(crate) retiring: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -397,6 +404,10 @@ pub(crate) struct State {
     pub(crate) timers: BTreeSet<(Instant, Timer)>,
     /// Functions whose queue or containers changed since the last scheduling pass.
     pub(crate) dirty: HashSet<FunctionId>,
+    /// What a cluster backend could start workers in (`None`: only workers that connect).
+    pub(crate) pilot_offer: Option<super::scheduler::PilotOffer>,
+    /// Pilot jobs whose worker has not connected yet, as the pilots last said (for listings).
+    pub(crate) pending_pilots: Vec<crate::model::WorkerSummary>,
 }
 
 impl State {
@@ -429,6 +440,8 @@ impl State {
             workers: HashMap::new(),
             timers: BTreeSet::new(),
             dirty: HashSet::new(),
+            pilot_offer: config.pilots.as_ref().map(|p| p.offer()),
+            pending_pilots: Vec::new(),
         }
     }
 

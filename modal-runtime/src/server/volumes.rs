@@ -91,6 +91,9 @@ impl State {
             Principal::Bootstrap => Err(Status::permission_denied(
                 "the bootstrap secret only creates tokens",
             )),
+            Principal::Worker { .. } => Err(Status::permission_denied(
+                "a worker token may only register a worker and serve its containers",
+            )),
         }
     }
 

@@ -9,13 +9,18 @@ use tonic::Status;
 use super::scheduler::{GpuView, WorkerView};
 use super::state::{State, StopReason, TaskState, WorkerRec};
 use crate::ids::new_id;
-use crate::model::{ContainerSummary, LogSource, WorkerCommand, WorkerEvent, WorkerInfo};
+use crate::model::{
+    Constraints, ContainerSummary, LogSource, WorkerCommand, WorkerEvent, WorkerInfo,
+    WorkerSummary, describe_labels,
+};
 
 impl State {
-    pub(crate) fn worker_views(&self) -> Vec<WorkerView> {
+    /// The workers that take new containers and whose labels meet `constraints`.
+    pub(crate) fn worker_views(&self, constraints: &Constraints) -> Vec<WorkerView> {
         let mut views: Vec<WorkerView> = self
             .workers
             .iter()
+            .filter(|(_, w)| !w.retiring && constraints.unmet(&w.info.labels).is_empty())
             .map(|(id, w)| WorkerView {
                 id: id.clone(),
                 milli_cpu: w.info.milli_cpu,
@@ -54,6 +59,8 @@ impl State {
                 used_milli_cpu: 0,
                 used_memory_mb: 0,
                 busy_gpus: HashSet::new(),
+                idle_since: Some(self.clock.now),
+                retiring: false,
             },
         );
         let waiting: Vec<String> = self
@@ -115,6 +122,11 @@ impl State {
             .map(|(id, _)| id.clone())
             .collect();
         for task_id in tasks {
+            if let Some(task) = self.tasks.get_mut(&task_id)
+                && task.stop.is_none()
+            {
+                task.stop = Some(StopReason::WorkerLost);
+            }
             self.task_exited(
                 &task_id,
                 None,
@@ -157,10 +169,96 @@ impl State {
                     0
                 },
                 running_inputs: u32::try_from(t.running.len()).unwrap_or(u32::MAX),
+                worker_id: t.worker_id.clone(),
+                worker_host: self
+                    .workers
+                    .get(&t.worker_id)
+                    .map(|w| w.info.hostname.clone())
+                    .unwrap_or_default(),
             })
             .collect();
         containers.sort_by(|a, b| a.task_id.cmp(&b.task_id));
         containers
+    }
+
+    /// Why no worker, and no pilot job, can ever meet `constraints` (naming them and what is
+    /// offered); `None` when some can, or when no worker is connected and none is submitted
+    /// (one may connect later).
+    pub(crate) fn unmeetable(&self, constraints: &Constraints) -> Option<String> {
+        if constraints.is_empty() {
+            return None;
+        }
+        let mut unmet: Vec<String> = Vec::new();
+        let mut offered: Vec<String> = Vec::new();
+        for (id, w) in &self.workers {
+            let missing = constraints.unmet(&w.info.labels);
+            if missing.is_empty() {
+                return None;
+            }
+            unmet.extend(missing);
+            offered.push(format!("worker {id} ({})", describe_labels(&w.info.labels)));
+        }
+        match &self.pilot_offer {
+            Some(offer) => {
+                if offer.meeting(constraints).is_some() {
+                    return None;
+                }
+                for p in &offer.partitions {
+                    unmet.extend(constraints.unmet(&p.labels));
+                    offered.push(format!(
+                        "Slurm partition {} ({})",
+                        p.name.as_deref().unwrap_or("(default)"),
+                        describe_labels(&p.labels)
+                    ));
+                }
+            }
+            None if self.workers.is_empty() => return None,
+            None => {}
+        }
+        unmet.sort();
+        unmet.dedup();
+        offered.sort();
+        Some(format!(
+            "no worker or Slurm partition meets {}; offered: {}",
+            unmet.join(" and "),
+            offered.join(", ")
+        ))
+    }
+
+    /// `modal worker list`: the connected workers, by id.
+    pub(crate) fn worker_list(&self) -> Vec<WorkerSummary> {
+        let mut list: Vec<WorkerSummary> = self
+            .workers
+            .iter()
+            .map(|(id, w)| {
+                let containers = self.tasks.values().filter(|t| t.worker_id == *id).count();
+                WorkerSummary {
+                    worker_id: id.clone(),
+                    hostname: w.info.hostname.clone(),
+                    slurm_job_id: w.info.slurm_job_id.clone(),
+                    state: if w.retiring {
+                        "retiring"
+                    } else if containers > 0 {
+                        "ready"
+                    } else {
+                        "idle"
+                    }
+                    .to_owned(),
+                    milli_cpu: w.info.milli_cpu,
+                    memory_mb: w.info.memory_mb,
+                    used_milli_cpu: w.used_milli_cpu,
+                    used_memory_mb: w.used_memory_mb,
+                    gpus: w.info.gpus.iter().map(|g| g.name.clone()).collect(),
+                    busy_gpus: u32::try_from(w.busy_gpus.len()).unwrap_or(u32::MAX),
+                    containers: u32::try_from(containers).unwrap_or(u32::MAX),
+                    labels: w.info.labels.clone(),
+                    runtime: w.info.runtime.clone(),
+                }
+            })
+            .collect();
+        list.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        list.extend(self.pending_pilots.iter().cloned());
+        list
     }
 
     /// `modal container stop`: graceful lets current inputs finish; otherwise the container is

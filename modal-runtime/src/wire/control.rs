@@ -5,7 +5,7 @@ use super::{pb, sorted, unsorted};
 use crate::model::{
     AppState, AppSummary, ContainerCommand, ContainerHello, ContainerSpec, ContainerSummary,
     DeployStrategy, Deployment, GpuDevice, InputsSeen, LogBatch, LogEntry, LogSource,
-    SecretSummary, WorkerCommand, WorkerEvent, WorkerInfo, WorkerLogLine,
+    SecretSummary, WorkerCommand, WorkerEvent, WorkerInfo, WorkerLogLine, WorkerSummary,
 };
 
 pub(crate) fn app_state_code(s: AppState) -> i32 {
@@ -84,6 +84,28 @@ impl From<ContainerSummary> for pb::ContainerSummary {
             function_tag: c.function_tag,
             started_at_ms: c.started_at_ms,
             running_inputs: c.running_inputs,
+            worker_id: c.worker_id,
+            worker_host: c.worker_host,
+        }
+    }
+}
+
+impl From<WorkerSummary> for pb::WorkerSummary {
+    fn from(w: WorkerSummary) -> Self {
+        pb::WorkerSummary {
+            worker_id: w.worker_id,
+            hostname: w.hostname,
+            slurm_job_id: w.slurm_job_id.unwrap_or_default(),
+            state: w.state,
+            milli_cpu: w.milli_cpu,
+            memory_mb: w.memory_mb,
+            used_milli_cpu: w.used_milli_cpu,
+            used_memory_mb: w.used_memory_mb,
+            gpus: w.gpus,
+            busy_gpus: w.busy_gpus,
+            containers: w.containers,
+            labels: w.labels.into_iter().collect(),
+            runtime: w.runtime,
         }
     }
 }
@@ -168,6 +190,8 @@ impl From<pb::WorkerRegister> for WorkerInfo {
                 })
                 .collect(),
             runtime: r.runtime,
+            labels: r.labels.into_iter().collect(),
+            slurm_job_id: Some(r.slurm_job_id).filter(|j| !j.is_empty()),
         }
     }
 }
@@ -180,6 +204,12 @@ impl From<&WorkerInfo> for pb::WorkerRegister {
             memory_mb: w.memory_mb,
             gpus: w.gpus.iter().map(Into::into).collect(),
             runtime: w.runtime.clone(),
+            labels: w
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            slurm_job_id: w.slurm_job_id.clone().unwrap_or_default(),
         }
     }
 }

@@ -127,6 +127,9 @@ impl From<&FunctionDef> for pb::FunctionDefinition {
             app_in_code: d.app_in_code.clone(),
             block_network: d.block_network,
             restrict_modal_access: d.restrict_modal_access,
+            regions: d.constraints.regions.clone(),
+            cloud: d.constraints.cloud.clone().unwrap_or_default(),
+            nonpreemptible: d.constraints.nonpreemptible,
             volumes: d.volumes.iter().map(Into::into).collect(),
             image: d.image.as_ref().map(Into::into),
         }
@@ -188,6 +191,11 @@ impl TryFrom<pb::FunctionDefinition> for FunctionDef {
             app_in_code: d.app_in_code,
             block_network: d.block_network,
             restrict_modal_access: d.restrict_modal_access,
+            constraints: crate::model::Constraints {
+                regions: d.regions,
+                cloud: Some(d.cloud).filter(|c| !c.is_empty()),
+                nonpreemptible: d.nonpreemptible,
+            },
             volumes: d.volumes.into_iter().map(Into::into).collect(),
             image: d.image.map(Into::into),
         })

@@ -5,14 +5,14 @@ mod binaries;
 pub(crate) mod runtime;
 mod supervisor;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, Trust};
 use crate::gpu::inventory::Device;
 pub(crate) use crate::gpu::inventory::Source as GpuSource;
 use crate::model::{GpuDevice, WorkerCommand, WorkerEvent, WorkerInfo, WorkerLogLine};
@@ -39,6 +39,78 @@ pub(crate) struct WorkerConfig {
     pub(crate) credentials: Option<Credentials>,
     /// Where executables downloaded from the control plane are kept, by hash.
     pub(crate) binary_cache: PathBuf,
+    /// What an `https://` control plane's certificate is checked against; a certificate is
+    /// handed to the containers too (`MODAL_SERVER_CERT_PEM`).
+    pub(crate) trust: Trust,
+    /// What placement constraints are matched against (`--label region=eu-west`).
+    pub(crate) labels: BTreeMap<String, String>,
+    /// The Slurm job it runs in (`SLURM_JOB_ID`), when it is one's.
+    pub(crate) slurm_job_id: Option<String>,
+    /// How many containers it runs, and since when none: what `--idle-exit` watches.
+    pub(crate) activity: Arc<Activity>,
+}
+
+/// How busy a worker is, across its reconnections.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    /// Containers running, and since when there have been none (`None`: some run).
+    state: std::sync::Mutex<(usize, Option<std::time::Instant>)>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            state: std::sync::Mutex::new((0, Some(std::time::Instant::now()))),
+        }
+    }
+}
+
+impl Activity {
+    fn started(&self) {
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.0 += 1;
+        s.1 = None;
+    }
+
+    fn finished(&self) {
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.0 = s.0.saturating_sub(1);
+        if s.0 == 0 {
+            s.1 = Some(std::time::Instant::now());
+        }
+    }
+
+    /// How long the worker has run no container (`None`: it runs some).
+    pub(crate) fn idle_for(&self) -> Option<std::time::Duration> {
+        let s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.1.map(|t| t.elapsed())
+    }
+}
+
+/// What Slurm allocated to the job this process runs in: `(job id, CPUs, memory in MiB)`;
+/// `None` outside a Slurm job.
+pub(crate) fn slurm_allocation() -> Option<(String, Option<u32>, Option<u32>)> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let job = var("SLURM_JOB_ID")?;
+    let cpus = var("SLURM_CPUS_PER_TASK")
+        .or_else(|| var("SLURM_CPUS_ON_NODE"))
+        .and_then(|c| c.trim().parse::<u32>().ok());
+    let memory = var("SLURM_MEM_PER_NODE")
+        .and_then(|m| m.trim().parse::<u32>().ok())
+        .or_else(|| {
+            let per_cpu: u32 = var("SLURM_MEM_PER_CPU")?.trim().parse().ok()?;
+            Some(per_cpu.saturating_mul(cpus.unwrap_or(1)))
+        });
+    Some((job, cpus, memory))
 }
 
 impl WorkerConfig {
@@ -55,15 +127,27 @@ impl WorkerConfig {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
+        let mut milli_cpu = u32::try_from(cpus * 1000).unwrap_or(u32::MAX);
+        let mut memory_mb = total_memory_mb().unwrap_or(4096);
+        // In a Slurm job: what the job was given, not the whole machine.
+        let slurm = slurm_allocation();
+        if let Some((_, cpus, memory)) = &slurm {
+            milli_cpu = cpus.map_or(milli_cpu, |c| c.saturating_mul(1000));
+            memory_mb = memory.unwrap_or(memory_mb);
+        }
         Ok(WorkerConfig {
             runtime,
             server_url,
-            milli_cpu: u32::try_from(cpus * 1000).unwrap_or(u32::MAX),
-            memory_mb: total_memory_mb().unwrap_or(4096),
+            milli_cpu,
+            memory_mb,
             gpus,
             container_exe: std::env::var_os("MODAL_WORKER_CONTAINER_EXE").map(PathBuf::from),
             credentials,
             binary_cache: default_binary_cache(),
+            trust: Trust::default(),
+            labels: BTreeMap::new(),
+            slurm_job_id: slurm.map(|(job, _, _)| job),
+            activity: Arc::default(),
         })
     }
 }
@@ -142,7 +226,9 @@ pub(crate) async fn run_reconnecting(config: WorkerConfig) -> Result<(), String>
 /// Connects to the control plane and serves assignments until the connection ends.
 pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
     let gpus: Arc<[Device]> = config.gpus.clone().into();
-    let channel = wire::connect(&config.server_url, true).await?;
+    let server_cert: Option<Arc<str>> = config.trust.pem().map(Arc::from);
+    let route = crate::credentials::Route::trusting(config.trust.clone());
+    let channel = wire::connect(&config.server_url, true, &route).await?;
     let mut client: WorkerClient = pb::worker_api_client::WorkerApiClient::with_interceptor(
         channel,
         AuthHeaders::new(config.credentials.as_ref()),
@@ -173,6 +259,8 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
             })
             .collect(),
         runtime: config.runtime.describe(),
+        labels: config.labels.clone(),
+        slurm_job_id: config.slurm_job_id.clone(),
     };
     let _ = out_tx.send(pb::WorkerMessage {
         message: Some(pb::worker_message::Message::Register((&info).into())),
@@ -180,7 +268,7 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
     let mut commands = client
         .worker_connect(UnboundedReceiverStream::new(out_rx))
         .await
-        .map_err(|s| format!("{}: {}", wire::code_name(s.code()), s.message()))?
+        .map_err(|s| wire::status_text(&s))?
         .into_inner();
 
     let (report_tx, report_rx) = mpsc::unbounded_channel::<Report>();
@@ -200,14 +288,21 @@ pub(crate) async fn run(config: WorkerConfig) -> Result<(), String> {
             Ok(WorkerCommand::Start(spec)) => {
                 let (stop_tx, stop_rx) = mpsc::unbounded_channel();
                 containers.insert(spec.task_id.clone(), stop_tx);
-                tokio::spawn(supervisor::supervise(
+                let supervised = supervisor::supervise(
                     *spec,
                     Arc::clone(&resolver),
                     Arc::clone(&config.runtime),
                     Arc::clone(&gpus),
+                    server_cert.clone(),
                     stop_rx,
                     report_tx.clone(),
-                ));
+                );
+                let activity = Arc::clone(&config.activity);
+                activity.started();
+                tokio::spawn(async move {
+                    supervised.await;
+                    activity.finished();
+                });
             }
             Ok(WorkerCommand::Stop { task_id, grace_ms }) => {
                 if let Some(tx) = containers.get(&task_id) {

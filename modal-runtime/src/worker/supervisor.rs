@@ -101,12 +101,13 @@ fn read_journal(path: &std::path::Path) -> Option<InputsSeen> {
 }
 
 /// What the container is given: its function's variables and secrets, its identity and
-/// token, and its devices (the runtime adds its own, the control plane's address and the
-/// journal's path).
+/// token, the certificate its worker trusts for the control plane, and its devices (the
+/// runtime adds its own, the control plane's address and the journal's path).
 fn environment(
     spec: &ContainerSpec,
     def: &FunctionDef,
     gpus: &[Device],
+    server_cert: Option<&str>,
 ) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = Vec::new();
     let mut set = |k: &str, v: &str| env.push((k.into(), v.into()));
@@ -132,6 +133,10 @@ fn environment(
         &def.max_concurrent_inputs.max(1).to_string(),
     );
     set(cenv::IS_REMOTE, "1");
+    // As text: an oci container may not see the worker's file.
+    if let Some(pem) = server_cert {
+        set(crate::credentials::SERVER_CERT_PEM_ENV, pem);
+    }
     if let Some(params) = def.class_params.as_ref().filter(|p| !p.data.is_empty()) {
         set(cenv::CLASS_PARAMS, &hex::encode(&params.data));
     }
@@ -168,12 +173,14 @@ fn gpu_devices(assigned: &[u32], gpus: &[Device]) -> Vec<PathBuf> {
 }
 
 /// Runs one container from start to exit. A stop request carries a grace period in
-/// milliseconds, after which the whole process group is killed.
+/// milliseconds, after which the whole process group is killed. `server_cert`: the certificate
+/// (PEM) the worker trusts for the control plane, handed to the container.
 pub(super) async fn supervise(
     spec: ContainerSpec,
     resolver: Arc<super::binaries::Resolver>,
     runtime: Arc<dyn ContainerRuntime>,
     gpus: Arc<[Device]>,
+    server_cert: Option<Arc<str>>,
     mut stop: mpsc::UnboundedReceiver<u32>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
@@ -201,7 +208,7 @@ pub(super) async fn supervise(
         task_id: task_id.clone(),
         exe: exe.path.clone(),
         exe_hash: exe.hash.clone(),
-        env: environment(&spec, def, &gpus),
+        env: environment(&spec, def, &gpus, server_cert.as_deref()),
         journal: journal.clone(),
         server_url: spec.server_url.clone(),
         limits: Limits::of(def),

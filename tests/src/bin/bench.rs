@@ -5,6 +5,9 @@
 //! `--container-starts` it only measures container starts (on the runtime `MODAL_RUNTIME` picks).
 //!
 //! With `--calls-only` it makes 10,000 calls and a map of 100,000 inputs (for a profiler).
+//! With `--slurm-figures` (and a server configured) it measures the first input's round trip
+//! and a map's throughput (what `cargo xtask bench --slurm` compares between pilot jobs and a
+//! built-in worker).
 //! With `--server-figures` (and a server configured) it measures calls, maps, spawns and
 //! payloads through that `modal server` from this process, a client of its own.
 //!
@@ -255,6 +258,24 @@ async fn main() -> modal::Result<()> {
         let json = server_figures(n_calls, n_map, 10).await?;
         run.stop().await?;
         println!("{json}");
+        return Ok(());
+    }
+
+    if std::env::args().any(|a| a == "--slurm-figures") {
+        // The first input's round trip (no container, no worker yet: on `--backend slurm
+        // --no-worker`, a pilot job starts for it), then a map through the warm worker.
+        let t = Instant::now();
+        trivial.remote(0).await?;
+        let first_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let t = Instant::now();
+        let out: Vec<u64> = trivial.map(0..n_map).try_collect().await?;
+        let per_s = out.len() as f64 / t.elapsed().as_secs_f64();
+        run.stop().await?;
+        println!(
+            "{{\"first_result_ms\": {}, \"map_inputs\": {n_map}, \"map_throughput_per_s\": {}}}",
+            round(first_ms),
+            round(per_s)
+        );
         return Ok(());
     }
 

@@ -12,7 +12,8 @@ use serde_json::json;
 use super::args::{AppCommand, ContainerCommand, DEFAULT_LISTEN, SecretCommand};
 use crate::client::Client;
 use crate::credentials::{
-    self, BOOTSTRAP_ENV, BOOTSTRAP_FILE, BOOTSTRAP_HEADER, Credentials, Settings,
+    self, BOOTSTRAP_ENV, BOOTSTRAP_FILE, BOOTSTRAP_HEADER, Credentials, Route, SERVER_CERT_ENV,
+    Settings, Trust,
 };
 use crate::error::{Error, Result};
 use crate::server::standalone;
@@ -23,39 +24,54 @@ pub(super) async fn client() -> Result<Client> {
     let url = settings
         .server_url
         .unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}"));
-    Client::connect(&url, settings.credentials.as_ref())
+    Client::connect(&url, settings.credentials.as_ref(), &settings.route)
         .await
         .map_err(|e| match e {
-            Error::Connect { url, message } => Error::Connect {
-                message: format!(
-                    "{message}\n  is `modal server` running there? Start it with `modal server`, or point MODAL_SERVER_URL (or the config file `modal token new --server URL` writes) at your server"
-                ),
-                url,
-            },
+            // A TLS problem says what to do itself: the server is there.
+            Error::Connect { url, message }
+                if !message.contains("TLS") && !message.contains("certificate") =>
+            {
+                Error::Connect {
+                    message: format!(
+                        "{message}\n  is `modal server` running there? Start it with `modal server`, or point MODAL_SERVER_URL (or the config file `modal token new --server URL` writes) at your server"
+                    ),
+                    url,
+                }
+            }
             other => other,
         })
 }
 
-/// `modal token new`: a new user token, created with the configured token or, for the first
+/// `modal token new`: a new user token (or, with `worker`, a worker token), created with the configured token or, for the first
 /// one, with the bootstrap secret in the server's data directory.
 pub(super) async fn token_new(
     server: Option<String>,
     label: String,
     print: bool,
+    worker: bool,
     data_dir: Option<PathBuf>,
+    server_cert: Option<PathBuf>,
 ) -> Result<()> {
     let settings = Settings::load();
+    let configured = settings.server_url.as_deref() == server.as_deref() || server.is_none();
     let url = server
         .or(settings.server_url)
         .unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}"));
-    let client = Client::connect(&url, settings.credentials.as_ref()).await?;
     // The secret from the environment, else from the server's data directory: the default one
     // only for a server on this machine (a secret is never sent to another host unasked).
     let local = is_loopback(&url);
     let explicit_dir = data_dir.is_some();
-    let secret_path = data_dir
-        .unwrap_or_else(standalone::default_data_dir)
-        .join(BOOTSTRAP_FILE);
+    let data_dir = data_dir.unwrap_or_else(standalone::default_data_dir);
+    let secret_path = data_dir.join(BOOTSTRAP_FILE);
+    let (trust, cert_path) = token_trust(
+        &url,
+        server_cert,
+        &data_dir,
+        local || explicit_dir,
+        configured.then_some(settings.route.trust),
+    );
+    let route = Route::trusting(trust);
+    let client = Client::connect(&url, settings.credentials.as_ref(), &route).await?;
     let bootstrap = match std::env::var(BOOTSTRAP_ENV) {
         Ok(secret) if !secret.is_empty() => Ok(secret),
         _ if local || explicit_dir => std::fs::read_to_string(&secret_path),
@@ -63,7 +79,7 @@ pub(super) async fn token_new(
             "{url} is not on this machine; pass --data-dir or set {BOOTSTRAP_ENV}"
         ))),
     };
-    let mut req = tonic::Request::new(pb::TokenCreateRequest { label });
+    let mut req = tonic::Request::new(pb::TokenCreateRequest { label, worker });
     if let Some(value) = bootstrap.as_ref().ok().and_then(|s| s.trim().parse().ok()) {
         req.metadata_mut().insert(BOOTSTRAP_HEADER, value);
     }
@@ -82,8 +98,12 @@ pub(super) async fn token_new(
         }
         Err(status) => return Err(status.into()),
     };
-    if print {
+    // A worker token is for other machines' workers: it never replaces this user's own.
+    if print || worker {
         println!("export MODAL_SERVER_URL={url}");
+        if let Some(path) = &cert_path {
+            println!("export {SERVER_CERT_ENV}={}", path.display());
+        }
         println!("export MODAL_TOKEN_ID={}", resp.token_id);
         println!("export MODAL_TOKEN_SECRET={}", resp.token_secret);
         return Ok(());
@@ -92,13 +112,47 @@ pub(super) async fn token_new(
         token_id: resp.token_id.clone(),
         token_secret: resp.token_secret,
     };
-    let path = credentials::save(&url, &creds).map_err(Error::Invalid)?;
+    let path = credentials::save(&url, &creds, route.trust.pem()).map_err(Error::Invalid)?;
+    let trusting = match &route.trust {
+        Trust::Cert { source, .. } => format!(", trusted by the certificate from {source}"),
+        _ => String::new(),
+    };
     println!(
-        "Token {} created and saved to {} (server {url})",
+        "Token {} created and saved to {} (server {url}{trusting})",
         resp.token_id,
         path.display()
     );
     Ok(())
+}
+
+/// What `modal token new` trusts an `https://` server by, and the file it came from: the
+/// certificate `--server-cert` names, else the environment's, else (for a server on this
+/// machine, or with `--data-dir`) the self-signed one in its data directory, else the config
+/// file's (`configured`: for the server it was saved with), else the system's roots.
+fn token_trust(
+    url: &str,
+    server_cert: Option<PathBuf>,
+    data_dir: &std::path::Path,
+    reads_data_dir: bool,
+    configured: Option<Trust>,
+) -> (Trust, Option<PathBuf>) {
+    if let Some(path) = server_cert {
+        let source = format!("--server-cert {}", path.display());
+        return (Trust::from_file(&path, &source), Some(path));
+    }
+    if let Some(trust) = Trust::from_env() {
+        // A file to name in `export` lines (none for a certificate given as text).
+        let path = std::env::var_os(SERVER_CERT_ENV)
+            .filter(|_| std::env::var_os(credentials::SERVER_CERT_PEM_ENV).is_none())
+            .map(PathBuf::from);
+        return (trust, path);
+    }
+    let self_signed = crate::server::tls::self_signed_cert(data_dir);
+    if url.starts_with("https://") && reads_data_dir && self_signed.exists() {
+        let source = self_signed.display().to_string();
+        return (Trust::from_file(&self_signed, &source), Some(self_signed));
+    }
+    (configured.unwrap_or_default(), None)
 }
 
 /// Whether `url` names this machine (a loopback address or `localhost`).
@@ -444,7 +498,8 @@ pub(super) async fn container(cmd: ContainerCommand) -> Result<()> {
                     .iter()
                     .map(|c| json!({"container_id": c.task_id, "app_id": c.app_id, "app_name": c.app_name,
                                     "function": c.function_tag, "start_time": time(c.started_at_ms),
-                                    "running_inputs": c.running_inputs}))
+                                    "running_inputs": c.running_inputs, "worker_id": c.worker_id,
+                                    "worker_host": c.worker_host}))
                     .collect();
                 println!("{}", json!(rows));
             } else {
@@ -462,6 +517,7 @@ pub(super) async fn container(cmd: ContainerCommand) -> Result<()> {
                             c.app_name.clone(),
                             c.function_tag.clone(),
                             start,
+                            format!("{} ({})", c.worker_id, c.worker_host),
                         ]
                     })
                     .collect();
@@ -473,7 +529,8 @@ pub(super) async fn container(cmd: ContainerCommand) -> Result<()> {
                             "App ID",
                             "App Name",
                             "Function",
-                            "Start Time"
+                            "Start Time",
+                            "Worker"
                         ],
                         rows
                     )

@@ -21,10 +21,12 @@ pub(super) struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // Parsed once; boxing would only obscure the flags.
 pub(super) enum Command {
     /// Run a control plane that outlives its clients (with a worker for this machine).
     Server(ServerArgs),
-    /// Offer this machine's CPUs and memory to a control plane.
+    /// Offer this machine's CPUs and memory to a control plane (`modal worker list`: the
+    /// workers connected to it).
     Worker(WorkerArgs),
     /// API tokens.
     #[command(subcommand)]
@@ -57,9 +59,30 @@ pub(super) struct ServerArgs {
     /// State store: `sqlite:PATH` or `postgres://…` (default: SQLite in the data directory).
     #[arg(long)]
     pub(super) store: Option<String>,
-    /// URL containers and workers reach this server at.
+    /// URL containers and workers reach this server at (default: http:// or, serving TLS,
+    /// https:// and the listen address).
     #[arg(long)]
     pub(super) advertise_url: Option<String>,
+    /// Serve TLS with this certificate chain (PEM; with --tls-key). Clients check it against
+    /// the system's roots, or a certificate they are given (`modal token new --server-cert`,
+    /// MODAL_SERVER_CERT).
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub(super) tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub(super) tls_key: Option<PathBuf>,
+    /// Serve TLS with a self-signed certificate made at the first start in DATA_DIR/tls
+    /// (cert.pem, and key.pem readable by this user only) and kept, for localhost, 127.0.0.1,
+    /// this host's name and the --advertise-url host. `modal token new --server https://…`
+    /// on this host saves it for clients; elsewhere copy DATA_DIR/tls/cert.pem and pass it
+    /// with --server-cert or MODAL_SERVER_CERT.
+    #[arg(long)]
+    pub(super) tls_self_signed: bool,
     /// Do not run a worker in this process.
     #[arg(long)]
     pub(super) no_worker: bool,
@@ -73,19 +96,90 @@ pub(super) struct ServerArgs {
     /// How the built-in worker runs containers.
     #[command(flatten)]
     pub(super) containers: RuntimeArgs,
+    /// Pilot jobs: more workers through a cluster's scheduler.
+    #[command(flatten)]
+    pub(super) slurm: SlurmArgs,
+}
+
+/// Where workers come from besides those that connect by themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum Backend {
+    /// Only the built-in worker and `modal worker` processes.
+    Local,
+    /// Also pilot jobs submitted with `sbatch`, each running `modal worker`, when the demand
+    /// no connected worker can take needs them; let go when idle.
+    Slurm,
+}
+
+/// `modal server --backend slurm` and its settings.
+#[derive(Args)]
+pub(super) struct SlurmArgs {
+    /// Where workers come from besides those that connect by themselves.
+    #[arg(long, value_enum, default_value = "local")]
+    pub(super) backend: Backend,
+    /// A partition pilot jobs may go to (repeat for several; default: the cluster's default).
+    #[arg(long = "slurm-partition", value_name = "PARTITION")]
+    pub(super) partitions: Vec<String>,
+    /// Labels the workers of a partition's pilots carry, matched against functions'
+    /// `region`/`cloud`/`nonpreemptible`: `PARTITION=KEY=VALUE[,KEY=VALUE…]`, e.g.
+    /// `gpu-spot=preemptible=true` (repeat for several partitions).
+    #[arg(long = "slurm-partition-labels", value_name = "PARTITION=KEY=VALUE,…")]
+    pub(super) partition_labels: Vec<String>,
+    /// The account pilot jobs are charged to (`sbatch --account`).
+    #[arg(long = "slurm-account")]
+    pub(super) account: Option<String>,
+    /// At most this many pilot jobs at once, pending or running.
+    #[arg(long = "slurm-max-jobs", default_value_t = 8)]
+    pub(super) max_jobs: usize,
+    /// CPUs a pilot job asks for (more when one container needs more).
+    #[arg(long = "slurm-cpus-per-job", default_value_t = 1)]
+    pub(super) cpus_per_job: u32,
+    /// A pilot whose worker has run no container for this many seconds is let go.
+    #[arg(long = "slurm-idle-secs", default_value_t = 30)]
+    pub(super) idle_secs: u64,
+    /// A time limit for pilot jobs (`sbatch --time`; default: the partition's).
+    #[arg(long = "slurm-time")]
+    pub(super) time_limit: Option<String>,
+    /// More `sbatch` arguments, split at spaces, e.g. "--qos=high --constraint=a100".
+    #[arg(long = "slurm-extra", allow_hyphen_values = true)]
+    pub(super) extra: Option<String>,
+    /// The `modal` executable pilot jobs run (default: this one; on a cluster it must be at a
+    /// path every node sees).
+    #[arg(long = "slurm-worker-exe")]
+    pub(super) worker_exe: Option<PathBuf>,
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(super) struct WorkerArgs {
+    #[command(subcommand)]
+    pub(super) action: Option<WorkerCommand>,
     /// The control plane (default: MODAL_SERVER_URL or the config file's).
     #[arg(long)]
     pub(super) server: Option<String>,
+    /// A label placement constraints are matched against, e.g. `region=eu-west`,
+    /// `cloud=aws`, `preemptible=true` (repeat for several).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub(super) labels: Vec<String>,
+    /// Leave after running no container for this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(super) idle_exit: Option<u64>,
     #[command(flatten)]
     pub(super) containers: RuntimeArgs,
 }
 
+#[derive(Subcommand)]
+pub(super) enum WorkerCommand {
+    /// The workers connected to the control plane, and pilot jobs not connected yet.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// How a worker runs containers (`modal worker`, `modal server`'s built-in worker).
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub(super) struct RuntimeArgs {
     /// How containers run: `oci` (namespaces and cgroup limits through an OCI runtime; the
     /// default) or `process` (plain processes of this user, no limits). Default: MODAL_RUNTIME.
@@ -119,11 +213,21 @@ pub(super) enum TokenCommand {
         /// Print `export MODAL_TOKEN_ID=… MODAL_TOKEN_SECRET=…` instead of saving the config file.
         #[arg(long)]
         print: bool,
+        /// A worker token: it may register a `modal worker` and serve its containers, nothing
+        /// else (give it to the machines that run workers). Printed, never saved.
+        #[arg(long)]
+        worker: bool,
         /// The server's data directory, where it keeps the bootstrap secret that creates the first
         /// token (default: the server's default; needs the server's user). Not needed with a
-        /// token already configured.
+        /// token already configured. Its self-signed TLS certificate (tls/cert.pem) is trusted and
+        /// saved too.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The certificate (PEM) an https:// server is trusted by (its self-signed certificate or
+        /// its CA's), saved in the config file with the token (default: MODAL_SERVER_CERT, the
+        /// data directory's, the config file's, else the system's roots).
+        #[arg(long, value_name = "PEM")]
+        server_cert: Option<PathBuf>,
     },
 }
 

@@ -1,6 +1,6 @@
 //! The `modal` command: parses its command line (`args.rs`) and runs the subcommand: the
 //! standalone control plane and workers (`standalone.rs`), or the admin commands (`admin.rs`,
-//! `volume.rs`, `image.rs`).
+//! `volume.rs`, `image.rs`, `workers.rs`).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
 
@@ -9,6 +9,7 @@ mod args;
 mod image;
 mod standalone;
 mod volume;
+mod workers;
 
 use std::process::ExitCode;
 
@@ -41,8 +42,10 @@ async fn dispatch(command: Command) -> Result<()> {
             server,
             label,
             print,
+            worker,
             data_dir,
-        }) => admin::token_new(server, label, print, data_dir).await,
+            server_cert,
+        }) => admin::token_new(server, label, print, worker, data_dir, server_cert).await,
         Command::App(cmd) => admin::app(cmd).await,
         Command::Secret(cmd) => admin::secret(cmd).await,
         Command::Container(cmd) => admin::container(cmd).await,

@@ -630,8 +630,10 @@ impl pb::client_api_server::ClientApi for Api {
         // The first token comes from the bootstrap secret in the server's data directory.
         let principal = self.caller(&req)?;
         principal.require_token_creator()?;
-        let label = req.into_inner().label;
-        let (token_id, token_secret) = self.ask(move |s| s.token_create(label, &principal)).await?;
+        let req = req.into_inner();
+        let (token_id, token_secret) = self
+            .ask(move |s| s.token_create(req.label, req.worker, &principal))
+            .await?;
         Ok(Response::new(pb::TokenCreateResponse {
             token_id,
             token_secret,
@@ -649,6 +651,17 @@ impl pb::client_api_server::ClientApi for Api {
             .await?;
         Ok(Response::new(pb::ContainerListResponse {
             containers: containers.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn worker_list(
+        &self,
+        req: Request<pb::WorkerListRequest>,
+    ) -> Result<Response<pb::WorkerListResponse>, Status> {
+        self.user(&req)?;
+        let workers = self.ask(|s| Ok(s.worker_list())).await?;
+        Ok(Response::new(pb::WorkerListResponse {
+            workers: workers.into_iter().map(Into::into).collect(),
         }))
     }
 

@@ -78,7 +78,7 @@ impl Api {
 
     /// Runs `f` on the event loop's state; its answer comes back once the writes it queued are
     /// durable.
-    async fn ask<T: Send + 'static>(
+    pub(crate) async fn ask<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut State) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {

@@ -151,7 +151,7 @@ impl pb::worker_api_server::WorkerApi for Api {
         &self,
         req: Request<Streaming<pb::WorkerMessage>>,
     ) -> Result<Response<Self::WorkerConnectStream>, Status> {
-        self.user(&req)?;
+        super::guard::principal_of(&req)?.require_worker()?;
         let mut inbound = req.into_inner();
         let info = match inbound.message().await? {
             Some(pb::WorkerMessage {
@@ -202,7 +202,7 @@ impl pb::worker_api_server::WorkerApi for Api {
         &self,
         req: Request<pb::BinaryDownloadRequest>,
     ) -> Result<Response<Self::BinaryDownloadStream>, Status> {
-        self.user(&req)?;
+        super::guard::principal_of(&req)?.require_worker()?;
         let hash = req.into_inner().hash;
         let stream = self.binaries()?.send(&hash).await?;
         Ok(Response::new(Box::pin(stream)))

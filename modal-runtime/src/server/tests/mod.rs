@@ -4,6 +4,7 @@
 
 mod calls;
 mod lifecycle;
+mod placement;
 mod scheduling;
 mod secrets;
 mod volumes;
@@ -175,17 +176,23 @@ impl Plane {
     }
 
     pub(super) fn worker(&mut self, milli_cpu: u32, memory_mb: u32, gpus: Vec<GpuDevice>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let info = WorkerInfo {
+        self.worker_with(WorkerInfo {
             hostname: "test".into(),
             milli_cpu,
             memory_mb,
             gpus,
             runtime: "test".into(),
-        };
+            ..WorkerInfo::default()
+        });
+    }
+
+    /// Registers a worker that offers `info` (the plane then watches its commands only): its id.
+    pub(super) fn worker_with(&mut self, info: WorkerInfo) -> String {
+        let (tx, rx) = mpsc::unbounded_channel();
         let id = self.state.worker_register(info, tx);
-        self.worker = Some((id, rx));
+        self.worker = Some((id.clone(), rx));
         self.state.schedule();
+        id
     }
 
     /// Moves the clock forward, fires due timers and runs a scheduling pass.

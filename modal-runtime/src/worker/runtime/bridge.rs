@@ -15,7 +15,8 @@ pub(crate) struct Bridge {
 
 impl Bridge {
     /// Listens at `socket` and carries connections to the control plane at `server_url`
-    /// (`http://host:port`).
+    /// (`http://host:port`, or `https://…`: the bytes pass untouched, TLS runs end to end between
+    /// the container and the control plane).
     pub(crate) fn open(socket: &Path, server_url: &str) -> Result<Bridge, String> {
         let uri: http::Uri = server_url
             .parse()

@@ -60,11 +60,15 @@ fn environment(
     }
     env.extend(launch.env.iter().cloned());
     // Without a network of its own the container reaches the control plane through the
-    // worker's bridge; otherwise it shares the host's network.
-    let server_url = if launch.limits.block_network {
-        format!("unix://{SOCKET}")
-    } else {
+    // worker's bridge; otherwise it shares the host's network. Over TLS it keeps the `https://`
+    // URL (the name the certificate is checked against) and dials the socket.
+    let server_url = if !launch.limits.block_network {
         launch.server_url.clone()
+    } else if launch.server_url.starts_with("https://") {
+        env.push((cenv::SERVER_SOCKET.into(), SOCKET.into()));
+        launch.server_url.clone()
+    } else {
+        format!("unix://{SOCKET}")
     };
     env.push((cenv::SERVER_URL.into(), server_url.into()));
     env.push((cenv::JOURNAL.into(), JOURNAL.into()));
