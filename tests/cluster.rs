@@ -257,6 +257,45 @@ fn a_busy_pilot_cancelled_mid_map_loses_no_input() {
 }
 
 #[test]
+fn pilots_outlive_a_restart_of_their_server() {
+    if !slurm_available("pilots across a server restart") {
+        return;
+    }
+    let mut s = PilotServer(Server::start_launched(
+        MODAL,
+        "pilots-restart",
+        &["--backend", "slurm", "--slurm-idle-secs", "120"],
+        &[],
+    ));
+    let out = s.run(PILOTS, &["run", "squares", "--n", "20"]);
+    assert_eq!(
+        field(&out, "right").as_deref(),
+        Some("20"),
+        "{}",
+        show(&out)
+    );
+    let before = pilots(&s);
+    assert_eq!(before.len(), 1, "{before:?}");
+    s.0.kill9();
+    assert!(s.0.launch(), "the server starts again: {}", s.log());
+    // The pilot's worker comes back with its token, and the next calls need no new job.
+    let back = wait_until(Duration::from_secs(30), || {
+        workers(&s)
+            .iter()
+            .any(|w| w["slurm_job_id"].as_str() == Some(before[0].0.as_str()))
+    });
+    assert!(back, "the pilot's worker reconnected: {:?}", workers(&s));
+    let out = s.run(PILOTS, &["run", "squares", "--n", "20"]);
+    assert_eq!(
+        field(&out, "right").as_deref(),
+        Some("20"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(pilots(&s), before, "no new pilot job");
+}
+
+#[test]
 fn a_request_no_partition_can_meet_fails_with_slurms_reason_within_seconds() {
     if !slurm_available("refused pilot jobs") {
         return;
@@ -342,6 +381,19 @@ fn a_worker_token_serves_as_a_worker_only_and_a_wrong_one_is_refused() {
         .output()
         .expect("runs");
     assert!(!refused.status.success());
+    assert!(
+        show(&refused).contains("a worker token may only register a worker"),
+        "{}",
+        show(&refused)
+    );
+    let refused = s
+        .command(MODAL, &["container", "list"])
+        .env("MODAL_SERVER_URL", s.url())
+        .env("MODAL_TOKEN_ID", &id)
+        .env("MODAL_TOKEN_SECRET", &secret)
+        .env("MODAL_CONFIG_PATH", s.dir.join("none.toml"))
+        .output()
+        .expect("runs");
     assert!(
         show(&refused).contains("a worker token may only register a worker"),
         "{}",

@@ -21,8 +21,9 @@ pub(crate) use function::{
     SealedValues,
 };
 pub(crate) use logs::{LogBatch, LogEntry, LogSource};
+#[cfg(feature = "cli")]
+pub(crate) use worker::parse_label;
 pub(crate) use worker::{
     Constraints, ContainerCommand, ContainerHello, ContainerSpec, GpuDevice, InputsSeen,
     WorkerCommand, WorkerEvent, WorkerInfo, WorkerLogLine, WorkerSummary, describe_labels,
-    parse_label,
 };

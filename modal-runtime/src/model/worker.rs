@@ -109,6 +109,7 @@ pub(crate) fn describe_labels(labels: &BTreeMap<String, String>) -> String {
 }
 
 /// Parses `KEY=VALUE` (a worker's `--label`): a key of letters, digits, `-`, `_` and `.`.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // The `modal` command's flags.
 pub(crate) fn parse_label(text: &str) -> Result<(String, String), String> {
     let (key, value) = text
         .split_once('=')

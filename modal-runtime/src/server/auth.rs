@@ -100,7 +100,7 @@ impl Principal {
 }
 
 /// What a worker token is told when it asks for anything but serving as a worker.
-const WORKER_ONLY: &str = "a worker token may only register a worker and serve its containers: use a user token (`modal token new`) for this";
+pub(crate) const WORKER_ONLY: &str = "a worker token may only register a worker and serve its containers: use a user token (`modal token new`) for this";
 
 /// Worker token ids start with this; user token ids do not.
 const WORKER_TOKEN_PREFIX: &str = "wt-";

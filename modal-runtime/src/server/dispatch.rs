@@ -243,7 +243,14 @@ impl State {
                     break;
                 }
                 // A cluster backend may start a worker that can: the pilots see the demand.
-                Placement::Never(_) if self.pilot_offer.is_some() => break,
+                Placement::Never(_)
+                    if self
+                        .pilot_offer
+                        .as_ref()
+                        .is_some_and(|o| o.meeting(&constraints).is_some()) =>
+                {
+                    break;
+                }
                 Placement::Never(why) => {
                     self.fail_queued(function_id, ResultStatus::InternalFailure, &why, "", false);
                     break;

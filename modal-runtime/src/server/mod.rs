@@ -215,26 +215,27 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
         tokio::spawn(pilots::run(api.clone(), settings, pilot_url, token));
     }
     // Each service checks the caller's token before it reads a request's body.
-    let authenticate = api::guard::Authenticate {
+    let authenticate = |service| api::guard::Authenticate {
         auth: config.auth.clone(),
+        service,
     };
     let client = tonic::service::interceptor::InterceptedService::new(
         pb::client_api_server::ClientApiServer::new(api.clone())
             .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(wire::MAX_MESSAGE_BYTES),
-        authenticate.clone(),
+        authenticate(api::guard::Api::Client),
     );
     let container = tonic::service::interceptor::InterceptedService::new(
         pb::container_api_server::ContainerApiServer::new(api.clone())
             .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(wire::MAX_MESSAGE_BYTES),
-        authenticate.clone(),
+        authenticate(api::guard::Api::Container),
     );
     let worker = tonic::service::interceptor::InterceptedService::new(
         pb::worker_api_server::WorkerApiServer::new(api)
             .max_decoding_message_size(wire::MAX_WORKER_MESSAGE_BYTES)
             .max_encoding_message_size(wire::MAX_MESSAGE_BYTES),
-        authenticate,
+        authenticate(api::guard::Api::Worker),
     );
     let client_service = client.clone();
     let router = builder

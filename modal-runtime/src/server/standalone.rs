@@ -166,9 +166,11 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         payloads: super::hosted_payloads(crate::payloads::Store::open(
             &opts.data_dir.join("payloads"),
         )),
-        // Pilot jobs' workers trust the certificate this server serves.
+        // Pilot jobs' workers trust the self-signed certificate this server made (one from a
+        // CA is checked as clients check it: MODAL_SERVER_CERT, passed on by sbatch, or the
+        // system's roots).
         pilots: opts.pilots.clone().map(|mut p| {
-            if let Some(pem) = &server_cert {
+            if let (Some(pem), Some(super::tls::Source::SelfSigned)) = (&server_cert, &opts.tls) {
                 p.worker_env
                     .insert("MODAL_SERVER_CERT_PEM".to_owned(), pem.clone());
             }

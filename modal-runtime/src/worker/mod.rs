@@ -87,6 +87,7 @@ impl Activity {
     }
 
     /// How long the worker has run no container (`None`: it runs some).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // `modal worker --idle-exit`.
     pub(crate) fn idle_for(&self) -> Option<std::time::Duration> {
         let s = self
             .state

@@ -147,6 +147,10 @@ pub(super) struct SlurmArgs {
     /// path every node sees).
     #[arg(long = "slurm-worker-exe")]
     pub(super) worker_exe: Option<PathBuf>,
+    /// Where pilot jobs write their output (default: DATA_DIR/pilots). Slurm opens it on the
+    /// node that runs the job, so it must exist there too (a shared file system, or e.g. /tmp).
+    #[arg(long = "slurm-log-dir")]
+    pub(super) log_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -49,6 +49,18 @@ pub(super) async fn server(args: ServerArgs) -> Result<()> {
                 ", when the built-in worker is full"
             }
         );
+        let host = running
+            .url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.rsplit_once(':'))
+            .map_or("", |(host, _)| host);
+        if matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+            println!(
+                "note: pilots reach this server at {}, which only works when Slurm runs them on this host; on a cluster listen on an address the nodes reach (--listen 0.0.0.0:PORT --advertise-url URL)",
+                running.url
+            );
+        }
     }
     println!(
         "modal server listening on {} (state: {}, data: {})",
@@ -127,6 +139,7 @@ fn pilot_settings(
             ("--slurm-time", args.time_limit.is_some()),
             ("--slurm-extra", args.extra.is_some()),
             ("--slurm-worker-exe", args.worker_exe.is_some()),
+            ("--slurm-log-dir", args.log_dir.is_some()),
         ]
         .into_iter()
         .filter_map(|(flag, given)| given.then_some(flag))
@@ -201,9 +214,27 @@ fn pilot_settings(
     if let Some(r) = &containers.oci_runtime {
         worker_args.extend(["--oci-runtime".to_owned(), r.display().to_string()]);
     }
-    // One job name per control plane (its data directory), so that a restarted one finds its
-    // pilots and two never mix theirs.
-    let tag = blake3::hash(data_dir.as_os_str().as_encoded_bytes()).to_hex();
+    // One job name per control plane (its host and data directory), so that a restarted one
+    // finds its pilots and two never mix theirs.
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", data_dir.display())))?;
+    let canonical = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_path_buf());
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tag = blake3::hash(format!("{host}:{}", canonical.display()).as_bytes()).to_hex();
+    let log_dir = args
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| canonical.join("pilots"));
+    std::fs::create_dir_all(&log_dir).map_err(|e| {
+        Error::Invalid(format!(
+            "cannot create the pilot jobs' output directory {}: {e} (--slurm-log-dir)",
+            log_dir.display()
+        ))
+    })?;
     Ok(Some(crate::server::pilots::Settings {
         partitions,
         submission: crate::server::pilots::Submission {
@@ -224,7 +255,7 @@ fn pilot_settings(
         worker_exe,
         worker_args,
         worker_env: BTreeMap::new(),
-        log_dir: data_dir.join("pilots"),
+        log_dir,
     }))
 }
 
@@ -321,6 +352,8 @@ async fn start_builtin_worker(
         ))
     })?;
     println!("built-in worker: {} runtime", worker.runtime.describe());
+    // Not a pilot, even in a Slurm allocation: only the pilots' own jobs are let go when idle.
+    worker.slurm_job_id = None;
     worker.binary_cache = running.binaries_dir.clone();
     // Over TLS it trusts what MODAL_SERVER_CERT names (a CA, for a certificate a CA issued
     // without its chain), else the server's own certificate.

@@ -14,14 +14,28 @@ use crate::server::auth::{Auth, Principal};
 
 /// Checks the caller's token from the headers alone and hands the [`Principal`] to the handler
 /// (in the request's extensions).
+/// A worker token reaches the worker API only: whatever a handler checks, the client and
+/// container APIs refuse it here.
 #[derive(Clone)]
 pub(crate) struct Authenticate {
     pub(crate) auth: Auth,
+    pub(crate) service: Api,
+}
+
+/// Which API an [`Authenticate`] guards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Api {
+    Client,
+    Container,
+    Worker,
 }
 
 impl Interceptor for Authenticate {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         let principal = self.auth.authenticate(req.metadata())?;
+        if self.service != Api::Worker && matches!(principal, Principal::Worker { .. }) {
+            return Err(Status::permission_denied(crate::server::auth::WORKER_ONLY));
+        }
         req.extensions_mut().insert(principal);
         Ok(req)
     }
@@ -126,5 +140,42 @@ mod tests {
             body_limit("/modal.v1.ClientApi/TokenCreate"),
             Some(CONTROL_REQUEST_BYTES)
         );
+    }
+
+    #[test]
+    fn a_worker_token_passes_the_worker_api_only() {
+        let auth = Auth::default();
+        let (id, secret, hash) = Auth::mint_worker_token();
+        auth.add_token(id.clone(), hash);
+        let request = || {
+            let mut req = Request::new(());
+            req.metadata_mut().insert(
+                crate::credentials::TOKEN_ID_HEADER,
+                id.parse().expect("ascii"),
+            );
+            req.metadata_mut().insert(
+                crate::credentials::TOKEN_SECRET_HEADER,
+                secret.parse().expect("ascii"),
+            );
+            req
+        };
+        for service in [Api::Client, Api::Container] {
+            let mut guard = Authenticate {
+                auth: auth.clone(),
+                service,
+            };
+            let refused = guard.call(request()).expect_err("refused");
+            assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{service:?}");
+            assert!(refused.message().contains("worker token"));
+        }
+        let mut guard = Authenticate {
+            auth,
+            service: Api::Worker,
+        };
+        let passed = guard.call(request()).expect("a worker registers");
+        assert!(matches!(
+            principal_of(&passed),
+            Ok(Principal::Worker { .. })
+        ));
     }
 }

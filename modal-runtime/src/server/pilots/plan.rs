@@ -88,8 +88,17 @@ pub(crate) enum Action {
         shape: Shape,
         functions: Vec<String>,
     },
-    /// Cancel a job (pending with no demand left, or hopeless).
+    /// Cancel a job if it is still pending (no demand is left for it).
     Cancel { job_id: String, why: String },
+    /// A job that will not give a worker: cancel it and count it against its shape
+    /// (`hopeless`: Slurm said it will never start it, which fails its functions at once).
+    Lost {
+        job_id: String,
+        shape: Option<Shape>,
+        functions: Vec<String>,
+        message: String,
+        hopeless: bool,
+    },
     /// Let an idle worker go, then cancel its job.
     Retire { worker_id: String, job_id: String },
     /// Fail the queued inputs of these functions.
@@ -146,46 +155,63 @@ pub(crate) fn shape_for(d: &Demand, limits: &Limits) -> Option<(Shape, usize)> {
     ))
 }
 
+/// What the pilots know besides the jobs they track.
+#[derive(Debug, Default)]
+pub(crate) struct Memory {
+    /// Jobs cancelled here that Slurm still lists: they hold their slots until they go.
+    pub(crate) leaving: usize,
+    /// Shapes Slurm refused lately, with its words: their demand fails without asking again.
+    pub(crate) refused: Vec<(Shape, String)>,
+}
+
 /// Decides what to do now.
 pub(crate) fn plan(
     demands: &[Demand],
     workers: &[PilotWorker],
     pilots: &[Pilot],
     limits: &Limits,
+    memory: &Memory,
     now: Instant,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
-    // Jobs Slurm will never start, and running jobs whose worker never connected.
+    // Jobs Slurm will never start, running jobs whose worker never connected, and pending jobs
+    // of an earlier run of this control plane (no demand of this run is theirs).
     let mut gone: Vec<&str> = Vec::new();
     for p in pilots.iter().filter(|p| p.worker_id.is_none()) {
-        let hopeless = match &p.state {
-            JobState::Pending(reason) => HOPELESS
-                .iter()
-                .any(|h| reason.starts_with(h))
-                .then(|| format!("Slurm will not start pilot job {} ({reason})", p.job_id)),
-            JobState::Running => p
-                .running_since
-                .filter(|t| now.duration_since(*t) >= limits.connect_window)
-                .map(|_| {
-                    format!(
-                        "the worker of Slurm pilot job {} did not connect within {} s of the job's start",
-                        p.job_id,
-                        limits.connect_window.as_secs()
-                    )
-                }),
-        };
-        if let Some(message) = hopeless {
-            gone.push(&p.job_id);
-            actions.push(Action::Cancel {
-                job_id: p.job_id.clone(),
-                why: message.clone(),
-            });
-            if !p.functions.is_empty() {
-                actions.push(Action::Fail {
+        let action = match (&p.state, &p.shape) {
+            (JobState::Pending(reason), _) if HOPELESS.iter().any(|h| reason.starts_with(h)) => {
+                let message = format!("Slurm will not start pilot job {} ({reason})", p.job_id);
+                Some(Action::Lost {
+                    job_id: p.job_id.clone(),
+                    shape: p.shape.clone(),
                     functions: p.functions.clone(),
                     message,
-                });
+                    hopeless: true,
+                })
             }
+            (JobState::Pending(_), None) => Some(Action::Cancel {
+                job_id: p.job_id.clone(),
+                why: "a pending pilot of an earlier run of this server".into(),
+            }),
+            (JobState::Running, _) => p
+                .running_since
+                .filter(|t| now.duration_since(*t) >= limits.connect_window)
+                .map(|_| Action::Lost {
+                    job_id: p.job_id.clone(),
+                    shape: p.shape.clone(),
+                    functions: p.functions.clone(),
+                    message: format!(
+                        "the worker of Slurm pilot job {} did not connect within {} s of the job's start (can the cluster's nodes reach the server's advertised URL, and run the `modal` executable at its path?)",
+                        p.job_id,
+                        limits.connect_window.as_secs()
+                    ),
+                    hopeless: false,
+                }),
+            (JobState::Pending(_), Some(_)) => None,
+        };
+        if let Some(action) = action {
+            gone.push(&p.job_id);
+            actions.push(action);
         }
     }
     // Idle workers go.
@@ -197,15 +223,8 @@ pub(crate) fn plan(
             });
         }
     }
-    let retiring = actions
-        .iter()
-        .filter(|a| matches!(a, Action::Retire { .. }))
-        .count();
-    let mut live = pilots
-        .iter()
-        .filter(|p| !gone.contains(&p.job_id.as_str()))
-        .count()
-        .saturating_sub(retiring);
+    // Every job Slurm lists holds a slot until it is gone.
+    let mut live = pilots.len() + memory.leaving;
     // Pending pilots (no worker yet) by shape, newest last.
     let mut unclaimed: Vec<&Pilot> = pilots
         .iter()
@@ -236,6 +255,16 @@ pub(crate) fn plan(
                 true
             }
         });
+        if covered >= *needed {
+            continue;
+        }
+        if let Some((_, message)) = memory.refused.iter().find(|(s, _)| s == shape) {
+            actions.push(Action::Fail {
+                functions: functions.clone(),
+                message: message.clone(),
+            });
+            continue;
+        }
         for _ in covered..*needed {
             if live >= limits.max_jobs {
                 break;
@@ -247,7 +276,8 @@ pub(crate) fn plan(
             });
         }
     }
-    // What no demand claims and Slurm has not started yet is cancelled, the newest first.
+    // What no demand claims and Slurm has not started yet is cancelled, the newest first (only
+    // while still pending: one that started meanwhile may hold work already).
     for p in unclaimed.iter().rev() {
         if matches!(p.state, JobState::Pending(_)) && p.shape.is_some() {
             actions.push(Action::Cancel {
@@ -352,7 +382,17 @@ mod tests {
         );
         d.constraints.regions = vec!["eu-west".into()];
         assert!(shape_for(&d, &limits()).is_none());
-        assert!(plan(&[d], &[], &[], &limits(), Instant::now()).is_empty());
+        assert!(
+            plan(
+                &[d],
+                &[],
+                &[],
+                &limits(),
+                &Memory::default(),
+                Instant::now()
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -362,7 +402,7 @@ mod tests {
         let (shape, _) = shape_for(&gpu, &limits()).unwrap();
         // Six GPU containers, one pilot each; one is pending already; the cap is four jobs.
         let pilots = vec![pending("1", shape.clone(), 5, now)];
-        let actions = plan(&[gpu], &[], &pilots, &limits(), now);
+        let actions = plan(&[gpu], &[], &pilots, &limits(), &Memory::default(), now);
         assert_eq!(submits(&actions).len(), 3);
         assert!(actions.iter().all(|a| !matches!(a, Action::Cancel { .. })));
     }
@@ -376,7 +416,7 @@ mod tests {
             pending("1", shape.clone(), 9, now),
             pending("2", shape.clone(), 5, now),
         ];
-        let actions = plan(&[d], &[], &pilots, &limits(), now);
+        let actions = plan(&[d], &[], &pilots, &limits(), &Memory::default(), now);
         assert_eq!(
             actions,
             vec![Action::Cancel {
@@ -384,7 +424,7 @@ mod tests {
                 why: "no demand is left for it".into()
             }]
         );
-        let actions = plan(&[], &[], &pilots, &limits(), now);
+        let actions = plan(&[], &[], &pilots, &limits(), &Memory::default(), now);
         assert_eq!(actions.len(), 2);
     }
 
@@ -407,7 +447,14 @@ mod tests {
                 idle_for: Some(Duration::from_secs(3)),
             },
         ];
-        let actions = plan(&[], &workers, &[], &limits(), Instant::now());
+        let actions = plan(
+            &[],
+            &workers,
+            &[],
+            &limits(),
+            &Memory::default(),
+            Instant::now(),
+        );
         assert_eq!(
             actions,
             vec![Action::Retire {
@@ -418,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn hopeless_and_silent_jobs_are_cancelled_and_fail_their_functions() {
+    fn hopeless_and_silent_jobs_are_lost_and_earlier_runs_pending_ones_cancelled() {
         let now = Instant::now();
         let d = demand("f", 1, 125, None);
         let (shape, _) = shape_for(&d, &limits()).unwrap();
@@ -427,16 +474,64 @@ mod tests {
         let mut silent = pending("2", shape, 120, now);
         silent.state = JobState::Running;
         silent.running_since = Some(now - Duration::from_secs(61));
-        let actions = plan(&[], &[], &[bad, silent], &limits(), now);
-        let failures: Vec<&str> = actions
+        let mut adopted = pending("3", shape_for(&d, &limits()).unwrap().0, 1, now);
+        adopted.shape = None;
+        let actions = plan(
+            &[],
+            &[],
+            &[bad, silent, adopted],
+            &limits(),
+            &Memory::default(),
+            now,
+        );
+        let lost: Vec<(&str, bool)> = actions
             .iter()
             .filter_map(|a| match a {
-                Action::Fail { message, .. } => Some(message.as_str()),
+                Action::Lost {
+                    message, hopeless, ..
+                } => Some((message.as_str(), *hopeless)),
                 _ => None,
             })
             .collect();
-        assert_eq!(failures.len(), 2, "{actions:?}");
-        assert!(failures[0].contains("PartitionConfig"));
-        assert!(failures[1].contains("did not connect within 60 s"));
+        assert_eq!(lost.len(), 2, "{actions:?}");
+        assert!(lost[0].0.contains("PartitionConfig") && lost[0].1);
+        assert!(lost[1].0.contains("did not connect within 60 s") && !lost[1].1);
+        assert!(actions.contains(&Action::Cancel {
+            job_id: "3".into(),
+            why: "a pending pilot of an earlier run of this server".into()
+        }));
+    }
+
+    #[test]
+    fn a_shape_slurm_refused_lately_fails_its_demand_without_asking_again() {
+        let now = Instant::now();
+        let d = demand("g", 1, 125, Some(("ANY", 5)));
+        let (shape, _) = shape_for(&d, &limits()).unwrap();
+        let memory = Memory {
+            leaving: 0,
+            refused: vec![(
+                shape,
+                "Requested node configuration is not available".into(),
+            )],
+        };
+        let actions = plan(&[d], &[], &[], &limits(), &memory, now);
+        assert_eq!(
+            actions,
+            vec![Action::Fail {
+                functions: vec!["g".into()],
+                message: "Requested node configuration is not available".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn jobs_still_leaving_hold_their_slots() {
+        let memory = Memory {
+            leaving: 3,
+            refused: Vec::new(),
+        };
+        let gpu = demand("g", 6, 125, Some(("ANY", 1)));
+        let actions = plan(&[gpu], &[], &[], &limits(), &memory, Instant::now());
+        assert_eq!(submits(&actions).len(), 1, "four slots, three held");
     }
 }

@@ -106,19 +106,52 @@ pub(crate) fn parse_job_id(out: &str) -> Option<String> {
     (!id.is_empty() && id.chars().all(|c| c.is_ascii_digit() || c == '_')).then(|| id.to_owned())
 }
 
-/// The jobs named `job_name` that Slurm still has, pending or running.
+/// `--user=NAME` for this process's user (jobs of other users are never ours), when known.
+fn this_user() -> Vec<String> {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| vec![format!("--user={}", u.name)])
+        .unwrap_or_default()
+}
+
+/// The jobs of this user named `job_name` that Slurm still has, pending or running.
 pub(crate) async fn queue(job_name: &str) -> Result<Vec<(String, JobState)>, String> {
-    let out = run(
-        "squeue",
-        &[
-            "--noheader".into(),
-            format!("--name={job_name}"),
-            "--format=%i|%T|%r".into(),
-        ],
+    let mut args = vec![
+        "--noheader".to_owned(),
+        format!("--name={job_name}"),
+        "--format=%i|%T|%r".to_owned(),
+    ];
+    args.extend(this_user());
+    let out = run("squeue", &args, None).await?;
+    Ok(parse_queue(&out))
+}
+
+/// Whether an `sbatch` error says Slurm could not be reached (or was busy) rather than that
+/// it refused the job.
+pub(crate) fn is_transient(error: &str) -> bool {
+    const TRANSIENT: &[&str] = &[
+        "Unable to contact slurm controller",
+        "timed out",
+        "temporarily",
+        "try again",
+        "Connection refused",
+        "did not answer",
+    ];
+    TRANSIENT
+        .iter()
+        .any(|t| error.to_ascii_lowercase().contains(&t.to_ascii_lowercase()))
+}
+
+/// Cancels a job only while it is still pending (one that started meanwhile may hold work).
+pub(crate) async fn cancel_pending(job_id: &str) -> Result<(), String> {
+    run(
+        "scancel",
+        &["--state=PENDING".to_owned(), job_id.to_owned()],
         None,
     )
-    .await?;
-    Ok(parse_queue(&out))
+    .await
+    .map(|_| ())
 }
 
 /// `squeue --format=%i|%T|%r` lines: job id, state, reason.
@@ -155,10 +188,11 @@ pub(crate) async fn cancel(job_ids: &[String]) -> Result<(), String> {
 }
 
 /// Cancels every job named `job_name`.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // `modal server` stopping.
 pub(crate) async fn cancel_named(job_name: &str) -> Result<(), String> {
-    run("scancel", &[format!("--name={job_name}")], None)
-        .await
-        .map(|_| ())
+    let mut args = vec![format!("--name={job_name}")];
+    args.extend(this_user());
+    run("scancel", &args, None).await.map(|_| ())
 }
 
 /// The last lines of a pilot's output file, for messages.
@@ -239,5 +273,11 @@ mod tests {
             ]
         );
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert!(is_transient(
+            "Batch job submission failed: Unable to contact slurm controller (connect failure)"
+        ));
+        assert!(!is_transient(
+            "Batch job submission failed: Requested node configuration is not available"
+        ));
     }
 }

@@ -70,7 +70,7 @@ impl State {
                 ResultStatus::InternalFailure,
                 message,
                 "",
-                false,
+                true,
             );
         }
     }

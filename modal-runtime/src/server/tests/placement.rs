@@ -76,7 +76,7 @@ fn a_constraint_only_a_partition_meets_waits_for_a_pilot_and_one_none_meets_fail
         r.message.contains("nonpreemptible = true")
             && r.message
                 .contains("Slurm partition spot (preemptible=true)")
-            && r.message.contains("(preemptible=true)"),
+            && r.message.contains("worker wk-"),
         "{}",
         r.message
     );
