@@ -371,43 +371,27 @@ fn a_worker_token_serves_as_a_worker_only_and_a_wrong_one_is_refused() {
     };
     let (id, secret) = (value("MODAL_TOKEN_ID"), value("MODAL_TOKEN_SECRET"));
     assert!(id.starts_with("wt-"), "{text}");
+    // `modal …` with the worker token alone (no config file).
+    let with_token = |args: &[&str]| {
+        let mut cmd = s.command(MODAL, args);
+        cmd.env("MODAL_SERVER_URL", s.url())
+            .env("MODAL_TOKEN_ID", &id)
+            .env("MODAL_TOKEN_SECRET", &secret)
+            .env("MODAL_CONFIG_PATH", s.dir.join("none.toml"));
+        cmd
+    };
     // Not a user's token: it lists nothing, calls nothing.
-    let refused = s
-        .command(MODAL, &["app", "list"])
-        .env("MODAL_SERVER_URL", s.url())
-        .env("MODAL_TOKEN_ID", &id)
-        .env("MODAL_TOKEN_SECRET", &secret)
-        .env("MODAL_CONFIG_PATH", s.dir.join("none.toml"))
-        .output()
-        .expect("runs");
-    assert!(!refused.status.success());
-    assert!(
-        show(&refused).contains("a worker token may only register a worker"),
-        "{}",
-        show(&refused)
-    );
-    let refused = s
-        .command(MODAL, &["container", "list"])
-        .env("MODAL_SERVER_URL", s.url())
-        .env("MODAL_TOKEN_ID", &id)
-        .env("MODAL_TOKEN_SECRET", &secret)
-        .env("MODAL_CONFIG_PATH", s.dir.join("none.toml"))
-        .output()
-        .expect("runs");
-    assert!(
-        show(&refused).contains("a worker token may only register a worker"),
-        "{}",
-        show(&refused)
-    );
+    for args in [&["app", "list"][..], &["container", "list"]] {
+        let refused = with_token(args).output().expect("runs");
+        assert!(!refused.status.success());
+        assert!(
+            show(&refused).contains("a worker token may only register a worker"),
+            "{args:?}: {}",
+            show(&refused)
+        );
+    }
     // A worker with it, labelled, serves the functions its label meets.
-    let mut worker = s
-        .command(
-            MODAL,
-            &["worker", "--server", &s.url(), "--label", "region=eu-west"],
-        )
-        .env("MODAL_TOKEN_ID", &id)
-        .env("MODAL_TOKEN_SECRET", &secret)
-        .env("MODAL_CONFIG_PATH", s.dir.join("none.toml"))
+    let mut worker = with_token(&["worker", "--server", &s.url(), "--label", "region=eu-west"])
         .envs(modal_tests::runtime_override().map(|r| ("MODAL_RUNTIME", r)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())

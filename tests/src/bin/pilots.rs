@@ -59,30 +59,51 @@ fn outcome(key: &str, result: modal::Result<impl std::fmt::Display>) {
     }
 }
 
+/// What came back of a map: right, wrong, failed (each failure printed).
+#[derive(Default)]
+struct Tally {
+    right: u64,
+    wrong: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn add<T>(&mut self, r: modal::Result<T>, right: impl FnOnce(&T) -> bool) -> Option<T> {
+        match r {
+            Ok(v) if right(&v) => {
+                self.right += 1;
+                return Some(v);
+            }
+            Ok(_) => self.wrong += 1,
+            Err(e) => {
+                self.failed += 1;
+                println!("failure: {e}");
+            }
+        }
+        None
+    }
+
+    fn print(&self) {
+        println!("right: {}", self.right);
+        println!("wrong: {}", self.wrong);
+        println!("failed: {}", self.failed);
+    }
+}
+
 /// `n` squares through a map: how many came back right, and in how many containers.
 #[modal::local_entrypoint(app = APP)]
 async fn squares(n: u64) -> modal::Result<()> {
     let mut results = square.map(0..n).return_exceptions(true);
-    let (mut right, mut wrong, mut failed) = (0u64, 0u64, 0u64);
+    let mut tally = Tally::default();
     let mut containers = BTreeSet::new();
     let mut i = 0u64;
     while let Some(r) = results.next().await {
-        match r {
-            Ok((sq, task)) if sq == i * i => {
-                right += 1;
-                containers.insert(task);
-            }
-            Ok(_) => wrong += 1,
-            Err(e) => {
-                failed += 1;
-                println!("failure: {e}");
-            }
+        if let Some((_, task)) = tally.add(r, |(sq, _)| *sq == i * i) {
+            containers.insert(task);
         }
         i += 1;
     }
-    println!("right: {right}");
-    println!("wrong: {wrong}");
-    println!("failed: {failed}");
+    tally.print();
     println!("containers: {}", containers.len());
     Ok(())
 }
@@ -93,23 +114,14 @@ async fn slow_map(n: u64, ms: u64) -> modal::Result<()> {
     let mut results = slow
         .map((0..n).map(move |x| (x, ms)))
         .return_exceptions(true);
-    let (mut right, mut wrong, mut failed) = (0u64, 0u64, 0u64);
+    let mut tally = Tally::default();
     let mut i = 0u64;
     while let Some(r) = results.next().await {
-        match r {
-            Ok(v) if v == i + 1 => right += 1,
-            Ok(_) => wrong += 1,
-            Err(e) => {
-                failed += 1;
-                println!("failure: {e}");
-            }
-        }
+        tally.add(r, |v| *v == i + 1);
         i += 1;
         println!("progress: {i}");
     }
-    println!("right: {right}");
-    println!("wrong: {wrong}");
-    println!("failed: {failed}");
+    tally.print();
     Ok(())
 }
 
