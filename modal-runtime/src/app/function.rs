@@ -51,9 +51,12 @@ pub struct FunctionSpec {
     pub startup_timeout: Option<u64>,
     /// Checked against the signature (a generator returns `impl Iterator`/`impl Stream`).
     pub is_generator: Option<bool>,
+    /// Only on workers labelled `cloud=…` (`modal worker --label cloud=aws`); `auto`: any.
     pub cloud: Option<String>,
+    /// Only on workers labelled `region=` one of these (empty: any region).
     pub region: Vec<String>,
     pub routing_region: Option<String>,
+    /// Never on workers labelled `preemptible=true`.
     pub nonpreemptible: bool,
     pub enable_memory_snapshot: bool,
     pub block_network: bool,
