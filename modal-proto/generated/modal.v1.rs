@@ -328,6 +328,9 @@ pub struct AppCreateRequest {
 pub struct AppCreateResponse {
     #[prost(string, tag = "1")]
     pub app_id: ::prost::alloc::string::String,
+    /// The app's page on the control plane's dashboard (empty: it serves none).
+    #[prost(string, tag = "2")]
+    pub dashboard_url: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AppPublishRequest {
@@ -523,6 +526,9 @@ pub struct AppDeployResponse {
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
+    /// The app's page on the control plane's dashboard (empty: it serves none).
+    #[prost(string, tag = "4")]
+    pub dashboard_url: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct AppLookupRequest {
@@ -794,6 +800,13 @@ pub struct ContainerSummary {
     pub worker_id: ::prost::alloc::string::String,
     #[prost(string, tag = "8")]
     pub worker_host: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AppDashboardUrlResponse {
+    #[prost(string, tag = "1")]
+    pub app_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub url: ::prost::alloc::string::String,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct WorkerListRequest {}
@@ -2598,6 +2611,31 @@ pub mod client_api_client {
                 .insert(GrpcMethod::new("modal.v1.ClientApi", "ContainerStop"));
             self.inner.unary(req, path, codec).await
         }
+        /// The dashboard page of an app, by name or id (`modal app dashboard`).
+        pub async fn app_dashboard_url(
+            &mut self,
+            request: impl tonic::IntoRequest<super::AppLookupRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::AppDashboardUrlResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/AppDashboardUrl",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("modal.v1.ClientApi", "AppDashboardUrl"));
+            self.inner.unary(req, path, codec).await
+        }
         /// Workers connected to the control plane, and pilot jobs submitted for more.
         pub async fn worker_list(
             &mut self,
@@ -3164,6 +3202,14 @@ pub mod client_api_server {
             &self,
             request: tonic::Request<super::ContainerStopRequest>,
         ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status>;
+        /// The dashboard page of an app, by name or id (`modal app dashboard`).
+        async fn app_dashboard_url(
+            &self,
+            request: tonic::Request<super::AppLookupRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::AppDashboardUrlResponse>,
+            tonic::Status,
+        >;
         /// Workers connected to the control plane, and pilot jobs submitted for more.
         async fn worker_list(
             &self,
@@ -4730,6 +4776,51 @@ pub mod client_api_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ContainerStopSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/AppDashboardUrl" => {
+                    #[allow(non_camel_case_types)]
+                    struct AppDashboardUrlSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::UnaryService<super::AppLookupRequest>
+                    for AppDashboardUrlSvc<T> {
+                        type Response = super::AppDashboardUrlResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::AppLookupRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::app_dashboard_url(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = AppDashboardUrlSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -78,6 +78,7 @@ const CLOCK_FREE: &[&str] = &[
     "modal-runtime/src/server/apps.rs",
     "modal-runtime/src/server/calls.rs",
     "modal-runtime/src/server/containers.rs",
+    "modal-runtime/src/server/dashboard/data.rs",
     "modal-runtime/src/server/deploy.rs",
     "modal-runtime/src/server/dispatch.rs",
     "modal-runtime/src/server/objects.rs",

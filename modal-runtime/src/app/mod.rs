@@ -46,6 +46,7 @@ pub struct App {
     /// Problems found while building the app; reported when it starts.
     config_errors: Vec<String>,
     app_id: Mutex<Option<String>>,
+    dashboard_url: Mutex<Option<String>>,
     active: AtomicBool,
 }
 
@@ -77,6 +78,7 @@ impl App {
             includes: Vec::new(),
             config_errors,
             app_id: Mutex::new(None),
+            dashboard_url: Mutex::new(None),
             active: AtomicBool::new(false),
         }
     }
@@ -145,6 +147,35 @@ impl App {
     /// The app id (`ap-…`) while the app is running or after it ran; `None` before.
     pub fn app_id(&self) -> Option<String> {
         self.app_id.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// The URL of the app's page on its control plane's dashboard, while it runs or once it
+    /// was deployed (`None` before, or when the control plane serves no dashboard). The embedded
+    /// control plane's dashboard listens on loopback for as long as the program runs, and the
+    /// URL carries the run's key; `modal server`'s asks for a login with a token.
+    ///
+    /// ```no_run
+    /// modal::app!(APP = modal::App::new("example"));
+    ///
+    /// # async fn demo() -> modal::Result<()> {
+    /// let run = APP.run().await?;
+    /// if let Some(url) = APP.get_dashboard_url() {
+    ///     println!("functions, containers and logs at {url}");
+    /// }
+    /// run.stop().await?;
+    /// # Ok(())
+    /// # }
+    /// # fn main() {}
+    /// ```
+    pub fn get_dashboard_url(&self) -> Option<String> {
+        self.dashboard_url.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Records the dashboard URL the control plane gave for the app (empty: none).
+    pub(crate) fn remember_dashboard_url(&self, url: String) {
+        if let Ok(mut g) = self.dashboard_url.lock() {
+            *g = Some(url).filter(|u| !u.is_empty());
+        }
     }
 
     /// A human-readable description: the app's name.

@@ -313,6 +313,7 @@ impl DeployBuilder {
             }
         }
         app.remember_id(resp.app_id.clone());
+        app.remember_dashboard_url(resp.dashboard_url.clone());
         Ok(Deployment {
             app_id: resp.app_id,
             version: resp.version,

@@ -53,8 +53,12 @@ impl Output {
         }
     }
 
-    pub(crate) fn initialized(&self, name: &str, app_id: &str) {
-        self.status(&format!("✓ Initialized. App `{name}` is {app_id}."));
+    pub(crate) fn initialized(&self, name: &str, app_id: &str, dashboard_url: &str) {
+        if dashboard_url.is_empty() {
+            self.status(&format!("✓ Initialized. App `{name}` is {app_id}."));
+        } else {
+            self.status(&format!("✓ Initialized. View run at {dashboard_url}"));
+        }
     }
 
     pub(crate) fn created(&self, functions: &[&str]) {

@@ -132,7 +132,7 @@ impl RunBuilder {
             .or_else(|| std::env::var("MODAL_ENVIRONMENT").ok())
             .unwrap_or_else(|| "main".into());
         let mut api = client.api.clone();
-        let app_id = api
+        let created = api
             .app_create(pb::AppCreateRequest {
                 name: app.name().to_owned(),
                 description: app.description(),
@@ -149,10 +149,11 @@ impl RunBuilder {
                     .collect(),
             })
             .await?
-            .into_inner()
-            .app_id;
+            .into_inner();
+        let app_id = created.app_id;
         app.set_active(Some(app_id.clone()));
-        output.initialized(app.name(), &app_id);
+        app.remember_dashboard_url(created.dashboard_url.clone());
+        output.initialized(app.name(), &app_id, &created.dashboard_url);
 
         let logs = api
             .app_get_logs(pb::AppGetLogsRequest {

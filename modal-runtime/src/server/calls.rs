@@ -129,6 +129,7 @@ impl State {
                 created_at_ms: self.clock.unix_ms,
                 finished_at_ms: None,
                 unfinished: HashSet::new(),
+                inputs_total: 0,
             },
         );
         call_id
@@ -323,6 +324,7 @@ impl State {
         let input_id = new_id("in-");
         if let Some(call) = self.calls.get_mut(call_id) {
             call.unfinished.insert(input_id.clone());
+            call.inputs_total += 1;
         }
         self.inputs.insert(
             input_id.clone(),
@@ -336,6 +338,7 @@ impl State {
                 state: InputState::Queued,
                 method: method.to_owned(),
                 queued_at: self.clock.now,
+                accepted_at: self.clock.now,
                 mapping: InputMapping::Unknown,
             },
         );
@@ -619,6 +622,14 @@ impl State {
             self.release(std::iter::once(&input.payload));
         }
         result.attempt = result.attempt.max(input.attempt);
+        if let Some(f) = self.functions.get_mut(&input.function_id) {
+            let latency = self.clock.now.saturating_duration_since(input.accepted_at);
+            f.stats.record(
+                self.clock.now,
+                latency,
+                result.status == crate::model::ResultStatus::Success,
+            );
+        }
         if let InputState::Running { task, .. } | InputState::Prefetched(task) = &input.state
             && let Some(t) = self.tasks.get_mut(task)
         {

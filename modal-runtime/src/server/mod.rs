@@ -6,6 +6,7 @@ pub(crate) mod auth;
 pub(crate) mod binaries;
 mod calls;
 mod containers;
+pub(crate) mod dashboard;
 mod deploy;
 mod dispatch;
 mod event_loop;
@@ -19,6 +20,7 @@ pub(crate) mod secrets;
 #[cfg(feature = "server")]
 pub(crate) mod standalone;
 mod state;
+pub(crate) mod stats;
 pub(crate) mod store;
 #[cfg(test)]
 mod tests;
@@ -42,6 +44,9 @@ pub(crate) struct ControlPlane {
     pub(crate) addr: SocketAddr,
     /// The client API as a service, for callers in the same process.
     pub(crate) client_service: ClientService,
+    /// Where its dashboard is, if it serves one.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))] // `modal server` prints it.
+    pub(crate) dashboard: Option<dashboard::Link>,
 }
 
 /// The client API service type (requests pass the same authentication as over the network).
@@ -84,6 +89,15 @@ pub(crate) struct Config {
     /// Workers started as pilot jobs of a cluster's scheduler when demand needs them (`None`:
     /// only the workers that connect by themselves).
     pub(crate) pilots: Option<pilots::Settings>,
+    /// Where the dashboard listens and who may see it (`None`: no dashboard).
+    pub(crate) dashboard: Option<DashboardConfig>,
+}
+
+/// A control plane's dashboard: its address (port 0: any free port) and who may see it.
+#[derive(Clone, Debug)]
+pub(crate) struct DashboardConfig {
+    pub(crate) listen: SocketAddr,
+    pub(crate) access: dashboard::Access,
 }
 
 /// The certificate chain and private key (PEM) a control plane serves TLS with.
@@ -114,6 +128,11 @@ impl Config {
             // In-process and loopback only.
             tls: None,
             pilots: None,
+            // On loopback, behind a key of this run that the URL the program prints carries.
+            dashboard: Some(DashboardConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                access: dashboard::Access::Key(dashboard::new_key()),
+            }),
         }
     }
 }
@@ -190,6 +209,28 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{addr}"));
     let mut state = state::State::new(url, &config, state::Clock::system());
+    let dashboard = match &config.dashboard {
+        Some(d) => {
+            let listener = TcpListener::bind(d.listen)
+                .await
+                .map_err(|e| format!("the dashboard cannot listen on {}: {e}", d.listen))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            let ip = if bound.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                bound.ip()
+            };
+            state.dashboard = Some(dashboard::Link {
+                base: format!("http://{}", SocketAddr::new(ip, bound.port())),
+                key: match &d.access {
+                    dashboard::Access::Key(key) => Some(key.clone()),
+                    dashboard::Access::Login => None,
+                },
+            });
+            Some((listener, d.access.clone()))
+        }
+        None => None,
+    };
     state.restore(snapshot);
     if let Some(payloads) = &config.payloads {
         let removed = payloads.keep_only(&state.live_payloads());
@@ -198,6 +239,7 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
         }
     }
     let pilot_url = state.server_url.clone();
+    let dashboard_link = state.dashboard.clone();
     let (commands, rx) = mpsc::channel(event_loop::QUEUE);
     tokio::spawn(event_loop::run(state, Arc::clone(&config.store), rx));
     let api = api::Api::new(
@@ -210,6 +252,14 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
     );
     tokio::spawn(api.clone().collect_volume_files());
     tokio::spawn(api.clone().sweep_transfers());
+    if let Some((listener, access)) = dashboard {
+        tokio::spawn(dashboard::serve(
+            listener,
+            api.clone(),
+            config.auth.clone(),
+            access,
+        ));
+    }
     if let Some(settings) = config.pilots.clone() {
         let token = config.auth.pilot_token(&config.secret_key);
         tokio::spawn(pilots::run(api.clone(), settings, pilot_url, token));
@@ -258,5 +308,6 @@ pub(crate) async fn serve(listener: TcpListener, config: Config) -> Result<Contr
     Ok(ControlPlane {
         addr,
         client_service,
+        dashboard: dashboard_link,
     })
 }

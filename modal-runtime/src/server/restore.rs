@@ -139,6 +139,7 @@ impl State {
                     } else {
                         HashSet::new()
                     },
+                    inputs_total: 1,
                 },
             );
             if !pending {
@@ -166,6 +167,7 @@ impl State {
                     state: InputState::Queued,
                     method: row.method.clone(),
                     queued_at: clock.now,
+                    accepted_at: clock.now,
                     mapping: InputMapping::Unknown,
                 },
             );

@@ -29,6 +29,8 @@ pub(crate) struct Options {
     pub(crate) new_bootstrap_secret: bool,
     /// Pilot jobs through Slurm (`--backend slurm`).
     pub(crate) pilots: Option<super::pilots::Settings>,
+    /// Where the dashboard listens (`None`: no dashboard); it asks for a login with a token.
+    pub(crate) dashboard: Option<SocketAddr>,
 }
 
 /// The default data directory: `$XDG_DATA_HOME/modal-rs`, else `~/.local/share/modal-rs`.
@@ -62,6 +64,8 @@ pub(crate) struct Running {
     /// The certificate (PEM) clients trust the server by when it serves TLS: the self-signed
     /// one, or the chain given.
     pub(crate) server_cert: Option<String>,
+    /// Where the dashboard is (`http://host:port`), if it serves one.
+    pub(crate) dashboard: Option<String>,
     auth: auth::Auth,
 }
 
@@ -177,8 +181,12 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
             p
         }),
         tls,
+        dashboard: opts.dashboard.map(|listen| super::DashboardConfig {
+            listen,
+            access: super::dashboard::Access::Login,
+        }),
     };
-    super::serve(listener, config).await?;
+    let plane = super::serve(listener, config).await?;
     // The tokens are loaded: a bootstrap secret in the data directory only for a server without
     // any. Asked for one although tokens exist (apps, hence containers, may run on this host),
     // the secret is given to the operator instead of a file.
@@ -194,6 +202,7 @@ pub(crate) async fn start(opts: Options) -> Result<Running, String> {
         Bootstrap::None
     };
     Ok(Running {
+        dashboard: plane.dashboard.map(|d| d.base),
         bootstrap,
         server_cert,
         url,

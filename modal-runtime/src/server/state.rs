@@ -79,6 +79,8 @@ pub(crate) struct FunctionRec {
     /// For a variant (class parameters, `with_options`…): the function it derives from, with
     /// the parameters and overrides applied to that function's definition.
     pub(crate) variant: Option<Variant>,
+    /// Its finished inputs, counted (since this control plane started).
+    pub(crate) stats: super::stats::CallStats,
 }
 
 /// How a variant derives from its function.
@@ -128,6 +130,7 @@ impl FunctionRec {
             created_at_ms,
             retired: false,
             variant: None,
+            stats: Default::default(),
         }
     }
 }
@@ -164,6 +167,8 @@ pub(crate) struct CallRec {
     pub(crate) finished_at_ms: Option<i64>,
     /// Inputs of this call that have no final result yet.
     pub(crate) unfinished: HashSet<InputId>,
+    /// Inputs the call has had (a map's progress is this less `unfinished`).
+    pub(crate) inputs_total: u64,
 }
 
 impl CallRec {
@@ -205,6 +210,8 @@ pub(crate) struct InputRec {
     pub(crate) method: String,
     /// When it last entered the queue (batches wait for company up to `wait_ms`).
     pub(crate) queued_at: Instant,
+    /// When the control plane accepted it (what its latency counts from).
+    pub(crate) accepted_at: Instant,
     /// Whether containers let go of the input's payload file (see [`InputMapping`]).
     pub(crate) mapping: InputMapping,
 }
@@ -408,6 +415,8 @@ pub(crate) struct State {
     pub(crate) pilot_offer: Option<super::scheduler::PilotOffer>,
     /// Pilot jobs whose worker has not connected yet, as the pilots last said (for listings).
     pub(crate) pending_pilots: Vec<crate::model::WorkerSummary>,
+    /// Where the dashboard is (`None`: there is none).
+    pub(crate) dashboard: Option<super::dashboard::link::Link>,
 }
 
 impl State {
@@ -442,7 +451,16 @@ impl State {
             dirty: HashSet::new(),
             pilot_offer: config.pilots.as_ref().map(|p| p.offer()),
             pending_pilots: Vec::new(),
+            dashboard: None,
         }
+    }
+
+    /// The dashboard page of app `app_id` (empty without a dashboard).
+    pub(crate) fn dashboard_url(&self, app_id: &str) -> String {
+        self.dashboard
+            .as_ref()
+            .map(|d| d.app(app_id))
+            .unwrap_or_default()
     }
 
     /// Moves the state's clock forward (the event loop calls it before each step).

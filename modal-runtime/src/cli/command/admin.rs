@@ -336,6 +336,31 @@ pub(super) async fn app(cmd: AppCommand) -> Result<()> {
                 );
             }
         }
+        AppCommand::Dashboard { app, open, env } => {
+            let url = api
+                .app_dashboard_url(pb::AppLookupRequest {
+                    name: app,
+                    environment_name: env,
+                    create_if_missing: false,
+                })
+                .await?
+                .into_inner()
+                .url;
+            println!("{url}");
+            if open {
+                let browser = std::env::var("BROWSER").unwrap_or_else(|_| "xdg-open".into());
+                std::process::Command::new(&browser)
+                    .arg(&url)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .map_err(|e| {
+                        Error::Invalid(format!(
+                            "cannot open a browser with `{browser}`: {e}; open the URL above yourself (or set BROWSER)"
+                        ))
+                    })?;
+            }
+        }
         AppCommand::History { app, common } => {
             let resp = api
                 .app_history(pb::AppHistoryRequest {

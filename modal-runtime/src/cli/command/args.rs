@@ -99,6 +99,13 @@ pub(super) struct ServerArgs {
     /// Pilot jobs: more workers through a cluster's scheduler.
     #[command(flatten)]
     pub(super) slurm: SlurmArgs,
+    /// Where the dashboard listens (default: the --listen address's host, on a free port;
+    /// printed at start). It asks for a login with a token.
+    #[arg(long)]
+    pub(super) dashboard_listen: Option<SocketAddr>,
+    /// Serve no dashboard.
+    #[arg(long, conflicts_with = "dashboard_listen")]
+    pub(super) no_dashboard: bool,
 }
 
 /// Where workers come from besides those that connect by themselves.
@@ -276,6 +283,16 @@ pub(super) enum AppCommand {
         app: String,
         #[command(flatten)]
         common: Common,
+    },
+    /// The app's page on the control plane's dashboard.
+    Dashboard {
+        /// App name or id.
+        app: String,
+        /// Open it in a browser (`xdg-open`, or `$BROWSER`).
+        #[arg(long)]
+        open: bool,
+        #[arg(short = 'e', long = "env", default_value = "")]
+        env: String,
     },
 }
 

@@ -27,6 +27,10 @@ pub(super) async fn server(args: ServerArgs) -> Result<()> {
         retention: Duration::from_secs(args.retention_days.max(1) * 24 * 3600),
         new_bootstrap_secret: args.new_bootstrap_secret,
         pilots: pilots.clone(),
+        dashboard: (!args.no_dashboard).then(|| {
+            args.dashboard_listen
+                .unwrap_or_else(|| std::net::SocketAddr::new(args.listen.ip(), 0))
+        }),
         tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(crate::server::tls::Source::Files { cert, key }),
             _ if args.tls_self_signed => Some(crate::server::tls::Source::SelfSigned),
@@ -68,6 +72,9 @@ pub(super) async fn server(args: ServerArgs) -> Result<()> {
         running.store,
         data_dir.display()
     );
+    if let Some(dashboard) = &running.dashboard {
+        println!("dashboard at {dashboard} (log in with a token)");
+    }
     // `modal token new` finds the bootstrap secret in the default data directory by itself.
     let data_dir_flag = if data_dir == standalone::default_data_dir() {
         String::new()

@@ -77,8 +77,17 @@ impl pb::client_api_server::ClientApi for Api {
             state: wire::app_state_of(req.state),
             tags: req.tags.into_iter().collect(),
         };
-        let app_id = self.ask(move |s| s.app_create(new)).await?;
-        Ok(Response::new(pb::AppCreateResponse { app_id }))
+        let (app_id, dashboard_url) = self
+            .ask(move |s| {
+                let id = s.app_create(new)?;
+                let url = s.dashboard_url(&id);
+                Ok((id, url))
+            })
+            .await?;
+        Ok(Response::new(pb::AppCreateResponse {
+            app_id,
+            dashboard_url,
+        }))
     }
 
     async fn app_publish(
@@ -398,10 +407,13 @@ impl pb::client_api_server::ClientApi for Api {
         let d = self
             .ask_with(move |s, reply| s.app_deploy(deploy, reply))
             .await?;
+        let id = d.app_id.clone();
+        let dashboard_url = self.ask(move |s| Ok(s.dashboard_url(&id))).await?;
         Ok(Response::new(pb::AppDeployResponse {
             app_id: d.app_id,
             version: d.version,
             function_ids: d.function_ids,
+            dashboard_url,
         }))
     }
 
@@ -652,6 +664,27 @@ impl pb::client_api_server::ClientApi for Api {
         Ok(Response::new(pb::ContainerListResponse {
             containers: containers.into_iter().map(Into::into).collect(),
         }))
+    }
+
+    async fn app_dashboard_url(
+        &self,
+        req: Request<pb::AppLookupRequest>,
+    ) -> Result<Response<pb::AppDashboardUrlResponse>, Status> {
+        self.user(&req)?;
+        let req = req.into_inner();
+        let (app_id, url) = self
+            .ask(move |s| {
+                let id = s.find_app_any_state(&req.name, &req.environment_name)?;
+                let url = s.dashboard_url(&id);
+                if url.is_empty() {
+                    return Err(Status::failed_precondition(
+                        "this control plane serves no dashboard (it was started with --no-dashboard)",
+                    ));
+                }
+                Ok((id, url))
+            })
+            .await?;
+        Ok(Response::new(pb::AppDashboardUrlResponse { app_id, url }))
     }
 
     async fn worker_list(

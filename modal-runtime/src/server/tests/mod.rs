@@ -3,6 +3,7 @@
 //! sends to containers, workers and callers.
 
 mod calls;
+mod dashboard;
 mod lifecycle;
 mod placement;
 mod scheduling;
