@@ -1,7 +1,8 @@
 //! End-to-end tests of the dashboard over HTTP (the `dashboard` program): the embedded one
 //! behind the key in the URL the program prints (pages with the right numbers, a failed call's
 //! error and backtrace, log lines as server-sent events, stopping the app from its page), and
-//! `modal server`'s behind a login with a token.
+//! `modal server`'s behind a login with a token; and the same numbers from code
+//! (`Function::get_current_stats`, `update_autoscaler`, `modal function stats`).
 
 mod support;
 
@@ -14,6 +15,7 @@ use modal_tests::show;
 use support::{MODAL, Server};
 
 const DASHBOARD: &str = env!("CARGO_BIN_EXE_dashboard");
+const AUTOSCALER: &str = env!("CARGO_BIN_EXE_autoscaler");
 
 /// An HTTP answer.
 struct Answer {
@@ -274,15 +276,61 @@ fn modal_server_s_dashboard_asks_for_a_login_with_a_token() {
         200
     );
 
-    // An app run there: `modal app dashboard` names its page, which the session opens.
-    let mut run = s.command(DASHBOARD, &["run", "show"]);
-    let out = run.stdin(Stdio::null()).output().expect("runs");
-    assert!(out.status.success(), "{}", show(&out));
+    // An app running there: `modal app dashboard` names its page, which the session opens.
+    let mut child = s
+        .command(DASHBOARD, &["run", "show"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runs");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let printed = read_keys(&mut out, &["url"]);
+    assert!(
+        printed[0].starts_with(&format!("{base}/apps/ap-")),
+        "{printed:?}"
+    );
     let link = s.modal(&["app", "dashboard", "dashboard"]);
     assert!(link.status.success(), "{}", show(&link));
     let url = String::from_utf8_lossy(&link.stdout).trim().to_owned();
     assert!(url.starts_with(&format!("{base}/apps/ap-")), "{url}");
     let page = http("GET", &url, Some(&cookie), None);
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("s-stopped") && page.body.contains("square"));
+    assert!(page.body.contains("s-ephemeral") && page.body.contains("square"));
+    let stats = s.modal(&["function", "stats", "dashboard", "square", "--json"]);
+    assert!(stats.status.success(), "{}", show(&stats));
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("JSON");
+    assert_eq!(stats["succeeded"], 20);
+    assert_eq!(stats["backlog"], 0);
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+#[test]
+fn the_autoscaler_follows_update_autoscaler_and_the_stats_say_so() {
+    let out = modal_tests::run_bounded(
+        AUTOSCALER,
+        &["run", "tune"],
+        &[("MODAL_CONFIG_PATH", "/nonexistent/modal-config.toml")],
+        Duration::from_secs(180),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    // Two warm containers without a call, then none once the minimum is lowered.
+    modal_tests::assert_field(&out, "warm", "2");
+    modal_tests::assert_field(&out, "cold", "0");
+    let refused = modal_tests::field(&out, "refused").unwrap_or_default();
+    assert!(
+        refused.contains("max_containers must be at least 1"),
+        "{refused}"
+    );
+    modal_tests::assert_field(&out, "mapped", "8");
+    let spare: u32 = modal_tests::field(&out, "spare")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        spare >= 2,
+        "buffer_containers = 2 kept {spare} spare containers\n{}",
+        show(&out)
+    );
+    modal_tests::assert_field(&out, "succeeded", "8");
 }

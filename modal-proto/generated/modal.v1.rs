@@ -658,6 +658,43 @@ pub struct AppFetchLogsRequest {
     pub tail: u32,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FunctionStatsRequest {
+    #[prost(string, tag = "1")]
+    pub function_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FunctionCurrentStats {
+    /// Inputs waiting for a container.
+    #[prost(uint32, tag = "1")]
+    pub backlog: u32,
+    /// Containers running or starting.
+    #[prost(uint32, tag = "2")]
+    pub num_total_runners: u32,
+    #[prost(uint32, tag = "3")]
+    pub num_running_inputs: u32,
+    /// Inputs the running containers could take on top of what they run.
+    #[prost(uint32, tag = "4")]
+    pub input_headroom: u32,
+    /// Inputs finished since the control plane started.
+    #[prost(uint64, tag = "5")]
+    pub succeeded: u64,
+    #[prost(uint64, tag = "6")]
+    pub failed: u64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FunctionUpdateAutoscalerRequest {
+    #[prost(string, tag = "1")]
+    pub function_id: ::prost::alloc::string::String,
+    #[prost(uint32, optional, tag = "2")]
+    pub min_containers: ::core::option::Option<u32>,
+    #[prost(uint32, optional, tag = "3")]
+    pub max_containers: ::core::option::Option<u32>,
+    #[prost(uint32, optional, tag = "4")]
+    pub buffer_containers: ::core::option::Option<u32>,
+    #[prost(uint32, optional, tag = "5")]
+    pub scaledown_window: ::core::option::Option<u32>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct FunctionGetRequest {
     #[prost(string, tag = "1")]
     pub app_name: ::prost::alloc::string::String,
@@ -2307,6 +2344,57 @@ pub mod client_api_client {
                 .insert(GrpcMethod::new("modal.v1.ClientApi", "FunctionGet"));
             self.inner.unary(req, path, codec).await
         }
+        /// What a function is doing now (`Function::get_current_stats`).
+        pub async fn function_get_current_stats(
+            &mut self,
+            request: impl tonic::IntoRequest<super::FunctionStatsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::FunctionCurrentStats>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/FunctionGetCurrentStats",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("modal.v1.ClientApi", "FunctionGetCurrentStats"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// A function's autoscaler settings changed until its next deploy (`update_autoscaler`).
+        pub async fn function_update_autoscaler(
+            &mut self,
+            request: impl tonic::IntoRequest<super::FunctionUpdateAutoscalerRequest>,
+        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/modal.v1.ClientApi/FunctionUpdateAutoscaler",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("modal.v1.ClientApi", "FunctionUpdateAutoscaler"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
         pub async fn function_call_from_id(
             &mut self,
             request: impl tonic::IntoRequest<super::FunctionCallFromIdRequest>,
@@ -3107,6 +3195,19 @@ pub mod client_api_server {
             tonic::Response<super::FunctionGetResponse>,
             tonic::Status,
         >;
+        /// What a function is doing now (`Function::get_current_stats`).
+        async fn function_get_current_stats(
+            &self,
+            request: tonic::Request<super::FunctionStatsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::FunctionCurrentStats>,
+            tonic::Status,
+        >;
+        /// A function's autoscaler settings changed until its next deploy (`update_autoscaler`).
+        async fn function_update_autoscaler(
+            &self,
+            request: tonic::Request<super::FunctionUpdateAutoscalerRequest>,
+        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status>;
         async fn function_call_from_id(
             &self,
             request: tonic::Request<super::FunctionCallFromIdRequest>,
@@ -4186,6 +4287,106 @@ pub mod client_api_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = FunctionGetSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/FunctionGetCurrentStats" => {
+                    #[allow(non_camel_case_types)]
+                    struct FunctionGetCurrentStatsSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::UnaryService<super::FunctionStatsRequest>
+                    for FunctionGetCurrentStatsSvc<T> {
+                        type Response = super::FunctionCurrentStats;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::FunctionStatsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::function_get_current_stats(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = FunctionGetCurrentStatsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/modal.v1.ClientApi/FunctionUpdateAutoscaler" => {
+                    #[allow(non_camel_case_types)]
+                    struct FunctionUpdateAutoscalerSvc<T: ClientApi>(pub Arc<T>);
+                    impl<
+                        T: ClientApi,
+                    > tonic::server::UnaryService<super::FunctionUpdateAutoscalerRequest>
+                    for FunctionUpdateAutoscalerSvc<T> {
+                        type Response = super::Empty;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::FunctionUpdateAutoscalerRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClientApi>::function_update_autoscaler(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = FunctionUpdateAutoscalerSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -83,8 +83,9 @@ pub use bytes::Bytes;
 pub use cli::args::CliArg;
 pub use cli::main;
 pub use client::{
-    AppRef, AppRun, Cls, DeployBuilder, Deployment, ForEach, Function, FunctionCall, GenStream,
-    Generator, MapCall, Options, RunBuilder, Strategy,
+    AppRef, AppRun, AutoscalerSettings, Cls, DeployBuilder, Deployment, ForEach, Function,
+    FunctionCall, FunctionCurrentStats, GenStream, Generator, MapCall, Options, RunBuilder,
+    Strategy,
 };
 pub use error::{Error, FailureKind, RemoteFailure, Result};
 pub use modal_macros::{

@@ -68,6 +68,10 @@ const PB_EDGES: &[(&str, &str)] = &[
         "prints the worker listing",
     ),
     (
+        "modal-runtime/src/cli/command/function.rs",
+        "prints a function's stats",
+    ),
+    (
         "modal-runtime/src/container/volumes.rs",
         "syncs the container's volumes through the client API",
     ),
@@ -89,6 +93,7 @@ const CLOCK_FREE: &[&str] = &[
     "modal-runtime/src/server/schedules.rs",
     "modal-runtime/src/server/variants.rs",
     "modal-runtime/src/server/volumes.rs",
+    "modal-runtime/src/server/tuning.rs",
     "modal-runtime/src/server/workers.rs",
 ];
 const CLOCK_READS: &[&str] = &["Instant::now(", "Utc::now(", "SystemTime::now("];

@@ -18,6 +18,7 @@ pub(crate) mod run;
 mod target;
 mod transfers;
 mod transport;
+mod tuning;
 #[cfg(feature = "cli")]
 pub(crate) mod volumes;
 
@@ -35,6 +36,7 @@ pub use generator::{GenStream, Generator};
 pub use map::{ForEach, MapCall};
 pub use options::Options;
 pub use run::{AppRun, RunBuilder};
+pub use tuning::{AutoscalerSettings, FunctionCurrentStats};
 
 use crate::credentials::{Credentials, Route, Settings};
 use crate::error::{Error, Result};

@@ -26,6 +26,7 @@ pub(crate) mod store;
 mod tests;
 #[cfg(feature = "server")]
 pub(crate) mod tls;
+mod tuning;
 mod variants;
 pub(crate) mod volumes;
 mod workers;

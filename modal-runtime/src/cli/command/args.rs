@@ -1,5 +1,6 @@
 //! The `modal` command line as data: its subcommands and flags (`server`, `worker`,
-//! `token new`, `app list|logs|stop|history`, `secret create|list|delete`, `container list|stop`, `volume create|list|ls|put|get|rm|delete`, `image list|rm`).
+//! `token new`, `app list|logs|stop|history`, `secret create|list|delete`, `container list|stop`, `volume create|list|ls|put|get|rm|delete`, `image list|rm`,
+//! `worker list`, `app dashboard`, `function stats`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,9 @@ pub(super) enum Command {
     /// Running containers.
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Functions of running and deployed apps.
+    #[command(subcommand)]
+    Function(FunctionCommand),
     /// Volumes: files that outlive containers.
     #[command(subcommand)]
     Volume(VolumeCommand),
@@ -337,6 +341,19 @@ pub(super) enum ContainerCommand {
         task_id: String,
         #[arg(long)]
         graceful: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum FunctionCommand {
+    /// What a function is doing now: backlog, containers, running inputs, results so far.
+    Stats {
+        /// App name.
+        app: String,
+        /// The function's name in its app.
+        function: String,
+        #[command(flatten)]
+        common: Common,
     },
 }
 

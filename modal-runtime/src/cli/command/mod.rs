@@ -1,11 +1,12 @@
 //! The `modal` command: parses its command line (`args.rs`) and runs the subcommand: the
 //! standalone control plane and workers (`standalone.rs`), or the admin commands (`admin.rs`,
-//! `volume.rs`, `image.rs`, `workers.rs`).
+//! `volume.rs`, `image.rs`, `workers.rs`, `function.rs`).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool.
 
 mod admin;
 mod args;
+mod function;
 mod image;
 mod standalone;
 mod volume;
@@ -49,6 +50,7 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::App(cmd) => admin::app(cmd).await,
         Command::Secret(cmd) => admin::secret(cmd).await,
         Command::Container(cmd) => admin::container(cmd).await,
+        Command::Function(cmd) => function::run(cmd).await,
         Command::Volume(cmd) => volume::run(cmd).await,
         Command::Image(cmd) => image::run(cmd).await,
     }

@@ -560,6 +560,42 @@ impl pb::client_api_server::ClientApi for Api {
         }))
     }
 
+    async fn function_get_current_stats(
+        &self,
+        req: Request<pb::FunctionStatsRequest>,
+    ) -> Result<Response<pb::FunctionCurrentStats>, Status> {
+        let principal = self.caller(&req)?;
+        let id = req.into_inner().function_id;
+        let s = self
+            .ask(move |s| s.function_current_stats(&id, &principal))
+            .await?;
+        Ok(Response::new(pb::FunctionCurrentStats {
+            backlog: s.backlog,
+            num_total_runners: s.runners,
+            num_running_inputs: s.running_inputs,
+            input_headroom: s.headroom,
+            succeeded: s.succeeded,
+            failed: s.failed,
+        }))
+    }
+
+    async fn function_update_autoscaler(
+        &self,
+        req: Request<pb::FunctionUpdateAutoscalerRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let principal = self.caller(&req)?;
+        let req = req.into_inner();
+        let update = crate::server::tuning::AutoscalerUpdate {
+            min_containers: req.min_containers,
+            max_containers: req.max_containers,
+            buffer_containers: req.buffer_containers,
+            scaledown_window_secs: req.scaledown_window,
+        };
+        self.ask(move |s| s.function_update_autoscaler(&req.function_id, update, &principal))
+            .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
     async fn function_call_from_id(
         &self,
         req: Request<pb::FunctionCallFromIdRequest>,

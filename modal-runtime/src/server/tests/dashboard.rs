@@ -56,3 +56,56 @@ fn a_spawned_call_s_page_keeps_its_result() {
     );
     assert!(p.state.dashboard_call("fc-unknown").is_none());
 }
+
+#[test]
+fn update_autoscaler_starts_warm_containers_and_refuses_bad_settings() {
+    use crate::server::auth::Principal;
+    use crate::server::tuning::AutoscalerUpdate;
+    let mut p = Plane::with_worker();
+    let f = p.function(def("f"));
+    let user = Principal::Local;
+    let raise = AutoscalerUpdate {
+        min_containers: Some(2),
+        ..Default::default()
+    };
+    p.state
+        .function_update_autoscaler(&f, raise, &user)
+        .expect("updated");
+    p.state.schedule();
+    assert_eq!(p.started().len(), 2, "two warm containers without a call");
+    let stats = p.state.function_current_stats(&f, &user).expect("stats");
+    assert_eq!((stats.runners, stats.backlog), (2, 0));
+    for (bad, says) in [
+        (
+            AutoscalerUpdate {
+                max_containers: Some(0),
+                ..Default::default()
+            },
+            "at least 1",
+        ),
+        (
+            AutoscalerUpdate {
+                scaledown_window_secs: Some(1),
+                ..Default::default()
+            },
+            "scaledown_window",
+        ),
+        (
+            AutoscalerUpdate {
+                max_containers: Some(1),
+                ..Default::default()
+            },
+            "cannot exceed max_containers",
+        ),
+    ] {
+        let e = p
+            .state
+            .function_update_autoscaler(&f, bad, &user)
+            .expect_err("refused");
+        assert!(e.message().contains(says), "{}", e.message());
+    }
+    assert_eq!(
+        p.state.functions[&f].def.autoscaler.min_containers, 2,
+        "unchanged"
+    );
+}
