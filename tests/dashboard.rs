@@ -275,6 +275,21 @@ fn modal_server_s_dashboard_asks_for_a_login_with_a_token() {
         http("GET", &format!("{base}/apps"), Some(&cookie), None).status,
         200
     );
+    // Secrets are listed by name and keys, never by value.
+    let made = s.modal(&[
+        "secret",
+        "create",
+        "dash-secret",
+        "API_KEY=sekrit-value-123",
+    ]);
+    assert!(made.status.success(), "{}", show(&made));
+    let objects = http("GET", &format!("{base}/objects"), Some(&cookie), None);
+    assert_eq!(objects.status, 200);
+    assert!(objects.body.contains("dash-secret") && objects.body.contains("API_KEY"));
+    assert!(
+        !objects.body.contains("sekrit-value-123"),
+        "a secret's value on a page"
+    );
 
     // An app running there: `modal app dashboard` names its page, which the session opens.
     let mut child = s

@@ -13,6 +13,16 @@ use crate::model::image::ImageSpec;
 use crate::server::binaries::Binaries;
 use crate::wire::pb;
 
+/// A built image, for listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ImageSummary {
+    pub(crate) image_id: String,
+    pub(crate) layers: Vec<String>,
+    pub(crate) bytes: u64,
+    pub(crate) created_at_ms: i64,
+    pub(crate) last_step: String,
+}
+
 impl Files for Binaries {
     fn path(&self, hash: &str) -> Option<std::path::PathBuf> {
         Binaries::path(self, hash).ok().filter(|p| p.is_file())
@@ -101,13 +111,10 @@ impl Api {
         Ok(Response::new(pb::Empty {}))
     }
 
-    pub(super) async fn image_list(
-        &self,
-        req: Request<pb::ImageListRequest>,
-    ) -> Result<Response<pb::ImageListResponse>, Status> {
-        self.user(&req)?;
+    /// The images this control plane built, each with its layers' size.
+    pub(crate) async fn image_summaries(&self) -> Result<Vec<ImageSummary>, Status> {
         let store = self.images()?.store.clone();
-        let images = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let bytes: std::collections::HashMap<String, u64> = store
                 .list()
                 .into_iter()
@@ -116,7 +123,7 @@ impl Api {
             store
                 .images()
                 .into_iter()
-                .map(|r| pb::ImageSummary {
+                .map(|r| ImageSummary {
                     bytes: r.image.layers.iter().filter_map(|d| bytes.get(d)).sum(),
                     image_id: r.image.image_id,
                     layers: r.image.layers,
@@ -126,7 +133,26 @@ impl Api {
                 .collect()
         })
         .await
-        .map_err(|e| Status::internal(e.to_string()))?;
+        .map_err(|e| Status::internal(e.to_string()))
+    }
+
+    pub(super) async fn image_list(
+        &self,
+        req: Request<pb::ImageListRequest>,
+    ) -> Result<Response<pb::ImageListResponse>, Status> {
+        self.user(&req)?;
+        let images = self
+            .image_summaries()
+            .await?
+            .into_iter()
+            .map(|i| pb::ImageSummary {
+                bytes: i.bytes,
+                image_id: i.image_id,
+                layers: i.layers,
+                created_at_ms: i.created_at_ms,
+                last_step: i.last_step,
+            })
+            .collect();
         Ok(Response::new(pb::ImageListResponse { images }))
     }
 

@@ -5,7 +5,7 @@
 
 mod client;
 pub(crate) mod guard;
-mod images;
+pub(crate) mod images;
 mod stored;
 mod streams;
 mod transfers;

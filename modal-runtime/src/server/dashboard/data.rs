@@ -87,6 +87,23 @@ pub(crate) struct CallPage {
     pub(crate) result: Option<CallResult>,
 }
 
+/// A named secret, and the apps whose functions ask for it (never its values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SecretRow {
+    pub(crate) name: String,
+    pub(crate) environment: String,
+    pub(crate) keys: Vec<String>,
+    pub(crate) updated_at_ms: i64,
+    pub(crate) used_by: Vec<String>,
+}
+
+/// The objects page: secrets and volumes (images come from the image store).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Objects {
+    pub(crate) secrets: Vec<SecretRow>,
+    pub(crate) volumes: Vec<crate::model::volume::VolumeSummary>,
+}
+
 /// What a result's status is called on the pages.
 pub(crate) fn status_name(s: ResultStatus) -> &'static str {
     match s {
@@ -213,6 +230,43 @@ impl State {
             containers,
             history: rec.history.clone(),
         })
+    }
+
+    /// The objects page's secrets (names, keys and users, never values) and volumes.
+    pub(crate) fn dashboard_objects(&self) -> Objects {
+        let secrets = self
+            .secret_list("")
+            .into_iter()
+            .map(|s| {
+                let mut used_by: Vec<String> = self
+                    .functions
+                    .values()
+                    .filter(|f| !f.retired)
+                    .filter(|f| {
+                        f.def.named_secrets.iter().any(|n| {
+                            n.name == s.name
+                                && (n.environment.is_empty() || n.environment == s.environment)
+                        })
+                    })
+                    .filter_map(|f| self.apps.get(&f.app_id))
+                    .filter(|a| a.environment == s.environment)
+                    .map(|a| a.name.clone())
+                    .collect();
+                used_by.sort();
+                used_by.dedup();
+                SecretRow {
+                    name: s.name,
+                    environment: s.environment,
+                    keys: s.keys,
+                    updated_at_ms: s.updated_at_ms,
+                    used_by,
+                }
+            })
+            .collect();
+        Objects {
+            secrets,
+            volumes: self.volume_list(""),
+        }
     }
 
     /// A call's page; `None` for a call the control plane does not hold (a `remote` call is

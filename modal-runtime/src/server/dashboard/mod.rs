@@ -77,6 +77,7 @@ pub(crate) async fn serve(listener: TcpListener, api: Api, auth: Auth, access: A
         .route("/apps/{app_id}/logs", get(logs))
         .route("/apps/{app_id}/stop", post(stop))
         .route("/calls/{call_id}", get(call))
+        .route("/objects", get(objects))
         .route("/login", get(login_form).post(login))
         .with_state(dashboard);
     if let Err(e) = axum::serve(listener, app).await {
@@ -238,6 +239,17 @@ async fn call(
                 ),
             ),
         ),
+        Err(r) => r,
+    }
+}
+
+async fn objects(Shared(d): Shared<Dashboard>, headers: HeaderMap, uri: Uri) -> Response {
+    if let Err(r) = admit(&d, &headers, &uri) {
+        return r;
+    }
+    let images = d.api.image_summaries().await.ok();
+    match ask(&d, |s| s.dashboard_objects()).await {
+        Ok(o) => html(StatusCode::OK, pages::objects(&o, images.as_deref())),
         Err(r) => r,
     }
 }

@@ -4,8 +4,9 @@
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::data::{AppPage, AppRow, BARS, CallPage, FunctionRow, RECENT, status_name};
+use super::data::{AppPage, AppRow, BARS, CallPage, FunctionRow, Objects, RECENT, status_name};
 use crate::model::{AppState, ResultStatus};
+use crate::server::api::images::ImageSummary;
 
 const STYLE: &str = r#"
 :root { --ink:#1d2330; --muted:#6b7385; --line:#e4e7ee; --bg:#f6f7fb; --card:#fff;
@@ -102,6 +103,7 @@ pub(super) fn layout(title: &str, body: Markup) -> Markup {
                 header {
                     div class="brand" { "modal" span { "-rs" } }
                     a href="/apps" { "Apps" }
+                    a href="/objects" { "Secrets, volumes, images" }
                 }
                 main { (body) }
             }
@@ -375,6 +377,85 @@ pub(super) fn call(page: &CallPage) -> Markup {
                     pre class="trace" id="error" { (r.message) @if !r.backtrace.is_empty() { "\n\n" (r.backtrace) } }
                 }
             }
+        },
+    )
+}
+
+fn size(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let b = bytes as f64;
+    if b >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} GiB", b / 1024.0 / 1024.0 / 1024.0)
+    } else if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / 1024.0 / 1024.0)
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// Secrets (names, keys and the apps that use them; never values), volumes and images.
+/// `images`: `None` when this control plane keeps no image store.
+pub(super) fn objects(o: &Objects, images: Option<&[ImageSummary]>) -> Markup {
+    layout(
+        "Secrets, volumes, images",
+        html! {
+            h1 { "Secrets, volumes, images" }
+            h2 { "Secrets" }
+            div class="card" { table {
+                thead { tr { th { "Name" } th { "Environment" } th { "Keys" } th { "Updated" } th { "Used by" } } }
+                tbody {
+                    @for s in &o.secrets {
+                        tr {
+                            td { strong { (s.name) } }
+                            td { (s.environment) }
+                            td { @for k in &s.keys { span class="tag mono" { (k) } } }
+                            td { (time(s.updated_at_ms)) }
+                            td { @if s.used_by.is_empty() { span class="muted" { "no app" } } @else { (s.used_by.join(", ")) } }
+                        }
+                    }
+                    @if o.secrets.is_empty() { tr { td colspan="5" class="muted" { "No secret (modal secret create NAME KEY=VALUE)." } } }
+                }
+            } }
+            h2 { "Volumes" }
+            div class="card" { table {
+                thead { tr { th { "Name" } th { "Environment" } th class="num" { "Version" } th class="num" { "Files" } th class="num" { "Size" } th { "Last commit" } } }
+                tbody {
+                    @for v in &o.volumes {
+                        tr {
+                            td { strong { (v.name) } @if !v.app_id.is_empty() { " " span class="tag" { "ephemeral" } } }
+                            td { (v.environment) }
+                            td class="num" { "v" (v.version) }
+                            td class="num" { (v.files) }
+                            td class="num" { (size(v.bytes)) }
+                            td { @if v.committed_at_ms > 0 { (time(v.committed_at_ms)) } @else { span class="muted" { "never" } } }
+                        }
+                    }
+                    @if o.volumes.is_empty() { tr { td colspan="6" class="muted" { "No volume." } } }
+                }
+            } }
+            h2 { "Images" }
+            div class="card" { table {
+                thead { tr { th { "Image" } th { "Last step" } th class="num" { "Layers" } th class="num" { "Size" } th { "Built" } } }
+                tbody {
+                    @match images {
+                        None => { tr { td colspan="5" class="muted" { "This control plane builds no images." } } }
+                        Some(list) => {
+                            @for i in list {
+                                tr {
+                                    td class="mono" { (i.image_id) }
+                                    td class="mono" { (i.last_step) }
+                                    td class="num" { (i.layers.len()) }
+                                    td class="num" { (size(i.bytes)) }
+                                    td { (time(i.created_at_ms)) }
+                                }
+                            }
+                            @if list.is_empty() { tr { td colspan="5" class="muted" { "No image built yet." } } }
+                        }
+                    }
+                }
+            } }
         },
     )
 }
