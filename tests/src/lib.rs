@@ -115,6 +115,29 @@ pub fn slurm_available(what: &str) -> bool {
     there
 }
 
+/// The first of `names` on `PATH`.
+pub fn on_path(names: &[&str]) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The chromedriver the browser tests start (on `PATH`; `cargo xtask ci`, or `bash
+/// .ci/chromium.sh`, installs it with chromium): `None`, after saying that `what` skips, where
+/// there is none; under `CI=true` a missing one fails the test instead.
+pub fn browser_available(what: &str) -> Option<std::path::PathBuf> {
+    let driver = on_path(&["chromedriver"]);
+    if driver.is_none() {
+        skip_without(&format!(
+            "{what}: chromedriver is not on PATH (cargo xtask ci, or `bash .ci/chromium.sh`, installs chromium and chromium-driver)"
+        ));
+    }
+    driver
+}
+
 /// Whether the oci container runtime can run here, judged as the runtime judges it: `crun` on
 /// `PATH`, and no cgroup controllers held by the v2 hierarchy of a hybrid layout.
 pub fn oci_usable() -> bool {

@@ -1,9 +1,9 @@
 //! The real components the tests need, set up by `cargo xtask ci` (and `chaos`) itself, so
 //! that README's test command runs them too: crun for the oci container runtime
 //! (`.ci/crun.sh`), a throwaway PostgreSQL server for the store tests (`.ci/postgres.sh`) and,
-//! for `ci`, a throwaway Slurm cluster for the Slurm tests (`.ci/slurm.sh`). Under `CI=true` a
-//! component that cannot be set up fails the run; elsewhere the tests that need it say why
-//! they skip.
+//! for `ci`, a throwaway Slurm cluster for the Slurm tests (`.ci/slurm.sh`) and a headless
+//! browser for the dashboard's browser tests (`.ci/chromium.sh`). Under `CI=true` a component
+//! that cannot be set up fails the run; elsewhere the tests that need it say why they skip.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -35,6 +35,19 @@ pub(crate) fn crun() -> Result<()> {
         return Ok(());
     }
     missing("crun cannot run here (.ci/crun.sh could not set it up)")
+}
+
+/// Makes chromium and chromedriver usable (installs them from Debian's packages where this runs
+/// as root): the browser tests find chromedriver on `PATH` and start it themselves.
+pub(crate) fn chromium() -> Result<()> {
+    let ready = Command::new("bash")
+        .arg(root().join(".ci/chromium.sh"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if ready {
+        return Ok(());
+    }
+    missing("chromium cannot run here (.ci/chromium.sh could not set it up)")
 }
 
 /// The PostgreSQL server the store tests use: the one `MODAL_TEST_POSTGRES_URL` names, or one

@@ -6,6 +6,8 @@
 //! - `cargo xtask bench --server [--json] [--quick]`: calls, maps, spawns and payloads through a
 //!   `modal server` from a client in another process.
 //! - `cargo xtask bench --images [--json] [--quick]`: image builds and container starts in them.
+//! - `cargo xtask bench --dashboard [--json] [--quick]`: the dashboard's pages with 1,000 apps
+//!   and 100,000 calls in a `modal server`, and a printed line's way to the live log.
 //! - `cargo xtask bench --slurm [--json] [--quick]`: pilot jobs through Slurm against the built-in
 //!   worker: the first input's round trip with no pilot running, and a map's throughput.
 //! - `cargo xtask chaos [--json] [--quick]`: the chaos suite (faults injected into real
@@ -63,6 +65,7 @@ fn run(step: &str, cmd: &mut Command) -> Result<()> {
 
 fn ci() -> Result<()> {
     components::crun()?;
+    components::chromium()?;
     let postgres = components::Postgres::start()?;
     let slurm = components::Slurm::start()?;
     run("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -133,19 +136,24 @@ fn bench(args: &[String]) -> Result<()> {
     if let Some(other) = args.iter().find(|a| {
         !matches!(
             a.as_str(),
-            "--json" | "--quick" | "--gpu" | "--images" | "--server" | "--slurm"
+            "--json" | "--quick" | "--gpu" | "--images" | "--server" | "--slurm" | "--dashboard"
         )
     }) {
         bail!(
-            "unknown bench option `{other}`; expected --gpu, --images, --server or --slurm, --json and/or --quick"
+            "unknown bench option `{other}`; expected --gpu, --images, --server, --slurm or --dashboard, --json and/or --quick"
         );
     }
     let kinds: Vec<&String> = args
         .iter()
-        .filter(|a| matches!(a.as_str(), "--gpu" | "--images" | "--server" | "--slurm"))
+        .filter(|a| {
+            matches!(
+                a.as_str(),
+                "--gpu" | "--images" | "--server" | "--slurm" | "--dashboard"
+            )
+        })
         .collect();
     if kinds.len() > 1 {
-        bail!("choose one of --gpu, --images, --server and --slurm (got {kinds:?})");
+        bail!("choose one of --gpu, --images, --server, --slurm and --dashboard (got {kinds:?})");
     }
     let value = if args.iter().any(|a| a == "--gpu") {
         gpu_bench(json, quick)?
@@ -155,6 +163,8 @@ fn bench(args: &[String]) -> Result<()> {
         server_bench(json, quick)?
     } else if args.iter().any(|a| a == "--slurm") {
         slurm_bench(json, quick)?
+    } else if args.iter().any(|a| a == "--dashboard") {
+        dashboard_bench(json, quick)?
     } else {
         cpu_bench(json, quick)?
     };
@@ -396,6 +406,53 @@ fn slurm_bench(json: bool, quick: bool) -> Result<serde_json::Value> {
     }))
 }
 
+/// The dashboard's pages with 1,000 apps and 100,000 spawned calls in a `modal server` (100 and
+/// 10,000 with `--quick`), and a printed line's way to the live log.
+fn dashboard_bench(json: bool, quick: bool) -> Result<serde_json::Value> {
+    build_release(json, &["-p", "modal-tests", "--bin", "bench_dashboard"])?;
+    let exe = root().join("target/release/bench_dashboard");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut value = with_bench_server_args(
+        json,
+        &["--dashboard-listen", &listen],
+        &components::Slurm::absent(),
+        |_, config| {
+            let text = std::fs::read_to_string(config)?;
+            let value = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+                    .map(|v| v.trim_matches('"').to_owned())
+                    .unwrap_or_default()
+            };
+            let (apps, calls) = if quick {
+                ("100", "10000")
+            } else {
+                ("1000", "100000")
+            };
+            let base = format!("http://{listen}");
+            let url = value("server_url");
+            let id = value("token_id");
+            let secret = value("token_secret");
+            let env = [
+                ("MODAL_CONFIG_PATH", config.as_os_str()),
+                ("BENCH_SERVER_URL", std::ffi::OsStr::new(&url)),
+                ("BENCH_TOKEN_ID", std::ffi::OsStr::new(&id)),
+                ("BENCH_TOKEN_SECRET", std::ffi::OsStr::new(&secret)),
+                ("BENCH_DASHBOARD", std::ffi::OsStr::new(&base)),
+            ];
+            json_line(&run_bench(&exe, &["--apps", apps, "--calls", calls], &env)?)
+        },
+    )?;
+    if let Some(all) = value.as_object_mut() {
+        all.insert("system".into(), "modal-rs".into());
+        all.insert("control_plane".into(), "modal server".into());
+    }
+    Ok(value)
+}
+
 /// The server's memory over many calls through it: the benchmark's `--server-memory` mode.
 fn server_memory(json: bool, quick: bool, bench: &Path) -> Result<serde_json::Value> {
     with_bench_server(json, |pid, config| {
@@ -520,7 +577,7 @@ fn main() -> ExitCode {
         Some("proto") => proto::write(&root()).map(|()| eprintln!("wrote {}", proto::GENERATED)),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | bench [--gpu|--server|--images|--slurm] [--json] [--quick] | chaos [--json] [--quick] | tidy | proto"
+                "usage: cargo xtask ci | bench [--gpu|--server|--images|--slurm|--dashboard] [--json] [--quick] | chaos [--json] [--quick] | tidy | proto"
             );
             return ExitCode::from(2);
         }

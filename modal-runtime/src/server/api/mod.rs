@@ -51,6 +51,33 @@ fn shutting_down() -> Status {
 }
 
 impl Api {
+    /// The last `tail` log lines the store kept of `app_id`, oldest first (none where the store
+    /// keeps none, as the embedded control plane's).
+    pub(crate) async fn recent_logs(
+        &self,
+        app_id: &str,
+        tail: usize,
+    ) -> Vec<crate::model::LogEntry> {
+        match self.store.logs(app_id, tail).await {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|r| crate::model::LogEntry {
+                    function_id: r.function_id,
+                    function_tag: r.function_tag,
+                    task_id: r.task_id,
+                    input_id: r.input_id,
+                    source: crate::wire::log_source_of(r.source),
+                    data: r.data,
+                    timestamp_ms: r.timestamp_ms,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!("cannot read the logs of {app_id}: {e}");
+                Vec::new()
+            }
+        }
+    }
+
     pub(crate) fn new(
         commands: mpsc::Sender<Command>,
         store: Arc<dyn Store>,

@@ -71,6 +71,8 @@ pub(crate) struct AppPage {
     pub(crate) functions: Vec<FunctionRow>,
     pub(crate) containers: Vec<ContainerRow>,
     pub(crate) history: Vec<Deployment>,
+    /// When the page's numbers were taken (Unix ms).
+    pub(crate) now_ms: i64,
 }
 
 /// A call's page.
@@ -229,6 +231,7 @@ impl State {
             functions,
             containers,
             history: rec.history.clone(),
+            now_ms: self.clock.unix_ms,
         })
     }
 

@@ -254,6 +254,23 @@ async fn objects(Shared(d): Shared<Dashboard>, headers: HeaderMap, uri: Uri) -> 
     }
 }
 
+/// Lines of the past a log view starts with.
+const REPLAYED_LINES: usize = 200;
+
+/// A log line as the page's script reads it.
+fn line_event(e: &crate::model::LogEntry) -> Event {
+    let line = serde_json::json!({
+        "time": chrono::DateTime::from_timestamp_millis(e.timestamp_ms)
+            .map(|t| t.format("%H:%M:%S%.3f").to_string())
+            .unwrap_or_default(),
+        "function": e.function_tag,
+        "container": e.task_id,
+        "stderr": e.source != LogSource::Stdout,
+        "data": e.data,
+    });
+    Event::default().event("line").data(line.to_string())
+}
+
 /// The app's log lines as server-sent events (`line`, then `done` when the app stopped).
 async fn logs(
     Shared(d): Shared<Dashboard>,
@@ -265,38 +282,27 @@ async fn logs(
         return r;
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    if d.api
-        .ask(move |s| s.subscribe_logs(&app_id, tx))
-        .await
-        .is_err()
-    {
+    let id = app_id.clone();
+    if d.api.ask(move |s| s.subscribe_logs(&id, tx)).await.is_err() {
         return html(
             StatusCode::NOT_FOUND,
             pages::message("No such app", "This control plane has no such app."),
         );
     }
-    let events = tokio_stream::wrappers::UnboundedReceiverStream::new(rx).flat_map(|batch| {
-        let mut events: Vec<Result<Event, std::convert::Infallible>> = batch
-            .entries
-            .into_iter()
-            .map(|e| {
-                let line = serde_json::json!({
-                    "time": chrono::DateTime::from_timestamp_millis(e.timestamp_ms)
-                        .map(|t| t.format("%H:%M:%S%.3f").to_string())
-                        .unwrap_or_default(),
-                    "function": e.function_tag,
-                    "container": e.task_id,
-                    "stderr": e.source != LogSource::Stdout,
-                    "data": e.data,
-                });
-                Ok(Event::default().event("line").data(line.to_string()))
-            })
-            .collect();
+    // The lines the store kept first (a page opened late, or after the app stopped), then
+    // the new ones as they come.
+    let past = d.api.recent_logs(&app_id, REPLAYED_LINES).await;
+    let replay = futures::stream::iter(past.into_iter().map(|e| Ok(line_event(&e))));
+    let live = tokio_stream::wrappers::UnboundedReceiverStream::new(rx).flat_map(|batch| {
+        let mut events: Vec<Result<Event, std::convert::Infallible>> =
+            batch.entries.iter().map(|e| Ok(line_event(e))).collect();
         if batch.app_done {
-            events.push(Ok(Event::default().event("done").data("")));
+            // An event without data is dropped by browsers: this one says what happened.
+            events.push(Ok(Event::default().event("done").data("stopped")));
         }
         futures::stream::iter(events)
     });
+    let events = replay.chain(live);
     Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response()
@@ -339,7 +345,14 @@ async fn stop(
             if let Some(done) = done {
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(10), done).await;
             }
-            Redirect::to(&format!("/apps/{app_id}")).into_response()
+            // The page itself, not a redirect: an embedded control plane ends with its program,
+            // which ends once its app stopped.
+            let id = app_id.clone();
+            match ask(&d, move |s| s.dashboard_app(&id)).await {
+                Ok(Some(page)) => html(StatusCode::OK, pages::app(&page, &csrf)),
+                Ok(None) => Redirect::to("/apps").into_response(),
+                Err(r) => r,
+            }
         }
         Err(e) => html(
             StatusCode::BAD_REQUEST,

@@ -90,6 +90,11 @@ fn pill(state: &str) -> Markup {
 
 /// The page around `body`.
 pub(super) fn layout(title: &str, body: Markup) -> Markup {
+    page(title, true, body)
+}
+
+/// The page around `body`, with the navigation when `nav` (not before a login).
+fn page(title: &str, nav: bool, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -102,8 +107,10 @@ pub(super) fn layout(title: &str, body: Markup) -> Markup {
             body {
                 header {
                     div class="brand" { "modal" span { "-rs" } }
-                    a href="/apps" { "Apps" }
-                    a href="/objects" { "Secrets, volumes, images" }
+                    @if nav {
+                        a href="/apps" { "Apps" }
+                        a href="/objects" { "Secrets, volumes, images" }
+                    }
                 }
                 main { (body) }
             }
@@ -254,6 +261,7 @@ pub(super) fn app(page: &AppPage, csrf: &str) -> Markup {
                     }
                 }
             }
+            div id="live" {
             h2 { "Functions" }
             (functions_table(&page.functions))
             h2 { "Containers" }
@@ -274,6 +282,8 @@ pub(super) fn app(page: &AppPage, csrf: &str) -> Markup {
                     @if page.containers.is_empty() { tr { td colspan="7" class="muted" { "No container runs." } } }
                 }
             } }
+            div class="sub" style="margin-top:8px" { "As of " (time(page.now_ms)) @if live { ", updated every 2 s" } }
+            }
             @if !page.history.is_empty() {
                 h2 { "Deployments" }
                 div class="card" { table {
@@ -290,8 +300,9 @@ pub(super) fn app(page: &AppPage, csrf: &str) -> Markup {
                 input id="log-container" placeholder="container id";
                 span class="muted" id="log-state" { "connecting…" }
             }
-            pre class="logs" id="logs" {}
+            pre class="logs" id="logs" { span class="meta" id="no-lines" { "No line yet." } }
             script { (PreEscaped(LOG_SCRIPT.replace("APP_ID", &a.app_id))) }
+            @if live { script { (PreEscaped(REFRESH_SCRIPT)) } }
         },
     )
 }
@@ -312,6 +323,8 @@ const LOG_SCRIPT: &str = r#"
     for (const l of lines) if (shown(l)) add(l);
   }
   function add(l) {
+    const none = document.getElementById('no-lines');
+    if (none) none.remove();
     const row = document.createElement('div');
     const meta = document.createElement('span');
     meta.className = 'meta';
@@ -337,6 +350,98 @@ const LOG_SCRIPT: &str = r#"
   es.onerror = function () { state.textContent = 'reconnecting…'; };
 })();
 "#;
+
+/// Replaces the functions and containers with the page's newer ones every 2 s, while the
+/// app runs.
+const REFRESH_SCRIPT: &str = r#"
+(function () {
+  const live = document.getElementById('live');
+  const timer = setInterval(async function () {
+    try {
+      const r = await fetch(location.pathname, { credentials: 'same-origin' });
+      if (!r.ok) return;
+      const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
+      const fresh = doc.getElementById('live');
+      if (fresh) live.innerHTML = fresh.innerHTML;
+      if (!doc.getElementById('stop')) {
+        clearInterval(timer);
+        const h1 = doc.querySelector('h1');
+        if (h1) document.querySelector('h1').innerHTML = h1.innerHTML;
+        const stop = document.getElementById('stop');
+        if (stop) stop.closest('form').remove();
+      }
+    } catch (e) { /* the control plane may be gone: keep what is shown */ }
+  }, 2000);
+})();
+"#;
+
+/// A backtrace with the frames before the user's folded: the panic machinery, the standard
+/// library and the runtime (`N frames of std, the runtime or modal-rs`).
+pub(super) fn fold_backtrace(text: &str) -> String {
+    // A frame is a `  N: symbol` line and its `at file:line` lines.
+    let mut frames: Vec<Vec<&str>> = Vec::new();
+    let mut out_of_frames: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let t = line.trim_start();
+        let numbered = t
+            .split_once(':')
+            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if numbered {
+            frames.push(vec![line]);
+        } else if let Some(f) = frames.last_mut() {
+            f.push(line);
+        } else {
+            out_of_frames.push(line);
+        }
+    }
+    let machinery = |f: &Vec<&str>| {
+        let symbol = f[0].trim_start();
+        let symbol = symbol.split_once(':').map_or(symbol, |(_, s)| s.trim());
+        let path = f.get(1).map_or("", |l| l.trim());
+        [
+            "std::",
+            "core::",
+            "alloc::",
+            "modal::",
+            "<alloc::",
+            "<core::",
+            "<std::",
+            "__rust",
+            "rust_begin_unwind",
+        ]
+        .iter()
+        .any(|p| symbol.starts_with(p))
+            || path.contains("/rustc/")
+            || symbol.starts_with("catch_unwind")
+            || matches!(symbol, "start_thread" | "clone" | "clone3" | "__clone")
+            || symbol.starts_with("do_call")
+            || symbol.contains("{closure")
+                && (path.contains("modal-runtime/") || path.contains("/rustc/"))
+    };
+    let mut out: Vec<String> = out_of_frames.iter().map(|l| (*l).to_owned()).collect();
+    let mut folded = 0;
+    for f in &frames {
+        if machinery(f) {
+            folded += 1;
+            continue;
+        }
+        if folded > 0 {
+            out.push(format!(
+                "      ({folded} frame{} of std, the runtime or modal-rs)",
+                if folded == 1 { "" } else { "s" }
+            ));
+            folded = 0;
+        }
+        out.extend(f.iter().map(|l| (*l).to_owned()));
+    }
+    if folded > 0 {
+        out.push(format!(
+            "      ({folded} frame{} of std, the runtime or modal-rs)",
+            if folded == 1 { "" } else { "s" }
+        ));
+    }
+    out.join("\n")
+}
 
 /// A call's page.
 pub(super) fn call(page: &CallPage) -> Markup {
@@ -374,7 +479,7 @@ pub(super) fn call(page: &CallPage) -> Markup {
                 } } }
                 @if failed {
                     h2 { "Error" }
-                    pre class="trace" id="error" { (r.message) @if !r.backtrace.is_empty() { "\n\n" (r.backtrace) } }
+                    pre class="trace" id="error" { (r.message) @if !r.backtrace.is_empty() { "\n\n" (fold_backtrace(&r.backtrace)) } }
                 }
             }
         },
@@ -462,8 +567,9 @@ pub(super) fn objects(o: &Objects, images: Option<&[ImageSummary]>) -> Markup {
 
 /// The login page of `modal server`'s dashboard.
 pub(super) fn login(error: Option<&str>, next: &str) -> Markup {
-    layout(
+    page(
         "Log in",
+        false,
         html! {
             div class="login card" style="padding:24px 26px" {
                 h1 { "Log in" }
@@ -488,4 +594,30 @@ pub(super) fn message(title: &str, text: &str) -> Markup {
         title,
         html! { h1 { (title) } p class="sub" { (text) } p { a href="/apps" { "All apps" } } },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backtrace_starts_at_the_user_s_frame() {
+        let raw = "   0: modal::container::runner::install_panic_hook::{{closure}}
+             at /work/main/modal-runtime/src/container/runner.rs:55:24
+   1: <alloc::boxed::Box<F,A> as core::ops::function::Fn<Args>>::call
+             at /rustc/abc/library/alloc/src/boxed.rs:1999:9
+   2: std::panicking::rust_panic_with_hook
+             at /rustc/abc/library/std/src/panicking.rs:841:13
+   3: dashboard::_::__modal_impl_explode
+             at ./tests/src/bin/dashboard.rs:19:5
+   4: std::panicking::catch_unwind
+             at /rustc/abc/library/std/src/panicking.rs:544:19";
+        let folded = fold_backtrace(raw);
+        let lines: Vec<&str> = folded.lines().collect();
+        assert_eq!(lines[0], "      (3 frames of std, the runtime or modal-rs)");
+        assert!(lines[1].contains("__modal_impl_explode"), "{folded}");
+        assert!(lines[2].contains("dashboard.rs:19:5"));
+        assert_eq!(lines[3], "      (1 frame of std, the runtime or modal-rs)");
+        assert_eq!(fold_backtrace("no frames here"), "no frames here");
+    }
 }
