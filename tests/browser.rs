@@ -8,10 +8,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -277,25 +277,6 @@ impl Browser {
     }
 }
 
-/// Reads the program's standard output until lines starting with each of `keys` came: their
-/// values.
-fn read_keys(out: &mut BufReader<ChildStdout>, keys: &[&str]) -> Vec<String> {
-    let mut found = vec![String::new(); keys.len()];
-    let mut line = String::new();
-    while found.iter().any(String::is_empty) {
-        line.clear();
-        if out.read_line(&mut line).expect("reads") == 0 {
-            panic!("the program ended before printing {keys:?}: {found:?}");
-        }
-        for (i, k) in keys.iter().enumerate() {
-            if let Some(v) = line.trim().strip_prefix(&format!("{k}: ")) {
-                found[i] = v.to_owned();
-            }
-        }
-    }
-    found
-}
-
 /// `http://host:port` of a dashboard URL.
 fn origin(url: &str) -> String {
     let rest = url.strip_prefix("http://").expect("an http URL");
@@ -332,7 +313,7 @@ async fn the_embedded_dashboard_in_a_browser_shows_the_run_its_logs_a_failed_cal
         .expect("the dashboard program starts");
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
     let [url, call]: [String; 2] =
-        tokio::task::block_in_place(|| read_keys(&mut out, &["url", "call"]))
+        tokio::task::block_in_place(|| modal_tests::read_keys(&mut out, &["url", "call"]))
             .try_into()
             .expect("two values");
     let base = origin(&url);
@@ -477,7 +458,7 @@ async fn modal_server_s_dashboard_in_a_browser_refuses_a_wrong_token_and_stops_a
         .spawn()
         .expect("runs");
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let url = tokio::task::block_in_place(|| read_keys(&mut out, &["url"])).remove(0);
+    let url = tokio::task::block_in_place(|| modal_tests::read_keys(&mut out, &["url"])).remove(0);
     if !url.starts_with(&format!("{base}/apps/ap-")) {
         b.fail(format!("the program printed {url}, not a page of {base}"))
             .await;

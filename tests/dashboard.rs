@@ -78,24 +78,6 @@ fn http(method: &str, url: &str, cookie: Option<&str>, form: Option<&str>) -> An
     }
 }
 
-/// Reads `program`'s standard output until lines starting with each of `keys` came: their values.
-fn read_keys(out: &mut BufReader<ChildStdout>, keys: &[&str]) -> Vec<String> {
-    let mut found = vec![String::new(); keys.len()];
-    let mut line = String::new();
-    while found.iter().any(String::is_empty) {
-        line.clear();
-        if out.read_line(&mut line).expect("reads") == 0 {
-            panic!("the program ended before printing {keys:?}: {found:?}");
-        }
-        for (i, k) in keys.iter().enumerate() {
-            if let Some(v) = line.trim().strip_prefix(&format!("{k}: ")) {
-                found[i] = v.to_owned();
-            }
-        }
-    }
-    found
-}
-
 /// The value of the hidden `csrf` field of a page.
 fn csrf(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")
@@ -123,7 +105,7 @@ fn start() -> (Child, BufReader<ChildStdout>) {
 #[test]
 fn the_embedded_dashboard_shows_the_run_follows_its_logs_and_stops_it() {
     let (mut child, mut out) = start();
-    let [url, call]: [String; 2] = read_keys(&mut out, &["url", "call"])
+    let [url, call]: [String; 2] = modal_tests::read_keys(&mut out, &["url", "call"])
         .try_into()
         .expect("two values");
     let (host, path) = split(&url);
@@ -302,7 +284,7 @@ fn modal_server_s_dashboard_asks_for_a_login_with_a_token() {
         .spawn()
         .expect("runs");
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let printed = read_keys(&mut out, &["url"]);
+    let printed = modal_tests::read_keys(&mut out, &["url"]);
     assert!(
         printed[0].starts_with(&format!("{base}/apps/ap-")),
         "{printed:?}"

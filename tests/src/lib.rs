@@ -372,3 +372,26 @@ impl Drop for PgSchema {
             .status();
     }
 }
+
+/// Reads a program's standard output until lines `KEY: VALUE` came for each of `keys`: their
+/// values, in the order of `keys` (a panic if the program ends first).
+pub fn read_keys(
+    out: &mut std::io::BufReader<std::process::ChildStdout>,
+    keys: &[&str],
+) -> Vec<String> {
+    use std::io::BufRead;
+    let mut found = vec![String::new(); keys.len()];
+    let mut line = String::new();
+    while found.iter().any(String::is_empty) {
+        line.clear();
+        if out.read_line(&mut line).expect("reads") == 0 {
+            panic!("the program ended before printing {keys:?}: {found:?}");
+        }
+        for (i, k) in keys.iter().enumerate() {
+            if let Some(v) = line.trim().strip_prefix(&format!("{k}: ")) {
+                found[i] = v.to_owned();
+            }
+        }
+    }
+    found
+}
