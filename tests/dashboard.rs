@@ -156,6 +156,7 @@ fn the_embedded_dashboard_shows_the_run_follows_its_logs_and_stops_it() {
         failed.body
     );
     assert!(failed.body.contains("panicked"));
+    assert!(failed.body.contains("Attempts"), "each attempt is listed");
     assert!(
         failed.body.contains("dashboard.rs:"),
         "the location or a frame"
@@ -207,6 +208,10 @@ fn the_embedded_dashboard_shows_the_run_follows_its_logs_and_stops_it() {
     assert!(
         stopped.body.contains("s-stopped"),
         "the stop answers with the page, which says it stopped"
+    );
+    assert!(
+        stopped.body.contains("Ended containers") && stopped.body.contains("its app stopped"),
+        "the ended containers say why"
     );
     let ended = modal_tests::wait_until(Duration::from_secs(30), || {
         matches!(child.try_wait(), Ok(Some(_)))

@@ -130,6 +130,7 @@ impl State {
                 finished_at_ms: None,
                 unfinished: HashSet::new(),
                 inputs_total: 0,
+                attempts: Vec::new(),
             },
         );
         call_id
@@ -541,6 +542,20 @@ impl State {
         };
         result.attempt = input.attempt;
         let function_id = input.function_id.clone();
+        let millis = u64::try_from(now.saturating_duration_since(input.queued_at).as_millis())
+            .unwrap_or(u64::MAX);
+        if let Some(call) = self.calls.get_mut(&input.call_id)
+            && matches!(call.kind, CallKind::Unary { .. })
+            && call.attempts.len() < 20
+        {
+            call.attempts.push(super::state::AttemptRec {
+                attempt: result.attempt,
+                task_id: result.task_id.clone(),
+                status: result.status,
+                ended_at_ms: self.clock.unix_ms,
+                millis,
+            });
+        }
         let policy = self.functions.get(&function_id).and_then(|f| f.def.retries);
         match retry::after_attempt(result.status, input.attempt, policy.as_ref()) {
             Next::Retry(delay) => {

@@ -40,6 +40,22 @@ fn short(hash: &str) -> &str {
     hash.get(..16).unwrap_or(hash)
 }
 
+/// Why the control plane stopped a container, for the dashboard.
+fn stop_reason_text(r: &StopReason) -> String {
+    match r {
+        StopReason::Idle => "idle past its scale-down window".into(),
+        StopReason::AppStopped => "its app stopped".into(),
+        StopReason::Timeout => "an input timed out".into(),
+        StopReason::StartupTimeout(why) => why.clone(),
+        StopReason::InitFailure => "its start failed".into(),
+        StopReason::Cancelled => "an input it ran was cancelled".into(),
+        StopReason::SingleUse => "it served its one input".into(),
+        StopReason::Redeployed => "a newer version was deployed".into(),
+        StopReason::Requested => "stopped on request".into(),
+        StopReason::WorkerLost => "its worker went away".into(),
+    }
+}
+
 /// The least time a container that mounts volumes gets to exit cleanly (its `exit` hooks get
 /// up to 10 s of it, then it commits its volumes).
 const VOLUME_COMMIT_GRACE_MS: u32 = 30_000;
@@ -485,6 +501,25 @@ impl State {
         let function_id = task.function_id.clone();
         if let Some(f) = self.functions.get_mut(&function_id) {
             f.tasks.retain(|t| t != task_id);
+        }
+        let function_tag = self
+            .functions
+            .get(&function_id)
+            .map(|f| f.def.tag.clone())
+            .unwrap_or_default();
+        let ended_at_ms = self.clock.unix_ms;
+        if let Some(app) = self.apps.get_mut(&task.app_id) {
+            if app.recent_exits.len() == super::state::RECENT_EXITS {
+                app.recent_exits.pop_front();
+            }
+            app.recent_exits.push_back(super::state::ExitedContainer {
+                task_id: task_id.to_owned(),
+                function_tag,
+                worker_id: task.worker_id.clone(),
+                how: how.clone(),
+                reason: task.stop.as_ref().map(stop_reason_text).unwrap_or_default(),
+                ended_at_ms,
+            });
         }
         let stopped_on_purpose = matches!(
             task.stop,

@@ -140,6 +140,7 @@ impl State {
                         HashSet::new()
                     },
                     inputs_total: 1,
+                    attempts: Vec::new(),
                 },
             );
             if !pending {

@@ -55,6 +55,35 @@ pub(crate) struct AppRec {
     pub(crate) log_subscribers: Vec<mpsc::UnboundedSender<LogBatch>>,
     pub(crate) stop_waiters: Vec<oneshot::Sender<()>>,
     pub(crate) last_heartbeat: Instant,
+    /// The containers that ended last, newest last (at most [`RECENT_EXITS`]), for the dashboard.
+    pub(crate) recent_exits: VecDeque<ExitedContainer>,
+}
+
+/// How many ended containers an app remembers.
+pub(crate) const RECENT_EXITS: usize = 20;
+
+/// A container that ended, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExitedContainer {
+    pub(crate) task_id: TaskId,
+    pub(crate) function_tag: String,
+    pub(crate) worker_id: WorkerId,
+    /// How it ended (`exit code 0`, `killed by signal 9`, `worker … disconnected`…).
+    pub(crate) how: String,
+    /// Why the control plane stopped it, if it did.
+    pub(crate) reason: String,
+    pub(crate) ended_at_ms: i64,
+}
+
+/// One attempt of a `remote` or spawned call, as it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AttemptRec {
+    pub(crate) attempt: u32,
+    pub(crate) task_id: String,
+    pub(crate) status: crate::model::ResultStatus,
+    pub(crate) ended_at_ms: i64,
+    /// From the input's start in a container (or its queueing) to the attempt's end.
+    pub(crate) millis: u64,
 }
 
 pub(crate) struct FunctionRec {
@@ -107,6 +136,7 @@ impl AppRec {
             log_subscribers: Vec::new(),
             stop_waiters: Vec::new(),
             last_heartbeat: clock.now,
+            recent_exits: VecDeque::new(),
         }
     }
 
@@ -169,6 +199,8 @@ pub(crate) struct CallRec {
     pub(crate) unfinished: HashSet<InputId>,
     /// Inputs the call has had (a map's progress is this less `unfinished`).
     pub(crate) inputs_total: u64,
+    /// A unary call's attempts as they ended (at most 20).
+    pub(crate) attempts: Vec<AttemptRec>,
 }
 
 impl CallRec {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub(crate) use super::super::state::{AttemptRec, ExitedContainer};
 use super::super::state::{CallKind, State, TaskState};
 use crate::model::{AppState, CallResult, Deployment, ResultStatus};
 
@@ -73,6 +74,8 @@ pub(crate) struct AppPage {
     pub(crate) history: Vec<Deployment>,
     /// When the page's numbers were taken (Unix ms).
     pub(crate) now_ms: i64,
+    /// Containers that ended, newest first, with how and why.
+    pub(crate) exited: Vec<ExitedContainer>,
 }
 
 /// A call's page.
@@ -87,6 +90,8 @@ pub(crate) struct CallPage {
     pub(crate) inputs_done: u64,
     /// A unary call's result, once it has one.
     pub(crate) result: Option<CallResult>,
+    /// A unary call's attempts as they ended.
+    pub(crate) attempts: Vec<AttemptRec>,
 }
 
 /// A named secret, and the apps whose functions ask for it (never its values).
@@ -232,6 +237,7 @@ impl State {
             containers,
             history: rec.history.clone(),
             now_ms: self.clock.unix_ms,
+            exited: rec.recent_exits.iter().rev().cloned().collect(),
         })
     }
 
@@ -297,6 +303,7 @@ impl State {
             inputs_total: c.inputs_total,
             inputs_done: c.inputs_total.saturating_sub(unfinished),
             result,
+            attempts: c.attempts.clone(),
         })
     }
 }

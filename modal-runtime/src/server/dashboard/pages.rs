@@ -282,6 +282,22 @@ pub(super) fn app(page: &AppPage, csrf: &str) -> Markup {
                     @if page.containers.is_empty() { tr { td colspan="7" class="muted" { "No container runs." } } }
                 }
             } }
+            @if !page.exited.is_empty() {
+                h2 { "Ended containers" }
+                div class="card" { table {
+                    thead { tr { th { "Container" } th { "Function" } th { "Worker" } th { "Ended" } th { "How" } th { "Why" } } }
+                    tbody { @for e in &page.exited {
+                        tr {
+                            td class="mono" { (e.task_id) }
+                            td { (e.function_tag) }
+                            td class="mono" { (e.worker_id) }
+                            td { (time(e.ended_at_ms)) }
+                            td { (e.how) }
+                            td { @if e.reason.is_empty() { span class="bad" { "unexpected" } } @else { (e.reason) } }
+                        }
+                    } }
+                } }
+            }
             div class="sub" style="margin-top:8px" { "As of " (time(page.now_ms)) @if live { ", updated every 2 s" } }
             }
             @if !page.history.is_empty() {
@@ -477,6 +493,21 @@ pub(super) fn call(page: &CallPage) -> Markup {
                     @if !r.error_type.is_empty() { tr { th { "Error type" } td class="mono" { (r.error_type) } } }
                     @if !r.location.is_empty() { tr { th { "Location" } td class="mono" { (r.location) } } }
                 } } }
+                @if !page.attempts.is_empty() {
+                    h2 { "Attempts" }
+                    div class="card" { table {
+                        thead { tr { th class="num" { "Attempt" } th { "Container" } th { "Status" } th class="num" { "Duration" } th { "Ended" } } }
+                        tbody { @for a in &page.attempts {
+                            tr {
+                                td class="num" { (a.attempt + 1) }
+                                td class="mono" { (a.task_id) }
+                                td { (status_name(a.status)) }
+                                td class="num" { (duration(Some(std::time::Duration::from_millis(a.millis)))) }
+                                td { (time(a.ended_at_ms)) }
+                            }
+                        } }
+                    } }
+                }
                 @if failed {
                     h2 { "Error" }
                     pre class="trace" id="error" { (r.message) @if !r.backtrace.is_empty() { "\n\n" (fold_backtrace(&r.backtrace)) } }

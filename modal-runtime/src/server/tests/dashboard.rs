@@ -33,6 +33,14 @@ fn an_app_page_counts_queued_running_succeeded_and_failed_inputs() {
     assert_eq!(page.containers[0].state, "busy");
     assert_eq!(page.app.failures_last_hour, 1);
     assert_eq!(p.state.dashboard_apps()[0].containers, 1);
+    // A container that ends is listed with how, and no reason: nobody stopped it.
+    p.exited(&task, Some(3), None);
+    let page = p.state.dashboard_app(&app_id).expect("the app's page");
+    assert!(page.containers.is_empty());
+    assert_eq!(page.exited.len(), 1);
+    assert_eq!(page.exited[0].task_id, task);
+    assert!(page.exited[0].how.contains('3'), "{:?}", page.exited[0]);
+    assert_eq!(page.exited[0].reason, "");
 }
 
 #[test]
@@ -53,6 +61,14 @@ fn a_spawned_call_s_page_keeps_its_result() {
     assert_eq!(
         after.result.map(|r| r.status),
         Some(ResultStatus::UserError)
+    );
+    assert_eq!(after.attempts.len(), 1);
+    assert_eq!(
+        (
+            after.attempts[0].attempt,
+            after.attempts[0].task_id.as_str()
+        ),
+        (0, task.as_str())
     );
     assert!(p.state.dashboard_call("fc-unknown").is_none());
 }
