@@ -302,16 +302,7 @@ async fn the_embedded_dashboard_in_a_browser_shows_the_run_its_logs_a_failed_cal
     let Some(b) = Browser::start("embedded").await else {
         return;
     };
-    let mut child = Command::new(DASHBOARD)
-        .args(["run", "show"])
-        .env("MODAL_CONFIG_PATH", "/nonexistent/modal-config.toml")
-        .env_remove("MODAL_SERVER_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the dashboard program starts");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut child, mut out) = modal_tests::spawn_embedded(DASHBOARD, &["run", "show"]);
     let [url, call]: [String; 2] =
         tokio::task::block_in_place(|| modal_tests::read_keys(&mut out, &["url", "call"]))
             .try_into()

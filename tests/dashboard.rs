@@ -8,7 +8,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use modal_tests::show;
@@ -87,24 +87,9 @@ fn csrf(page: &str) -> String {
         .to_owned()
 }
 
-/// The dashboard program on the embedded control plane.
-fn start() -> (Child, BufReader<ChildStdout>) {
-    let mut child = Command::new(DASHBOARD)
-        .args(["run", "show"])
-        .env("MODAL_CONFIG_PATH", "/nonexistent/modal-config.toml")
-        .env_remove("MODAL_SERVER_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the dashboard program starts");
-    let out = BufReader::new(child.stdout.take().expect("stdout"));
-    (child, out)
-}
-
 #[test]
 fn the_embedded_dashboard_shows_the_run_follows_its_logs_and_stops_it() {
-    let (mut child, mut out) = start();
+    let (mut child, mut out) = modal_tests::spawn_embedded(DASHBOARD, &["run", "show"]);
     let [url, call]: [String; 2] = modal_tests::read_keys(&mut out, &["url", "call"])
         .try_into()
         .expect("two values");

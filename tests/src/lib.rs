@@ -395,3 +395,27 @@ pub fn read_keys(
     }
     found
 }
+
+/// `exe ARGS` on the embedded control plane (no config file, no server in the environment),
+/// its standard input and output piped (its input open until the caller drops it), its
+/// errors dropped: the child and its output, line by line.
+pub fn spawn_embedded(
+    exe: &str,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(exe)
+        .args(args)
+        .env("MODAL_CONFIG_PATH", "/nonexistent/modal-config.toml")
+        .env_remove("MODAL_SERVER_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{exe} starts: {e}"));
+    let out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    (child, out)
+}

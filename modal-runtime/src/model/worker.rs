@@ -96,7 +96,7 @@ impl Constraints {
     }
 }
 
-/// `k=v, k=v` (`-` for none), for messages and listings.
+/// `k=v, k=v` (`no labels` for none), for messages.
 pub(crate) fn describe_labels(labels: &BTreeMap<String, String>) -> String {
     if labels.is_empty() {
         return "no labels".to_owned();

@@ -100,7 +100,12 @@ impl CallStats {
 
     /// Failures among the results of the last `span`.
     pub(crate) fn failed_within(&self, now: Instant, span: Duration) -> usize {
-        self.window(now, span).failed
+        self.recent
+            .iter()
+            .rev()
+            .take_while(|(at, _, _)| now.saturating_duration_since(*at) <= span)
+            .filter(|(_, _, ok)| !ok)
+            .count()
     }
 }
 

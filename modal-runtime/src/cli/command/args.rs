@@ -194,7 +194,7 @@ pub(super) enum WorkerCommand {
 }
 
 /// How a worker runs containers (`modal worker`, `modal server`'s built-in worker).
-#[derive(Args, Clone)]
+#[derive(Args)]
 pub(super) struct RuntimeArgs {
     /// How containers run: `oci` (namespaces and cgroup limits through an OCI runtime; the
     /// default) or `process` (plain processes of this user, no limits). Default: MODAL_RUNTIME.

@@ -127,7 +127,8 @@ pub(crate) fn status_name(s: ResultStatus) -> &'static str {
 }
 
 impl State {
-    fn app_row(&self, app_id: &str) -> Option<AppRow> {
+    /// An app's row; `containers`: how many it runs.
+    fn app_row(&self, app_id: &str, containers: usize) -> Option<AppRow> {
         let a = self.apps.get(app_id)?;
         let now = self.clock.now;
         let failures = a
@@ -150,14 +151,23 @@ impl State {
                 .iter()
                 .filter(|f| self.functions.get(*f).is_some_and(|f| !f.retired))
                 .count(),
-            containers: self.tasks.values().filter(|t| t.app_id == app_id).count(),
+            containers,
             failures_last_hour: failures,
         })
     }
 
     /// The apps page: every app, newest first.
     pub(crate) fn dashboard_apps(&self) -> Vec<AppRow> {
-        let mut rows: Vec<AppRow> = self.apps.keys().filter_map(|id| self.app_row(id)).collect();
+        let mut containers: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::new();
+        for t in self.tasks.values() {
+            *containers.entry(t.app_id.as_str()).or_default() += 1;
+        }
+        let mut rows: Vec<AppRow> = self
+            .apps
+            .keys()
+            .filter_map(|id| self.app_row(id, containers.get(id.as_str()).copied().unwrap_or(0)))
+            .collect();
         rows.sort_by(|a, b| {
             b.created_at_ms
                 .cmp(&a.created_at_ms)
@@ -168,7 +178,8 @@ impl State {
 
     /// An app's page; `None` for an unknown app.
     pub(crate) fn dashboard_app(&self, app_id: &str) -> Option<AppPage> {
-        let app = self.app_row(app_id)?;
+        let running = self.tasks.values().filter(|t| t.app_id == app_id).count();
+        let app = self.app_row(app_id, running)?;
         let rec = self.apps.get(app_id)?;
         let now = self.clock.now;
         let functions = rec

@@ -33,6 +33,8 @@ struct Tracked {
 pub(super) struct Pilots {
     api: Api,
     settings: Settings,
+    /// What the plan works within (from the settings).
+    limits: plan::Limits,
     url: String,
     token: Credentials,
     tracked: Vec<Tracked>,
@@ -54,6 +56,7 @@ impl Pilots {
     pub(super) fn new(api: Api, settings: Settings, url: String, token: Credentials) -> Self {
         Pilots {
             api,
+            limits: settings.limits(),
             settings,
             url,
             token,
@@ -115,8 +118,7 @@ impl Pilots {
                 .map(|(s, _, m)| (s.clone(), m.clone()))
                 .collect(),
         };
-        let limits = self.settings.limits();
-        for action in plan::plan(&demands, &workers, &pilots, &limits, &memory, now) {
+        for action in plan::plan(&demands, &workers, &pilots, &self.limits, &memory, now) {
             match action {
                 Action::Submit { shape, functions } => {
                     let names: Vec<String> = demands
