@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use modal_tests::{field, show, slurm_available, wait_until};
+use modal_tests::{assert_field, field, show, slurm_available, wait_until};
 use support::{MODAL, Server};
 
 const PILOTS: &str = env!("CARGO_BIN_EXE_pilots");
@@ -132,12 +132,7 @@ fn a_map_runs_entirely_in_pilot_jobs_and_none_is_left_once_idle() {
     let s = pilot_server("pilots-map", &[]);
     let out = s.run(PILOTS, &["run", "squares", "--n", "500"]);
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(
-        field(&out, "right").as_deref(),
-        Some("500"),
-        "{}",
-        show(&out)
-    );
+    assert_field(&out, "right", "500");
     // No built-in worker: whatever ran, ran in a Slurm job, which stays a while for more work.
     let jobs = pilots(&s);
     assert!(
@@ -243,12 +238,7 @@ fn a_busy_pilot_cancelled_mid_map_loses_no_input() {
     let out = finish(child);
     assert!(out.status.success(), "{}", show(&out));
     for (key, want) in [("right", "40"), ("wrong", "0"), ("failed", "0")] {
-        assert_eq!(
-            field(&out, key).as_deref(),
-            Some(want),
-            "{key}\n{}",
-            show(&out)
-        );
+        assert_field(&out, key, want);
     }
     assert!(
         !pilots(&s).iter().any(|(id, _, _)| *id == job),
@@ -268,12 +258,7 @@ fn pilots_outlive_a_restart_of_their_server() {
         &[],
     ));
     let out = s.run(PILOTS, &["run", "squares", "--n", "20"]);
-    assert_eq!(
-        field(&out, "right").as_deref(),
-        Some("20"),
-        "{}",
-        show(&out)
-    );
+    assert_field(&out, "right", "20");
     let before = pilots(&s);
     assert_eq!(before.len(), 1, "{before:?}");
     s.0.kill9();
@@ -286,12 +271,7 @@ fn pilots_outlive_a_restart_of_their_server() {
     });
     assert!(back, "the pilot's worker reconnected: {:?}", workers(&s));
     let out = s.run(PILOTS, &["run", "squares", "--n", "20"]);
-    assert_eq!(
-        field(&out, "right").as_deref(),
-        Some("20"),
-        "{}",
-        show(&out)
-    );
+    assert_field(&out, "right", "20");
     assert_eq!(pilots(&s), before, "no new pilot job");
 }
 
